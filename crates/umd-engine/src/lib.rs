@@ -1,0 +1,7 @@
+//! The sans-I/O core of umd.
+//!
+//! Nothing here touches the operating system (style R8): callers feed
+//! metadata and bytes in and carry plans out. This part is assembly
+//! (which members form one array, in which roles) and read planning (which
+//! member ranges to read, and how to rebuild what is missing).
+#![forbid(unsafe_code)]

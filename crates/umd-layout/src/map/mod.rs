@@ -1,0 +1,1 @@
+//! Per-level mapping functions (one file per level).

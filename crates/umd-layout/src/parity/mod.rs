@@ -1,0 +1,1 @@
+//! RAID parity: XOR and RAID6 P/Q in md's GF(2^8).

@@ -1,0 +1,4 @@
+//! `umd`: Linux md software RAID in userspace.
+#![forbid(unsafe_code)]
+
+fn main() {}
