@@ -5,3 +5,9 @@
 //! (which members form one array, in which roles) and read planning (which
 //! member ranges to read, and how to rebuild what is missing).
 #![forbid(unsafe_code)]
+
+pub mod assemble;
+pub mod read;
+
+pub use assemble::{assemble, AssembleError, AssembleOptions, Assembly, Candidate};
+pub use read::{DataLost, MemberRead, ReadPlan, ReadPlanner};

@@ -11,8 +11,9 @@
 use serde::Serialize;
 use std::fmt;
 
-/// Which metadata format a member carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Which metadata format a member carries. Serialised as mdadm's name for
+/// it: "0.90", "1.0", "1.1", "1.2" or "ddf".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetadataFormat {
     /// md superblock 0.90 (host-endian; `big_endian` records a byte-swapped one).
     V0_90 {
@@ -52,6 +53,12 @@ impl fmt::Display for ArrayUuid {
             write!(f, "{b:02x}")?;
         }
         Ok(())
+    }
+}
+
+impl Serialize for MetadataFormat {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

@@ -88,6 +88,127 @@ pub fn probe(dev_bytes: u64, read: &mut ReadAt<'_>) -> Result<Metadata, ProbeErr
 }
 
 fn probe_impl(dev_bytes: u64, read: &mut ReadAt<'_>) -> Result<Metadata, ProbeError> {
-    let _ = (dev_bytes, read);
-    todo!("probe implementation")
+    let md = probe_md(dev_bytes, read);
+    // The DDF prober runs whatever md found, so stale md and DDF metadata on
+    // one device are refused together rather than one silently winning.
+    let ddf = crate::ddf::probe(dev_bytes, read);
+    match (md, ddf) {
+        (Err(e @ ProbeError::Io { .. }), _) | (_, Err(e @ ProbeError::Io { .. })) => Err(e),
+        (Ok(Some(m)), Ok(Some(_))) => Err(ProbeError::Ambiguous {
+            found: format!("{} and DDF", describe(&m)),
+        }),
+        (Ok(Some(m)), _) => Ok(m),
+        (_, Ok(Some(d))) => Ok(Metadata::Ddf(Box::new(d))),
+        (Err(e), _) | (Ok(None), Err(e)) => Err(e),
+        (Ok(None), Ok(None)) => Err(ProbeError::NotFound),
+    }
+}
+
+/// Bytes read at every md candidate location (formats.md §2.1: the kernel
+/// reads 4 KiB; a 0.90 superblock is exactly 4 KiB).
+const MD_READ_BYTES: usize = 4096;
+const _: () = assert!(MD_READ_BYTES == crate::sb0::SB_BYTES);
+const _: () = assert!(MD_READ_BYTES == crate::sb1::READ_BYTES);
+
+/// Where a candidate came from, for messages.
+fn describe(m: &Metadata) -> String {
+    match m {
+        Metadata::V0_90(sb) => {
+            format!("0.90 at sector {}", sb.found_at_sector.unwrap_or_default())
+        }
+        Metadata::V1(sb) => format!("1.{} at sector {}", sb.minor(), sb.super_offset),
+        Metadata::Ddf(_) => "DDF".to_owned(),
+    }
+}
+
+/// Identity used to tell agreeing from disagreeing candidates.
+fn identity(m: &Metadata) -> Option<(crate::info::MetadataFormat, crate::info::ArrayUuid)> {
+    match m {
+        Metadata::V0_90(sb) => Some((sb.info().format, sb.uuid())),
+        Metadata::V1(sb) => Some((
+            crate::info::MetadataFormat::V1 { minor: sb.minor() },
+            crate::info::ArrayUuid(sb.set_uuid),
+        )),
+        Metadata::Ddf(_) => None,
+    }
+}
+
+/// Read one candidate; `None` if the device is too short to hold it.
+fn read_candidate(
+    dev_bytes: u64,
+    sector: u64,
+    read: &mut ReadAt<'_>,
+) -> Result<Option<Vec<u8>>, ProbeError> {
+    let offset = sector.checked_mul(crate::SECTOR_BYTES).ok_or(ProbeError::NotFound)?;
+    if offset.checked_add(MD_READ_BYTES as u64).is_none_or(|end| end > dev_bytes) {
+        return Ok(None);
+    }
+    let mut buf = vec![0u8; MD_READ_BYTES];
+    read(offset, &mut buf).map_err(|source| ProbeError::Io { offset, source })?;
+    Ok(Some(buf))
+}
+
+/// Probe only the md superblock locations: 1.1 at sector 0, 1.2 at sector 8,
+/// 1.0 and 0.90 at their end locations (formats.md §1.1, §2.1, §8 pitfall 2).
+///
+/// `Ok(None)` when no md magic is anywhere; [`ProbeError::Format`] when
+/// only invalid superblocks were found (the first one's error, with device
+/// byte offsets); [`ProbeError::Ambiguous`] when valid superblocks disagree.
+/// A 1.x superblock whose `super_offset` is not where it was found belongs to
+/// some other layout (a partition, a copy) and is ignored.
+pub fn probe_md(dev_bytes: u64, read: &mut ReadAt<'_>) -> Result<Option<Metadata>, ProbeError> {
+    let dev_sectors = dev_bytes / crate::SECTOR_BYTES;
+    let mut valid: Vec<Metadata> = Vec::new();
+    let mut first_error: Option<FormatError> = None;
+    for minor in [1u8, 2, 0] {
+        let Some(at) = crate::sb1::super_offset_sectors(minor, dev_sectors) else { continue };
+        let Some(buf) = read_candidate(dev_bytes, at, read)? else { continue };
+        if !crate::sb1::looks_like_sb1(&buf) {
+            if crate::sb1::has_md_magic(&buf) && crate::sb0::Superblock0::parse(&buf).is_err() {
+                // md magic with another major version: broken, not absent.
+                if let Err(e) = crate::sb1::Superblock1::parse(&buf, at, dev_sectors) {
+                    first_error.get_or_insert(e.at_device_offset(at * crate::SECTOR_BYTES));
+                }
+            }
+            continue;
+        }
+        if crate::sb1::claimed_super_offset(&buf) != Some(at) {
+            continue;
+        }
+        match crate::sb1::Superblock1::parse(&buf, at, dev_sectors) {
+            Ok(sb) => valid.push(Metadata::V1(sb)),
+            Err(e) => {
+                first_error.get_or_insert(e.at_device_offset(at * crate::SECTOR_BYTES));
+            }
+        }
+    }
+    if let Some(at) = crate::sb0::super_offset_sectors(dev_sectors) {
+        if let Some(buf) = read_candidate(dev_bytes, at, read)? {
+            if crate::sb0::has_magic(&buf) {
+                match crate::sb0::Superblock0::parse_at(&buf, at) {
+                    Ok(sb) => valid.push(Metadata::V0_90(sb)),
+                    Err(e) => {
+                        first_error.get_or_insert(e.at_device_offset(at * crate::SECTOR_BYTES));
+                    }
+                }
+            }
+        }
+    }
+    pick(valid, first_error)
+}
+
+/// One valid candidate wins; several must agree; none leaves the first error.
+fn pick(
+    mut valid: Vec<Metadata>,
+    first_error: Option<FormatError>,
+) -> Result<Option<Metadata>, ProbeError> {
+    let Some(first) = valid.first() else {
+        return first_error.map_or(Ok(None), |e| Err(ProbeError::Format(e)));
+    };
+    let id = identity(first);
+    if valid.iter().any(|m| identity(m) != id) {
+        let found = valid.iter().map(describe).collect::<Vec<_>>().join(" and ");
+        return Err(ProbeError::Ambiguous { found });
+    }
+    Ok(Some(valid.swap_remove(0)))
 }

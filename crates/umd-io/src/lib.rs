@@ -1,2 +1,11 @@
 //! The only real I/O in umd: opening member files and block devices and reading them.
+//!
+//! Everything above this crate works on byte offsets and buffers; this crate
+//! turns those into system calls and turns failures into [`IoError`]s that
+//! name the member and the byte offset (style R4).
 #![deny(unsafe_op_in_unsafe_fn)]
+#![forbid(unsafe_code)]
+
+pub mod member_file;
+
+pub use member_file::{IoError, MemberFile};

@@ -8,6 +8,7 @@
 //! The mapping functions take caller-owned output buffers (`copies`, `StripeLayout`)
 //! so that the engine's hot path allocates nothing per request (style R7).
 
+use crate::map::LevelMap;
 use serde::Serialize;
 use std::fmt;
 
@@ -216,66 +217,144 @@ pub struct StripeLayout {
 /// A validated array shape. Cheap to clone; immutable once built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Geometry {
-    // Private: filled in by `new` (the layout implementation owns this).
+    /// The spec it was built from, as given.
     pub(crate) spec: GeometrySpec,
+    level: Level,
+    array_sectors: u64,
+    map: LevelMap,
 }
 
 impl Geometry {
     /// Validate `spec` against md's rules for its level and layout.
+    ///
+    /// Refuses rather than guesses (style R17). Rules: raid0 chunk is a
+    /// non-zero multiple of 8 sectors (4 KiB); raid4/5/6/10 chunk is a power of
+    /// two >= 8 sectors; linear and raid1 ignore the chunk except that linear
+    /// rounds members down to it when non-zero. raid_disks: linear, raid0,
+    /// raid1 >= 1; raid4/5 >= 2; raid6 >= 4; raid10 copies in 2..=raid_disks;
+    /// all <= 1920. Member sizes: linear and raid0 take `member_sectors`
+    /// (length raid_disks), raid0 rounds each down to the chunk; raid4/5/6
+    /// round `component_sectors` down to the chunk as md does; raid10 uses
+    /// whole chunks of it (formats.md §4.6). A member or component that
+    /// rounds to zero is refused. raid0 layouts: one zone, or a second zone
+    /// with a single member, uses [`Raid0Layout::Original`]; otherwise
+    /// `spec.raid0_layout` must say (`spec.layout` is not consulted for raid0).
     pub fn new(spec: &GeometrySpec) -> Result<Self, LayoutError> {
-        let _ = spec;
-        todo!("layout implementation")
+        let level = Level::from_md(spec.level).ok_or(LayoutError::UnsupportedLevel(spec.level))?;
+        let map = LevelMap::new(level, spec)?;
+        let array_sectors = map.array_sectors();
+        assert!(array_sectors > 0, "every level refuses an empty array");
+        Ok(Self {
+            spec: spec.clone(),
+            level,
+            array_sectors,
+            map,
+        })
     }
 
     /// The level.
     #[must_use]
     pub fn level(&self) -> Level {
-        todo!()
+        self.level
     }
 
     /// Number of data slots (roles).
     #[must_use]
     pub fn raid_disks(&self) -> u32 {
-        todo!()
+        self.spec.raid_disks
     }
 
     /// Chunk in sectors (0 where the level has none).
     #[must_use]
     pub fn chunk_sectors(&self) -> u32 {
-        todo!()
+        match self.level {
+            Level::Raid1 => 0,
+            _ => self.spec.chunk_sectors,
+        }
     }
 
     /// md layout number.
     #[must_use]
     pub fn layout(&self) -> u32 {
-        todo!()
+        self.spec.layout
     }
 
     /// The array's length in sectors.
     #[must_use]
     pub fn array_sectors(&self) -> u64 {
-        todo!()
+        self.array_sectors
     }
 
     /// Where logical `sector` (< array_sectors) is stored, and how far that
     /// mapping runs contiguously. For [`Target::Mirrored`], `copies` is cleared
     /// and filled with every copy; otherwise it is left empty.
+    ///
+    /// Does not allocate once `copies` has capacity for [`Self::copies`].
     pub fn locate(&self, sector: u64, copies: &mut Vec<Copy>) -> Extent {
-        let _ = (sector, copies);
-        todo!()
+        assert!(
+            sector < self.array_sectors,
+            "sector {sector} beyond array of {}",
+            self.array_sectors
+        );
+        let extent = self.map.locate(sector, copies);
+        assert!(extent.len_sectors >= 1);
+        assert!(
+            extent.len_sectors <= self.array_sectors - sector,
+            "extent runs past the array"
+        );
+        extent
     }
 
     /// The parity roles and data order of raid4/5/6 stripe `stripe`.
+    ///
+    /// Panics if the level has no parity. Does not allocate once `out`'s
+    /// vectors have capacity for raid_disks entries.
     pub fn stripe_layout(&self, stripe: u64, out: &mut StripeLayout) {
-        let _ = (stripe, out);
-        todo!()
+        assert!(
+            self.level.parity_members() > 0,
+            "stripe_layout on {}",
+            self.level
+        );
+        self.map.stripe_layout(stripe, out);
+        assert_eq!(
+            out.data_roles.len(),
+            (self.raid_disks() - self.level.parity_members()) as usize
+        );
     }
 
     /// The logical sector stored at `copy`, or `None` if that member sector
     /// holds parity or lies outside the array (inverse of [`Self::locate`]).
     #[must_use]
     pub fn reverse(&self, copy: Copy) -> Option<u64> {
-        let _ = copy;
-        todo!()
+        if copy.role >= self.raid_disks() {
+            return None;
+        }
+        let sector = self.map.reverse(copy)?;
+        assert!(sector < self.array_sectors, "reverse maps inside the array");
+        Some(sector)
+    }
+
+    /// How many members hold each logical sector: raid_disks for raid1,
+    /// near x far copies for raid10, 1 otherwise.
+    #[must_use]
+    pub fn copies(&self) -> u32 {
+        self.map.copies()
+    }
+
+    /// Sectors from the start of member `role` (after its data offset) that
+    /// the mapping can touch: the member's rounded size for linear and raid0,
+    /// the array size for raid1, the rounded component for raid4/5/6, and the
+    /// rows actually used by raid10 (never beyond its component).
+    #[must_use]
+    pub fn member_used_sectors(&self, role: u32) -> u64 {
+        assert!(role < self.raid_disks(), "role {role} out of range");
+        self.map.member_used_sectors(role)
+    }
+
+    /// For raid0, the layout in force after md's selection rule
+    /// (formats.md §4.2); `None` for other levels.
+    #[must_use]
+    pub fn raid0_layout(&self) -> Option<Raid0Layout> {
+        self.map.raid0_layout()
     }
 }

@@ -1,24 +1,156 @@
-//! (stub: being implemented)
+//! SNIA DDF metadata as mdadm writes it: find it on a device, check it, and
+//! reduce it to `MdInfo`.
+//!
+//! DDF is a container format (formats.md §5.1): one set of global tables
+//! (controller, physical disks, virtual disks) shared by all members, plus per-disk
+//! configuration records saying which virtual disks this disk serves and where.
+//! [`probe`] reads everything through the caller's read function and returns a
+//! [`Ddf`] only if every magic and CRC checks out; [`Ddf::infos`] then gives one
+//! `MdInfo` per virtual disk this device is a member of.
+//!
+//! Files: `header.rs` (anchor and header copies), `records.rs` (controller, PD and
+//! VD tables, disk_data), `config.rs` (VD configuration records), `level.rs`
+//! (DDF level codes to md level/layout), `load.rs` (reading and choosing copies),
+//! `mdinfo.rs` (the `MdInfo` view), `crc.rs`, `sha1.rs`.
 
-/// (stub)
+mod config;
+mod crc;
+mod header;
+pub mod level;
+mod load;
+mod mdinfo;
+mod records;
+mod sha1;
+
+pub use config::{VdConfig, SPARE_ASSIGN_MAGIC, VD_CONF_MAGIC};
+pub use crc::ddf_crc;
+pub use header::{
+    Header, HeaderType, SectionKind, SectionLocation, HEADER_MAGIC, NO_SECONDARY_LBA, REVISION_0,
+    REVISION_2,
+};
+pub use level::{md_geometry, MdGeometry};
+pub use load::AnchorSearch;
+pub use records::{
+    Controller, DiskData, PhysDisk, VirtDisk, CONTROLLER_MAGIC, PD_STATE_FAILED, PD_STATE_READ_ERRORS, PD_STATE_SMART, PD_STATE_TRANSITION, PD_TYPE_FOREIGN, PD_TYPE_LEGACY,
+    PD_STATE_MISSING, PD_STATE_ONLINE, PD_STATE_REBUILDING, PD_TYPE_ACTIVE_IN_VD,
+    PD_TYPE_FORCED_GUID, PD_TYPE_GLOBAL_SPARE, PD_TYPE_SPARE, PHYS_DATA_MAGIC,
+    PHYS_RECORDS_MAGIC, VD_INIT_FULL, VD_INIT_MASK, VD_STATE_INCONSISTENT, VD_STATE_MASK,
+    VD_STATE_MORPHING, VD_STATE_OPTIMAL, VIRT_RECORDS_MAGIC,
+};
+
+use crate::probe::{ProbeError, ReadAt};
+
+/// Length of every DDF GUID (formats.md §5.1, mdadm `DDF_GUID_LEN`).
+pub const GUID_LEN: usize = 24;
+
+/// Validated DDF metadata as seen from one device: every structure of the header
+/// copy in use, with its magic and CRC checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ddf {}
+pub struct Ddf {
+    anchor: Header,
+    active: Header,
+    notes: Vec<String>,
+    controller: Controller,
+    phys: Vec<PhysDisk>,
+    virt: Vec<VirtDisk>,
+    configs: Vec<VdConfig>,
+    disk_data: DiskData,
+    /// Index into `phys` of this device's entry; always valid (checked at load).
+    this_pd: usize,
+}
 
 impl Ddf {
-    /// One normalized view per virtual disk this device belongs to.
+    /// The anchor header from the device's last sector.
     #[must_use]
-    pub fn infos(&self) -> Vec<crate::info::MdInfo> {
-        todo!()
+    pub fn anchor(&self) -> &Header {
+        &self.anchor
+    }
+    /// The header copy whose sections were loaded (primary unless unusable or
+    /// older, see [`Ddf::notes`]).
+    #[must_use]
+    pub fn header(&self) -> &Header {
+        &self.active
+    }
+    /// Remarks about the load, e.g. "primary copy bad, used the secondary".
+    #[must_use]
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+    /// The container GUID (the anchor's).
+    #[must_use]
+    pub fn container_guid(&self) -> [u8; GUID_LEN] {
+        self.anchor.guid()
+    }
+    /// Controller data.
+    #[must_use]
+    pub fn controller(&self) -> &Controller {
+        &self.controller
+    }
+    /// Used entries of the physical disk table, in table order.
+    #[must_use]
+    pub fn phys_disks(&self) -> &[PhysDisk] {
+        &self.phys
+    }
+    /// Used entries of the virtual disk table, in table order.
+    #[must_use]
+    pub fn virt_disks(&self) -> &[VirtDisk] {
+        &self.virt
+    }
+    /// The VD configuration records on this device, in slot order.
+    #[must_use]
+    pub fn configs(&self) -> &[VdConfig] {
+        &self.configs
+    }
+    /// This device's disk_data.
+    #[must_use]
+    pub fn disk_data(&self) -> &DiskData {
+        &self.disk_data
+    }
+    /// This device's entry in the physical disk table.
+    #[must_use]
+    pub fn this_disk(&self) -> &PhysDisk {
+        &self.phys[self.this_pd]
     }
 }
 
-/// Look for DDF metadata on a device of `dev_bytes` bytes.
-pub fn probe(
-    dev_bytes: u64,
-    read: &mut crate::probe::ReadAt<'_>,
-) -> Result<Option<Ddf>, crate::probe::ProbeError> {
-    let _ = (dev_bytes, read);
-    todo!()
+/// Look for DDF metadata on a device of `dev_bytes` bytes, in the last sector
+/// only (mdadm's default). `Ok(None)`: no anchor there.
+pub fn probe(dev_bytes: u64, read: &mut ReadAt<'_>) -> Result<Option<Ddf>, ProbeError> {
+    load::probe(dev_bytes, read, AnchorSearch::LastSector)
 }
 
-pub(crate) fn fuzz_entry(_data: &[u8]) {}
+/// Like [`probe`], choosing where to look for the anchor.
+pub fn probe_with(
+    dev_bytes: u64,
+    read: &mut ReadAt<'_>,
+    search: AnchorSearch,
+) -> Result<Option<Ddf>, ProbeError> {
+    load::probe(dev_bytes, read, search)
+}
+
+/// Size of the virtual device the fuzz entry builds: just over the 32 MiB
+/// minimum, so the tail can hold a whole mdadm layout.
+const FUZZ_DEV_BYTES: u64 = load::DDF_REGION_BYTES * 2;
+
+/// Treat `data` as the last bytes of a device (zeros before it) and probe it,
+/// with and without the anchor search. Must never panic.
+pub(crate) fn fuzz_entry(data: &[u8]) {
+    let tail = &data[data.len().saturating_sub(FUZZ_DEV_BYTES as usize)..];
+    let tail_start = FUZZ_DEV_BYTES - tail.len() as u64;
+    let mut read = |offset: u64, buf: &mut [u8]| -> std::io::Result<()> {
+        for (i, b) in buf.iter_mut().enumerate() {
+            let pos = offset + i as u64;
+            *b = if pos >= tail_start && pos < FUZZ_DEV_BYTES {
+                tail[(pos - tail_start) as usize]
+            } else {
+                0
+            };
+        }
+        Ok(())
+    };
+    for search in [AnchorSearch::LastSector, AnchorSearch::Extended] {
+        if let Ok(Some(ddf)) = load::probe(FUZZ_DEV_BYTES, &mut read, search) {
+            let _ = ddf.infos();
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! DDF RAID level codes and their md equivalents, as mdadm maps them.
+//!
+//! A DDF virtual disk names its layout by primary RAID level (PRL), qualifier
+//! (RLQ) and, for spanned sets, a secondary level (SRL). mdadm runs the md
+//! personality whose layout is identical on disk (formats.md §5.1, mdadm
+//! `layout_ddf2md`); anything else is refused, as mdadm refuses it.
+
+use super::config::VdConfig;
+
+/// PRL: striping (mdadm `DDF_RAID0`).
+pub const PRL_RAID0: u8 = 0x00;
+/// PRL: mirroring (mdadm `DDF_RAID1`).
+pub const PRL_RAID1: u8 = 0x01;
+/// PRL: dedicated parity (mdadm `DDF_RAID4`).
+pub const PRL_RAID4: u8 = 0x04;
+/// PRL: rotating parity (mdadm `DDF_RAID5`).
+pub const PRL_RAID5: u8 = 0x05;
+/// PRL: two rotating parities (mdadm `DDF_RAID6`).
+pub const PRL_RAID6: u8 = 0x06;
+/// PRL: integrated adjacent/offset mirroring (mdadm `DDF_RAID1E`).
+pub const PRL_RAID1E: u8 = 0x11;
+/// PRL: concatenation (mdadm `DDF_CONCAT`).
+pub const PRL_CONCAT: u8 = 0x1f;
+
+/// RLQ for RAID0 (mdadm `DDF_RAID0_SIMPLE`).
+pub const RLQ_RAID0_SIMPLE: u8 = 0x00;
+/// RLQ for a two-way mirror (mdadm `DDF_RAID1_SIMPLE`).
+pub const RLQ_RAID1_SIMPLE: u8 = 0x00;
+/// RLQ for a three-way mirror (mdadm `DDF_RAID1_MULTI`).
+pub const RLQ_RAID1_MULTI: u8 = 0x01;
+/// RLQ for RAID4 with parity on the last disk (mdadm `DDF_RAID4_N`).
+pub const RLQ_RAID4_N: u8 = 0x01;
+/// RLQ "0-restart" for RAID5 (mdadm `DDF_RAID5_0_RESTART`).
+pub const RLQ_RAID5_0_RESTART: u8 = 0x00;
+/// RLQ "0-restart" for RAID6: differs from RAID5's (mdadm `DDF_RAID6_0_RESTART`).
+pub const RLQ_RAID6_0_RESTART: u8 = 0x01;
+/// RLQ "N-restart" (mdadm `DDF_RAID5_N_RESTART`).
+pub const RLQ_N_RESTART: u8 = 0x02;
+/// RLQ "N-continue" (mdadm `DDF_RAID5_N_CONTINUE`).
+pub const RLQ_N_CONTINUE: u8 = 0x03;
+/// RLQ for RAID1E adjacent copies (mdadm `DDF_RAID1E_ADJACENT`).
+pub const RLQ_RAID1E_ADJACENT: u8 = 0x00;
+/// RLQ for RAID1E offset copies (mdadm `DDF_RAID1E_OFFSET`).
+pub const RLQ_RAID1E_OFFSET: u8 = 0x01;
+/// SRL: basic VDs striped (mdadm `DDF_2STRIPED`).
+pub const SRL_STRIPED: u8 = 0x00;
+/// SRL: basic VDs spanned (mdadm `DDF_2SPANNED`).
+pub const SRL_SPANNED: u8 = 0x03;
+
+/// md level numbers (formats.md §4).
+const MD_LEVEL_LINEAR: i32 = -1;
+/// md raid5 layout left-asymmetric (md `ALGORITHM_LEFT_ASYMMETRIC`).
+pub const MD_LEFT_ASYMMETRIC: u32 = 0;
+/// md raid5 layout right-asymmetric (md `ALGORITHM_RIGHT_ASYMMETRIC`).
+pub const MD_RIGHT_ASYMMETRIC: u32 = 1;
+/// md raid5 layout left-symmetric (md `ALGORITHM_LEFT_SYMMETRIC`).
+pub const MD_LEFT_SYMMETRIC: u32 = 2;
+/// md raid6 layout (md `ALGORITHM_ROTATING_ZERO_RESTART`).
+pub const MD_ROTATING_ZERO_RESTART: u32 = 8;
+/// md raid6 layout (md `ALGORITHM_ROTATING_N_RESTART`).
+pub const MD_ROTATING_N_RESTART: u32 = 9;
+/// md raid6 layout (md `ALGORITHM_ROTATING_N_CONTINUE`).
+pub const MD_ROTATING_N_CONTINUE: u32 = 10;
+/// md raid10 layout: 2 near copies (formats.md §4.6).
+pub const MD_RAID10_NEAR2: u32 = 0x102;
+/// md raid10 layout: 3 near copies.
+pub const MD_RAID10_NEAR3: u32 = 0x103;
+/// md raid10 layout: 2 offset copies.
+pub const MD_RAID10_OFFSET2: u32 = 0x201;
+
+/// How md sees one DDF virtual disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MdGeometry {
+    /// md level (-1 linear, 0, 1, 4, 5, 6, 10).
+    pub level: i32,
+    /// md layout for that level.
+    pub layout: u32,
+    /// md raid_disks: all members of all basic VDs.
+    pub raid_disks: u32,
+    /// The level stripes data, so chunk_shift is meaningful.
+    pub uses_chunk: bool,
+}
+
+/// The md level, layout and disk count for `config`, or why md cannot run it.
+pub fn md_geometry(config: &VdConfig) -> Result<MdGeometry, &'static str> {
+    let n = u32::from(config.prim_elmnt_count);
+    if config.sec_elmnt_count > 1 {
+        return secondary(config, n);
+    }
+    let (level, layout, uses_chunk) = match (config.prl, config.rlq) {
+        (PRL_CONCAT, _) => (MD_LEVEL_LINEAR, 0, false),
+        (PRL_RAID0, RLQ_RAID0_SIMPLE) => (0, 0, true),
+        (PRL_RAID1, RLQ_RAID1_SIMPLE) if n == 2 => (1, 0, false),
+        (PRL_RAID1, RLQ_RAID1_MULTI) if n == 3 => (1, 0, false),
+        (PRL_RAID1E, RLQ_RAID1E_ADJACENT) => (10, MD_RAID10_NEAR2, true),
+        (PRL_RAID1E, RLQ_RAID1E_OFFSET) => (10, MD_RAID10_OFFSET2, true),
+        (PRL_RAID4, RLQ_RAID4_N) => (4, 0, true),
+        (PRL_RAID5, RLQ_N_RESTART) => (5, MD_LEFT_ASYMMETRIC, true),
+        (PRL_RAID5, RLQ_RAID5_0_RESTART) => (5, MD_RIGHT_ASYMMETRIC, true),
+        (PRL_RAID5, RLQ_N_CONTINUE) => (5, MD_LEFT_SYMMETRIC, true),
+        (PRL_RAID6, RLQ_N_RESTART) => (6, MD_ROTATING_N_RESTART, true),
+        (PRL_RAID6, RLQ_RAID6_0_RESTART) => (6, MD_ROTATING_ZERO_RESTART, true),
+        (PRL_RAID6, RLQ_N_CONTINUE) => (6, MD_ROTATING_N_CONTINUE, true),
+        _ => return Err("RAID level and qualifier md cannot run"),
+    };
+    Ok(MdGeometry { level, layout, raid_disks: n, uses_chunk })
+}
+
+/// Spanned or striped sets of mirrors become md raid10 near-2 or near-3
+/// (mdadm `layout_ddf2md`, secondary branch).
+fn secondary(config: &VdConfig, n: u32) -> Result<MdGeometry, &'static str> {
+    if config.prl != PRL_RAID1 || (config.srl != SRL_STRIPED && config.srl != SRL_SPANNED) {
+        return Err("secondary RAID level md cannot run");
+    }
+    let layout = match (n, config.rlq) {
+        (2, RLQ_RAID1_SIMPLE) => MD_RAID10_NEAR2,
+        (3, RLQ_RAID1_MULTI) => MD_RAID10_NEAR3,
+        _ => return Err("mirror width md raid10 cannot run"),
+    };
+    let raid_disks = n * u32::from(config.sec_elmnt_count);
+    Ok(MdGeometry { level: 10, layout, raid_disks, uses_chunk: true })
+}

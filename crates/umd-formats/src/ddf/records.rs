@@ -1,0 +1,404 @@
+//! The global DDF sections (controller data, physical and virtual disk records)
+//! and this disk's own disk_data: byte layouts, checks and decoded views.
+//!
+//! The global sections are identical on every member; disk_data is local and says
+//! which physical disk entry "this" device is (formats.md §5.1). Each parser
+//! checks magic and CRC and keeps the verified bytes so a writer can reproduce
+//! them exactly.
+
+use core::mem::{offset_of, size_of};
+
+use zerocopy::big_endian::{U16, U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use super::{crc, GUID_LEN};
+use crate::error::{FormatError, Problem};
+
+/// Controller data magic (formats.md §5.1, mdadm `DDF_CONTROLLER_MAGIC`).
+pub const CONTROLLER_MAGIC: u32 = 0xAD11_1111;
+/// Physical disk records magic (formats.md §5.1, mdadm `DDF_PHYS_RECORDS_MAGIC`).
+pub const PHYS_RECORDS_MAGIC: u32 = 0x2222_2222;
+/// Disk data magic (formats.md §5.1, mdadm `DDF_PHYS_DATA_MAGIC`). mdadm 3.1
+/// (2010, util-linux's ddf-raid.img) also wrote it at the head of the physical
+/// disk records; mdadm never checks that magic, so we accept it there too.
+pub const PHYS_DATA_MAGIC: u32 = 0x3333_3333;
+/// Virtual disk records magic (formats.md §5.1, mdadm `DDF_VIRT_RECORDS_MAGIC`).
+pub const VIRT_RECORDS_MAGIC: u32 = 0xDDDD_DDDD;
+/// Unused physical disk entry: refnum all ones (mdadm checks `refnum == 0xffffffff`).
+pub(crate) const UNUSED_REFNUM: u32 = u32::MAX;
+
+/// PD type bit: GUID was forced (mdadm `DDF_Forced_PD_GUID`).
+pub const PD_TYPE_FORCED_GUID: u16 = 1;
+/// PD type bit: member of a virtual disk (mdadm `DDF_Active_in_VD`).
+pub const PD_TYPE_ACTIVE_IN_VD: u16 = 2;
+/// PD type bit: global spare (mdadm `DDF_Global_Spare`).
+pub const PD_TYPE_GLOBAL_SPARE: u16 = 4;
+/// PD type bit: dedicated spare (mdadm `DDF_Spare`).
+pub const PD_TYPE_SPARE: u16 = 8;
+/// PD type bit: foreign (mdadm `DDF_Foreign`).
+pub const PD_TYPE_FOREIGN: u16 = 16;
+/// PD type bit: legacy disk, no DDF on it (mdadm `DDF_Legacy`).
+pub const PD_TYPE_LEGACY: u16 = 32;
+/// PD state bit: online (mdadm `DDF_Online`).
+pub const PD_STATE_ONLINE: u16 = 1;
+/// PD state bit: failed; overrides online/rebuilding/transition (mdadm `DDF_Failed`).
+pub const PD_STATE_FAILED: u16 = 2;
+/// PD state bit: rebuilding (mdadm `DDF_Rebuilding`).
+pub const PD_STATE_REBUILDING: u16 = 4;
+/// PD state bit: in transition (mdadm `DDF_Transition`).
+pub const PD_STATE_TRANSITION: u16 = 8;
+/// PD state bit: SMART error (mdadm `DDF_SMART`).
+pub const PD_STATE_SMART: u16 = 16;
+/// PD state bit: read errors (mdadm `DDF_ReadErrors`).
+pub const PD_STATE_READ_ERRORS: u16 = 32;
+/// PD state bit: missing (mdadm `DDF_Missing`).
+pub const PD_STATE_MISSING: u16 = 64;
+
+/// VD state: low three bits hold the condition (mdadm `DDF_state_mask`).
+pub const VD_STATE_MASK: u8 = 0x7;
+/// VD condition optimal (mdadm `DDF_state_optimal`).
+pub const VD_STATE_OPTIMAL: u8 = 0x0;
+/// VD state bit: morphing (mdadm `DDF_state_morphing`).
+pub const VD_STATE_MORPHING: u8 = 0x8;
+/// VD state bit: not consistent, needs resync (mdadm `DDF_state_inconsistent`).
+pub const VD_STATE_INCONSISTENT: u8 = 0x10;
+/// VD init_state: low two bits (mdadm `DDF_initstate_mask`).
+pub const VD_INIT_MASK: u8 = 0x3;
+/// VD init_state: fully initialised (mdadm `DDF_init_full`).
+pub const VD_INIT_FULL: u8 = 0x2;
+
+/// Bytes of controller data and of disk_data: one sector each.
+const ONE_SECTOR: usize = 512;
+/// Structure names used in errors.
+pub(crate) const CONTROLLER_NAME: &str = "DDF controller data";
+/// Structure name of the physical disk records.
+pub(crate) const PHYS_NAME: &str = "DDF physical disk records";
+/// Structure name of the virtual disk records.
+pub(crate) const VIRT_NAME: &str = "DDF virtual disk records";
+/// Structure name of disk_data.
+pub(crate) const DISK_DATA_NAME: &str = "DDF disk data";
+
+/// Controller data as stored (mdadm `struct ddf_controller_data`).
+#[derive(Debug, Clone, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct RawController {
+    magic: U32,
+    crc: U32,
+    guid: [u8; GUID_LEN],
+    vendor_id: U16,
+    device_id: U16,
+    sub_vendor_id: U16,
+    sub_device_id: U16,
+    product_id: [u8; 16],
+    pad: [u8; 8],
+    vendor_data: [u8; 448],
+}
+const _: () = assert!(size_of::<RawController>() == ONE_SECTOR);
+const _: () = assert!(offset_of!(RawController, crc) == crc::CRC_OFFSET);
+const _: () = assert!(offset_of!(RawController, product_id) == 40);
+
+/// Head of the physical and virtual disk sections (mdadm `struct phys_disk`,
+/// `struct virtual_disk` before their entries).
+#[derive(Debug, Clone, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct RawTableHead {
+    magic: U32,
+    crc: U32,
+    used: U16,
+    max: U16,
+    pad: [u8; 52],
+}
+const TABLE_HEAD_BYTES: usize = 64;
+const _: () = assert!(size_of::<RawTableHead>() == TABLE_HEAD_BYTES);
+const _: () = assert!(offset_of!(RawTableHead, max) == 10);
+
+/// A physical disk entry (mdadm `struct phys_disk_entry`).
+#[derive(Debug, Clone, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct RawPdEntry {
+    guid: [u8; GUID_LEN],
+    refnum: U32,
+    pd_type: U16,
+    state: U16,
+    config_size: U64,
+    path: [u8; 18],
+    pad: [u8; 6],
+}
+const PD_ENTRY_BYTES: usize = 64;
+const _: () = assert!(size_of::<RawPdEntry>() == PD_ENTRY_BYTES);
+const _: () = assert!(offset_of!(RawPdEntry, refnum) == 24);
+const _: () = assert!(offset_of!(RawPdEntry, config_size) == 32);
+
+/// A virtual disk entry (mdadm `struct virtual_entry`).
+#[derive(Debug, Clone, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct RawVdEntry {
+    guid: [u8; GUID_LEN],
+    unit: U16,
+    pad0: [u8; 2],
+    guid_crc: U16,
+    vd_type: U16,
+    state: u8,
+    init_state: u8,
+    pad1: [u8; 14],
+    name: [u8; 16],
+}
+const VD_ENTRY_BYTES: usize = 64;
+const _: () = assert!(size_of::<RawVdEntry>() == VD_ENTRY_BYTES);
+const _: () = assert!(offset_of!(RawVdEntry, state) == 32);
+const _: () = assert!(offset_of!(RawVdEntry, name) == 48);
+
+/// disk_data as stored (mdadm `struct disk_data`).
+#[derive(Debug, Clone, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct RawDiskData {
+    magic: U32,
+    crc: U32,
+    guid: [u8; GUID_LEN],
+    refnum: U32,
+    forced_ref: u8,
+    forced_guid: u8,
+    vendor: [u8; 32],
+    pad: [u8; 442],
+}
+const _: () = assert!(size_of::<RawDiskData>() == ONE_SECTOR);
+const _: () = assert!(offset_of!(RawDiskData, refnum) == 32);
+
+/// Controller data (decoded copy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Controller {
+    /// Controller GUID; mdadm's starts with "Linux-MD".
+    pub guid: [u8; GUID_LEN],
+    /// PCI vendor, device, subsystem vendor, subsystem device.
+    pub pci_ids: [u16; 4],
+    /// Product id, space padded.
+    pub product_id: [u8; 16],
+}
+
+/// One used physical disk entry (decoded copy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhysDisk {
+    /// Index in the physical disk table (mdadm's `pdnum`).
+    pub index: u32,
+    /// Disk GUID.
+    pub guid: [u8; GUID_LEN],
+    /// Reference number: how VD configuration records name this disk.
+    pub refnum: u32,
+    /// Type bits (`PD_TYPE_*`).
+    pub pd_type: u16,
+    /// State bits (`PD_STATE_*`).
+    pub state: u16,
+    /// Sectors usable for data; DDF metadata lies beyond.
+    pub config_size_sectors: u64,
+    /// Informational path text.
+    pub path: [u8; 18],
+}
+
+impl PhysDisk {
+    /// Online and neither failed nor missing: its data can be trusted.
+    #[must_use]
+    pub fn is_working(&self) -> bool {
+        self.state & PD_STATE_ONLINE != 0
+            && self.state & (PD_STATE_FAILED | PD_STATE_MISSING) == 0
+    }
+    /// A global or dedicated spare.
+    #[must_use]
+    pub fn is_spare(&self) -> bool {
+        self.pd_type & (PD_TYPE_GLOBAL_SPARE | PD_TYPE_SPARE) != 0
+    }
+}
+
+/// One used virtual disk entry (decoded copy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtDisk {
+    /// Index in the virtual disk table (mdadm's `vcnum`, the container member number).
+    pub index: u32,
+    /// VD GUID.
+    pub guid: [u8; GUID_LEN],
+    /// Unit number.
+    pub unit: u16,
+    /// CRC of the GUID (informational).
+    pub guid_crc: u16,
+    /// Type bits (shared, enforce groups, unicode, owner valid).
+    pub vd_type: u16,
+    /// State: condition in `VD_STATE_MASK` plus morphing/inconsistent bits.
+    pub state: u8,
+    /// Initialisation state (`VD_INIT_*` in the low bits, access mode above).
+    pub init_state: u8,
+    /// Name as stored (16 bytes, space or NUL padded).
+    pub name_raw: [u8; 16],
+}
+
+impl VirtDisk {
+    /// The name as mdadm uses it: the bytes up to the first space or NUL
+    /// (mdadm `_ddf_array_name` turns every space into a terminator).
+    #[must_use]
+    pub fn name(&self) -> String {
+        let end = self.name_raw.iter().position(|&b| b == b' ' || b == 0).unwrap_or(16);
+        let name = &self.name_raw[..end];
+        let end = name.iter().rposition(|&b| b != 0xff).map_or(0, |p| p + 1);
+        String::from_utf8_lossy(&name[..end]).into_owned()
+    }
+    /// Consistent and fully initialised: no resync needed (mdadm
+    /// `getinfo_super_ddf_bvd`'s `resync_start` rule).
+    #[must_use]
+    pub fn is_in_sync(&self) -> bool {
+        self.state & VD_STATE_INCONSISTENT == 0 && self.init_state & VD_INIT_MASK == VD_INIT_FULL
+    }
+}
+
+/// This disk's disk_data (decoded copy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskData {
+    /// This disk's GUID: selects its entry in the physical disk table.
+    pub guid: [u8; GUID_LEN],
+    /// This disk's refnum.
+    pub refnum: u32,
+    /// The refnum was forced.
+    pub forced_ref: u8,
+    /// The GUID was forced.
+    pub forced_guid: u8,
+}
+
+fn bad_magic(what: &'static str, base: u64, expected: u32, found: u32) -> FormatError {
+    let problem = Problem::BadMagic { expected: u64::from(expected), found: u64::from(found) };
+    FormatError::new(what, "magic", base, problem)
+}
+
+fn truncated(what: &'static str, base: u64, need: usize, have: usize) -> FormatError {
+    FormatError::new(what, "magic", base, Problem::Truncated { need, have })
+}
+
+/// Parse controller data from `bytes` read at device byte `base`.
+pub(crate) fn parse_controller(bytes: &[u8], base: u64) -> Result<Controller, FormatError> {
+    let head = bytes.get(..ONE_SECTOR).ok_or_else(|| {
+        truncated(CONTROLLER_NAME, base, ONE_SECTOR, bytes.len())
+    })?;
+    let raw = RawController::read_from_bytes(head)
+        .map_err(|_| truncated(CONTROLLER_NAME, base, ONE_SECTOR, head.len()))?;
+    if raw.magic.get() != CONTROLLER_MAGIC {
+        return Err(bad_magic(CONTROLLER_NAME, base, CONTROLLER_MAGIC, raw.magic.get()));
+    }
+    crc::verify(head, CONTROLLER_NAME, base)?;
+    Ok(Controller {
+        guid: raw.guid,
+        pci_ids: [
+            raw.vendor_id.get(),
+            raw.device_id.get(),
+            raw.sub_vendor_id.get(),
+            raw.sub_device_id.get(),
+        ],
+        product_id: raw.product_id,
+    })
+}
+
+/// Check a table section's head and CRC; return (max entries, head) after
+/// checking that `max` entries fit in the section and in `header_max`.
+fn table_head(
+    section: &[u8],
+    base: u64,
+    what: &'static str,
+    magics: &[u32],
+    entry_bytes: usize,
+    header_max: u16,
+) -> Result<usize, FormatError> {
+    let head_bytes = section
+        .get(..TABLE_HEAD_BYTES)
+        .ok_or_else(|| truncated(what, base, TABLE_HEAD_BYTES, section.len()))?;
+    let head = RawTableHead::read_from_bytes(head_bytes)
+        .map_err(|_| truncated(what, base, TABLE_HEAD_BYTES, section.len()))?;
+    if !magics.contains(&head.magic.get()) {
+        return Err(bad_magic(what, base, magics[0], head.magic.get()));
+    }
+    crc::verify(section, what, base)?;
+    let max = usize::from(head.max.get());
+    let fits = (section.len() - TABLE_HEAD_BYTES) / entry_bytes;
+    if max > fits || max > usize::from(header_max) {
+        let problem = Problem::Invalid {
+            found: max as u64,
+            why: "more entries than the section or the header's maximum allows",
+        };
+        let at = base + offset_of!(RawTableHead, max) as u64;
+        return Err(FormatError::new(what, "max", at, problem));
+    }
+    Ok(max)
+}
+
+/// Parse the physical disk records section (`section` read at device byte `base`).
+pub(crate) fn parse_phys(
+    section: &[u8],
+    base: u64,
+    header_max: u16,
+) -> Result<Vec<PhysDisk>, FormatError> {
+    let magics = [PHYS_RECORDS_MAGIC, PHYS_DATA_MAGIC];
+    let max = table_head(section, base, PHYS_NAME, &magics, PD_ENTRY_BYTES, header_max)?;
+    let entries = &section[TABLE_HEAD_BYTES..TABLE_HEAD_BYTES + max * PD_ENTRY_BYTES];
+    let mut disks = Vec::new();
+    for (index, bytes) in entries.chunks_exact(PD_ENTRY_BYTES).enumerate() {
+        let raw = RawPdEntry::read_from_bytes(bytes)
+            .map_err(|_| FormatError::new(PHYS_NAME, "entries", base, Problem::Unreachable("pd size")))?;
+        if raw.refnum.get() == UNUSED_REFNUM {
+            continue;
+        }
+        disks.push(PhysDisk {
+            index: index as u32,
+            guid: raw.guid,
+            refnum: raw.refnum.get(),
+            pd_type: raw.pd_type.get(),
+            state: raw.state.get(),
+            config_size_sectors: raw.config_size.get(),
+            path: raw.path,
+        });
+    }
+    Ok(disks)
+}
+
+/// Parse the virtual disk records section (`section` read at device byte `base`).
+pub(crate) fn parse_virt(
+    section: &[u8],
+    base: u64,
+    header_max: u16,
+) -> Result<Vec<VirtDisk>, FormatError> {
+    let magics = [VIRT_RECORDS_MAGIC];
+    let max = table_head(section, base, VIRT_NAME, &magics, VD_ENTRY_BYTES, header_max)?;
+    let entries = &section[TABLE_HEAD_BYTES..TABLE_HEAD_BYTES + max * VD_ENTRY_BYTES];
+    let mut disks = Vec::new();
+    for (index, bytes) in entries.chunks_exact(VD_ENTRY_BYTES).enumerate() {
+        let raw = RawVdEntry::read_from_bytes(bytes)
+            .map_err(|_| FormatError::new(VIRT_NAME, "entries", base, Problem::Unreachable("vd size")))?;
+        // mdadm marks an unused entry by an all-ones GUID (`all_ff`).
+        if raw.guid.iter().all(|&b| b == 0xff) {
+            continue;
+        }
+        disks.push(VirtDisk {
+            index: index as u32,
+            guid: raw.guid,
+            unit: raw.unit.get(),
+            guid_crc: raw.guid_crc.get(),
+            vd_type: raw.vd_type.get(),
+            state: raw.state,
+            init_state: raw.init_state,
+            name_raw: raw.name,
+        });
+    }
+    Ok(disks)
+}
+
+/// Parse disk_data from `bytes` read at device byte `base`.
+pub(crate) fn parse_disk_data(bytes: &[u8], base: u64) -> Result<DiskData, FormatError> {
+    let head = bytes
+        .get(..ONE_SECTOR)
+        .ok_or_else(|| truncated(DISK_DATA_NAME, base, ONE_SECTOR, bytes.len()))?;
+    let raw = RawDiskData::read_from_bytes(head)
+        .map_err(|_| truncated(DISK_DATA_NAME, base, ONE_SECTOR, head.len()))?;
+    if raw.magic.get() != PHYS_DATA_MAGIC {
+        return Err(bad_magic(DISK_DATA_NAME, base, PHYS_DATA_MAGIC, raw.magic.get()));
+    }
+    crc::verify(head, DISK_DATA_NAME, base)?;
+    Ok(DiskData {
+        guid: raw.guid,
+        refnum: raw.refnum.get(),
+        forced_ref: raw.forced_ref,
+        forced_guid: raw.forced_guid,
+    })
+}

@@ -1,0 +1,933 @@
+//! Kernel cross-check: arrays made by mdadm and the Linux md driver, read back by `umd`.
+//!
+//! A few VM boots (the `md-vm` harness: the distribution kernel with md, plus mdadm, under
+//! qemu) create a matrix of arrays on sparse member images: every level, every raid5/raid6
+//! algorithm mdadm accepts, raid10 near/far/offset, chunk sizes 4 KiB to 512 KiB, metadata
+//! 0.90/1.0/1.1/1.2, members of unequal size and internal bitmaps. The guest fills each array
+//! with host-made pseudo-random bytes and prints the sha256 of the whole `/dev/mdX` and
+//! `mdadm --examine` of every member. On the host, `umd cat` must reproduce every hash from
+//! the members given in a shuffled order, and again with members left out where the level has
+//! redundancy; `umd examine --json` must agree with mdadm's text on identity, geometry,
+//! offsets, sizes, events and roles.
+//!
+//! The kernel and mdadm are the reference here: nothing umd says is checked against umd.
+//! Without the harness or its dependencies this test fails, naming what is missing; it skips
+//! only when `UMD_SKIP_ORACLE=1` is set.
+//!
+//! mdadm 4.2 refuses some combinations, so they are not in the matrix: raid6
+//! `parity-last-6` ("layout not understood"), raid0 with 0.90 metadata ("0.90 metadata does not
+//! support layouts for RAID0", whatever the layout), internal bitmaps on linear.
+
+#[path = "oracle/examine.rs"]
+mod examine;
+#[path = "oracle/vm.rs"]
+mod vm;
+
+use examine::{compare_examine, parse_examine};
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+use vm::{parse_vm_output, VmArray};
+
+/// One MiB, the unit of member sizes in the matrix.
+const MIB: u64 = 1 << 20;
+/// Array `IDX` of a batch receives the data disk's bytes from `IDX * DATA_STRIDE_BYTES` on, so
+/// no two arrays hold the same content (must match `oracle/batch.sh`).
+const DATA_STRIDE_BYTES: u64 = 4096;
+/// Seed of the pseudo-random data disk.
+const DATA_SEED: u64 = 0x756d_645f_6f72_6163;
+/// Kill a VM that runs longer than this (a healthy batch takes well under a minute).
+const VM_TIMEOUT_SECS: u32 = 400;
+/// VMs (and host workers) running at once: the machine has two cores.
+const PARALLEL: usize = 2;
+/// Where md-vm sits relative to this crate when `UMD_ORACLE` is not set.
+const DEFAULT_ORACLE_DIR: &str = "../../../shared/oracle";
+
+/// One array of the matrix, as mdadm is asked to create it.
+struct Case {
+    /// Short unique name for the report.
+    name: &'static str,
+    /// mdadm `--level`.
+    level: &'static str,
+    /// mdadm `--layout`, if any.
+    layout: Option<&'static str>,
+    /// mdadm `--chunk` in KiB, if any.
+    chunk_kib: Option<u32>,
+    /// mdadm `--metadata`.
+    meta: &'static str,
+    /// `--bitmap=internal`.
+    bitmap: bool,
+    /// Member image sizes in MiB, in creation (role) order.
+    sizes_mib: &'static [u64],
+}
+
+/// Shorthand for the matrix tables.
+const fn case(
+    name: &'static str,
+    level: &'static str,
+    layout: Option<&'static str>,
+    chunk_kib: Option<u32>,
+    meta: &'static str,
+    bitmap: bool,
+    sizes_mib: &'static [u64],
+) -> Case {
+    Case {
+        name,
+        level,
+        layout,
+        chunk_kib,
+        meta,
+        bitmap,
+        sizes_mib,
+    }
+}
+
+/// Batch 1: raid4/5, linear, raid0, raid1 (58 members).
+const BATCH_PARITY5_AND_SIMPLE: &[Case] = &[
+    case(
+        "r5-la",
+        "5",
+        Some("left-asymmetric"),
+        Some(64),
+        "1.2",
+        false,
+        &[4, 4, 4, 4],
+    ),
+    case(
+        "r5-ra",
+        "5",
+        Some("right-asymmetric"),
+        Some(16),
+        "1.1",
+        false,
+        &[4, 4, 4, 4],
+    ),
+    case(
+        "r5-ls-uneq",
+        "5",
+        Some("left-symmetric"),
+        Some(512),
+        "1.0",
+        true,
+        &[8, 10, 12],
+    ),
+    case(
+        "r5-rs",
+        "5",
+        Some("right-symmetric"),
+        Some(4),
+        "0.90",
+        false,
+        &[4, 4, 4, 4, 4],
+    ),
+    case(
+        "r5-pf",
+        "5",
+        Some("parity-first"),
+        Some(64),
+        "1.2",
+        true,
+        &[4, 4, 4],
+    ),
+    case(
+        "r5-pl",
+        "5",
+        Some("parity-last"),
+        Some(16),
+        "1.2",
+        false,
+        &[4, 4, 4, 4],
+    ),
+    case(
+        "r5-ddf-zr",
+        "5",
+        Some("ddf-zero-restart"),
+        Some(64),
+        "1.2",
+        false,
+        &[4, 4, 4],
+    ),
+    case("r4", "4", None, Some(64), "1.2", false, &[4, 4, 4, 4]),
+    case("r4-090", "4", None, Some(4), "0.90", true, &[4, 4, 4]),
+    case("lin-12", "linear", None, None, "1.2", false, &[4, 6, 8]),
+    case("lin-090", "linear", None, None, "0.90", false, &[4, 8]),
+    case("lin-10", "linear", None, None, "1.0", false, &[6, 4]),
+    case("r0-zones", "0", None, Some(64), "1.2", false, &[4, 6, 6, 8]),
+    case(
+        "r0-alt",
+        "0",
+        Some("alternate"),
+        Some(16),
+        "1.1",
+        false,
+        &[4, 6, 6],
+    ),
+    case("r0-onezone", "0", None, Some(512), "1.0", false, &[8, 8]),
+    case("r1-2", "1", None, None, "1.2", true, &[4, 4]),
+    case("r1-3-090", "1", None, None, "0.90", true, &[4, 4, 4]),
+    case("r1-uneq-10", "1", None, None, "1.0", true, &[4, 6]),
+    case("r1-uneq-11", "1", None, None, "1.1", false, &[6, 4]),
+];
+
+/// Batch 2: raid6 with the md algorithms (54 members).
+const BATCH_RAID6: &[Case] = &[
+    case(
+        "r6-la",
+        "6",
+        Some("left-asymmetric"),
+        Some(64),
+        "1.2",
+        false,
+        &[4, 4, 4, 4, 4],
+    ),
+    case(
+        "r6-ra",
+        "6",
+        Some("right-asymmetric"),
+        Some(16),
+        "1.1",
+        false,
+        &[4, 4, 4, 4],
+    ),
+    case(
+        "r6-ls",
+        "6",
+        Some("left-symmetric"),
+        Some(512),
+        "1.0",
+        true,
+        &[4, 4, 4, 4, 4, 4],
+    ),
+    case(
+        "r6-rs",
+        "6",
+        Some("right-symmetric"),
+        Some(4),
+        "0.90",
+        true,
+        &[4, 4, 4, 4, 4],
+    ),
+    case(
+        "r6-pf",
+        "6",
+        Some("parity-first"),
+        Some(64),
+        "1.2",
+        false,
+        &[4, 4, 4, 4],
+    ),
+    case(
+        "r6-pl",
+        "6",
+        Some("parity-last"),
+        Some(16),
+        "1.2",
+        false,
+        &[4, 4, 4, 4, 4],
+    ),
+    case(
+        "r6-la6",
+        "6",
+        Some("left-asymmetric-6"),
+        Some(64),
+        "1.2",
+        false,
+        &[4, 4, 4, 4, 4],
+    ),
+    case(
+        "r6-ra6",
+        "6",
+        Some("right-asymmetric-6"),
+        Some(16),
+        "1.1",
+        false,
+        &[4, 4, 4, 4, 4],
+    ),
+    case(
+        "r6-ls6",
+        "6",
+        Some("left-symmetric-6"),
+        Some(4),
+        "1.2",
+        true,
+        &[4, 4, 4, 4, 4, 4],
+    ),
+    case(
+        "r6-rs6",
+        "6",
+        Some("right-symmetric-6"),
+        Some(64),
+        "1.0",
+        false,
+        &[4, 4, 4, 4, 4],
+    ),
+    case(
+        "r6-pf6",
+        "6",
+        Some("parity-first-6"),
+        Some(16),
+        "0.90",
+        false,
+        &[4, 4, 4, 4],
+    ),
+];
+
+/// Batch 3: raid10 near/far/offset and raid6 with the DDF algorithms (58 members).
+const BATCH_RAID10_DDF6: &[Case] = &[
+    case("r10-n2x2", "10", Some("n2"), Some(64), "1.2", true, &[4, 4]),
+    case(
+        "r10-n2x4",
+        "10",
+        Some("n2"),
+        Some(16),
+        "1.0",
+        false,
+        &[4, 4, 4, 4],
+    ),
+    case(
+        "r10-n2x5",
+        "10",
+        Some("n2"),
+        Some(64),
+        "1.2",
+        false,
+        &[4, 4, 4, 4, 4],
+    ),
+    case(
+        "r10-n3",
+        "10",
+        Some("n3"),
+        Some(4),
+        "1.2",
+        false,
+        &[4, 4, 4],
+    ),
+    case(
+        "r10-f2x3",
+        "10",
+        Some("f2"),
+        Some(64),
+        "1.1",
+        false,
+        &[4, 4, 4],
+    ),
+    case(
+        "r10-f2x4",
+        "10",
+        Some("f2"),
+        Some(4),
+        "0.90",
+        true,
+        &[4, 4, 4, 4],
+    ),
+    case(
+        "r10-f2x5",
+        "10",
+        Some("f2"),
+        Some(16),
+        "1.2",
+        false,
+        &[4, 4, 4, 4, 4],
+    ),
+    case(
+        "r10-f3",
+        "10",
+        Some("f3"),
+        Some(16),
+        "1.2",
+        false,
+        &[4, 4, 4, 4],
+    ),
+    case(
+        "r10-o2x3",
+        "10",
+        Some("o2"),
+        Some(512),
+        "1.2",
+        false,
+        &[8, 8, 8],
+    ),
+    case(
+        "r10-o2x4",
+        "10",
+        Some("o2"),
+        Some(16),
+        "1.0",
+        true,
+        &[4, 4, 4, 4],
+    ),
+    case(
+        "r10-o3",
+        "10",
+        Some("o3"),
+        Some(64),
+        "0.90",
+        false,
+        &[4, 4, 4, 4, 4],
+    ),
+    case(
+        "r6-ddf-zr",
+        "6",
+        Some("ddf-zero-restart"),
+        Some(64),
+        "1.2",
+        false,
+        &[4, 4, 4, 4, 4],
+    ),
+    case(
+        "r6-ddf-nr",
+        "6",
+        Some("ddf-N-restart"),
+        Some(16),
+        "1.2",
+        false,
+        &[4, 4, 4, 4, 4],
+    ),
+    case(
+        "r6-ddf-nc",
+        "6",
+        Some("ddf-N-continue"),
+        Some(64),
+        "0.90",
+        false,
+        &[4, 4, 4, 4, 4, 4],
+    ),
+];
+
+/// The boots; each becomes one md-vm run (at most 59 members plus the data disk).
+const BATCHES: &[&[Case]] = &[BATCH_PARITY5_AND_SIMPLE, BATCH_RAID6, BATCH_RAID10_DDF6];
+
+/// splitmix64: a tiny, well-mixed generator, so the data needs no dependency.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform-enough index below `n` (n > 0) for shuffling.
+    fn below(&mut self, n: usize) -> usize {
+        assert!(n > 0, "below(0)");
+        usize::try_from(self.next_u64() % n as u64).expect("result is below a usize")
+    }
+}
+
+/// The pseudo-random bytes copied onto the arrays.
+fn data_bytes(len: u64) -> Vec<u8> {
+    let mut rng = SplitMix64(DATA_SEED);
+    let len = usize::try_from(len).expect("data disk fits in memory");
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        out.extend_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// How one batch was laid out on the host.
+struct BatchFiles {
+    dir: PathBuf,
+    /// Member image paths per array, in creation (role) order.
+    members: Vec<Vec<PathBuf>>,
+    data: PathBuf,
+}
+
+/// Creates the sparse members, the plan file for `oracle/batch.sh` and the data disk.
+fn prepare_batch(dir: &Path, cases: &[Case], data: &[u8]) -> Result<BatchFiles, String> {
+    fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let mut plan = String::new();
+    let mut members = Vec::new();
+    let mut disk = 0usize;
+    for (idx, c) in cases.iter().enumerate() {
+        let _ = writeln!(
+            plan,
+            "{idx} {} {} {} {} {} {}",
+            c.level,
+            c.layout.unwrap_or("-"),
+            c.chunk_kib
+                .map_or_else(|| "-".to_string(), |k| k.to_string()),
+            c.meta,
+            if c.bitmap { "internal" } else { "none" },
+            c.sizes_mib.len()
+        );
+        let mut paths = Vec::new();
+        for &size in c.sizes_mib {
+            let path = dir.join(format!("d{disk:02}-{}.img", c.name));
+            let f = fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            f.set_len(size * MIB)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            paths.push(path);
+            disk += 1;
+        }
+        members.push(paths);
+    }
+    let plan_path = dir.join("plan.txt");
+    fs::write(&plan_path, plan).map_err(|e| format!("{}: {e}", plan_path.display()))?;
+    let data_path = dir.join("zz-data.img");
+    fs::write(&data_path, data).map_err(|e| format!("{}: {e}", data_path.display()))?;
+    Ok(BatchFiles {
+        dir: dir.to_path_buf(),
+        members,
+        data: data_path,
+    })
+}
+
+/// Boots one batch; returns the guest's output and the wall time in seconds.
+fn run_batch(md_vm: &Path, script: &Path, files: &BatchFiles) -> Result<(String, f64), String> {
+    let start = Instant::now();
+    let accel = std::env::var("UMD_ORACLE_ACCEL").unwrap_or_else(|_| "tcg".to_string());
+    let mut cmd = Command::new(md_vm);
+    cmd.arg("--quiet")
+        .args(["--accel", &accel])
+        .args(["--timeout", &VM_TIMEOUT_SECS.to_string()])
+        .arg("--script")
+        .arg(script)
+        .arg("--add")
+        .arg(files.dir.join("plan.txt"))
+        .arg("--console")
+        .arg(files.dir.join("console.log"))
+        .arg("--");
+    cmd.args(files.members.iter().flatten()).arg(&files.data);
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", md_vm.display()))?;
+    let secs = start.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let log = files.dir.join("vm-output.txt");
+    fs::write(&log, &stdout).map_err(|e| format!("{}: {e}", log.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "md-vm exited with {} after {secs:.1} s (output in {}): {}",
+            out.status,
+            log.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok((stdout, secs))
+}
+
+/// `umd cat` on `members`: sha256 and length of stdout, or umd's error line.
+fn umd_cat(members: &[PathBuf]) -> Result<(String, u64), String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_umd"))
+        .arg("cat")
+        .args(members)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run umd: {e}"))?;
+    let mut hasher = Sha256::new();
+    let mut len = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut stdout = child.stdout.take().ok_or("umd stdout was not captured")?;
+    loop {
+        let n = stdout
+            .read(&mut buf)
+            .map_err(|e| format!("reading umd output: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("waiting for umd: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "umd cat exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok((hex(&hasher.finalize()), len))
+}
+
+/// `umd examine --json` on `members`, parsed.
+fn umd_examine(members: &[PathBuf]) -> Result<serde_json::Value, String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_umd"))
+        .args(["examine", "--json"])
+        .args(members)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run umd: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "umd examine exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("umd examine --json: bad JSON: {e}"))
+}
+
+/// A member order that is never the creation order (for two or more members), so assembly
+/// must go by the recorded roles.
+fn shuffled(members: &[PathBuf], seed: u64) -> Vec<PathBuf> {
+    let mut v = members.to_vec();
+    let mut rng = SplitMix64(seed);
+    for i in (1..v.len()).rev() {
+        v.swap(i, rng.below(i + 1));
+    }
+    if v.len() > 1 && v == members {
+        v.reverse();
+    }
+    v
+}
+
+/// Which members to leave out for degraded reads: one for every redundant level, and also two
+/// for raid6. Removal positions rotate with the array index so every role gets its turn.
+fn degraded_sets(level: &str, n: usize, idx: usize) -> Vec<Vec<usize>> {
+    match level {
+        "1" | "4" | "5" | "10" => vec![vec![idx % n]],
+        "6" => vec![vec![idx % n], vec![(idx + 1) % n, (idx + 3) % n]],
+        _ => Vec::new(),
+    }
+}
+
+/// Everything checked for one array.
+struct ArrayReport {
+    line: String,
+    mismatches: Vec<String>,
+}
+
+/// Runs every host-side check of one array against the VM's results.
+fn check_array(
+    batch: usize,
+    idx: usize,
+    c: &Case,
+    paths: &[PathBuf],
+    vm: &VmArray,
+    data: &[u8],
+) -> ArrayReport {
+    let label = format!("{} (batch {}, md{idx})", c.name, batch + 1);
+    let mut mismatches = Vec::new();
+    let mut miss = |m: String| mismatches.push(format!("{label}: {m}"));
+    if let Some(err) = &vm.create_failed {
+        miss(format!("mdadm --create failed in the VM: {err}"));
+        return ArrayReport {
+            line: format!("{:<14} mdadm refused", c.name),
+            mismatches,
+        };
+    }
+    let (Some(size), Some(vm_hash)) = (vm.size_bytes, vm.sha256.as_deref()) else {
+        miss("the VM printed no size or sha256".to_string());
+        return ArrayReport {
+            line: format!("{:<14} no VM result", c.name),
+            mismatches,
+        };
+    };
+    // The VM must have stored exactly the bytes we gave it, else the oracle itself is broken.
+    let start = usize::try_from(idx as u64 * DATA_STRIDE_BYTES).expect("small offset");
+    let end = start + usize::try_from(size).expect("array fits in memory");
+    if data.get(start..end).map(sha256_hex).as_deref() != Some(vm_hash) {
+        miss(format!(
+            "VM hash {vm_hash} is not the hash of the data written"
+        ));
+    }
+
+    let seed = (batch as u64) << 32 | idx as u64;
+    let hash = match umd_cat(&shuffled(paths, seed)) {
+        Ok((h, len)) if h == vm_hash && len == size => "yes".to_string(),
+        Ok((h, len)) => {
+            miss(format!(
+                "umd cat: {len} bytes sha256 {h}; kernel: {size} bytes sha256 {vm_hash}"
+            ));
+            "NO".to_string()
+        }
+        Err(e) => {
+            miss(e);
+            "ERR".to_string()
+        }
+    };
+
+    let mut degraded = Vec::new();
+    for (k, leave_out) in degraded_sets(c.level, paths.len(), idx)
+        .into_iter()
+        .enumerate()
+    {
+        let kept: Vec<PathBuf> = paths
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !leave_out.contains(i))
+            .map(|(_, p)| p.clone())
+            .collect();
+        let tag = format!("-{leave_out:?}");
+        match umd_cat(&shuffled(&kept, seed ^ (k as u64 + 1) << 48)) {
+            Ok((h, len)) if h == vm_hash && len == size => degraded.push(format!("{tag} yes")),
+            Ok((h, len)) => {
+                miss(format!(
+                    "umd cat without members {leave_out:?}: {len} bytes sha256 {h}"
+                ));
+                degraded.push(format!("{tag} NO"));
+            }
+            Err(e) => {
+                miss(format!("umd cat without members {leave_out:?}: {e}"));
+                degraded.push(format!("{tag} ERR"));
+            }
+        }
+    }
+
+    let (compared, examine_status) = match umd_examine(paths) {
+        Ok(json) => examine_fields(c, paths, vm, &json, &mut miss),
+        Err(e) => {
+            miss(e);
+            (0, "ERR".to_string())
+        }
+    };
+    let geometry = format!(
+        "{}/{}/{}{}",
+        c.level,
+        c.layout.unwrap_or("-"),
+        c.meta,
+        if c.bitmap { "+bm" } else { "" }
+    );
+    let line = format!(
+        "{:<14} {geometry:<30} {:>9} hash {hash:<3} degraded {:<18} examine {examine_status} \
+         ({compared} fields)",
+        c.name,
+        size,
+        if degraded.is_empty() {
+            "n/a".to_string()
+        } else {
+            degraded.join(",")
+        }
+    );
+    ArrayReport { line, mismatches }
+}
+
+/// Compares `umd examine --json` with the VM's `mdadm --examine` for every member; returns
+/// the number of fields compared and a short status.
+fn examine_fields(
+    c: &Case,
+    paths: &[PathBuf],
+    vm: &VmArray,
+    json: &serde_json::Value,
+    miss: &mut impl FnMut(String),
+) -> (usize, String) {
+    let Some(entries) = json.as_array() else {
+        miss("umd examine --json: not a JSON array".to_string());
+        return (0, "ERR".to_string());
+    };
+    if entries.len() != paths.len() {
+        miss(format!(
+            "umd examine --json: {} entries for {} members",
+            entries.len(),
+            paths.len()
+        ));
+    }
+    let mut compared = 0;
+    let mut bad = 0;
+    for (k, (path, entry)) in paths.iter().zip(entries).enumerate() {
+        let Some(text) = vm.examine.get(&k) else {
+            miss(format!("member {k}: no mdadm --examine output from the VM"));
+            bad += 1;
+            continue;
+        };
+        let device = entry.get("device").and_then(serde_json::Value::as_str);
+        if device != path.to_str() {
+            miss(format!(
+                "member {k}: umd names it {device:?}, expected {}",
+                path.display()
+            ));
+        }
+        let infos = entry.get("infos").and_then(serde_json::Value::as_array);
+        let Some([info]) = infos.map(Vec::as_slice) else {
+            miss(format!(
+                "member {k}: expected exactly one MdInfo, umd gave {infos:?}"
+            ));
+            bad += 1;
+            continue;
+        };
+        let image_sectors = fs::metadata(path).map(|m| m.len() / 512).unwrap_or(0);
+        let mdadm = parse_examine(text);
+        for check in compare_examine(&mdadm, info, vm, image_sectors) {
+            compared += 1;
+            if !check.ok {
+                bad += 1;
+                miss(format!(
+                    "member {k} ({}) field {}: mdadm/kernel {}, umd {}",
+                    c.sizes_mib[k.min(c.sizes_mib.len() - 1)],
+                    check.field,
+                    check.reference,
+                    check.umd
+                ));
+            }
+        }
+    }
+    (
+        compared,
+        if bad == 0 {
+            "ok".to_string()
+        } else {
+            format!("{bad} BAD")
+        },
+    )
+}
+
+/// The md-vm script path, or the reasons the oracle cannot run.
+fn locate_oracle() -> Result<PathBuf, String> {
+    let dir = std::env::var_os("UMD_ORACLE").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_ORACLE_DIR),
+        PathBuf::from,
+    );
+    let md_vm = dir.join("md-vm");
+    if !md_vm.is_file() {
+        return Err(format!(
+            "{} not found (set UMD_ORACLE to its directory)",
+            md_vm.display()
+        ));
+    }
+    // md-vm checks qemu, the kernel, busybox-static and mdadm itself and names what is missing.
+    let out = Command::new(&md_vm)
+        .args(["--quiet", "--build-only"])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", md_vm.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} --build-only failed: {}",
+            md_vm.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(md_vm)
+}
+
+/// Boots every batch, at most [`PARALLEL`] at once; returns per batch the output and seconds.
+fn run_all_batches(
+    md_vm: &Path,
+    script: &Path,
+    files: &[BatchFiles],
+) -> Vec<Result<(String, f64), String>> {
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new((0..files.len()).map(|_| None).collect::<Vec<_>>());
+    std::thread::scope(|s| {
+        for _ in 0..PARALLEL {
+            s.spawn(|| loop {
+                let b = next.fetch_add(1, Ordering::SeqCst);
+                let Some(f) = files.get(b) else { break };
+                let r = run_batch(md_vm, script, f);
+                results.lock().expect("no worker panics holding the lock")[b] = Some(r);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("no worker panicked")
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err("batch never ran".to_string())))
+        .collect()
+}
+
+#[test]
+fn umd_matches_kernel_md_and_mdadm() {
+    if std::env::var("UMD_SKIP_ORACLE").as_deref() == Ok("1") {
+        eprintln!("oracle: skipped because UMD_SKIP_ORACLE=1");
+        return;
+    }
+    let md_vm = match locate_oracle() {
+        Ok(p) => p,
+        Err(e) => panic!("kernel oracle unavailable: {e}\n(set UMD_SKIP_ORACLE=1 to skip)"),
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/batch.sh");
+    let work =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("oracle-{}", std::process::id()));
+    let data_len = BATCHES
+        .iter()
+        .flat_map(|b| b.iter().enumerate())
+        .map(|(i, c)| i as u64 * DATA_STRIDE_BYTES + c.sizes_mib.iter().sum::<u64>() * MIB)
+        .max()
+        .unwrap_or(MIB)
+        .next_multiple_of(MIB);
+    let data = data_bytes(data_len);
+
+    let files: Vec<BatchFiles> = BATCHES
+        .iter()
+        .enumerate()
+        .map(|(b, cases)| prepare_batch(&work.join(format!("batch{}", b + 1)), cases, &data))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("preparing images: {e}"));
+    let boots = run_all_batches(&md_vm, &script, &files);
+
+    let mut mismatches = Vec::new();
+    let mut jobs = Vec::new();
+    for (b, boot) in boots.iter().enumerate() {
+        match boot {
+            Ok((out, secs)) => {
+                eprintln!("oracle: batch {} booted and ran in {secs:.1} s", b + 1);
+                let arrays = parse_vm_output(out);
+                for idx in 0..BATCHES[b].len() {
+                    jobs.push((b, idx, arrays.get(&idx).cloned().unwrap_or_default()));
+                }
+            }
+            Err(e) => mismatches.push(format!("batch {}: {e}", b + 1)),
+        }
+    }
+
+    let next = AtomicUsize::new(0);
+    let reports = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..PARALLEL {
+            s.spawn(|| loop {
+                let j = next.fetch_add(1, Ordering::SeqCst);
+                let Some((b, idx, vm)) = jobs.get(j) else {
+                    break;
+                };
+                let r = check_array(
+                    *b,
+                    *idx,
+                    &BATCHES[*b][*idx],
+                    &files[*b].members[*idx],
+                    vm,
+                    &data,
+                );
+                reports
+                    .lock()
+                    .expect("no worker panics holding the lock")
+                    .push((j, r));
+            });
+        }
+    });
+    let mut reports = reports.into_inner().expect("no worker panicked");
+    reports.sort_by_key(|(j, _)| *j);
+    eprintln!("oracle: array / level/layout/metadata / bytes / results");
+    for (_, r) in &reports {
+        eprintln!("  {}", r.line);
+        mismatches.extend(r.mismatches.iter().cloned());
+    }
+    if mismatches.is_empty() && std::env::var_os("UMD_ORACLE_KEEP").is_none() {
+        let _ = fs::remove_dir_all(&work);
+    } else {
+        eprintln!(
+            "oracle: images, plan and VM output kept in {}",
+            work.display()
+        );
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatch(es) between umd and the kernel/mdadm:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
