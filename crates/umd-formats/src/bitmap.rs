@@ -90,7 +90,12 @@ pub struct BitmapSuper {
 }
 
 fn invalid(field: &'static str, offset: usize, found: u64, why: &'static str) -> FormatError {
-    FormatError::new(STRUCTURE, field, offset as u64, Problem::Invalid { found, why })
+    FormatError::new(
+        STRUCTURE,
+        field,
+        offset as u64,
+        Problem::Invalid { found, why },
+    )
 }
 
 impl BitmapSuper {
@@ -101,7 +106,10 @@ impl BitmapSuper {
                 STRUCTURE,
                 "magic",
                 0,
-                Problem::Truncated { need: BITMAP_SB_BYTES, have: bytes.len() },
+                Problem::Truncated {
+                    need: BITMAP_SB_BYTES,
+                    have: bytes.len(),
+                },
             )
         })?;
         if raw.magic.get() != BITMAP_MAGIC {
@@ -109,7 +117,10 @@ impl BitmapSuper {
                 STRUCTURE,
                 "magic",
                 0,
-                Problem::BadMagic { expected: BITMAP_MAGIC.into(), found: raw.magic.get().into() },
+                Problem::BadMagic {
+                    expected: BITMAP_MAGIC.into(),
+                    found: raw.magic.get().into(),
+                },
             ));
         }
         if raw.pad.iter().any(|&b| b != 0) {
@@ -174,7 +185,10 @@ impl BitmapSuper {
     /// Serialise the 256-byte superblock.
     #[must_use]
     pub fn to_bytes(&self) -> [u8; BITMAP_SB_BYTES] {
-        assert!(self.check_fields().is_ok(), "only a valid bitmap superblock is written");
+        assert!(
+            self.check_fields().is_ok(),
+            "only a valid bitmap superblock is written"
+        );
         let raw = RawBitmapSuper {
             magic: BITMAP_MAGIC.into(),
             version: self.version.into(),
@@ -237,7 +251,10 @@ impl BitmapSuper {
 /// the bit within that byte, least significant first (formats.md §3.3).
 #[must_use]
 pub fn bit_position(bit: u64) -> (u64, u8) {
-    (BITMAP_SB_BYTES as u64 + bit / BITS_PER_BYTE, (bit % BITS_PER_BYTE) as u8)
+    (
+        BITMAP_SB_BYTES as u64 + bit / BITS_PER_BYTE,
+        (bit % BITS_PER_BYTE) as u8,
+    )
 }
 
 /// Whether `bit` is set in a bitmap area that starts with the superblock;
@@ -254,7 +271,11 @@ pub(crate) fn fuzz_entry(data: &[u8]) {
     if let Ok(sb) = BitmapSuper::parse(data) {
         let out = sb.to_bytes();
         assert_eq!(out[..], data[..BITMAP_SB_BYTES], "write(parse(b)) == b");
-        let _ = (sb.bits(), sb.area_bytes(), sb.bit_for_sector(sb.sync_size / 2));
+        let _ = (
+            sb.bits(),
+            sb.area_bytes(),
+            sb.bit_for_sector(sb.sync_size / 2),
+        );
         let _ = bit_is_set(data, sb.bits().saturating_sub(1));
     }
 }

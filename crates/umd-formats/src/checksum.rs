@@ -16,7 +16,10 @@ const fn fold_to_u32(sum: u64) -> u32 {
 /// order; `csum_index` is the word holding `sb_csum`, counted as zero.
 #[must_use]
 pub fn sb0_csum(words: &[u32], csum_index: usize) -> u32 {
-    assert!(csum_index < words.len(), "sb_csum word lies inside the superblock");
+    assert!(
+        csum_index < words.len(),
+        "sb_csum word lies inside the superblock"
+    );
     let sum = words
         .iter()
         .enumerate()
@@ -48,7 +51,10 @@ pub const fn sb0_csum_matches(stored: u32, computed: u32) -> bool {
 #[must_use]
 pub fn sb1_csum(bytes: &[u8], csum_offset: usize) -> u32 {
     assert!(csum_offset % 4 == 0, "sb_csum is word aligned");
-    assert!(csum_offset + 4 <= bytes.len(), "sb_csum lies inside the checksummed bytes");
+    assert!(
+        csum_offset + 4 <= bytes.len(),
+        "sb_csum lies inside the checksummed bytes"
+    );
     let mut sum = 0u64;
     let mut words = bytes.chunks_exact(4);
     for (i, w) in words.by_ref().enumerate() {

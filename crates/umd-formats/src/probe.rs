@@ -68,7 +68,10 @@ impl std::fmt::Display for ProbeError {
             Self::Format(e) => write!(f, "{e}"),
             Self::NotFound => write!(f, "no md superblock or DDF metadata found"),
             Self::Ambiguous { found } => {
-                write!(f, "several different superblocks found ({found}); refusing to guess")
+                write!(
+                    f,
+                    "several different superblocks found ({found}); refusing to guess"
+                )
             }
         }
     }
@@ -139,8 +142,13 @@ fn read_candidate(
     sector: u64,
     read: &mut ReadAt<'_>,
 ) -> Result<Option<Vec<u8>>, ProbeError> {
-    let offset = sector.checked_mul(crate::SECTOR_BYTES).ok_or(ProbeError::NotFound)?;
-    if offset.checked_add(MD_READ_BYTES as u64).is_none_or(|end| end > dev_bytes) {
+    let offset = sector
+        .checked_mul(crate::SECTOR_BYTES)
+        .ok_or(ProbeError::NotFound)?;
+    if offset
+        .checked_add(MD_READ_BYTES as u64)
+        .is_none_or(|end| end > dev_bytes)
+    {
         return Ok(None);
     }
     let mut buf = vec![0u8; MD_READ_BYTES];
@@ -161,8 +169,12 @@ pub fn probe_md(dev_bytes: u64, read: &mut ReadAt<'_>) -> Result<Option<Metadata
     let mut valid: Vec<Metadata> = Vec::new();
     let mut first_error: Option<FormatError> = None;
     for minor in [1u8, 2, 0] {
-        let Some(at) = crate::sb1::super_offset_sectors(minor, dev_sectors) else { continue };
-        let Some(buf) = read_candidate(dev_bytes, at, read)? else { continue };
+        let Some(at) = crate::sb1::super_offset_sectors(minor, dev_sectors) else {
+            continue;
+        };
+        let Some(buf) = read_candidate(dev_bytes, at, read)? else {
+            continue;
+        };
         if !crate::sb1::looks_like_sb1(&buf) {
             if crate::sb1::has_md_magic(&buf) && crate::sb0::Superblock0::parse(&buf).is_err() {
                 // md magic with another major version: broken, not absent.

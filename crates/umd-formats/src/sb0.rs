@@ -222,8 +222,8 @@ pub struct Superblock0 {
     pub root_pv: u32,
     /// Legacy root device fields, kept for the round trip.
     pub root_block: u32,
-    /// The 27 descriptors.
-    pub disks: [Disk0; MD_SB_DISKS],
+    /// The 27 descriptors (boxed: they are most of the superblock's size).
+    pub disks: Box<[Disk0; MD_SB_DISKS]>,
     /// This device's descriptor; `this_disk.number` indexes `disks`.
     pub this_disk: Disk0,
 }
@@ -274,7 +274,14 @@ impl Superblock0 {
     /// relative to `bytes`; `found_at_sector` is left `None`.
     pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
         let Some(bytes) = bytes.get(..SB_BYTES) else {
-            return Err(err("md_magic", 0, Problem::Truncated { need: SB_BYTES, have: bytes.len() }));
+            return Err(err(
+                "md_magic",
+                0,
+                Problem::Truncated {
+                    need: SB_BYTES,
+                    have: bytes.len(),
+                },
+            ));
         };
         let magic = [bytes[0], bytes[1], bytes[2], bytes[3]];
         if u32::from_le_bytes(magic) == MD_SB_MAGIC {
@@ -306,21 +313,30 @@ impl Superblock0 {
             return Err(err(
                 "minor_version",
                 offset_of!(Le, minor_version),
-                Problem::Invalid { found: self.minor_version.into(), why: "not 90 or 91" },
+                Problem::Invalid {
+                    found: self.minor_version.into(),
+                    why: "not 90 or 91",
+                },
             ));
         }
         if self.this_disk.number as usize >= MD_SB_DISKS {
             return Err(err(
                 "this_disk.number",
                 offset_of!(Le, this_disk),
-                Problem::Invalid { found: self.this_disk.number.into(), why: "not below 27" },
+                Problem::Invalid {
+                    found: self.this_disk.number.into(),
+                    why: "not below 27",
+                },
             ));
         }
         if self.raid_disks as usize > MD_SB_DISKS {
             return Err(err(
                 "raid_disks",
                 offset_of!(Le, raid_disks),
-                Problem::Invalid { found: self.raid_disks.into(), why: "more than 27 devices" },
+                Problem::Invalid {
+                    found: self.raid_disks.into(),
+                    why: "more than 27 devices",
+                },
             ));
         }
         Ok(())
@@ -329,7 +345,10 @@ impl Superblock0 {
     /// Serialise as a little-endian 0.90 superblock with a fresh checksum.
     #[must_use]
     pub fn to_bytes(&self) -> [u8; SB_BYTES] {
-        assert!(self.check_fields().is_ok(), "only a valid superblock is written");
+        assert!(
+            self.check_fields().is_ok(),
+            "only a valid superblock is written"
+        );
         let raw: Le = RawSb0 {
             md_magic: MD_SB_MAGIC.into(),
             major_version: 0.into(),
@@ -389,9 +408,12 @@ impl Superblock0 {
     #[must_use]
     pub fn uuid(&self) -> ArrayUuid {
         let mut u = [0u8; 16];
-        for (dst, w) in
-            u.chunks_exact_mut(4).zip([self.set_uuid0, self.set_uuid1, self.set_uuid2, self.set_uuid3])
-        {
+        for (dst, w) in u.chunks_exact_mut(4).zip([
+            self.set_uuid0,
+            self.set_uuid1,
+            self.set_uuid2,
+            self.set_uuid3,
+        ]) {
             dst.copy_from_slice(&w.to_be_bytes());
         }
         ArrayUuid(u)
@@ -418,9 +440,15 @@ impl Superblock0 {
         } else if d.state & DISK_JOURNAL != 0 {
             SlotState::Journal
         } else if d.state & DISK_SYNC != 0 {
-            SlotState::Active { role: d.raid_disk, recovery_offset_sectors: None }
+            SlotState::Active {
+                role: d.raid_disk,
+                recovery_offset_sectors: None,
+            }
         } else if d.state & DISK_ACTIVE != 0 && self.minor_version == MINOR_VERSION_91 {
-            SlotState::Active { role: d.raid_disk, recovery_offset_sectors: Some(0) }
+            SlotState::Active {
+                role: d.raid_disk,
+                recovery_offset_sectors: Some(0),
+            }
         } else {
             SlotState::Spare
         }
@@ -445,7 +473,10 @@ impl Superblock0 {
                     || d.minor != 0;
                 !removed_only && named
             })
-            .map(|(_, d)| RosterEntry { dev_id: d.number, slot: self.slot_of(d) })
+            .map(|(_, d)| RosterEntry {
+                dev_id: d.number,
+                slot: self.slot_of(d),
+            })
             .collect();
         let reshape = (self.minor_version == MINOR_VERSION_91).then(|| ReshapeInfo {
             position_sectors: self.reshape_position,
@@ -461,10 +492,15 @@ impl Superblock0 {
             reserved_sectors: Some(BITMAP_RESERVED_SECTORS),
         });
         // raid0 and linear ignore size (formats.md §1.3).
-        let component_sectors =
-            if self.level >= 1 { u64::from(self.size) * SECTORS_PER_KIB } else { 0 };
+        let component_sectors = if self.level >= 1 {
+            u64::from(self.size) * SECTORS_PER_KIB
+        } else {
+            0
+        };
         MdInfo {
-            format: MetadataFormat::V0_90 { big_endian: self.big_endian },
+            format: MetadataFormat::V0_90 {
+                big_endian: self.big_endian,
+            },
             array: ArraySide {
                 uuid: self.uuid(),
                 name: String::new(),
@@ -497,25 +533,44 @@ impl Superblock0 {
 /// Validate and convert a superblock already known to be in byte order `O`.
 fn parse_in<O: ByteOrder>(bytes: &[u8], big_endian: bool) -> Result<Superblock0, FormatError> {
     let (raw, _) = RawSb0::<O>::ref_from_prefix(bytes).map_err(|_| {
-        err("md_magic", 0, Problem::Truncated { need: SB_BYTES, have: bytes.len() })
+        err(
+            "md_magic",
+            0,
+            Problem::Truncated {
+                need: SB_BYTES,
+                have: bytes.len(),
+            },
+        )
     })?;
-    assert_eq!(raw.md_magic.get(), MD_SB_MAGIC, "caller detected the byte order from the magic");
+    assert_eq!(
+        raw.md_magic.get(),
+        MD_SB_MAGIC,
+        "caller detected the byte order from the magic"
+    );
     if raw.major_version.get() != 0 {
         return Err(err(
             "major_version",
             offset_of!(Le, major_version),
-            Problem::Invalid { found: raw.major_version.get().into(), why: "0.90 has major 0" },
+            Problem::Invalid {
+                found: raw.major_version.get().into(),
+                why: "0.90 has major 0",
+            },
         ));
     }
-    let words: Vec<u32> =
-        bytes.chunks_exact(4).map(|w| U32::<O>::from_bytes([w[0], w[1], w[2], w[3]]).get()).collect();
+    let words: Vec<u32> = bytes
+        .chunks_exact(4)
+        .map(|w| U32::<O>::from_bytes([w[0], w[1], w[2], w[3]]).get())
+        .collect();
     let computed = sb0_csum(&words, CSUM_WORD);
     let stored = raw.sb_csum.get();
     if !sb0_csum_matches(stored, computed) {
         return Err(err(
             "sb_csum",
             offset_of!(Le, sb_csum),
-            Problem::BadChecksum { computed: computed.into(), stored: stored.into() },
+            Problem::BadChecksum {
+                computed: computed.into(),
+                stored: stored.into(),
+            },
         ));
     }
     check_reserved(raw)?;
@@ -554,7 +609,7 @@ fn parse_in<O: ByteOrder>(bytes: &[u8], big_endian: bool) -> Result<Superblock0,
         chunk_size: raw.chunk_size.get(),
         root_pv: raw.root_pv.get(),
         root_block: raw.root_block.get(),
-        disks: raw.disks.each_ref().map(disk_from),
+        disks: Box::new(raw.disks.each_ref().map(disk_from)),
         this_disk: disk_from(&raw.this_disk),
     };
     sb.check_fields()?;
@@ -566,13 +621,25 @@ fn parse_in<O: ByteOrder>(bytes: &[u8], big_endian: bool) -> Result<Superblock0,
 fn check_reserved<O: ByteOrder>(raw: &RawSb0<O>) -> Result<(), FormatError> {
     let zero = |b: &[u8]| b.iter().all(|&x| x == 0);
     if !zero(&raw.gstate_creserved) {
-        return Err(err("gstate_creserved", offset_of!(Le, gstate_creserved), Problem::NonZeroPad));
+        return Err(err(
+            "gstate_creserved",
+            offset_of!(Le, gstate_creserved),
+            Problem::NonZeroPad,
+        ));
     }
     if !zero(&raw.gstate_sreserved) {
-        return Err(err("gstate_sreserved", offset_of!(Le, gstate_sreserved), Problem::NonZeroPad));
+        return Err(err(
+            "gstate_sreserved",
+            offset_of!(Le, gstate_sreserved),
+            Problem::NonZeroPad,
+        ));
     }
     if !zero(&raw.pstate_reserved) {
-        return Err(err("pstate_reserved", offset_of!(Le, pstate_reserved), Problem::NonZeroPad));
+        return Err(err(
+            "pstate_reserved",
+            offset_of!(Le, pstate_reserved),
+            Problem::NonZeroPad,
+        ));
     }
     let disk_bytes = size_of::<RawDisk<O>>();
     let reserved_in_disk = offset_of!(RawDisk<LittleEndian>, reserved);
@@ -592,9 +659,14 @@ fn check_reserved<O: ByteOrder>(raw: &RawSb0<O>) -> Result<(), FormatError> {
 /// Fuzz entry: a superblock that parses must write back and parse to the
 /// same value; an LE one with an exact checksum must give back its bytes.
 pub(crate) fn fuzz_entry(data: &[u8]) {
-    let Ok(sb) = Superblock0::parse(data) else { return };
+    let Ok(sb) = Superblock0::parse(data) else {
+        return;
+    };
     let out = sb.to_bytes();
-    let again = Superblock0::parse(&out).map(|s| Superblock0 { big_endian: sb.big_endian, ..s });
+    let again = Superblock0::parse(&out).map(|s| Superblock0 {
+        big_endian: sb.big_endian,
+        ..s
+    });
     assert_eq!(again.as_ref(), Ok(&sb), "parse(write(x)) == x");
     if !sb.big_endian && data[152..156] == out[152..156] {
         assert_eq!(out[..], data[..SB_BYTES], "write(parse(b)) == b");

@@ -262,7 +262,14 @@ impl Superblock1 {
         dev_sectors: u64,
     ) -> Result<Self, FormatError> {
         let (raw, _) = RawSb1::ref_from_prefix(bytes).map_err(|_| {
-            err("magic", 0, Problem::Truncated { need: HEADER_BYTES, have: bytes.len() })
+            err(
+                "magic",
+                0,
+                Problem::Truncated {
+                    need: HEADER_BYTES,
+                    have: bytes.len(),
+                },
+            )
         })?;
         check_identity(raw)?;
         let max_dev = raw.max_dev.get();
@@ -271,7 +278,10 @@ impl Superblock1 {
             return Err(err(
                 "dev_roles",
                 HEADER_BYTES,
-                Problem::Truncated { need: len, have: bytes.len() },
+                Problem::Truncated {
+                    need: len,
+                    have: bytes.len(),
+                },
             ));
         }
         let computed = sb1_csum(&bytes[..len], offset_of!(RawSb1, sb_csum));
@@ -280,7 +290,10 @@ impl Superblock1 {
             return Err(err(
                 "sb_csum",
                 offset_of!(RawSb1, sb_csum),
-                Problem::BadChecksum { computed: computed.into(), stored: stored.into() },
+                Problem::BadChecksum {
+                    computed: computed.into(),
+                    stored: stored.into(),
+                },
             ));
         }
         if raw.super_offset.get() != found_at_sector {
@@ -355,12 +368,19 @@ impl Superblock1 {
             return Err(err(
                 "feature_map",
                 fm_at,
-                Problem::UnknownFeature { bits: (fm & !FEATURE_ALL).into() },
+                Problem::UnknownFeature {
+                    bits: (fm & !FEATURE_ALL).into(),
+                },
             ));
         }
         let ppl = fm & (FEATURE_PPL | FEATURE_MULTIPLE_PPLS);
         if ppl == FEATURE_PPL | FEATURE_MULTIPLE_PPLS {
-            return Err(invalid("feature_map", fm_at, fm.into(), "PPL and MULTIPLE_PPLS together"));
+            return Err(invalid(
+                "feature_map",
+                fm_at,
+                fm.into(),
+                "PPL and MULTIPLE_PPLS together",
+            ));
         }
         if ppl != 0 && fm & (FEATURE_BITMAP_OFFSET | FEATURE_JOURNAL) != 0 {
             return Err(invalid(
@@ -371,7 +391,12 @@ impl Superblock1 {
             ));
         }
         if fm & FEATURE_RAID0_LAYOUT != 0 && self.level != LEVEL_RAID0 {
-            return Err(invalid("feature_map", fm_at, fm.into(), "RAID0_LAYOUT on a non-raid0"));
+            return Err(invalid(
+                "feature_map",
+                fm_at,
+                fm.into(),
+                "RAID0_LAYOUT on a non-raid0",
+            ));
         }
         if self.data_size < DATA_SIZE_MIN {
             return Err(invalid(
@@ -382,7 +407,10 @@ impl Superblock1 {
             ));
         }
         if fm & FEATURE_BITMAP_OFFSET != 0
-            && self.super_offset.checked_add_signed(self.bitmap_offset.into()).is_none()
+            && self
+                .super_offset
+                .checked_add_signed(self.bitmap_offset.into())
+                .is_none()
         {
             return Err(invalid(
                 "bitmap_offset",
@@ -401,7 +429,12 @@ impl Superblock1 {
         let offset_at = offset_of!(RawSb1, data_offset);
         if self.minor() == 0 {
             if self.data_size > self.super_offset {
-                return Err(invalid("data_size", size_at, self.data_size, "overlaps the superblock"));
+                return Err(invalid(
+                    "data_size",
+                    size_at,
+                    self.data_size,
+                    "overlaps the superblock",
+                ));
             }
             return Ok(());
         }
@@ -428,7 +461,12 @@ impl Superblock1 {
         }
         let room = dev_sectors.saturating_sub(self.data_offset);
         if self.data_size > room {
-            return Err(invalid("data_size", size_at, self.data_size, "runs past the device end"));
+            return Err(invalid(
+                "data_size",
+                size_at,
+                self.data_size,
+                "runs past the device end",
+            ));
         }
         Ok(())
     }
@@ -436,7 +474,10 @@ impl Superblock1 {
     /// md's `max_dev`: the number of `dev_roles` entries.
     #[must_use]
     pub fn max_dev(&self) -> u32 {
-        assert!(self.dev_roles.len() <= MAX_DEV_MAX as usize, "max_dev checked at parse");
+        assert!(
+            self.dev_roles.len() <= MAX_DEV_MAX as usize,
+            "max_dev checked at parse"
+        );
         self.dev_roles.len() as u32
     }
 
@@ -455,7 +496,11 @@ impl Superblock1 {
     /// The array name as text: `set_name` up to its first NUL.
     #[must_use]
     pub fn name(&self) -> String {
-        let end = self.set_name.iter().position(|&b| b == 0).unwrap_or(self.set_name.len());
+        let end = self
+            .set_name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.set_name.len());
         String::from_utf8_lossy(&self.set_name[..end]).into_owned()
     }
 
@@ -478,13 +523,19 @@ impl Superblock1 {
     /// is past the table (formats.md §2.3).
     #[must_use]
     pub fn role(&self) -> u16 {
-        self.dev_roles.get(self.dev_number as usize).copied().unwrap_or(ROLE_SPARE)
+        self.dev_roles
+            .get(self.dev_number as usize)
+            .copied()
+            .unwrap_or(ROLE_SPARE)
     }
 
     /// Serialise: exactly `256 + 2 * max_dev` bytes with a fresh checksum.
     #[must_use]
     pub fn to_bytes(&self) -> Vec<u8> {
-        assert!(self.check_fields().is_ok(), "only a valid superblock is written");
+        assert!(
+            self.check_fields().is_ok(),
+            "only a valid superblock is written"
+        );
         let raw = RawSb1 {
             magic: MD_SB_MAGIC.into(),
             major_version: MAJOR_VERSION.into(),
@@ -531,7 +582,11 @@ impl Superblock1 {
         let at = offset_of!(RawSb1, sb_csum);
         let csum = sb1_csum(&out, at);
         out[at..at + 4].copy_from_slice(&csum.to_le_bytes());
-        assert_eq!(out.len(), sb_bytes(self.max_dev()), "written length is the checksummed length");
+        assert_eq!(
+            out.len(),
+            sb_bytes(self.max_dev()),
+            "written length is the checksummed length"
+        );
         out
     }
 
@@ -539,8 +594,7 @@ impl Superblock1 {
     #[must_use]
     pub fn info(&self) -> MdInfo {
         let fm = self.feature_map;
-        let recovery =
-            (fm & FEATURE_RECOVERY_OFFSET != 0).then_some(self.recovery_offset);
+        let recovery = (fm & FEATURE_RECOVERY_OFFSET != 0).then_some(self.recovery_offset);
         let roster = self
             .dev_roles
             .iter()
@@ -569,11 +623,15 @@ impl Superblock1 {
         });
         let bitmap = (fm & FEATURE_BITMAP_OFFSET != 0).then(|| BitmapLocation {
             // check_fields refused a bitmap before sector 0.
-            sector: self.super_offset.saturating_add_signed(self.bitmap_offset.into()),
+            sector: self
+                .super_offset
+                .saturating_add_signed(self.bitmap_offset.into()),
             reserved_sectors: None,
         });
         MdInfo {
-            format: MetadataFormat::V1 { minor: self.minor() },
+            format: MetadataFormat::V1 {
+                minor: self.minor(),
+            },
             array: ArraySide {
                 uuid: ArrayUuid(self.set_uuid),
                 name: self.name(),
@@ -609,7 +667,9 @@ impl Superblock1 {
         if self.bblog_size == 0 {
             return None;
         }
-        let at = self.super_offset.checked_add_signed(self.bblog_offset.into())?;
+        let at = self
+            .super_offset
+            .checked_add_signed(self.bblog_offset.into())?;
         Some((at, self.bblog_size.into()))
     }
 }
@@ -621,7 +681,10 @@ fn slot_of(role: u16, recovery_offset_sectors: Option<u64>) -> SlotState {
         ROLE_FAULTY => SlotState::Faulty,
         ROLE_JOURNAL => SlotState::Journal,
         r if r >= ROLE_NON_DATA_MIN => SlotState::Spare,
-        r => SlotState::Active { role: r.into(), recovery_offset_sectors },
+        r => SlotState::Active {
+            role: r.into(),
+            recovery_offset_sectors,
+        },
     }
 }
 
@@ -632,7 +695,10 @@ fn check_identity(raw: &RawSb1) -> Result<(), FormatError> {
         return Err(err(
             "magic",
             offset_of!(RawSb1, magic),
-            Problem::BadMagic { expected: MD_SB_MAGIC.into(), found: raw.magic.get().into() },
+            Problem::BadMagic {
+                expected: MD_SB_MAGIC.into(),
+                found: raw.magic.get().into(),
+            },
         ));
     }
     if raw.major_version.get() != MAJOR_VERSION {
@@ -677,7 +743,9 @@ pub fn has_md_magic(bytes: &[u8]) -> bool {
 /// The `super_offset` a superblock claims, without validating anything else.
 #[must_use]
 pub fn claimed_super_offset(bytes: &[u8]) -> Option<u64> {
-    RawSb1::ref_from_prefix(bytes).ok().map(|(r, _)| r.super_offset.get())
+    RawSb1::ref_from_prefix(bytes)
+        .ok()
+        .map(|(r, _)| r.super_offset.get())
 }
 
 /// Bytes per bad-block log entry (formats.md §2.10).
@@ -713,11 +781,18 @@ pub fn parse_bblog(bytes: &[u8], bblog_shift: u8) -> Result<Vec<BadBlock>, Forma
             S,
             "bblog_shift",
             0,
-            Problem::Invalid { found: bblog_shift.into(), why: "unit of 2^64 sectors or more" },
+            Problem::Invalid {
+                found: bblog_shift.into(),
+                why: "unit of 2^64 sectors or more",
+            },
         ));
     }
     let mut out = Vec::new();
-    for (i, e) in bytes.chunks_exact(BBLOG_ENTRY_BYTES).take(BBLOG_ENTRIES_MAX).enumerate() {
+    for (i, e) in bytes
+        .chunks_exact(BBLOG_ENTRY_BYTES)
+        .take(BBLOG_ENTRIES_MAX)
+        .enumerate()
+    {
         let at = (i * BBLOG_ENTRY_BYTES) as u64;
         let raw = u64::from_le_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]);
         if raw == BBLOG_END {
@@ -726,7 +801,12 @@ pub fn parse_bblog(bytes: &[u8], bblog_shift: u8) -> Result<Vec<BadBlock>, Forma
         let len = raw & BBLOG_LEN_MASK;
         if len == 0 || len > BBLOG_LEN_MAX {
             let why = "bad-block entry length must be 1..512 units";
-            return Err(FormatError::new(S, "entry", at, Problem::Invalid { found: raw, why }));
+            return Err(FormatError::new(
+                S,
+                "entry",
+                at,
+                Problem::Invalid { found: raw, why },
+            ));
         }
         let start = raw >> BBLOG_LEN_BITS;
         let scale = 1u64 << bblog_shift;
@@ -734,9 +814,17 @@ pub fn parse_bblog(bytes: &[u8], bblog_shift: u8) -> Result<Vec<BadBlock>, Forma
             (start.checked_mul(scale), len.checked_mul(scale))
         else {
             let why = "bad-block entry overflows 64-bit sectors";
-            return Err(FormatError::new(S, "entry", at, Problem::Invalid { found: raw, why }));
+            return Err(FormatError::new(
+                S,
+                "entry",
+                at,
+                Problem::Invalid { found: raw, why },
+            ));
         };
-        out.push(BadBlock { start_sectors, len_sectors });
+        out.push(BadBlock {
+            start_sectors,
+            len_sectors,
+        });
     }
     Ok(out)
 }
@@ -744,7 +832,9 @@ pub fn parse_bblog(bytes: &[u8], bblog_shift: u8) -> Result<Vec<BadBlock>, Forma
 /// Fuzz entry: parse at the location the bytes claim and on a device of a
 /// size derived from them; a valid superblock must write back to the same bytes.
 pub(crate) fn fuzz_entry(data: &[u8]) {
-    let Some(at) = claimed_super_offset(data) else { return };
+    let Some(at) = claimed_super_offset(data) else {
+        return;
+    };
     let dev_sectors = at.saturating_add((data.len() as u64) << 4);
     if let Ok(sb) = Superblock1::parse(data, at, dev_sectors) {
         let out = sb.to_bytes();

@@ -34,10 +34,12 @@ fn load(dir: &std::path::Path, rel: &str) -> Vec<u8> {
     let path = dir.join(rel);
     let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut out = Vec::new();
-    if rel.ends_with(".xz") {
+    if path.extension().is_some_and(|e| e == "xz") {
         lzma_rs::xz_decompress(&mut &raw[..], &mut out).expect("valid xz image");
     } else {
-        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).expect("valid gzip image");
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .expect("valid gzip image");
     }
     out
 }
@@ -120,13 +122,97 @@ fn dissect_v12() -> Vec<V12> {
     let md = "dissect.volume/md/";
     let f = |n: &str| -> &'static str { Box::leak(format!("{md}{n}.bin.gz").into_boxed_str()) };
     let mut v = vec![
-        v12(f("md-linear-1"), -1, 0, 0, 2, 0, (2048, 2048), 0, (0, 0), IN_SYNC, "fedora:linear"),
-        v12(f("md-linear-2"), -1, 0, 0, 2, 0, (2048, 2048), 0, (1, 1), IN_SYNC, "fedora:linear"),
-        v12(f("md-raid0-1"), 0, 1, 1024, 3, 0, (4096, 4096), 0, (0, 0), IN_SYNC, "fedora:raid0"),
-        v12(f("md-raid0-2"), 0, 1, 1024, 3, 0, (4096, 4096), 0, (1, 1), IN_SYNC, "fedora:raid0"),
-        v12(f("md-raid0-3"), 0, 1, 1024, 3, 0, (4096, 2048), 0, (2, 2), IN_SYNC, "fedora:raid0"),
-        v12(f("md-raid1-1"), 1, 0, 0, 2, 4096, (2048, 4096), 14, (0, 0), IN_SYNC, "fedora:raid1"),
-        v12(f("md-raid1-2"), 1, 0, 0, 2, 4096, (2048, 4096), 14, (1, 1), IN_SYNC, "fedora:raid1"),
+        v12(
+            f("md-linear-1"),
+            -1,
+            0,
+            0,
+            2,
+            0,
+            (2048, 2048),
+            0,
+            (0, 0),
+            IN_SYNC,
+            "fedora:linear",
+        ),
+        v12(
+            f("md-linear-2"),
+            -1,
+            0,
+            0,
+            2,
+            0,
+            (2048, 2048),
+            0,
+            (1, 1),
+            IN_SYNC,
+            "fedora:linear",
+        ),
+        v12(
+            f("md-raid0-1"),
+            0,
+            1,
+            1024,
+            3,
+            0,
+            (4096, 4096),
+            0,
+            (0, 0),
+            IN_SYNC,
+            "fedora:raid0",
+        ),
+        v12(
+            f("md-raid0-2"),
+            0,
+            1,
+            1024,
+            3,
+            0,
+            (4096, 4096),
+            0,
+            (1, 1),
+            IN_SYNC,
+            "fedora:raid0",
+        ),
+        v12(
+            f("md-raid0-3"),
+            0,
+            1,
+            1024,
+            3,
+            0,
+            (4096, 2048),
+            0,
+            (2, 2),
+            IN_SYNC,
+            "fedora:raid0",
+        ),
+        v12(
+            f("md-raid1-1"),
+            1,
+            0,
+            0,
+            2,
+            4096,
+            (2048, 4096),
+            14,
+            (0, 0),
+            IN_SYNC,
+            "fedora:raid1",
+        ),
+        v12(
+            f("md-raid1-2"),
+            1,
+            0,
+            0,
+            2,
+            4096,
+            (2048, 4096),
+            14,
+            (1, 1),
+            IN_SYNC,
+            "fedora:raid1",
+        ),
     ];
     for (lvl, layout, events) in [(4, 0, 20), (5, 2, 20)] {
         for (i, (dev, role)) in [(0, 0), (1, 1), (3, 2)].into_iter().enumerate() {
@@ -134,22 +220,60 @@ fn dissect_v12() -> Vec<V12> {
             let name: &'static str = Box::leak(format!("fedora:raid{lvl}").into_boxed_str());
             let size = 4096;
             let off = (4096, 4096);
-            v.push(v12(file, lvl, layout, 1024, 3, size, off, events, (dev, role), IN_SYNC, name));
+            v.push(v12(
+                file,
+                lvl,
+                layout,
+                1024,
+                3,
+                size,
+                off,
+                events,
+                (dev, role),
+                IN_SYNC,
+                name,
+            ));
         }
     }
     for i in 0..4u32 {
         let file = f(&format!("md-raid6-{}", i + 1));
-        v.push(v12(file, 6, 2, 1024, 4, 4096, (4096, 4096), 9, (i, i), 0x630, "fedora:raid6"));
+        v.push(v12(
+            file,
+            6,
+            2,
+            1024,
+            4,
+            4096,
+            (4096, 4096),
+            9,
+            (i, i),
+            0x630,
+            "fedora:raid6",
+        ));
     }
     for i in 0..2u32 {
         let file = f(&format!("md-raid10-{}", i + 1));
-        v.push(v12(file, 10, 0x102, 1024, 2, 4096, (4096, 4096), 10, (i, i), 0x900, "fedora:raid10"));
+        v.push(v12(
+            file,
+            10,
+            0x102,
+            1024,
+            2,
+            4096,
+            (4096, 4096),
+            10,
+            (i, i),
+            0x900,
+            "fedora:raid10",
+        ));
     }
     v
 }
 
 fn check_v12(m: &Metadata, e: &V12) {
-    let Metadata::V1(sb) = m else { panic!("{}: expected 1.x, got {m:?}", e.file) };
+    let Metadata::V1(sb) = m else {
+        panic!("{}: expected 1.x, got {m:?}", e.file)
+    };
     let info: MdInfo = sb.info();
     let a = &info.array;
     let d = &info.device;
@@ -160,15 +284,30 @@ fn check_v12(m: &Metadata, e: &V12) {
     assert_eq!(a.chunk_sectors, e.chunk_sectors, "{} chunk", e.file);
     assert_eq!(a.raid_disks, e.raid_disks, "{} raid_disks", e.file);
     assert_eq!(a.component_sectors, e.size, "{} size", e.file);
-    assert_eq!(d.data_offset_sectors, e.data_offset, "{} data_offset", e.file);
+    assert_eq!(
+        d.data_offset_sectors, e.data_offset,
+        "{} data_offset",
+        e.file
+    );
     assert_eq!(d.data_sectors, e.data_size, "{} data_size", e.file);
     assert_eq!(a.events, e.events, "{} events", e.file);
     assert_eq!(d.dev_id, e.dev_number, "{} dev_number", e.file);
-    let active = SlotState::Active { role: e.role, recovery_offset_sectors: None };
+    let active = SlotState::Active {
+        role: e.role,
+        recovery_offset_sectors: None,
+    };
     assert_eq!(d.slot, active, "{} role", e.file);
-    assert_eq!(a.resync_offset_sectors, e.resync_offset, "{} resync_offset", e.file);
+    assert_eq!(
+        a.resync_offset_sectors, e.resync_offset,
+        "{} resync_offset",
+        e.file
+    );
     assert_eq!(a.clean, e.resync_offset == IN_SYNC, "{} clean", e.file);
-    assert_eq!(a.raid0_layout_recorded, e.raid0_layout, "{} RAID0_LAYOUT", e.file);
+    assert_eq!(
+        a.raid0_layout_recorded, e.raid0_layout,
+        "{} RAID0_LAYOUT",
+        e.file
+    );
     assert_eq!(a.name, e.name, "{} name", e.file);
     assert_eq!(sb.max_dev(), 128, "{} max_dev", e.file);
     assert_eq!(sb.bblog_offset, e.bblog_offset, "{} bblog_offset", e.file);
@@ -184,7 +323,12 @@ fn check_v12(m: &Metadata, e: &V12) {
         })
         .collect();
     roles.sort_unstable();
-    assert_eq!(roles, (0..e.raid_disks).collect::<Vec<_>>(), "{} roster", e.file);
+    assert_eq!(
+        roles,
+        (0..e.raid_disks).collect::<Vec<_>>(),
+        "{} roster",
+        e.file
+    );
 }
 
 /// `write(parse(b)) == b` over the checksummed length of a 1.x superblock.
@@ -221,8 +365,16 @@ fn raid4_raid5_roster_maps_dev_numbers_0_1_3_to_roles_0_1_2() {
     let Some(dir) = real_dir() else { return };
     let img = load(&dir, "dissect.volume/md/md-raid5-3.bin.gz");
     let info = probe_ok(&img, "raid5-3").infos().remove(0);
-    let got: Vec<(u32, SlotState)> = info.array.roster.iter().map(|r| (r.dev_id, r.slot)).collect();
-    let act = |role| SlotState::Active { role, recovery_offset_sectors: None };
+    let got: Vec<(u32, SlotState)> = info
+        .array
+        .roster
+        .iter()
+        .map(|r| (r.dev_id, r.slot))
+        .collect();
+    let act = |role| SlotState::Active {
+        role,
+        recovery_offset_sectors: None,
+    };
     assert_eq!(got, vec![(0, act(0)), (1, act(1)), (3, act(2))]);
 }
 
@@ -232,12 +384,30 @@ fn util_linux_mdraid1_is_single_disk_raid0_v12() {
     let file = "util-linux/mdraid-1.img.xz";
     let img = load(&dir, file);
     let m = probe_ok(&img, file);
-    let e = v12(file, 0, 1, 1024, 1, 0, (4096, 16384), 0, (0, 0), IN_SYNC, "troy.t-8ch.de:0");
+    let e = v12(
+        file,
+        0,
+        1,
+        1024,
+        1,
+        0,
+        (4096, 16384),
+        0,
+        (0, 0),
+        IN_SYNC,
+        "troy.t-8ch.de:0",
+    );
     // feature_map 0: the layout field is not recorded as meaningful.
-    let e = V12 { raid0_layout: false, ..e };
+    let e = V12 {
+        raid0_layout: false,
+        ..e
+    };
     check_v12(&m, &e);
     let info = m.infos().remove(0);
-    assert_eq!(info.array.uuid.to_string(), "77e61baf:c0b5d7d0:39cf575b:64d4878c");
+    assert_eq!(
+        info.array.uuid.to_string(),
+        "77e61baf:c0b5d7d0:39cf575b:64d4878c"
+    );
     let dev_uuid = umd_formats::info::ArrayUuid(info.device.device_uuid.expect("1.x has one"));
     assert_eq!(dev_uuid.to_string(), "379f6ef9:e75a12c1:11f1d883:ff168e1d");
     check_sb1_round_trip(&img, 8, file);
@@ -257,11 +427,18 @@ struct V090 {
 
 fn check_v090(img: &[u8], e: &V090) {
     let m = probe_ok(img, e.file);
-    let Metadata::V0_90(sb) = &m else { panic!("{}: expected 0.90, got {m:?}", e.file) };
+    let Metadata::V0_90(sb) = &m else {
+        panic!("{}: expected 0.90, got {m:?}", e.file)
+    };
     assert_eq!(sb.md_minor, e.md_minor, "{} md_minor", e.file);
     let info = sb.info();
     let (a, d) = (&info.array, &info.device);
-    assert_eq!(info.format, MetadataFormat::V0_90 { big_endian: false }, "{}", e.file);
+    assert_eq!(
+        info.format,
+        MetadataFormat::V0_90 { big_endian: false },
+        "{}",
+        e.file
+    );
     assert_eq!(d.super_offset_sectors, e.sb_sector, "{} location", e.file);
     assert_eq!(d.data_offset_sectors, 0, "{}", e.file);
     assert_eq!(d.data_sectors, e.sb_sector, "{} data_sectors", e.file);
@@ -269,12 +446,22 @@ fn check_v090(img: &[u8], e: &V090) {
     assert_eq!(a.component_sectors, e.size_kib * 2, "{} size", e.file);
     assert_eq!(a.events, e.events, "{} events", e.file);
     assert_eq!(a.clean, e.clean, "{} clean", e.file);
-    assert_eq!(a.resync_offset_sectors, e.resync_offset, "{} resync", e.file);
+    assert_eq!(
+        a.resync_offset_sectors, e.resync_offset,
+        "{} resync",
+        e.file
+    );
     assert_eq!(a.uuid.to_string(), e.uuid, "{} uuid", e.file);
     assert_eq!(d.dev_id, e.this_disk, "{} this_disk", e.file);
-    let role = SlotState::Active { role: e.this_disk, recovery_offset_sectors: None };
+    let role = SlotState::Active {
+        role: e.this_disk,
+        recovery_offset_sectors: None,
+    };
     assert_eq!(d.slot, role, "{} role", e.file);
-    let act = |role| SlotState::Active { role, recovery_offset_sectors: None };
+    let act = |role| SlotState::Active {
+        role,
+        recovery_offset_sectors: None,
+    };
     let roster: Vec<_> = a.roster.iter().map(|r| (r.dev_id, r.slot)).collect();
     assert_eq!(roster, vec![(0, act(0)), (1, act(1))], "{} roster", e.file);
     assert!(a.bitmap.is_none() && a.reshape.is_none(), "{}", e.file);
@@ -331,7 +518,8 @@ fn location_helpers_match_real_placements() {
     assert_eq!(umd_formats::sb0::super_offset_sectors(20480), Some(20352));
     assert_eq!(umd_formats::sb0::super_offset_sectors(10240), Some(10112));
     assert_eq!(umd_formats::sb0::super_offset_sectors(6144), Some(6016));
-    assert_eq!(umd_formats::sb0::super_offset_sectors(255), None);
+    assert_eq!(umd_formats::sb0::super_offset_sectors(255), Some(0));
+    assert_eq!(umd_formats::sb0::super_offset_sectors(127), None);
     assert_eq!(umd_formats::sb1::super_offset_sectors(2, 4096), Some(8));
     assert_eq!(umd_formats::sb1::super_offset_sectors(1, 4096), Some(0));
     // (N - 16) & !7: 4096 -> 4080, 4101 -> 4080, 4104 -> 4088.
@@ -357,7 +545,9 @@ fn corrupt_checksum_is_reported_at_its_device_offset() {
     let mut img = load(&dir, "util-linux/mdraid.img.xz");
     img[20352 * 512 + 152] ^= 0x80;
     match probe_bytes(&img) {
-        Err(ProbeError::Format(e)) => assert_eq!((e.field, e.offset), ("sb_csum", 20352 * 512 + 152)),
+        Err(ProbeError::Format(e)) => {
+            assert_eq!((e.field, e.offset), ("sb_csum", 20352 * 512 + 152));
+        }
         other => panic!("expected a checksum error, got {other:?}"),
     }
 }
@@ -370,7 +560,10 @@ fn two_valid_superblocks_are_ambiguous_and_misplaced_ones_ignored() {
     let v090 = load(&dir, "dissect.volume/md/md-90-raid1-1.bin.gz");
     let at = 6016 * 512;
     img[at..at + 4096].copy_from_slice(&v090[at..at + 4096]);
-    assert!(matches!(probe_bytes(&img), Err(ProbeError::Ambiguous { .. })));
+    assert!(matches!(
+        probe_bytes(&img),
+        Err(ProbeError::Ambiguous { .. })
+    ));
     // The 1.2 superblock copied to sector 0 claims sector 8: not a 1.1 candidate.
     let mut img = load(&dir, "dissect.volume/md/md-raid1-1.bin.gz");
     img.copy_within(8 * 512..9 * 512, 0);

@@ -98,6 +98,23 @@ mod reference {
         }
     }
 
+    /// Whether the far move sends distinct roles to distinct roles.
+    pub(super) fn raid10_far_move_permutes(spec: &GeometrySpec) -> bool {
+        let n = u64::from(spec.raid_disks);
+        let (_, fc, _, _) = r10(spec);
+        let moved: std::collections::HashSet<u64> = (0..n).map(|p| r10_far_move(spec, p)).collect();
+        fc == 1 || moved.len() as u64 == n
+    }
+
+    /// Whether md's formulas store two chunks at one place (brute force over
+    /// every chunk's copies at offset 0).
+    pub(super) fn raid10_collides(spec: &GeometrySpec) -> bool {
+        let mut seen = std::collections::HashSet::new();
+        (0..r10_array_chunks(spec))
+            .flat_map(|k| locate(spec, k * c(spec)))
+            .any(|loc| !seen.insert(loc))
+    }
+
     pub(super) fn array_sectors(spec: &GeometrySpec) -> u64 {
         let n = u64::from(spec.raid_disks);
         match spec.level {
@@ -413,16 +430,24 @@ fn any_spec(
     prop_oneof![linear, raid0, raid1, raid4, raid5, raid6, raid10].boxed()
 }
 
-/// `Geometry::new`, skipping only raid10 far-set geometries md would map
-/// non-injectively (refused on purpose; checked in `raid10_far_set_refusal`).
+/// `Geometry::new` on a generated spec. Only raid10 may be refused: when
+/// the component holds no whole array chunk, or when md's formulas (the
+/// reference) would put two chunks in one place, which is then checked.
 fn build(spec: &GeometrySpec) -> Option<Geometry> {
+    let collides = spec.level == 10 && reference::raid10_collides(spec);
     match Geometry::new(spec) {
-        Ok(g) => Some(g),
+        Ok(g) => {
+            assert!(
+                !collides,
+                "{spec:?} accepted but md's map puts two chunks in one place"
+            );
+            Some(g)
+        }
         Err(LayoutError::BadLayout {
             level: Level::Raid10,
-            layout,
-        }) if layout >> 17 != 0 => None,
-        Err(LayoutError::BadMemberSize(_)) if spec.level == 10 => None,
+            ..
+        }) if collides || !reference::raid10_far_move_permutes(spec) => None,
+        Err(LayoutError::BadMemberSize(_)) if reference::array_sectors(spec) == 0 => None,
         Err(e) => panic!("valid spec {spec:?} refused: {e}"),
     }
 }

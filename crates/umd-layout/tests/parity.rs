@@ -62,7 +62,12 @@ fn q_of_single_bytes_matches_repeated_doubling() {
                     kernels.pq_gen(&refs, &mut p, &mut q);
                     assert_eq!(p, [value], "{}: P of slot {slot}", kernels.name());
                     let expected = times_g_pow(value, slot);
-                    assert_eq!(q, [expected], "{}: Q of {value:#x} in slot {slot}", kernels.name());
+                    assert_eq!(
+                        q,
+                        [expected],
+                        "{}: Q of {value:#x} in slot {slot}",
+                        kernels.name()
+                    );
                 }
             }
         }
@@ -95,7 +100,12 @@ fn q_of_multi_byte_blocks_matches_definition() {
         for i in 0..len {
             let want_p = data.iter().fold(0, |acc, b| acc ^ b[i]);
             let want_q = (0..d).fold(0, |acc, z| acc ^ times_g_pow(data[z][i], z));
-            assert_eq!((p[i], q[i]), (want_p, want_q), "{} byte {i}", kernels.name());
+            assert_eq!(
+                (p[i], q[i]),
+                (want_p, want_q),
+                "{} byte {i}",
+                kernels.name()
+            );
         }
     }
 }
@@ -103,12 +113,21 @@ fn q_of_multi_byte_blocks_matches_definition() {
 #[test]
 fn chosen_kernel_is_available() {
     let names: Vec<&str> = available_kernels().iter().map(Kernels::name).collect();
-    assert!(names.contains(&parity::kernel_name()), "{} not in {names:?}", parity::kernel_name());
+    assert!(
+        names.contains(&parity::kernel_name()),
+        "{} not in {names:?}",
+        parity::kernel_name()
+    );
     assert_eq!(names.last(), Some(&"scalar"));
 }
 
 fn len_strategy() -> impl Strategy<Value = usize> {
-    prop_oneof![0usize..=2, 1usize..=300, (1usize..=1024).prop_map(|k| k * 64), 0usize..=65536]
+    prop_oneof![
+        0usize..=2,
+        1usize..=300,
+        (1usize..=1024).prop_map(|k| k * 64),
+        0usize..=65536
+    ]
 }
 
 proptest! {
@@ -177,16 +196,24 @@ fn check_raid6_recovery(name: &str, recover: &Recover, stripe: &[Vec<u8>], offse
         let mut blocks: Vec<&mut [u8]> = damaged.iter_mut().map(|b| &mut b[offset..]).collect();
         recover(&mut blocks, &missing);
         for (i, (got, want)) in damaged.iter().zip(stripe).enumerate() {
-            assert!(got == want, "{name}: d={d} missing {missing:?}: block {i} differs");
+            assert!(
+                got == want,
+                "{name}: d={d} missing {missing:?}: block {i} differs"
+            );
         }
     }
 }
 
 fn all_recoverers() -> Vec<(&'static str, Box<Recover>)> {
-    let mut recoverers: Vec<(&'static str, Box<Recover>)> =
-        vec![("scalar reference", Box::new(|b, m| scalar::raid6_recover(b, m)))];
+    let mut recoverers: Vec<(&'static str, Box<Recover>)> = vec![(
+        "scalar reference",
+        Box::new(|b, m| scalar::raid6_recover(b, m)),
+    )];
     for kernels in available_kernels() {
-        recoverers.push((kernels.name(), Box::new(move |b, m| kernels.raid6_recover(b, m))));
+        recoverers.push((
+            kernels.name(),
+            Box::new(move |b, m| kernels.raid6_recover(b, m)),
+        ));
     }
     recoverers.push(("dispatched", Box::new(|b, m| parity::raid6_recover(b, m))));
     recoverers

@@ -49,359 +49,123 @@ const PARALLEL: usize = 2;
 /// Where md-vm sits relative to this crate when `UMD_ORACLE` is not set.
 const DEFAULT_ORACLE_DIR: &str = "../../../shared/oracle";
 
+/// The matrix: one array per line, grouped into VM boots by the first column.
+///
+/// Columns: boot, name, mdadm `--level`, `--layout` ("-": mdadm's default), `--chunk` in KiB
+/// ("-": none), `--metadata`, bitmap ("bm": `--bitmap=internal`), member sizes in MiB in role
+/// order. At most [`MAX_VM_MEMBERS`] members per boot.
+const MATRIX: &str = "
+1 r5-la       5      left-asymmetric    64  1.2  -  4,4,4,4
+1 r5-ra       5      right-asymmetric   16  1.1  -  4,4,4,4
+1 r5-ls-uneq  5      left-symmetric     512 1.0  bm 8,10,12
+1 r5-rs       5      right-symmetric    4   0.90 -  4,4,4,4,4
+1 r5-pf       5      parity-first       64  1.2  bm 4,4,4
+1 r5-pl       5      parity-last        16  1.2  -  4,4,4,4
+1 r5-ddf-zr   5      ddf-zero-restart   64  1.2  -  4,4,4
+1 r4          4      -                  64  1.2  -  4,4,4,4
+1 r4-090      4      -                  4   0.90 bm 4,4,4
+1 lin-12      linear -                  -   1.2  -  4,6,8
+1 lin-090     linear -                  -   0.90 -  4,8
+1 lin-10      linear -                  -   1.0  -  6,4
+2 r0-zones    0      -                  64  1.2  -  4,6,6,8
+2 r0-alt      0      alternate          16  1.1  -  4,6,6
+2 r0-onezone  0      -                  512 1.0  -  8,8
+2 r1-2        1      -                  -   1.2  bm 4,4
+2 r1-3-090    1      -                  -   0.90 bm 4,4,4
+2 r1-uneq-10  1      -                  -   1.0  bm 4,6
+2 r1-uneq-11  1      -                  -   1.1  -  6,4
+2 r6-la       6      left-asymmetric    64  1.2  -  4,4,4,4,4
+2 r6-ra       6      right-asymmetric   16  1.1  -  4,4,4,4
+2 r6-ls       6      left-symmetric     512 1.0  bm 4,4,4,4,4
+2 r6-rs       6      right-symmetric    4   0.90 bm 4,4,4,4,4
+2 r6-ddf-nr   6      ddf-N-restart      16  1.2  -  4,4,4,4,4
+3 r6-pf       6      parity-first       64  1.2  -  4,4,4,4
+3 r6-pl       6      parity-last        16  1.2  -  4,4,4,4,4
+3 r6-la6      6      left-asymmetric-6  64  1.2  -  4,4,4,4,4
+3 r6-ra6      6      right-asymmetric-6 16  1.1  -  4,4,4,4,4
+3 r6-ls6      6      left-symmetric-6   4   1.2  bm 4,4,4,4,4
+3 r6-rs6      6      right-symmetric-6  64  1.0  -  4,4,4,4,4
+3 r6-pf6      6      parity-first-6     16  0.90 -  4,4,4,4
+3 r6-ddf-zr   6      ddf-zero-restart   64  1.2  -  4,4,4,4
+3 r6-ddf-nc   6      ddf-N-continue     64  0.90 -  4,4,4,4,4
+4 r10-n2x2    10     n2                 64  1.2  bm 4,4
+4 r10-n2x4    10     n2                 16  1.0  -  4,4,4,4
+4 r10-n2x5    10     n2                 64  1.2  -  4,4,4,4,4
+4 r10-n3      10     n3                 4   1.2  -  4,4,4
+4 r10-f2x3    10     f2                 64  1.1  -  4,4,4
+4 r10-f2x4    10     f2                 4   0.90 bm 4,4,4,4
+4 r10-f2x5    10     f2                 16  1.2  -  4,4,4,4,4
+4 r10-f3      10     f3                 16  1.2  -  4,4,4,4
+4 r10-o2x3    10     o2                 512 1.2  -  8,8,8
+4 r10-o2x4    10     o2                 16  1.0  bm 4,4,4,4
+4 r10-o3      10     o3                 64  0.90 -  4,4,4,4,4
+";
+
+/// md-vm attaches at most this many disks: from the 44th on, the PCI address it gives a disk
+/// is refused by qemu 10 ("Property 'virtio-blk-pci.addr' doesn't take value '20'").
+const MAX_VM_DISKS: usize = 43;
+/// Members per boot: every boot also attaches the data disk.
+const MAX_VM_MEMBERS: usize = MAX_VM_DISKS - 1;
+
 /// One array of the matrix, as mdadm is asked to create it.
 struct Case {
     /// Short unique name for the report.
-    name: &'static str,
+    name: String,
     /// mdadm `--level`.
-    level: &'static str,
+    level: String,
     /// mdadm `--layout`, if any.
-    layout: Option<&'static str>,
+    layout: Option<String>,
     /// mdadm `--chunk` in KiB, if any.
     chunk_kib: Option<u32>,
     /// mdadm `--metadata`.
-    meta: &'static str,
+    meta: String,
     /// `--bitmap=internal`.
     bitmap: bool,
     /// Member image sizes in MiB, in creation (role) order.
-    sizes_mib: &'static [u64],
+    sizes_mib: Vec<u64>,
 }
 
-/// Shorthand for the matrix tables.
-const fn case(
-    name: &'static str,
-    level: &'static str,
-    layout: Option<&'static str>,
-    chunk_kib: Option<u32>,
-    meta: &'static str,
-    bitmap: bool,
-    sizes_mib: &'static [u64],
-) -> Case {
-    Case {
-        name,
-        level,
-        layout,
-        chunk_kib,
-        meta,
-        bitmap,
-        sizes_mib,
+/// The matrix grouped by boot, in boot order.
+fn batches() -> Vec<Vec<Case>> {
+    let mut out: Vec<Vec<Case>> = Vec::new();
+    for line in MATRIX.lines().filter(|l| !l.trim().is_empty()) {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let [boot, name, level, layout, chunk, meta, bitmap, sizes] = w[..] else {
+            panic!("matrix line has not 8 columns: {line}");
+        };
+        let boot: usize = boot.parse().expect("matrix boot column is a number");
+        let dash = |v: &str| (v != "-").then(|| v.to_string());
+        let case = Case {
+            name: name.to_string(),
+            level: level.to_string(),
+            layout: dash(layout),
+            chunk_kib: dash(chunk).map(|c| c.parse().expect("matrix chunk column is a number")),
+            meta: meta.to_string(),
+            bitmap: bitmap == "bm",
+            sizes_mib: sizes
+                .split(',')
+                .map(|s| s.parse().expect("matrix size is a number"))
+                .collect(),
+        };
+        assert!(
+            boot >= 1 && boot <= out.len() + 1,
+            "matrix boots must be listed in order"
+        );
+        if boot > out.len() {
+            out.push(Vec::new());
+        }
+        out[boot - 1].push(case);
     }
+    for (b, cases) in out.iter().enumerate() {
+        let members: usize = cases.iter().map(|c| c.sizes_mib.len()).sum();
+        assert!(
+            members <= MAX_VM_MEMBERS,
+            "boot {} has {members} members",
+            b + 1
+        );
+    }
+    out
 }
-
-/// Batch 1: raid4/5, linear, raid0, raid1 (58 members).
-const BATCH_PARITY5_AND_SIMPLE: &[Case] = &[
-    case(
-        "r5-la",
-        "5",
-        Some("left-asymmetric"),
-        Some(64),
-        "1.2",
-        false,
-        &[4, 4, 4, 4],
-    ),
-    case(
-        "r5-ra",
-        "5",
-        Some("right-asymmetric"),
-        Some(16),
-        "1.1",
-        false,
-        &[4, 4, 4, 4],
-    ),
-    case(
-        "r5-ls-uneq",
-        "5",
-        Some("left-symmetric"),
-        Some(512),
-        "1.0",
-        true,
-        &[8, 10, 12],
-    ),
-    case(
-        "r5-rs",
-        "5",
-        Some("right-symmetric"),
-        Some(4),
-        "0.90",
-        false,
-        &[4, 4, 4, 4, 4],
-    ),
-    case(
-        "r5-pf",
-        "5",
-        Some("parity-first"),
-        Some(64),
-        "1.2",
-        true,
-        &[4, 4, 4],
-    ),
-    case(
-        "r5-pl",
-        "5",
-        Some("parity-last"),
-        Some(16),
-        "1.2",
-        false,
-        &[4, 4, 4, 4],
-    ),
-    case(
-        "r5-ddf-zr",
-        "5",
-        Some("ddf-zero-restart"),
-        Some(64),
-        "1.2",
-        false,
-        &[4, 4, 4],
-    ),
-    case("r4", "4", None, Some(64), "1.2", false, &[4, 4, 4, 4]),
-    case("r4-090", "4", None, Some(4), "0.90", true, &[4, 4, 4]),
-    case("lin-12", "linear", None, None, "1.2", false, &[4, 6, 8]),
-    case("lin-090", "linear", None, None, "0.90", false, &[4, 8]),
-    case("lin-10", "linear", None, None, "1.0", false, &[6, 4]),
-    case("r0-zones", "0", None, Some(64), "1.2", false, &[4, 6, 6, 8]),
-    case(
-        "r0-alt",
-        "0",
-        Some("alternate"),
-        Some(16),
-        "1.1",
-        false,
-        &[4, 6, 6],
-    ),
-    case("r0-onezone", "0", None, Some(512), "1.0", false, &[8, 8]),
-    case("r1-2", "1", None, None, "1.2", true, &[4, 4]),
-    case("r1-3-090", "1", None, None, "0.90", true, &[4, 4, 4]),
-    case("r1-uneq-10", "1", None, None, "1.0", true, &[4, 6]),
-    case("r1-uneq-11", "1", None, None, "1.1", false, &[6, 4]),
-];
-
-/// Batch 2: raid6 with the md algorithms (54 members).
-const BATCH_RAID6: &[Case] = &[
-    case(
-        "r6-la",
-        "6",
-        Some("left-asymmetric"),
-        Some(64),
-        "1.2",
-        false,
-        &[4, 4, 4, 4, 4],
-    ),
-    case(
-        "r6-ra",
-        "6",
-        Some("right-asymmetric"),
-        Some(16),
-        "1.1",
-        false,
-        &[4, 4, 4, 4],
-    ),
-    case(
-        "r6-ls",
-        "6",
-        Some("left-symmetric"),
-        Some(512),
-        "1.0",
-        true,
-        &[4, 4, 4, 4, 4, 4],
-    ),
-    case(
-        "r6-rs",
-        "6",
-        Some("right-symmetric"),
-        Some(4),
-        "0.90",
-        true,
-        &[4, 4, 4, 4, 4],
-    ),
-    case(
-        "r6-pf",
-        "6",
-        Some("parity-first"),
-        Some(64),
-        "1.2",
-        false,
-        &[4, 4, 4, 4],
-    ),
-    case(
-        "r6-pl",
-        "6",
-        Some("parity-last"),
-        Some(16),
-        "1.2",
-        false,
-        &[4, 4, 4, 4, 4],
-    ),
-    case(
-        "r6-la6",
-        "6",
-        Some("left-asymmetric-6"),
-        Some(64),
-        "1.2",
-        false,
-        &[4, 4, 4, 4, 4],
-    ),
-    case(
-        "r6-ra6",
-        "6",
-        Some("right-asymmetric-6"),
-        Some(16),
-        "1.1",
-        false,
-        &[4, 4, 4, 4, 4],
-    ),
-    case(
-        "r6-ls6",
-        "6",
-        Some("left-symmetric-6"),
-        Some(4),
-        "1.2",
-        true,
-        &[4, 4, 4, 4, 4, 4],
-    ),
-    case(
-        "r6-rs6",
-        "6",
-        Some("right-symmetric-6"),
-        Some(64),
-        "1.0",
-        false,
-        &[4, 4, 4, 4, 4],
-    ),
-    case(
-        "r6-pf6",
-        "6",
-        Some("parity-first-6"),
-        Some(16),
-        "0.90",
-        false,
-        &[4, 4, 4, 4],
-    ),
-];
-
-/// Batch 3: raid10 near/far/offset and raid6 with the DDF algorithms (58 members).
-const BATCH_RAID10_DDF6: &[Case] = &[
-    case("r10-n2x2", "10", Some("n2"), Some(64), "1.2", true, &[4, 4]),
-    case(
-        "r10-n2x4",
-        "10",
-        Some("n2"),
-        Some(16),
-        "1.0",
-        false,
-        &[4, 4, 4, 4],
-    ),
-    case(
-        "r10-n2x5",
-        "10",
-        Some("n2"),
-        Some(64),
-        "1.2",
-        false,
-        &[4, 4, 4, 4, 4],
-    ),
-    case(
-        "r10-n3",
-        "10",
-        Some("n3"),
-        Some(4),
-        "1.2",
-        false,
-        &[4, 4, 4],
-    ),
-    case(
-        "r10-f2x3",
-        "10",
-        Some("f2"),
-        Some(64),
-        "1.1",
-        false,
-        &[4, 4, 4],
-    ),
-    case(
-        "r10-f2x4",
-        "10",
-        Some("f2"),
-        Some(4),
-        "0.90",
-        true,
-        &[4, 4, 4, 4],
-    ),
-    case(
-        "r10-f2x5",
-        "10",
-        Some("f2"),
-        Some(16),
-        "1.2",
-        false,
-        &[4, 4, 4, 4, 4],
-    ),
-    case(
-        "r10-f3",
-        "10",
-        Some("f3"),
-        Some(16),
-        "1.2",
-        false,
-        &[4, 4, 4, 4],
-    ),
-    case(
-        "r10-o2x3",
-        "10",
-        Some("o2"),
-        Some(512),
-        "1.2",
-        false,
-        &[8, 8, 8],
-    ),
-    case(
-        "r10-o2x4",
-        "10",
-        Some("o2"),
-        Some(16),
-        "1.0",
-        true,
-        &[4, 4, 4, 4],
-    ),
-    case(
-        "r10-o3",
-        "10",
-        Some("o3"),
-        Some(64),
-        "0.90",
-        false,
-        &[4, 4, 4, 4, 4],
-    ),
-    case(
-        "r6-ddf-zr",
-        "6",
-        Some("ddf-zero-restart"),
-        Some(64),
-        "1.2",
-        false,
-        &[4, 4, 4, 4, 4],
-    ),
-    case(
-        "r6-ddf-nr",
-        "6",
-        Some("ddf-N-restart"),
-        Some(16),
-        "1.2",
-        false,
-        &[4, 4, 4, 4, 4],
-    ),
-    case(
-        "r6-ddf-nc",
-        "6",
-        Some("ddf-N-continue"),
-        Some(64),
-        "0.90",
-        false,
-        &[4, 4, 4, 4, 4, 4],
-    ),
-];
-
-/// The boots; each becomes one md-vm run (at most 59 members plus the data disk).
-const BATCHES: &[&[Case]] = &[BATCH_PARITY5_AND_SIMPLE, BATCH_RAID6, BATCH_RAID10_DDF6];
 
 /// splitmix64: a tiny, well-mixed generator, so the data needs no dependency.
 struct SplitMix64(u64);
@@ -464,7 +228,7 @@ fn prepare_batch(dir: &Path, cases: &[Case], data: &[u8]) -> Result<BatchFiles, 
             plan,
             "{idx} {} {} {} {} {} {}",
             c.level,
-            c.layout.unwrap_or("-"),
+            c.layout.as_deref().unwrap_or("-"),
             c.chunk_kib
                 .map_or_else(|| "-".to_string(), |k| k.to_string()),
             c.meta,
@@ -472,7 +236,7 @@ fn prepare_batch(dir: &Path, cases: &[Case], data: &[u8]) -> Result<BatchFiles, 
             c.sizes_mib.len()
         );
         let mut paths = Vec::new();
-        for &size in c.sizes_mib {
+        for &size in &c.sizes_mib {
             let path = dir.join(format!("d{disk:02}-{}.img", c.name));
             let f = fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             f.set_len(size * MIB)
@@ -663,7 +427,7 @@ fn check_array(
     };
 
     let mut degraded = Vec::new();
-    for (k, leave_out) in degraded_sets(c.level, paths.len(), idx)
+    for (k, leave_out) in degraded_sets(&c.level, paths.len(), idx)
         .into_iter()
         .enumerate()
     {
@@ -699,7 +463,7 @@ fn check_array(
     let geometry = format!(
         "{}/{}/{}{}",
         c.level,
-        c.layout.unwrap_or("-"),
+        c.layout.as_deref().unwrap_or("-"),
         c.meta,
         if c.bitmap { "+bm" } else { "" }
     );
@@ -853,7 +617,8 @@ fn umd_matches_kernel_md_and_mdadm() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/batch.sh");
     let work =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("oracle-{}", std::process::id()));
-    let data_len = BATCHES
+    let batches = batches();
+    let data_len = batches
         .iter()
         .flat_map(|b| b.iter().enumerate())
         .map(|(i, c)| i as u64 * DATA_STRIDE_BYTES + c.sizes_mib.iter().sum::<u64>() * MIB)
@@ -862,7 +627,7 @@ fn umd_matches_kernel_md_and_mdadm() {
         .next_multiple_of(MIB);
     let data = data_bytes(data_len);
 
-    let files: Vec<BatchFiles> = BATCHES
+    let files: Vec<BatchFiles> = batches
         .iter()
         .enumerate()
         .map(|(b, cases)| prepare_batch(&work.join(format!("batch{}", b + 1)), cases, &data))
@@ -877,7 +642,7 @@ fn umd_matches_kernel_md_and_mdadm() {
             Ok((out, secs)) => {
                 eprintln!("oracle: batch {} booted and ran in {secs:.1} s", b + 1);
                 let arrays = parse_vm_output(out);
-                for idx in 0..BATCHES[b].len() {
+                for idx in 0..batches[b].len() {
                     jobs.push((b, idx, arrays.get(&idx).cloned().unwrap_or_default()));
                 }
             }
@@ -897,7 +662,7 @@ fn umd_matches_kernel_md_and_mdadm() {
                 let r = check_array(
                     *b,
                     *idx,
-                    &BATCHES[*b][*idx],
+                    &batches[*b][*idx],
                     &files[*b].members[*idx],
                     vm,
                     &data,

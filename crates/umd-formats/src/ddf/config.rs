@@ -152,9 +152,17 @@ pub(crate) fn parse_slot(
     geo: ConfigGeometry,
 ) -> Result<Slot, FormatError> {
     assert_eq!(bytes.len(), geo.record_bytes, "caller slices whole records");
-    assert!(FIXED_BYTES + geo.mppe * ELEMENT_BYTES <= geo.record_bytes, "checked by caller");
+    assert!(
+        FIXED_BYTES + geo.mppe * ELEMENT_BYTES <= geo.record_bytes,
+        "checked by caller"
+    );
     let raw = RawVdConfig::read_from_bytes(&bytes[..FIXED_BYTES]).map_err(|_| {
-        FormatError::new(CONFIG_NAME, "magic", base, Problem::Unreachable("fixed part size"))
+        FormatError::new(
+            CONFIG_NAME,
+            "magic",
+            base,
+            Problem::Unreachable("fixed part size"),
+        )
     })?;
     let magic = raw.magic.get();
     if magic == SPARE_ASSIGN_MAGIC {
@@ -166,7 +174,12 @@ pub(crate) fn parse_slot(
     }
     crc::verify(bytes, CONFIG_NAME, base)?;
     let field = |name: &'static str, at: usize, found: u64, why: &'static str| {
-        FormatError::new(CONFIG_NAME, name, base + at as u64, Problem::Invalid { found, why })
+        FormatError::new(
+            CONFIG_NAME,
+            name,
+            base + at as u64,
+            Problem::Invalid { found, why },
+        )
     };
     let count = usize::from(raw.prim_elmnt_count.get());
     if count == 0 || count > geo.mppe {
@@ -177,7 +190,12 @@ pub(crate) fn parse_slot(
     if raw.sec_elmnt_count == 0 || raw.sec_elmnt_seq >= raw.sec_elmnt_count {
         let at = offset_of!(RawVdConfig, sec_elmnt_seq);
         let why = "secondary element sequence out of range";
-        return Err(field("sec_elmnt_seq", at, u64::from(raw.sec_elmnt_seq), why));
+        return Err(field(
+            "sec_elmnt_seq",
+            at,
+            u64::from(raw.sec_elmnt_seq),
+            why,
+        ));
     }
     let refs_at = FIXED_BYTES;
     let lbas_at = FIXED_BYTES + geo.mppe * 4;
@@ -207,19 +225,37 @@ pub(crate) fn parse_slot(
         lba_offset,
     };
     let md = level::md_geometry(&config).map_err(|why| {
-        field("prl", offset_of!(RawVdConfig, prl), u64::from(config.prl), why)
+        field(
+            "prl",
+            offset_of!(RawVdConfig, prl),
+            u64::from(config.prl),
+            why,
+        )
     })?;
     if md.uses_chunk && config.chunk_shift > CHUNK_SHIFT_MAX {
         let at = offset_of!(RawVdConfig, chunk_shift);
-        return Err(field("chunk_shift", at, u64::from(config.chunk_shift), "chunk too large"));
+        return Err(field(
+            "chunk_shift",
+            at,
+            u64::from(config.chunk_shift),
+            "chunk too large",
+        ));
     }
-    assert_eq!(config.phys_refnum.len(), config.lba_offset.len(), "one offset per position");
+    assert_eq!(
+        config.phys_refnum.len(),
+        config.lba_offset.len(),
+        "one offset per position"
+    );
     Ok(Slot::Vd(config))
 }
 
 /// Check that records of `record_sectors` can hold `mppe` elements; return
 /// the geometry. `at` is the device byte offset of `config_record_len`.
-pub(crate) fn geometry(record_sectors: u16, mppe: u16, at: u64) -> Result<ConfigGeometry, FormatError> {
+pub(crate) fn geometry(
+    record_sectors: u16,
+    mppe: u16,
+    at: u64,
+) -> Result<ConfigGeometry, FormatError> {
     let record_bytes = usize::from(record_sectors) * SECTOR_BYTES as usize;
     let mppe = usize::from(mppe);
     if FIXED_BYTES + mppe * ELEMENT_BYTES > record_bytes {
@@ -227,7 +263,12 @@ pub(crate) fn geometry(record_sectors: u16, mppe: u16, at: u64) -> Result<Config
             found: u64::from(record_sectors),
             why: "config records too short for max_primary_element_entries",
         };
-        return Err(FormatError::new("DDF header", "config_record_len", at, problem));
+        return Err(FormatError::new(
+            "DDF header",
+            "config_record_len",
+            at,
+            problem,
+        ));
     }
     Ok(ConfigGeometry { record_bytes, mppe })
 }

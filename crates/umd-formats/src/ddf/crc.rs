@@ -25,7 +25,10 @@ const CRC32FAST_INIT: u32 = 0xFFFF_FFFF;
 #[must_use]
 pub fn ddf_crc(structure: &[u8]) -> u32 {
     let crc_end = CRC_OFFSET + CRC_LEN;
-    assert!(structure.len() >= crc_end, "a DDF structure is at least 8 bytes");
+    assert!(
+        structure.len() >= crc_end,
+        "a DDF structure is at least 8 bytes"
+    );
     let mut hasher = crc32fast::Hasher::new_with_initial(CRC32FAST_INIT);
     hasher.update(&structure[..CRC_OFFSET]);
     hasher.update(&CRC_PLACEHOLDER);
@@ -51,15 +54,23 @@ pub(crate) fn verify(structure: &[u8], what: &'static str, offset: u64) -> Resul
         what,
         "crc",
         offset + CRC_OFFSET as u64,
-        Problem::BadChecksum { computed: u64::from(computed), stored: u64::from(stored) },
+        Problem::BadChecksum {
+            computed: u64::from(computed),
+            stored: u64::from(stored),
+        },
     ))
 }
 
 /// Store the DDF CRC of `structure` in its CRC field.
-pub(crate) fn seal(structure: &mut [u8]) {
+#[cfg(test)]
+fn seal(structure: &mut [u8]) {
     let crc = ddf_crc(structure);
     structure[CRC_OFFSET..CRC_OFFSET + CRC_LEN].copy_from_slice(&crc.to_be_bytes());
-    assert_eq!(stored_crc(structure), ddf_crc(structure), "a sealed structure verifies");
+    assert_eq!(
+        stored_crc(structure),
+        ddf_crc(structure),
+        "a sealed structure verifies"
+    );
 }
 
 #[cfg(test)]
@@ -73,7 +84,11 @@ mod tests {
         for &b in data {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         crc

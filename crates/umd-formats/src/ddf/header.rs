@@ -38,7 +38,9 @@ pub(crate) const PRIMARY_NAME: &str = "DDF primary header";
 pub(crate) const SECONDARY_NAME: &str = "DDF secondary header";
 
 /// One section's place, relative to its header (formats.md §5.1, 192..256).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
 #[repr(C)]
 pub(crate) struct RawSection {
     /// Sectors from the header's LBA.
@@ -165,7 +167,10 @@ impl Header {
         let name = expected.structure();
         let base = lba.saturating_mul(SECTOR_BYTES);
         let raw = RawHeader::read_from_bytes(bytes).map_err(|_| {
-            let problem = Problem::Truncated { need: HEADER_BYTES, have: bytes.len() };
+            let problem = Problem::Truncated {
+                need: HEADER_BYTES,
+                have: bytes.len(),
+            };
             FormatError::new(name, "magic", base, problem)
         })?;
         if raw.magic.get() != HEADER_MAGIC {
@@ -178,7 +183,10 @@ impl Header {
         crc::verify(bytes, name, base)?;
         if raw.revision != REVISION_0 && raw.revision != REVISION_2 {
             let found = u64::from_be_bytes(raw.revision);
-            let problem = Problem::Invalid { found, why: "unsupported DDF revision" };
+            let problem = Problem::Invalid {
+                found,
+                why: "unsupported DDF revision",
+            };
             let off = base + offset_of!(RawHeader, revision) as u64;
             return Err(FormatError::new(name, "revision", off, problem));
         }
@@ -191,7 +199,11 @@ impl Header {
             return Err(FormatError::new(name, "type", off, problem));
         }
         let header = Self { raw, lba };
-        assert_eq!(header.raw.as_bytes().len(), HEADER_BYTES, "a header is one sector");
+        assert_eq!(
+            header.raw.as_bytes().len(),
+            HEADER_BYTES,
+            "a header is one sector"
+        );
         Ok(header)
     }
 
@@ -200,7 +212,10 @@ impl Header {
         let name = HeaderType::from_raw(self.raw.header_type).structure();
         let base = self.lba.saturating_mul(SECTOR_BYTES);
         let mismatch = |field: &'static str, at: usize, found: u64| {
-            let problem = Problem::Invalid { found, why: "differs from the anchor header" };
+            let problem = Problem::Invalid {
+                found,
+                why: "differs from the anchor header",
+            };
             FormatError::new(name, field, base + at as u64, problem)
         };
         if self.raw.guid != anchor.raw.guid {
@@ -212,11 +227,19 @@ impl Header {
         }
         if self.raw.primary_lba != anchor.raw.primary_lba {
             let found = self.raw.primary_lba.get();
-            return Err(mismatch("primary_lba", offset_of!(RawHeader, primary_lba), found));
+            return Err(mismatch(
+                "primary_lba",
+                offset_of!(RawHeader, primary_lba),
+                found,
+            ));
         }
         if self.raw.secondary_lba != anchor.raw.secondary_lba {
             let found = self.raw.secondary_lba.get();
-            return Err(mismatch("secondary_lba", offset_of!(RawHeader, secondary_lba), found));
+            return Err(mismatch(
+                "secondary_lba",
+                offset_of!(RawHeader, secondary_lba),
+                found,
+            ));
         }
         Ok(())
     }
@@ -307,24 +330,21 @@ impl Header {
     pub fn section(&self, kind: SectionKind) -> Option<SectionLocation> {
         let raw = self.raw.sections[kind as usize];
         let offset_sectors = raw.offset.get();
-        (offset_sectors != ABSENT_SECTION)
-            .then(|| SectionLocation { offset_sectors, len_sectors: raw.length.get() })
+        (offset_sectors != ABSENT_SECTION).then(|| SectionLocation {
+            offset_sectors,
+            len_sectors: raw.length.get(),
+        })
     }
     /// Device byte offset of field `at` within this header, for error reports.
     pub(crate) fn field_offset(&self, at: usize) -> u64 {
-        self.lba.saturating_mul(SECTOR_BYTES).saturating_add(at as u64)
+        self.lba
+            .saturating_mul(SECTOR_BYTES)
+            .saturating_add(at as u64)
     }
     /// The stored bytes.
     #[must_use]
     pub fn as_bytes(&self) -> &[u8] {
         self.raw.as_bytes()
-    }
-    /// A copy of this header turned into `kind` at `lba`, sealed (for writing).
-    pub(crate) fn retyped(&self, kind: HeaderType, lba: u64) -> Self {
-        let mut raw = self.raw.clone();
-        raw.header_type = kind as u8;
-        crc::seal(raw.as_mut_bytes());
-        Self { raw, lba }
     }
 }
 

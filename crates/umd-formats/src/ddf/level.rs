@@ -103,7 +103,12 @@ pub fn md_geometry(config: &VdConfig) -> Result<MdGeometry, &'static str> {
         (PRL_RAID6, RLQ_N_CONTINUE) => (6, MD_ROTATING_N_CONTINUE, true),
         _ => return Err("RAID level and qualifier md cannot run"),
     };
-    Ok(MdGeometry { level, layout, raid_disks: n, uses_chunk })
+    Ok(MdGeometry {
+        level,
+        layout,
+        raid_disks: n,
+        uses_chunk,
+    })
 }
 
 /// Spanned or striped sets of mirrors become md raid10 near-2 or near-3
@@ -118,5 +123,10 @@ fn secondary(config: &VdConfig, n: u32) -> Result<MdGeometry, &'static str> {
         _ => return Err("mirror width md raid10 cannot run"),
     };
     let raid_disks = n * u32::from(config.sec_elmnt_count);
-    Ok(MdGeometry { level: 10, layout, raid_disks, uses_chunk: true })
+    Ok(MdGeometry {
+        level: 10,
+        layout,
+        raid_disks,
+        uses_chunk: true,
+    })
 }

@@ -67,7 +67,12 @@ pub(crate) fn probe(
         .map_err(|e| ProbeError::Format(e.at_device_offset(anchor_offset % SECTOR_BYTES)))?;
     let primary = load_copy(&anchor, HeaderType::Primary, dev_sectors, read)?;
     let secondary = match anchor.secondary_lba() {
-        Some(_) => Some(load_copy(&anchor, HeaderType::Secondary, dev_sectors, read)?),
+        Some(_) => Some(load_copy(
+            &anchor,
+            HeaderType::Secondary,
+            dev_sectors,
+            read,
+        )?),
         None => None,
     };
     let (first, second) = order_copies(primary, secondary);
@@ -137,7 +142,9 @@ fn find_anchor(
 }
 
 fn has_magic(bytes: &[u8]) -> bool {
-    bytes.get(..4).is_some_and(|m| m == HEADER_MAGIC.to_be_bytes())
+    bytes
+        .get(..4)
+        .is_some_and(|m| m == HEADER_MAGIC.to_be_bytes())
 }
 
 /// Read and check one header copy; a failure here is a value, not yet an error,
@@ -154,9 +161,21 @@ fn load_copy(
     };
     // mdadm `load_ddf_header`: the copy must lie before the anchor's sector.
     if lba >= dev_sectors - 1 {
-        let name = if kind == HeaderType::Primary { "primary_lba" } else { "secondary_lba" };
-        let problem = Problem::Invalid { found: lba, why: "beyond the end of the device" };
-        let err = FormatError::new(header::ANCHOR_NAME, name, anchor.field_offset(field_at), problem);
+        let name = if kind == HeaderType::Primary {
+            "primary_lba"
+        } else {
+            "secondary_lba"
+        };
+        let problem = Problem::Invalid {
+            found: lba,
+            why: "beyond the end of the device",
+        };
+        let err = FormatError::new(
+            header::ANCHOR_NAME,
+            name,
+            anchor.field_offset(field_at),
+            problem,
+        );
         return Ok(Err(err));
     }
     let bytes = read_at(read, lba * SECTOR_BYTES, HEADER_BYTES)?;
@@ -202,9 +221,18 @@ fn read_section(
 ) -> Result<(Vec<u8>, u64), ProbeError> {
     let entry_at = header::SECTIONS_OFFSET + kind as usize * header::SECTION_ENTRY_BYTES;
     let invalid = |at: usize, found: u64, why: &'static str| {
-        let field = if at == entry_at { "section_offset" } else { "section_length" };
+        let field = if at == entry_at {
+            "section_offset"
+        } else {
+            "section_length"
+        };
         let problem = Problem::Invalid { found, why };
-        ProbeError::Format(FormatError::new(HEADER_NAME, field, header.field_offset(at), problem))
+        ProbeError::Format(FormatError::new(
+            HEADER_NAME,
+            field,
+            header.field_offset(at),
+            problem,
+        ))
     };
     let loc = header
         .section(kind)
@@ -212,15 +240,27 @@ fn read_section(
     let len_at = entry_at + 4;
     let len = loc.len_sectors;
     if len == 0 || len > SECTION_SECTORS_MAX {
-        return Err(invalid(len_at, u64::from(len), "section length out of range"));
+        return Err(invalid(
+            len_at,
+            u64::from(len),
+            "section length out of range",
+        ));
     }
     let table = matches!(kind, SectionKind::PhysRecords | SectionKind::VirtRecords);
     if table && !TABLE_SECTION_SECTORS.contains(&len) {
-        return Err(invalid(len_at, u64::from(len), "table length not 2, 8, 32, 128 or 512"));
+        return Err(invalid(
+            len_at,
+            u64::from(len),
+            "table length not 2, 8, 32, 128 or 512",
+        ));
     }
     let lba = header.lba() + u64::from(loc.offset_sectors);
     if lba + u64::from(len) > dev_sectors {
-        return Err(invalid(entry_at, u64::from(loc.offset_sectors), "section beyond device end"));
+        return Err(invalid(
+            entry_at,
+            u64::from(loc.offset_sectors),
+            "section beyond device end",
+        ));
     }
     let offset = lba * SECTOR_BYTES;
     let bytes = read_at(read, offset, len as usize * SECTOR_BYTES as usize)?;
@@ -244,17 +284,37 @@ fn load_sections(
     let (bytes, at) = read_section(header, SectionKind::Config, dev_sectors, read)?;
     let configs = parse_configs(header, &bytes, at).map_err(fmt)?;
     // mdadm finds "this" disk's entry by GUID (`load_ddf_local`).
-    let this_pd = phys.iter().position(|pd| pd.guid == disk_data.guid).ok_or_else(|| {
-        let problem = Problem::Invalid { found: 0, why: "no physical disk entry has this GUID" };
-        fmt(FormatError::new(records::DISK_DATA_NAME, "guid", at_guid(header), problem))
-    })?;
+    let this_pd = phys
+        .iter()
+        .position(|pd| pd.guid == disk_data.guid)
+        .ok_or_else(|| {
+            let problem = Problem::Invalid {
+                found: 0,
+                why: "no physical disk entry has this GUID",
+            };
+            fmt(FormatError::new(
+                records::DISK_DATA_NAME,
+                "guid",
+                at_guid(header),
+                problem,
+            ))
+        })?;
     check_configs(&configs, &virt, header)?;
-    Ok(Parts { controller, phys, virt, configs, disk_data, this_pd })
+    Ok(Parts {
+        controller,
+        phys,
+        virt,
+        configs,
+        disk_data,
+        this_pd,
+    })
 }
 
 /// Device byte offset of disk_data's GUID (for the error above).
 fn at_guid(header: &Header) -> u64 {
-    let off = header.section(SectionKind::DiskData).map_or(0, |l| u64::from(l.offset_sectors));
+    let off = header
+        .section(SectionKind::DiskData)
+        .map_or(0, |l| u64::from(l.offset_sectors));
     (header.lba() + off) * SECTOR_BYTES + 8
 }
 
@@ -275,14 +335,29 @@ fn parse_configs(header: &Header, section: &[u8], base: u64) -> Result<Vec<VdCon
 }
 
 /// Every configuration record must configure a known virtual disk.
-fn check_configs(configs: &[VdConfig], virt: &[VirtDisk], header: &Header) -> Result<(), ProbeError> {
+fn check_configs(
+    configs: &[VdConfig],
+    virt: &[VirtDisk],
+    header: &Header,
+) -> Result<(), ProbeError> {
     let geo_bytes = usize::from(header.config_record_len_sectors()) * SECTOR_BYTES as usize;
-    let base = header.section(SectionKind::Config).map_or(0, |l| u64::from(l.offset_sectors));
+    let base = header
+        .section(SectionKind::Config)
+        .map_or(0, |l| u64::from(l.offset_sectors));
     for c in configs {
         if !virt.iter().any(|v| v.guid == c.guid) {
-            let at = (header.lba() + base) * SECTOR_BYTES + (c.slot as usize * geo_bytes) as u64 + 8;
-            let problem = Problem::Invalid { found: u64::from(c.slot), why: "names no virtual disk" };
-            return Err(ProbeError::Format(FormatError::new(config::CONFIG_NAME, "guid", at, problem)));
+            let at =
+                (header.lba() + base) * SECTOR_BYTES + (c.slot as usize * geo_bytes) as u64 + 8;
+            let problem = Problem::Invalid {
+                found: u64::from(c.slot),
+                why: "names no virtual disk",
+            };
+            return Err(ProbeError::Format(FormatError::new(
+                config::CONFIG_NAME,
+                "guid",
+                at,
+                problem,
+            )));
         }
     }
     Ok(())

@@ -10,7 +10,9 @@ use super::level;
 use super::records::{PhysDisk, VirtDisk, PD_STATE_REBUILDING, UNUSED_REFNUM};
 use super::sha1::sha1;
 use super::{Ddf, GUID_LEN};
-use crate::info::{ArraySide, ArrayUuid, DeviceSide, MdInfo, MetadataFormat, RosterEntry, SlotState};
+use crate::info::{
+    ArraySide, ArrayUuid, DeviceSide, MdInfo, MetadataFormat, RosterEntry, SlotState,
+};
 
 /// Controller GUID prefix of LSI firmware, whose VD GUIDs change at every boot
 /// (mdadm `vendors_with_variable_volume_UUID`; compared over 8 bytes).
@@ -80,7 +82,10 @@ impl Ddf {
             .filter(|&(_, &r)| r != UNUSED_REFNUM)
             .map(|(pos, &r)| RosterEntry {
                 dev_id: r,
-                slot: self.slot_of(self.phys.iter().find(|pd| pd.refnum == r), role_base + pos as u32),
+                slot: slot_of(
+                    self.phys.iter().find(|pd| pd.refnum == r),
+                    role_base + pos as u32,
+                ),
             })
             .collect();
         let in_sync = vd.is_in_sync();
@@ -89,7 +94,11 @@ impl Ddf {
             name: vd.name(),
             level: md.level,
             layout: md.layout,
-            chunk_sectors: if md.uses_chunk { config.chunk_sectors() } else { 0 },
+            chunk_sectors: if md.uses_chunk {
+                config.chunk_sectors()
+            } else {
+                0
+            },
             raid_disks: md.raid_disks,
             component_sectors: config.blocks,
             array_sectors: Some(config.array_blocks),
@@ -103,27 +112,34 @@ impl Ddf {
         };
         let device = DeviceSide {
             dev_id: me.refnum,
-            slot: self.slot_of(Some(me), role_base + position as u32),
+            slot: slot_of(Some(me), role_base + position as u32),
             data_offset_sectors: config.lba_offset[position],
             data_sectors: config.blocks,
             super_offset_sectors: self.active.lba(),
             device_uuid: None,
         };
-        assert!(role_base + (position as u32) < md.raid_disks, "role within raid_disks");
-        MdInfo { format: MetadataFormat::Ddf, array, device }
-    }
-
-    /// What the physical disk record says a member in md role `role` is
-    /// (mdadm: in sync only if online and not failed; rebuilding = recovering).
-    fn slot_of(&self, pd: Option<&PhysDisk>, role: u32) -> SlotState {
-        match pd {
-            Some(pd) if pd.is_working() => SlotState::Active {
-                role,
-                recovery_offset_sectors: (pd.state & PD_STATE_REBUILDING != 0).then_some(0),
-            },
-            Some(pd) if pd.is_spare() => SlotState::Spare,
-            _ => SlotState::Faulty,
+        assert!(
+            role_base + (position as u32) < md.raid_disks,
+            "role within raid_disks"
+        );
+        MdInfo {
+            format: MetadataFormat::Ddf,
+            array,
+            device,
         }
+    }
+}
+
+/// What the physical disk record says a member in md role `role` is
+/// (mdadm: in sync only if online and not failed; rebuilding = recovering).
+fn slot_of(pd: Option<&PhysDisk>, role: u32) -> SlotState {
+    match pd {
+        Some(pd) if pd.is_working() => SlotState::Active {
+            role,
+            recovery_offset_sectors: (pd.state & PD_STATE_REBUILDING != 0).then_some(0),
+        },
+        Some(pd) if pd.is_spare() => SlotState::Spare,
+        _ => SlotState::Faulty,
     }
 }
 

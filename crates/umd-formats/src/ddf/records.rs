@@ -198,8 +198,7 @@ impl PhysDisk {
     /// Online and neither failed nor missing: its data can be trusted.
     #[must_use]
     pub fn is_working(&self) -> bool {
-        self.state & PD_STATE_ONLINE != 0
-            && self.state & (PD_STATE_FAILED | PD_STATE_MISSING) == 0
+        self.state & PD_STATE_ONLINE != 0 && self.state & (PD_STATE_FAILED | PD_STATE_MISSING) == 0
     }
     /// A global or dedicated spare.
     #[must_use]
@@ -234,7 +233,11 @@ impl VirtDisk {
     /// (mdadm `_ddf_array_name` turns every space into a terminator).
     #[must_use]
     pub fn name(&self) -> String {
-        let end = self.name_raw.iter().position(|&b| b == b' ' || b == 0).unwrap_or(16);
+        let end = self
+            .name_raw
+            .iter()
+            .position(|&b| b == b' ' || b == 0)
+            .unwrap_or(16);
         let name = &self.name_raw[..end];
         let end = name.iter().rposition(|&b| b != 0xff).map_or(0, |p| p + 1);
         String::from_utf8_lossy(&name[..end]).into_owned()
@@ -261,7 +264,10 @@ pub struct DiskData {
 }
 
 fn bad_magic(what: &'static str, base: u64, expected: u32, found: u32) -> FormatError {
-    let problem = Problem::BadMagic { expected: u64::from(expected), found: u64::from(found) };
+    let problem = Problem::BadMagic {
+        expected: u64::from(expected),
+        found: u64::from(found),
+    };
     FormatError::new(what, "magic", base, problem)
 }
 
@@ -271,13 +277,18 @@ fn truncated(what: &'static str, base: u64, need: usize, have: usize) -> FormatE
 
 /// Parse controller data from `bytes` read at device byte `base`.
 pub(crate) fn parse_controller(bytes: &[u8], base: u64) -> Result<Controller, FormatError> {
-    let head = bytes.get(..ONE_SECTOR).ok_or_else(|| {
-        truncated(CONTROLLER_NAME, base, ONE_SECTOR, bytes.len())
-    })?;
+    let head = bytes
+        .get(..ONE_SECTOR)
+        .ok_or_else(|| truncated(CONTROLLER_NAME, base, ONE_SECTOR, bytes.len()))?;
     let raw = RawController::read_from_bytes(head)
         .map_err(|_| truncated(CONTROLLER_NAME, base, ONE_SECTOR, head.len()))?;
     if raw.magic.get() != CONTROLLER_MAGIC {
-        return Err(bad_magic(CONTROLLER_NAME, base, CONTROLLER_MAGIC, raw.magic.get()));
+        return Err(bad_magic(
+            CONTROLLER_NAME,
+            base,
+            CONTROLLER_MAGIC,
+            raw.magic.get(),
+        ));
     }
     crc::verify(head, CONTROLLER_NAME, base)?;
     Ok(Controller {
@@ -331,12 +342,20 @@ pub(crate) fn parse_phys(
     header_max: u16,
 ) -> Result<Vec<PhysDisk>, FormatError> {
     let magics = [PHYS_RECORDS_MAGIC, PHYS_DATA_MAGIC];
-    let max = table_head(section, base, PHYS_NAME, &magics, PD_ENTRY_BYTES, header_max)?;
+    let max = table_head(
+        section,
+        base,
+        PHYS_NAME,
+        &magics,
+        PD_ENTRY_BYTES,
+        header_max,
+    )?;
     let entries = &section[TABLE_HEAD_BYTES..TABLE_HEAD_BYTES + max * PD_ENTRY_BYTES];
     let mut disks = Vec::new();
     for (index, bytes) in entries.chunks_exact(PD_ENTRY_BYTES).enumerate() {
-        let raw = RawPdEntry::read_from_bytes(bytes)
-            .map_err(|_| FormatError::new(PHYS_NAME, "entries", base, Problem::Unreachable("pd size")))?;
+        let raw = RawPdEntry::read_from_bytes(bytes).map_err(|_| {
+            FormatError::new(PHYS_NAME, "entries", base, Problem::Unreachable("pd size"))
+        })?;
         if raw.refnum.get() == UNUSED_REFNUM {
             continue;
         }
@@ -360,12 +379,20 @@ pub(crate) fn parse_virt(
     header_max: u16,
 ) -> Result<Vec<VirtDisk>, FormatError> {
     let magics = [VIRT_RECORDS_MAGIC];
-    let max = table_head(section, base, VIRT_NAME, &magics, VD_ENTRY_BYTES, header_max)?;
+    let max = table_head(
+        section,
+        base,
+        VIRT_NAME,
+        &magics,
+        VD_ENTRY_BYTES,
+        header_max,
+    )?;
     let entries = &section[TABLE_HEAD_BYTES..TABLE_HEAD_BYTES + max * VD_ENTRY_BYTES];
     let mut disks = Vec::new();
     for (index, bytes) in entries.chunks_exact(VD_ENTRY_BYTES).enumerate() {
-        let raw = RawVdEntry::read_from_bytes(bytes)
-            .map_err(|_| FormatError::new(VIRT_NAME, "entries", base, Problem::Unreachable("vd size")))?;
+        let raw = RawVdEntry::read_from_bytes(bytes).map_err(|_| {
+            FormatError::new(VIRT_NAME, "entries", base, Problem::Unreachable("vd size"))
+        })?;
         // mdadm marks an unused entry by an all-ones GUID (`all_ff`).
         if raw.guid.iter().all(|&b| b == 0xff) {
             continue;
@@ -392,7 +419,12 @@ pub(crate) fn parse_disk_data(bytes: &[u8], base: u64) -> Result<DiskData, Forma
     let raw = RawDiskData::read_from_bytes(head)
         .map_err(|_| truncated(DISK_DATA_NAME, base, ONE_SECTOR, head.len()))?;
     if raw.magic.get() != PHYS_DATA_MAGIC {
-        return Err(bad_magic(DISK_DATA_NAME, base, PHYS_DATA_MAGIC, raw.magic.get()));
+        return Err(bad_magic(
+            DISK_DATA_NAME,
+            base,
+            PHYS_DATA_MAGIC,
+            raw.magic.get(),
+        ));
     }
     crc::verify(head, DISK_DATA_NAME, base)?;
     Ok(DiskData {

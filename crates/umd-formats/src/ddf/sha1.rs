@@ -8,7 +8,13 @@
 /// SHA-1 block size in bytes (FIPS 180-4).
 const BLOCK_BYTES: usize = 64;
 /// SHA-1 initial hash value (FIPS 180-4 §5.3.1).
-const H0: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
+const H0: [u32; 5] = [
+    0x6745_2301,
+    0xEFCD_AB89,
+    0x98BA_DCFE,
+    0x1032_5476,
+    0xC3D2_E1F0,
+];
 /// Round constants for rounds 0-19, 20-39, 40-59, 60-79 (FIPS 180-4 §4.2.1).
 const K: [u32; 4] = [0x5A82_7999, 0x6ED9_EBA1, 0x8F1B_BCDC, 0xCA62_C1D6];
 
@@ -34,6 +40,8 @@ pub(crate) fn sha1(data: &[u8]) -> [u8; 20] {
     out
 }
 
+// a..e, f, k, w are FIPS 180-4's names; renaming them would hide the spec.
+#[allow(clippy::many_single_char_names)]
 fn compress(h: &mut [u32; 5], block: &[u8]) {
     let mut w = [0u32; 80];
     for (i, word) in block.chunks_exact(4).enumerate() {
@@ -50,7 +58,12 @@ fn compress(h: &mut [u32; 5], block: &[u8]) {
             40..=59 => ((b & c) | (b & d) | (c & d), K[2]),
             _ => (b ^ c ^ d, K[3]),
         };
-        let t = a.rotate_left(5).wrapping_add(f).wrapping_add(e).wrapping_add(k).wrapping_add(wi);
+        let t = a
+            .rotate_left(5)
+            .wrapping_add(f)
+            .wrapping_add(e)
+            .wrapping_add(k)
+            .wrapping_add(wi);
         e = d;
         d = c;
         c = b.rotate_left(30);
@@ -67,16 +80,25 @@ mod tests {
     use super::sha1;
 
     fn hex(d: [u8; 20]) -> String {
-        d.iter().map(|b| format!("{b:02x}")).collect()
+        d.iter().fold(String::new(), |mut s, b| {
+            use std::fmt::Write;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
     }
 
     /// FIPS 180-2 appendix A test vectors.
     #[test]
     fn known_vectors() {
-        assert_eq!(hex(sha1(b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            hex(sha1(b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
         assert_eq!(hex(sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
         assert_eq!(
-            hex(sha1(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
+            hex(sha1(
+                b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
+            )),
             "84983e441c3bd26e9cba9a4a6b6ef8c1d8af9dbd"
         );
     }

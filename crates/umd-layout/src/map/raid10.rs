@@ -4,9 +4,10 @@
 //! the offset flag and the far-set selector. Chunk k occupies the nc
 //! consecutive "slots" k x nc .. k x nc + nc - 1 of a row-major grid of rows x
 //! raid_disks; each near copy has fc - 1 far copies, each moved nc roles on
-//! (inside its far set) and `stride` sectors down. `new` proves that md's far
-//! move is a permutation of roles, so that no two chunks share a sector: some
-//! far-set geometries md would accept are not, and they are refused (R17).
+//! (inside its far set) and `stride` sectors down. `new` proves that no two
+//! chunks share a sector: md's far move must be a permutation of roles, and
+//! in the offset layout no chunk's near copies may wrap into the next row.
+//! Some geometries md would accept break this, and they are refused (R17).
 
 use super::{check_chunk_pow2, check_disks};
 use crate::geometry::{Copy, Extent, GeometrySpec, LayoutError, Level, Target};
@@ -92,6 +93,9 @@ impl Raid10 {
             return Err(bad_layout);
         }
         map.set_sizes(spec.component_sectors)?;
+        if map.offset_copies_collide() {
+            return Err(bad_layout);
+        }
         Ok(map)
     }
 
@@ -178,6 +182,20 @@ impl Raid10 {
             seen[next] = true;
         }
         true
+    }
+
+    /// In the offset layout a chunk's near copies that wrap past the last
+    /// role move down one device row, which is where md puts the first far
+    /// copies of that chunk row: md would store two chunks in one place.
+    /// That happens exactly when some chunk's slots straddle a row end; the
+    /// pattern of `k x nc mod n` repeats every n chunks, so n checks suffice.
+    fn offset_copies_collide(&self) -> bool {
+        if !self.far_offset || self.far_copies < 2 {
+            return false;
+        }
+        let n = u64::from(self.raid_disks);
+        let nc = u64::from(self.near_copies);
+        (0..self.array_chunks.min(n)).any(|k| (k * nc) % n + nc > n)
     }
 
     pub(crate) fn locate(&self, sector: u64, copies: &mut Vec<Copy>) -> Extent {

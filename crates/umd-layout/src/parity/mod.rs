@@ -21,8 +21,8 @@
 //! allocates: recovery walks the stripe in [`RECOVERY_CHUNK_BYTES`] pieces,
 //! using a static zero block for lost data.
 
-mod recover;
 pub mod gf256;
+mod recover;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86_avx2;
@@ -186,7 +186,11 @@ pub(crate) fn check_xor_args(sources: &[&[u8]], dest: &[u8]) {
 
 pub(crate) fn check_pq_args(data: &[&[u8]], p: &[u8], q: &[u8]) {
     assert!(!data.is_empty(), "pq_gen needs at least one data block");
-    assert!(data.len() <= MAX_DATA_BLOCKS, "pq_gen: {} data blocks", data.len());
+    assert!(
+        data.len() <= MAX_DATA_BLOCKS,
+        "pq_gen: {} data blocks",
+        data.len()
+    );
     assert_eq!(p.len(), q.len(), "P and Q must be the same length");
     assert!(
         data.iter().all(|s| s.len() == p.len()),
@@ -197,21 +201,40 @@ pub(crate) fn check_pq_args(data: &[&[u8]], p: &[u8], q: &[u8]) {
 
 /// Validates a raid4/5 stripe; returns the block length.
 pub(crate) fn check_raid5_args(blocks: &[&mut [u8]], missing: usize) -> usize {
-    assert!(blocks.len() >= 2, "a raid4/5 stripe has at least one data block and P");
-    assert!(blocks.len() <= MAX_STRIPE_BLOCKS, "raid5: {} blocks", blocks.len());
-    assert!(missing < blocks.len(), "missing block {missing} is not in the stripe");
+    assert!(
+        blocks.len() >= 2,
+        "a raid4/5 stripe has at least one data block and P"
+    );
+    assert!(
+        blocks.len() <= MAX_STRIPE_BLOCKS,
+        "raid5: {} blocks",
+        blocks.len()
+    );
+    assert!(
+        missing < blocks.len(),
+        "missing block {missing} is not in the stripe"
+    );
     let len = blocks[0].len();
-    assert!(blocks.iter().all(|b| b.len() == len), "stripe blocks differ in length");
+    assert!(
+        blocks.iter().all(|b| b.len() == len),
+        "stripe blocks differ in length"
+    );
     len
 }
 
 /// Validates a raid6 stripe; returns (data blocks, block length, what is lost).
 pub(crate) fn check_raid6_args(blocks: &[&mut [u8]], missing: &[usize]) -> (usize, usize, Loss) {
-    assert!(blocks.len() >= 3, "a raid6 stripe has at least one data block, P and Q");
+    assert!(
+        blocks.len() >= 3,
+        "a raid6 stripe has at least one data block, P and Q"
+    );
     let d = blocks.len() - 2;
     assert!(d <= MAX_DATA_BLOCKS, "raid6: {d} data blocks");
     let len = blocks[0].len();
-    assert!(blocks.iter().all(|b| b.len() == len), "stripe blocks differ in length");
+    assert!(
+        blocks.iter().all(|b| b.len() == len),
+        "stripe blocks differ in length"
+    );
     let (p, q) = (d, d + 1);
     let loss = match *missing {
         [x] if x < d => Loss::Data(x),
@@ -221,7 +244,10 @@ pub(crate) fn check_raid6_args(blocks: &[&mut [u8]], missing: &[usize]) -> (usiz
         [x, y] if x < d && y == p => Loss::DataP(x),
         [x, y] if x < d && y == q => Loss::DataQ(x),
         [x, y] if x == p && y == q => Loss::PQ,
-        _ => panic!("raid6 missing {missing:?}: want 1 or 2 sorted distinct indices < {}", d + 2),
+        _ => panic!(
+            "raid6 missing {missing:?}: want 1 or 2 sorted distinct indices < {}",
+            d + 2
+        ),
     };
     (d, len, loss)
 }

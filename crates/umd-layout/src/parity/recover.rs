@@ -25,7 +25,9 @@ impl Kernels {
         check_raid5_args(blocks, missing);
         let survivors = blocks.len() - 1;
         let (before, rest) = blocks.split_at_mut(missing);
-        let (target, after) = rest.split_first_mut().expect("check_raid5_args: missing < len");
+        let (target, after) = rest
+            .split_first_mut()
+            .expect("check_raid5_args: missing < len");
         let mut sources: [&[u8]; MAX_STRIPE_BLOCKS] = [&[]; MAX_STRIPE_BLOCKS];
         for (slot, block) in sources.iter_mut().zip(before.iter().chain(after.iter())) {
             *slot = block;
@@ -45,9 +47,18 @@ impl Kernels {
         }
     }
 
-    fn raid6_recover_chunk(&self, blocks: &mut [&mut [u8]], d: usize, loss: Loss, range: Range<usize>) {
+    fn raid6_recover_chunk(
+        &self,
+        blocks: &mut [&mut [u8]],
+        d: usize,
+        loss: Loss,
+        range: Range<usize>,
+    ) {
         let chunk_len = range.len();
-        assert!(chunk_len <= RECOVERY_CHUNK_BYTES, "chunk of {chunk_len} bytes");
+        assert!(
+            chunk_len <= RECOVERY_CHUNK_BYTES,
+            "chunk of {chunk_len} bytes"
+        );
         // Survivors by index; lost entries stay empty until replaced below.
         let mut sources: [&[u8]; MAX_STRIPE_BLOCKS] = [&[]; MAX_STRIPE_BLOCKS];
         let mut lost: [&mut [u8]; 2] = [&mut [], &mut []];

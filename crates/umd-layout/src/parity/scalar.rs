@@ -108,7 +108,9 @@ pub(crate) fn xor_gen_from(sources: &[&[u8]], dest: &mut [u8], start: usize) {
 
 /// `pq_gen` over bytes `start..`: Horner from the highest slot.
 pub(crate) fn pq_gen_from(data: &[&[u8]], p: &mut [u8], q: &mut [u8], start: usize) {
-    let (last, rest) = data.split_last().expect("check_pq_args demands one data block");
+    let (last, rest) = data
+        .split_last()
+        .expect("check_pq_args demands one data block");
     let p = &mut p[start..];
     let q = &mut q[start..];
     p.copy_from_slice(&last[start..]);

@@ -87,7 +87,10 @@ fn nibble_tables(c: u8) -> (__m256i, __m256i) {
             _mm_loadu_si128(tables.as_ptr().add(NIBBLE_ENTRIES).cast()),
         )
     };
-    (_mm256_broadcastsi128_si256(low), _mm256_broadcastsi128_si256(high))
+    (
+        _mm256_broadcastsi128_si256(low),
+        _mm256_broadcastsi128_si256(high),
+    )
 }
 
 /// c . x for each byte, with c's nibble tables.
@@ -97,7 +100,10 @@ fn mul_const(x: __m256i, tables: (__m256i, __m256i)) -> __m256i {
     let mask = _mm256_set1_epi8(LOW_NIBBLE as i8);
     let low = _mm256_and_si256(x, mask);
     let high = _mm256_and_si256(_mm256_srli_epi16(x, 4), mask);
-    _mm256_xor_si256(_mm256_shuffle_epi8(tables.0, low), _mm256_shuffle_epi8(tables.1, high))
+    _mm256_xor_si256(
+        _mm256_shuffle_epi8(tables.0, low),
+        _mm256_shuffle_epi8(tables.1, high),
+    )
 }
 
 /// 2 . x for each byte: double, then reduce bytes whose top bit fell off.
@@ -146,7 +152,9 @@ unsafe fn pq_range<const V: usize>(
     start: usize,
     end: usize,
 ) {
-    let (last, rest) = data.split_last().expect("caller passes at least one data block");
+    let (last, rest) = data
+        .split_last()
+        .expect("caller passes at least one data block");
     let mut offset = start;
     while offset < end {
         let mut pv = [_mm256_setzero_si256(); V];
@@ -252,7 +260,10 @@ fn pq_gen(data: &[&[u8]], p: &mut [u8], q: &mut [u8]) {
 
 fn recov_2data(dx: &mut [u8], dy: &mut [u8], p: &[u8], q: &[u8], coefficients: (u8, u8)) {
     let len = dx.len();
-    assert!(dy.len() == len && p.len() == len && q.len() == len, "recovery buffers differ");
+    assert!(
+        dy.len() == len && p.len() == len && q.len() == len,
+        "recovery buffers differ"
+    );
     let (_, vector_end) = split(len);
     // SAFETY: only reachable through the table `kernels` builds after detecting
     // AVX2; all four buffers are `len` long and vector_end <= len is a multiple of 32.

@@ -1,3 +1,5 @@
 //! placeholder
 #![allow(dead_code)]
-pub(super) fn kernels() -> Option<super::Kernels> { None }
+pub(super) fn kernels() -> Option<super::Kernels> {
+    None
+}

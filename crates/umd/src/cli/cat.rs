@@ -41,7 +41,7 @@ pub(crate) fn run(
     }
     let stdout = io::stdout().lock();
     let mut out = io::BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, stdout);
-    match stream(&assembly, &opened, &mut out).and_then(|()| out.flush().map_err(Into::into)) {
+    match stream(&assembly, &opened, &mut out).and_then(|_| out.flush().map_err(Into::into)) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(StreamError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
         Err(StreamError::Output(e)) => Err(format!("writing to stdout: {e}")),
@@ -49,9 +49,21 @@ pub(crate) fn run(
     }
 }
 
-enum StreamError {
+/// Why streaming stopped.
+pub(crate) enum StreamError {
+    /// Writing the output failed.
     Output(io::Error),
+    /// Some data cannot be read from the members left.
     Lost(String),
+}
+
+impl std::fmt::Display for StreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Output(e) => write!(f, "writing output: {e}"),
+            Self::Lost(e) => write!(f, "{e}"),
+        }
+    }
 }
 
 impl From<io::Error> for StreamError {
@@ -60,7 +72,13 @@ impl From<io::Error> for StreamError {
     }
 }
 
-fn stream(assembly: &Assembly, opened: &[Opened], out: &mut impl Write) -> Result<(), StreamError> {
+/// Write the whole array to `out`; returns the members that failed a read
+/// along the way (and were rebuilt around).
+pub(crate) fn stream(
+    assembly: &Assembly,
+    opened: &[Opened],
+    out: &mut impl Write,
+) -> Result<Vec<String>, StreamError> {
     let mut planner = ReadPlanner::new(
         assembly.geometry.clone(),
         assembly.member_map(),
@@ -72,6 +90,7 @@ fn stream(assembly: &Assembly, opened: &[Opened], out: &mut impl Write) -> Resul
     };
     let mut plan = ReadPlan::default();
     let mut buffers: Vec<Vec<u8>> = Vec::new();
+    let mut failed_members = Vec::new();
     let mut sector = 0;
     while sector < planner.array_sectors() {
         planner
@@ -96,6 +115,7 @@ fn stream(assembly: &Assembly, opened: &[Opened], out: &mut impl Write) -> Resul
         }
         if let Some(role) = failed {
             planner.mark_failed(role);
+            failed_members.push(file_of(role).path.display().to_string());
             continue;
         }
         let mut refs: Vec<&mut [u8]> = buffers[..plan.buffers].iter_mut().map(Vec::as_mut_slice).collect();
@@ -103,5 +123,5 @@ fn stream(assembly: &Assembly, opened: &[Opened], out: &mut impl Write) -> Resul
         out.write_all(&buffers[0])?;
         sector += plan.len_sectors;
     }
-    Ok(())
+    Ok(failed_members)
 }

@@ -23,7 +23,10 @@ pub(crate) struct VmArray {
     pub(crate) examine: BTreeMap<usize, String>,
 }
 
-fn array(arrays: &mut BTreeMap<usize, VmArray>, idx: Option<&str>) -> Option<&mut VmArray> {
+fn array<'a>(
+    arrays: &'a mut BTreeMap<usize, VmArray>,
+    idx: Option<&str>,
+) -> Option<&'a mut VmArray> {
     let idx = idx?.parse().ok()?;
     Some(arrays.entry(idx).or_default())
 }

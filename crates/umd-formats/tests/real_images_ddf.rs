@@ -1,0 +1,494 @@
+//! Every DDF image in the real-image collection parses as its README documents.
+//!
+//! The images were made by mdadm (dissect.volume's DDF set, util-linux's blkid
+//! fixture); the facts checked here come from the collection's README and from
+//! formats.md §5.1, never from our own output. Corrupted copies must be refused
+//! with an error naming the structure, and truncated input must never panic.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use umd_formats::ddf::{self, level, Ddf};
+use umd_formats::info::SlotState;
+use umd_formats::probe::ProbeError;
+
+fn images_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("UMD_TESTDATA").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/real"),
+        PathBuf::from,
+    );
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("UMD_SKIP_REAL_IMAGES").is_some_and(|v| v == "1"),
+        "real images not found at {}; set UMD_TESTDATA, or UMD_SKIP_REAL_IMAGES=1 to skip",
+        dir.display()
+    );
+    None
+}
+
+fn load(dir: &std::path::Path, rel: &str) -> Vec<u8> {
+    let path = dir.join(rel);
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = Vec::new();
+    if std::path::Path::new(rel)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("xz"))
+    {
+        let mut input = std::io::BufReader::new(file);
+        lzma_rs::xz_decompress(&mut input, &mut out).expect("valid xz");
+    } else {
+        flate2::read::GzDecoder::new(file)
+            .read_to_end(&mut out)
+            .expect("valid gzip");
+    }
+    out
+}
+
+fn probe_mem(image: &[u8]) -> Result<Option<Ddf>, ProbeError> {
+    let mut read = |offset: u64, buf: &mut [u8]| -> std::io::Result<()> {
+        let start = usize::try_from(offset).map_err(std::io::Error::other)?;
+        let src = image
+            .get(start..start + buf.len())
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    };
+    ddf::probe(image.len() as u64, &mut read)
+}
+
+fn must_probe(image: &[u8], name: &str) -> Ddf {
+    match probe_mem(image) {
+        Ok(Some(d)) => d,
+        Ok(None) => panic!("{name}: no DDF found"),
+        Err(e) => panic!("{name}: {e}"),
+    }
+}
+
+/// One dissect.volume DDF set: its README row.
+struct Set {
+    stem: &'static str,
+    vd_name: &'static str,
+    prl: u8,
+    rlq: u8,
+    members: usize,
+    blocks: u64,
+    /// README "member positions": file suffix k is at `pos[k - 1]`.
+    pos: &'static [usize],
+    md_level: i32,
+    md_layout: u32,
+    /// md raid_disk of file suffix k.
+    md_role: &'static [u32],
+    chunk_sectors: u32,
+}
+
+const SETS: &[Set] = &[
+    Set {
+        stem: "ddf-raid0",
+        vd_name: "ddf-raid0",
+        prl: level::PRL_RAID0,
+        rlq: 0,
+        members: 3,
+        blocks: 8192,
+        pos: &[1, 0, 2],
+        md_level: 0,
+        md_layout: 0,
+        md_role: &[1, 0, 2],
+        chunk_sectors: 1024,
+    },
+    Set {
+        stem: "ddf-raid1",
+        vd_name: "ddf-raid1",
+        prl: level::PRL_RAID1,
+        rlq: 0,
+        members: 2,
+        blocks: 8192,
+        pos: &[1, 0],
+        md_level: 1,
+        md_layout: 0,
+        md_role: &[1, 0],
+        chunk_sectors: 0,
+    },
+    Set {
+        stem: "ddf-raid4",
+        vd_name: "ddf-raid4",
+        prl: level::PRL_RAID4,
+        rlq: 1,
+        members: 2,
+        blocks: 8192,
+        pos: &[1, 0],
+        md_level: 4,
+        md_layout: 0,
+        md_role: &[1, 0],
+        chunk_sectors: 1024,
+    },
+    Set {
+        stem: "ddf-raid5",
+        vd_name: "ddf-raid5",
+        prl: level::PRL_RAID5,
+        rlq: 3,
+        members: 3,
+        blocks: 8192,
+        pos: &[1, 0, 2],
+        md_level: 5,
+        md_layout: 2,
+        md_role: &[1, 0, 2],
+        chunk_sectors: 1024,
+    },
+    Set {
+        stem: "ddf-raid6",
+        vd_name: "ddf-raid6",
+        prl: level::PRL_RAID6,
+        rlq: 3,
+        members: 4,
+        blocks: 8192,
+        pos: &[2, 0, 3, 1],
+        md_level: 6,
+        md_layout: 10,
+        md_role: &[2, 0, 3, 1],
+        chunk_sectors: 1024,
+    },
+    Set {
+        stem: "ddf-raid10",
+        vd_name: "ddf-raid10",
+        prl: level::PRL_RAID1,
+        rlq: 0,
+        members: 2,
+        blocks: 8192,
+        // BVD seq 0: -2 pos0, -4 pos1; BVD seq 1: -1 pos0, -3 pos1.
+        pos: &[0, 0, 1, 1],
+        md_level: 10,
+        md_layout: 0x102,
+        md_role: &[2, 0, 3, 1],
+        chunk_sectors: 1024,
+    },
+];
+
+/// Header facts shared by every dissect.volume DDF file (README "DDF" paragraph).
+fn check_dissect_header(d: &Ddf, image_bytes: usize, name: &str) {
+    let (primary, secondary) = if image_bytes == 38 << 20 {
+        (45056, 12288)
+    } else {
+        (40960, 8192)
+    };
+    for h in [d.anchor(), d.header()] {
+        assert_eq!(h.primary_lba(), primary, "{name}");
+        assert_eq!(h.secondary_lba(), Some(secondary), "{name}");
+        assert_eq!(&h.revision(), b"01.02.00", "{name}");
+        assert_eq!(h.workspace_len_sectors(), 32768, "{name}");
+        assert_eq!(h.max_pd_entries(), 1023, "{name}");
+        assert_eq!(h.max_vd_entries(), 255, "{name}");
+        assert_eq!(h.max_partitions(), 64, "{name}");
+        assert_eq!(h.config_record_len_sectors(), 7, "{name}");
+        assert_eq!(h.max_primary_element_entries(), 256, "{name}");
+    }
+    assert_eq!(d.header().header_type(), ddf::HeaderType::Primary, "{name}");
+    assert_eq!(d.header().lba(), primary, "{name}");
+    assert!(d.notes().is_empty(), "{name}: {:?}", d.notes());
+    assert!(d.container_guid().starts_with(b"Linux-MD"), "{name}");
+    for vd in d.virt_disks() {
+        assert_eq!(
+            vd.state & ddf::VD_STATE_MASK,
+            ddf::VD_STATE_OPTIMAL,
+            "{name}"
+        );
+        assert_eq!(
+            vd.init_state & ddf::VD_INIT_MASK,
+            ddf::VD_INIT_FULL,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn dissect_single_vd_sets() {
+    let Some(dir) = images_dir() else { return };
+    for set in SETS {
+        let n_files = set.md_role.len();
+        let mut refnums = Vec::new();
+        let mut parsed = Vec::new();
+        for k in 1..=n_files {
+            let name = format!("{}-{k}.bin.gz", set.stem);
+            let image = load(&dir, &format!("dissect.volume/ddf/{name}"));
+            let d = must_probe(&image, &name);
+            check_dissect_header(&d, image.len(), &name);
+            assert_eq!(d.phys_disks().len(), n_files, "{name}: one PD per member");
+            assert_eq!(d.virt_disks().len(), 1, "{name}");
+            assert_eq!(d.virt_disks()[0].name(), set.vd_name, "{name}");
+            assert_eq!(d.configs().len(), 1, "{name}");
+            let c = &d.configs()[0];
+            assert_eq!((c.prl, c.rlq), (set.prl, set.rlq), "{name}");
+            assert_eq!(usize::from(c.prim_elmnt_count), set.members, "{name}");
+            assert_eq!(c.blocks, set.blocks, "{name}");
+            assert_eq!(d.disk_data().refnum, d.this_disk().refnum, "{name}");
+            refnums.push(d.this_disk().refnum);
+            parsed.push((name, d));
+        }
+        for (k, (name, d)) in parsed.iter().enumerate() {
+            let c = &d.configs()[0];
+            let me = refnums[k];
+            assert_eq!(
+                c.position_of(me),
+                Some(set.pos[k]),
+                "{name}: README position"
+            );
+            if set.md_level == 10 {
+                assert_eq!(
+                    (c.sec_elmnt_count, c.srl),
+                    (2, level::SRL_SPANNED),
+                    "{name}"
+                );
+                assert_eq!(
+                    u32::from(c.sec_elmnt_seq),
+                    set.md_role[k] / 2,
+                    "{name}: BVD"
+                );
+            } else {
+                // Every member of the set, in README position order.
+                let mut by_pos: Vec<_> = (0..n_files).collect();
+                by_pos.sort_by_key(|&i| set.pos[i]);
+                let expect: Vec<u32> = by_pos.iter().map(|&i| refnums[i]).collect();
+                assert_eq!(c.phys_refnum, expect, "{name}: phys_refnum order");
+            }
+            let infos = d.infos();
+            assert_eq!(infos.len(), 1, "{name}");
+            let info = &infos[0];
+            assert_eq!(info.array.level, set.md_level, "{name}");
+            assert_eq!(info.array.layout, set.md_layout, "{name}");
+            assert_eq!(info.array.raid_disks as usize, n_files, "{name}");
+            assert_eq!(info.array.chunk_sectors, set.chunk_sectors, "{name}");
+            assert_eq!(info.array.name, set.vd_name, "{name}");
+            assert_eq!(info.array.component_sectors, set.blocks, "{name}");
+            assert_eq!(info.array.resync_offset_sectors, u64::MAX, "{name}");
+            assert!(info.array.clean, "{name}");
+            assert_eq!(info.device.dev_id, me, "{name}");
+            assert_eq!(info.device.data_offset_sectors, 0, "{name}: data at LBA 0");
+            assert_eq!(info.device.data_sectors, set.blocks, "{name}");
+            let want = SlotState::Active {
+                role: set.md_role[k],
+                recovery_offset_sectors: None,
+            };
+            assert_eq!(info.device.slot, want, "{name}");
+            assert_eq!(
+                info.array.uuid,
+                parsed[0].1.infos()[0].array.uuid,
+                "{name}: same array"
+            );
+        }
+    }
+}
+
+#[test]
+fn array_sizes_follow_the_level() {
+    let Some(dir) = images_dir() else { return };
+    // array_blocks = data members x blocks per member (formats.md §4).
+    let cases = [
+        ("ddf-raid0-1", 3 * 8192),
+        ("ddf-raid1-1", 8192),
+        ("ddf-raid5-1", 2 * 8192),
+        ("ddf-raid6-1", 2 * 8192),
+        ("ddf-raid10-1", 2 * 8192),
+    ];
+    for (stem, sectors) in cases {
+        let d = must_probe(
+            &load(&dir, &format!("dissect.volume/ddf/{stem}.bin.gz")),
+            stem,
+        );
+        assert_eq!(d.infos()[0].array.array_sectors, Some(sectors), "{stem}");
+    }
+}
+
+#[test]
+fn vd_uuid_is_sha1_of_vd_guid() {
+    let Some(dir) = images_dir() else { return };
+    let d = must_probe(
+        &load(&dir, "dissect.volume/ddf/ddf-raid5-1.bin.gz"),
+        "raid5",
+    );
+    // First 16 bytes of SHA-1 of the VD GUID, computed independently (hashlib).
+    let want = "6f92819a:ab0160aa:a91330fa:87a449cb";
+    assert_eq!(d.infos()[0].array.uuid.to_string(), want);
+}
+
+#[test]
+fn two_vd_container() {
+    let Some(dir) = images_dir() else { return };
+    let mut refnums = Vec::new();
+    for k in 1..=2 {
+        let name = format!("ddf-raid0-raid1-{k}.bin.gz");
+        let image = load(&dir, &format!("dissect.volume/ddf/{name}"));
+        let d = must_probe(&image, &name);
+        check_dissect_header(&d, image.len(), &name);
+        let names: Vec<String> = d.virt_disks().iter().map(ddf::VirtDisk::name).collect();
+        assert_eq!(names, ["ddf-raid0", "ddf-raid1"], "{name}");
+        let infos = d.infos();
+        assert_eq!(infos.len(), 2, "{name}");
+        let (r0, r1) = (&infos[0], &infos[1]);
+        assert_eq!((r0.array.level, r0.array.raid_disks), (0, 2), "{name}");
+        assert_eq!((r1.array.level, r1.array.raid_disks), (1, 2), "{name}");
+        assert_eq!(
+            (r0.device.data_offset_sectors, r0.device.data_sectors),
+            (0, 4096)
+        );
+        assert_eq!(
+            (r1.device.data_offset_sectors, r1.device.data_sectors),
+            (4096, 4096)
+        );
+        assert_ne!(r0.array.uuid, r1.array.uuid, "{name}");
+        // README: -2 pos0, -1 pos1 in both VDs.
+        let role = u32::from(k != 2);
+        for info in &infos {
+            let want = SlotState::Active {
+                role,
+                recovery_offset_sectors: None,
+            };
+            assert_eq!(info.device.slot, want, "{name}");
+            assert_eq!(info.array.roster.len(), 2, "{name}");
+        }
+        refnums.push(d.this_disk().refnum);
+    }
+    assert_ne!(refnums[0], refnums[1]);
+}
+
+#[test]
+fn util_linux_container_without_vd() {
+    let Some(dir) = images_dir() else { return };
+    let image = load(&dir, "util-linux/ddf-raid.img.xz");
+    assert_eq!(image.len(), 102_400 * 512);
+    let d = must_probe(&image, "ddf-raid.img");
+    assert_eq!(d.anchor().primary_lba(), 69632);
+    assert_eq!(d.anchor().secondary_lba(), None);
+    assert_eq!(d.anchor().workspace_lba(), 36864);
+    assert_eq!(&d.anchor().revision(), b"01.02.00");
+    assert!(d.container_guid().starts_with(b"Linux-MD"));
+    assert_eq!(d.phys_disks().len(), 2);
+    assert!(d.virt_disks().is_empty());
+    assert!(d.configs().is_empty());
+    assert!(d.infos().is_empty());
+}
+
+/// Device byte offset of section `kind` of the header at `lba`, read raw.
+fn section_byte(image: &[u8], header_lba: u64, kind: usize) -> usize {
+    let h = header_lba as usize * 512;
+    let at = h + 192 + kind * 8;
+    let off = u32::from_be_bytes(image[at..at + 4].try_into().expect("4 bytes"));
+    h + off as usize * 512
+}
+
+#[test]
+fn corrupt_crc_is_refused_or_falls_back() {
+    let Some(dir) = images_dir() else { return };
+    let image = load(&dir, "dissect.volume/ddf/ddf-raid5-1.bin.gz");
+    let dev = image.len();
+
+    let mut bad = image.clone();
+    bad[dev - 512 + 40] ^= 1;
+    let err = probe_mem(&bad).expect_err("bad anchor CRC");
+    let ProbeError::Format(e) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (e.structure, e.field, e.offset),
+        ("DDF anchor header", "crc", dev as u64 - 508)
+    );
+
+    // Primary PD records bad, secondary good: the secondary copy serves.
+    let mut bad = image.clone();
+    let pd = section_byte(&image, 40960, 1);
+    bad[pd + 100] ^= 0x80;
+    let d = must_probe(&bad, "primary PD corrupted");
+    assert_eq!(d.header().lba(), 8192);
+    assert_eq!(d.notes().len(), 1);
+    assert!(
+        d.notes()[0].contains("DDF physical disk records"),
+        "{:?}",
+        d.notes()
+    );
+    assert_eq!(d.infos()[0].array.level, 5);
+
+    // Both copies bad: refused, naming the primary's structure and offset.
+    let pd2 = section_byte(&image, 8192, 1);
+    bad[pd2 + 100] ^= 0x80;
+    let ProbeError::Format(e) = probe_mem(&bad).expect_err("both bad") else {
+        panic!()
+    };
+    assert_eq!(e.structure, "DDF physical disk records");
+    assert_eq!((e.field, e.offset), ("crc", pd as u64 + 4));
+
+    // A VD configuration record and disk_data, in both copies.
+    for (kind, structure) in [(3, "DDF VD configuration record"), (4, "DDF disk data")] {
+        let mut bad = image.clone();
+        for lba in [40960, 8192] {
+            bad[section_byte(&image, lba, kind) + 70] ^= 1;
+        }
+        let ProbeError::Format(e) = probe_mem(&bad).expect_err(structure) else {
+            panic!()
+        };
+        assert_eq!(e.structure, structure);
+        assert_eq!(e.offset, section_byte(&image, 40960, kind) as u64 + 4);
+    }
+}
+
+#[test]
+fn corrupt_controller_without_secondary_is_refused() {
+    let Some(dir) = images_dir() else { return };
+    let mut image = load(&dir, "util-linux/ddf-raid.img.xz");
+    let ctrl = section_byte(&image, 69632, 0);
+    image[ctrl + 300] ^= 4;
+    let ProbeError::Format(e) = probe_mem(&image).expect_err("bad controller") else {
+        panic!()
+    };
+    assert_eq!((e.structure, e.field), ("DDF controller data", "crc"));
+    assert_eq!(e.offset, ctrl as u64 + 4);
+}
+
+#[test]
+fn truncated_and_mangled_input_never_panics() {
+    let Some(dir) = images_dir() else { return };
+    let image = load(&dir, "dissect.volume/ddf/ddf-raid10-2.bin.gz");
+    for keep in [
+        0,
+        1,
+        511,
+        512,
+        4096,
+        1 << 20,
+        14 << 20,
+        image.len() - 1,
+        image.len(),
+    ] {
+        let tail = &image[image.len() - keep..];
+        umd_formats::fuzz::ddf(tail);
+        // A device that is the tail alone: small ones hold no DDF, large ones
+        // point outside themselves.
+        let r = probe_mem(tail);
+        assert!(
+            !matches!(r, Ok(Some(_))) || keep == image.len(),
+            "keep {keep}"
+        );
+    }
+    // Short reads: the device claims more bytes than the callback can give.
+    let mut read = |offset: u64, buf: &mut [u8]| -> std::io::Result<()> {
+        let start = offset as usize;
+        let src = image
+            .get(start..start + buf.len())
+            .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    };
+    let r = ddf::probe(image.len() as u64 + 512 * 1024, &mut read);
+    assert!(!matches!(r, Ok(Some(_))));
+    // Byte flips all over the metadata region of the tail, through the fuzz entry.
+    let tail_len = 30 << 20;
+    let mut tail = image[image.len() - tail_len..].to_vec();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let at = tail_len - 1 - (x as usize % (tail_len / 2));
+        tail[at] ^= (x >> 32) as u8 | 1;
+        umd_formats::fuzz::ddf(&tail);
+    }
+}
