@@ -94,7 +94,10 @@ impl Assembly {
         MemberMap::new(
             self.members
                 .iter()
-                .map(|m| m.as_ref().map(|m| (m.data_offset_sectors, m.recovery_offset_sectors)))
+                .map(|m| {
+                    m.as_ref()
+                        .map(|m| (m.data_offset_sectors, m.recovery_offset_sectors))
+                })
                 .collect(),
         )
     }
@@ -163,7 +166,11 @@ impl fmt::Display for AssembleError {
             Self::Inconsistent { member, field } => {
                 write!(f, "{member}: {field} differs from the freshest member's")
             }
-            Self::Stale { member, events, array_events } => write!(
+            Self::Stale {
+                member,
+                events,
+                array_events,
+            } => write!(
                 f,
                 "{member}: stale metadata (events {events}, array is at {array_events}); \
                  leave it out to read the array degraded"
@@ -171,8 +178,15 @@ impl fmt::Display for AssembleError {
             Self::DuplicateRole { role, members } => {
                 write!(f, "{} and {} both claim role {role}", members.0, members.1)
             }
-            Self::TooFewMembers { level, missing, why } => {
-                write!(f, "too few members for {level}: roles {missing:?} missing ({why})")
+            Self::TooFewMembers {
+                level,
+                missing,
+                why,
+            } => {
+                write!(
+                    f,
+                    "too few members for {level}: roles {missing:?} missing ({why})"
+                )
             }
             Self::Geometry(e) => write!(f, "{e}"),
             Self::Unsupported(what) => write!(f, "{what}"),
@@ -201,8 +215,9 @@ pub fn assemble(
     }
     let mut warnings = Vec::new();
     let members = assign_roles(candidates, fresh, &mut warnings)?;
-    let level = Level::from_md(array.level)
-        .ok_or(AssembleError::Geometry(LayoutError::UnsupportedLevel(array.level)))?;
+    let level = Level::from_md(array.level).ok_or(AssembleError::Geometry(
+        LayoutError::UnsupportedLevel(array.level),
+    ))?;
     let geometry = build_geometry(level, fresh, &members, candidates, options)?;
     check_redundancy(&geometry, &members)?;
     let array_sectors = array.array_sectors.map_or(geometry.array_sectors(), |a| {
@@ -267,7 +282,10 @@ fn check_consistent(candidates: &[Candidate], fresh: &Candidate) -> Result<(), A
         // A member whose own metadata is older may describe an older shape;
         // staleness is the better explanation, reported by assign_roles.
         if b.events + 1 >= a.events {
-            return Err(AssembleError::Inconsistent { member: c.name.clone(), field });
+            return Err(AssembleError::Inconsistent {
+                member: c.name.clone(),
+                field,
+            });
         }
     }
     Ok(())
@@ -284,10 +302,22 @@ fn assign_roles(
     let mut members: Vec<Option<ActiveMember>> = vec![None; raid_disks];
     for c in candidates {
         let dev = &c.info.device;
-        let roster_slot = array.roster.iter().find(|e| e.dev_id == dev.dev_id).map(|e| e.slot);
+        let roster_slot = array
+            .roster
+            .iter()
+            .find(|e| e.dev_id == dev.dev_id)
+            .map(|e| e.slot);
         let slot = roster_slot.unwrap_or(dev.slot);
-        let SlotState::Active { role, recovery_offset_sectors } = slot else {
-            warnings.push(format!("{}: {} in the array's metadata, not used", c.name, slot_word(slot)));
+        let SlotState::Active {
+            role,
+            recovery_offset_sectors,
+        } = slot
+        else {
+            warnings.push(format!(
+                "{}: {} in the array's metadata, not used",
+                c.name,
+                slot_word(slot)
+            ));
             continue;
         };
         if !matches!(dev.slot, SlotState::Active { .. }) {
@@ -307,12 +337,18 @@ fn assign_roles(
         }
         let role_index = role as usize;
         if role_index >= raid_disks {
-            warnings.push(format!("{}: role {role} is beyond raid_disks, not used", c.name));
+            warnings.push(format!(
+                "{}: role {role} is beyond raid_disks, not used",
+                c.name
+            ));
             continue;
         }
         // The member's own recovery offset is the authority for its content.
         let recovery = match dev.slot {
-            SlotState::Active { recovery_offset_sectors: own, .. } => own.or(recovery_offset_sectors),
+            SlotState::Active {
+                recovery_offset_sectors: own,
+                ..
+            } => own.or(recovery_offset_sectors),
             _ => recovery_offset_sectors,
         };
         if let Some(other) = &members[role_index] {
@@ -357,8 +393,9 @@ fn build_geometry(
         })
         .collect();
     if matches!(level, Level::Linear | Level::Raid0) {
-        let missing: Vec<u32> =
-            (0..members.len() as u32).filter(|&r| members[r as usize].is_none()).collect();
+        let missing: Vec<u32> = (0..members.len() as u32)
+            .filter(|&r| members[r as usize].is_none())
+            .collect();
         if !missing.is_empty() {
             return Err(AssembleError::TooFewMembers {
                 level,
@@ -395,8 +432,9 @@ fn check_redundancy(
     members: &[Option<ActiveMember>],
 ) -> Result<(), AssembleError> {
     let level = geometry.level();
-    let missing: Vec<u32> =
-        (0..members.len() as u32).filter(|&r| members[r as usize].is_none()).collect();
+    let missing: Vec<u32> = (0..members.len() as u32)
+        .filter(|&r| members[r as usize].is_none())
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -414,7 +452,11 @@ fn check_redundancy(
             Level::Linear | Level::Raid0 => "this level has no redundancy",
             _ => "more members missing than the level has parity",
         };
-        return Err(AssembleError::TooFewMembers { level, missing, why });
+        return Err(AssembleError::TooFewMembers {
+            level,
+            missing,
+            why,
+        });
     }
     Ok(())
 }

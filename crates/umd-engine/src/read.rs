@@ -138,8 +138,17 @@ impl ReadPlanner {
     /// A planner for `geometry` over `members`, reading at most `array_sectors`.
     #[must_use]
     pub fn new(geometry: Geometry, members: MemberMap, array_sectors: u64) -> Self {
-        assert!(array_sectors <= geometry.array_sectors(), "array longer than its geometry");
-        Self { geometry, members, array_sectors, copies: Vec::new(), stripe: StripeLayout::default() }
+        assert!(
+            array_sectors <= geometry.array_sectors(),
+            "array longer than its geometry"
+        );
+        Self {
+            geometry,
+            members,
+            array_sectors,
+            copies: Vec::new(),
+            stripe: StripeLayout::default(),
+        }
     }
 
     /// The array's length in sectors.
@@ -158,11 +167,22 @@ impl ReadPlanner {
     /// Plan reading from logical `sector`, at most `max_sectors`, into `plan`.
     /// The plan may cover fewer sectors (it stops where the mapping does);
     /// call again from `plan.sector + plan.len_sectors` for the rest.
-    pub fn plan(&mut self, sector: u64, max_sectors: u64, plan: &mut ReadPlan) -> Result<(), DataLost> {
-        assert!(sector < self.array_sectors, "read at {sector} past the array end");
+    pub fn plan(
+        &mut self,
+        sector: u64,
+        max_sectors: u64,
+        plan: &mut ReadPlan,
+    ) -> Result<(), DataLost> {
+        assert!(
+            sector < self.array_sectors,
+            "read at {sector} past the array end"
+        );
         assert!(max_sectors > 0, "empty read");
         let extent = self.geometry.locate(sector, &mut self.copies);
-        let len = extent.len_sectors.min(max_sectors).min(self.array_sectors - sector);
+        let len = extent
+            .len_sectors
+            .min(max_sectors)
+            .min(self.array_sectors - sector);
         plan.sector = sector;
         plan.len_sectors = len;
         plan.reads.clear();
@@ -171,21 +191,40 @@ impl ReadPlanner {
         match extent.target {
             Target::Single(copy) => self.plan_direct(sector, copy, len, plan),
             Target::Mirrored => {
-                let copy = self.copies.iter().copied().find(|c| self.members.usable(c.role, c.dev_sector, len));
+                let copy = self
+                    .copies
+                    .iter()
+                    .copied()
+                    .find(|c| self.members.usable(c.role, c.dev_sector, len));
                 match copy {
                     Some(copy) => self.plan_direct(sector, copy, len, plan),
-                    None => Err(DataLost { sector, roles: self.copies.iter().map(|c| c.role).collect() }),
+                    None => Err(DataLost {
+                        sector,
+                        roles: self.copies.iter().map(|c| c.role).collect(),
+                    }),
                 }
             }
             Target::Striped { data, stripe } => self.plan_striped(sector, data, stripe, len, plan),
         }?;
-        assert!(plan.len_sectors > 0 && !plan.reads.is_empty(), "a plan reads something");
+        assert!(
+            plan.len_sectors > 0 && !plan.reads.is_empty(),
+            "a plan reads something"
+        );
         Ok(())
     }
 
-    fn plan_direct(&self, sector: u64, copy: Copy, len: u64, plan: &mut ReadPlan) -> Result<(), DataLost> {
+    fn plan_direct(
+        &self,
+        sector: u64,
+        copy: Copy,
+        len: u64,
+        plan: &mut ReadPlan,
+    ) -> Result<(), DataLost> {
         if !self.members.usable(copy.role, copy.dev_sector, len) {
-            return Err(DataLost { sector, roles: vec![copy.role] });
+            return Err(DataLost {
+                sector,
+                roles: vec![copy.role],
+            });
         }
         plan.reads.push(MemberRead {
             role: copy.role,
@@ -215,10 +254,18 @@ impl ReadPlanner {
         }
         // raid4/5: XOR every other data chunk and P into buffer 0.
         let mut buffer = 1;
-        let others = self.stripe.data_roles.iter().copied().filter(|&r| r != data.role);
+        let others = self
+            .stripe
+            .data_roles
+            .iter()
+            .copied()
+            .filter(|&r| r != data.role);
         for role in others.chain(std::iter::once(self.stripe.p_role)) {
             if !usable(role) {
-                return Err(DataLost { sector, roles: vec![data.role, role] });
+                return Err(DataLost {
+                    sector,
+                    roles: vec![data.role, role],
+                });
             }
             plan.reads.push(MemberRead {
                 role,
@@ -235,7 +282,13 @@ impl ReadPlanner {
 
     /// raid6: lay the stripe out as its Q slots, P and Q; read what is usable
     /// into slot-numbered buffers; rebuild up to two lost blocks.
-    fn plan_raid6(&mut self, sector: u64, data: Copy, len: u64, plan: &mut ReadPlan) -> Result<(), DataLost> {
+    fn plan_raid6(
+        &mut self,
+        sector: u64,
+        data: Copy,
+        len: u64,
+        plan: &mut ReadPlan,
+    ) -> Result<(), DataLost> {
         let layout = &self.stripe;
         let slots = layout.q_slot_count as usize;
         let blocks = slots + 2;
@@ -275,14 +328,20 @@ impl ReadPlanner {
             } else {
                 lost_roles.push(role);
                 if missing_count == 2 {
-                    return Err(DataLost { sector, roles: lost_roles });
+                    return Err(DataLost {
+                        sector,
+                        roles: lost_roles,
+                    });
                 }
                 missing[missing_count] = block;
                 missing_count += 1;
             }
         }
         missing[..missing_count].sort_unstable();
-        assert!(missing[..missing_count].contains(&output_slot), "the output block is lost");
+        assert!(
+            missing[..missing_count].contains(&output_slot),
+            "the output block is lost"
+        );
         plan.buffers = blocks;
         plan.rebuild = Rebuild::Raid6 {
             output_slot,
@@ -298,13 +357,25 @@ impl ReadPlanner {
     /// `plan.len_sectors` x 512 bytes, `plan.buffers` of them): afterwards
     /// buffer 0 holds the requested data.
     pub fn finish(&self, plan: &ReadPlan, buffers: &mut [&mut [u8]]) {
-        assert!(buffers.len() >= plan.buffers, "too few buffers for the plan");
+        assert!(
+            buffers.len() >= plan.buffers,
+            "too few buffers for the plan"
+        );
         let len_bytes = (plan.len_sectors * 512) as usize;
-        assert!(buffers[..plan.buffers].iter().all(|b| b.len() == len_bytes), "buffer length");
+        assert!(
+            buffers[..plan.buffers].iter().all(|b| b.len() == len_bytes),
+            "buffer length"
+        );
         match &plan.rebuild {
             Rebuild::Direct => {}
             Rebuild::Xor { count } => parity::raid5_recover(&mut buffers[..*count], 0),
-            Rebuild::Raid6 { output_slot, blocks, missing, missing_count, zero_slots } => {
+            Rebuild::Raid6 {
+                output_slot,
+                blocks,
+                missing,
+                missing_count,
+                zero_slots,
+            } => {
                 for &z in zero_slots {
                     buffers[z].fill(0);
                 }

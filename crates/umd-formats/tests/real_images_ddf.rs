@@ -492,3 +492,24 @@ fn truncated_and_mangled_input_never_panics() {
         umd_formats::fuzz::ddf(&tail);
     }
 }
+
+#[test]
+fn anchor_search_is_opt_in() {
+    let Some(dir) = images_dir() else { return };
+    let mut image = load(&dir, "dissect.volume/ddf/ddf-raid5-2.bin.gz");
+    let dev = image.len();
+    image.copy_within(dev - 512.., dev - 4096);
+    image[dev - 512..].fill(0);
+    assert!(
+        matches!(probe_mem(&image), Ok(None)),
+        "mdadm's default looks at the last sector"
+    );
+    let mut read = |offset: u64, buf: &mut [u8]| -> std::io::Result<()> {
+        let start = offset as usize;
+        buf.copy_from_slice(&image[start..start + buf.len()]);
+        Ok(())
+    };
+    let found = ddf::probe_with(dev as u64, &mut read, ddf::AnchorSearch::Extended);
+    let d = found.expect("valid").expect("found by the search");
+    assert_eq!(d.infos()[0].array.level, 5);
+}

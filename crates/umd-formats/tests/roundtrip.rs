@@ -13,7 +13,10 @@ use umd_formats::bitmap::BitmapSuper;
 use umd_formats::checksum::sb1_csum;
 use umd_formats::info::MetadataFormat;
 use umd_formats::sb0::{Disk0, Superblock0, MD_SB_DISKS};
-use umd_formats::sb1::{sb_bytes, Superblock1};
+use umd_formats::sb1::{
+    sb_bytes, super_offset_sectors, Superblock1, FEATURE_BITMAP_OFFSET, FEATURE_JOURNAL,
+    FEATURE_MULTIPLE_PPLS, FEATURE_NEW_OFFSET, FEATURE_PPL, FEATURE_RAID0_LAYOUT,
+};
 use umd_formats::{FormatError, Problem};
 
 /// Offset of `sb_csum` in a 1.x superblock (formats.md §2.2).
@@ -46,7 +49,6 @@ fn sb1_strategy() -> impl Strategy<Value = (Superblock1, u64)> {
     );
     (ids, nums, smalls, shape).prop_map(|(ids, n, s, shape)| {
         let (level, mut fm, dev_roles, at_end, (devflags, bblog_shift, bblog_size)) = shape;
-        use umd_formats::sb1::*;
         if fm & FEATURE_PPL != 0 {
             fm &= !(FEATURE_MULTIPLE_PPLS | FEATURE_BITMAP_OFFSET | FEATURE_JOURNAL);
         }

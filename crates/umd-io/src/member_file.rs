@@ -50,10 +50,19 @@ pub struct MemberFile {
 impl MemberFile {
     /// Open `path` read-only and learn its size.
     pub fn open_read_only(path: &Path) -> Result<Self, IoError> {
-        let err = |op, source| IoError { path: path.to_path_buf(), op, offset: None, source };
+        let err = |op, source| IoError {
+            path: path.to_path_buf(),
+            op,
+            offset: None,
+            source,
+        };
         let mut file = File::open(path).map_err(|e| err("open", e))?;
         let len_bytes = file.seek(SeekFrom::End(0)).map_err(|e| err("size", e))?;
-        Ok(Self { path: path.to_path_buf(), file, len_bytes })
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            len_bytes,
+        })
     }
 
     /// The member's path.
@@ -72,11 +81,13 @@ impl MemberFile {
     /// layout never asks for it on a healthy member, so it means a truncated
     /// or wrong device).
     pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
-        self.file.read_exact_at(buf, offset).map_err(|source| IoError {
-            path: self.path.clone(),
-            op: "read",
-            offset: Some(offset),
-            source,
-        })
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|source| IoError {
+                path: self.path.clone(),
+                op: "read",
+                offset: Some(offset),
+                source,
+            })
     }
 }

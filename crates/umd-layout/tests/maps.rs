@@ -14,6 +14,8 @@ use umd_layout::geometry::Raid0Layout;
 use umd_layout::{Copy, Extent, Geometry, GeometrySpec, LayoutError, Level, StripeLayout, Target};
 
 /// The naive model. Every function recomputes everything from the spec.
+// The single-letter names are formats.md's notation (L, C, S, j, p, q, n, d).
+#[allow(clippy::many_single_char_names)]
 mod reference {
     use super::GeometrySpec;
     use umd_layout::geometry::Raid0Layout;

@@ -14,16 +14,26 @@ fn demo_members_are_md_members_mdadm_reads() {
         .output()
         .expect("run umd demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "demo failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "demo failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("every read matched"), "{stdout}");
 
-    let examine = Command::new("mdadm").arg("--examine").arg(dir.join("member0.img")).output();
+    let examine = Command::new("mdadm")
+        .arg("--examine")
+        .arg(dir.join("member0.img"))
+        .output();
     let examine = match examine {
         Ok(o) => o,
         Err(e) => panic!("mdadm is needed as the second opinion on what umd writes: {e}"),
     };
     let text = String::from_utf8_lossy(&examine.stdout);
-    assert!(examine.status.success(), "mdadm --examine refused our superblock: {text}");
+    assert!(
+        examine.status.success(),
+        "mdadm --examine refused our superblock: {text}"
+    );
     for want in [
         "Version : 1.2",
         "Raid Level : raid5",
@@ -36,7 +46,10 @@ fn demo_members_are_md_members_mdadm_reads() {
         "Events : 2",
         "Array State : A.AA",
     ] {
-        assert!(text.contains(want), "mdadm --examine lacks {want:?}:\n{text}");
+        assert!(
+            text.contains(want),
+            "mdadm --examine lacks {want:?}:\n{text}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

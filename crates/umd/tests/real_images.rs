@@ -41,12 +41,20 @@ fn unpack(data: &Path, rel: &str, dir: &Path) -> PathBuf {
     let src = data.join(rel);
     let raw = std::fs::read(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
     let mut out = Vec::new();
-    if rel.ends_with(".gz") {
-        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).expect("gunzip");
+    if Path::new(rel)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+    {
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .expect("gunzip");
     } else {
         lzma_rs::xz_decompress(&mut &raw[..], &mut out).expect("unxz");
     }
-    let name = Path::new(rel).file_name().expect("file name").to_string_lossy();
+    let name = Path::new(rel)
+        .file_name()
+        .expect("file name")
+        .to_string_lossy();
     let dst = dir.join(name.trim_end_matches(".gz").trim_end_matches(".xz"));
     std::fs::write(&dst, out).expect("write image");
     dst
@@ -95,7 +103,14 @@ struct Set {
 const MIB: usize = 1 << 20;
 
 fn md(files: &'static [&'static str], array_mib: usize, redundancy: usize) -> Set {
-    Set { files, array_bytes: array_mib * MIB, blocks: 512, redundancy, subarray: None, fatal: &[] }
+    Set {
+        files,
+        array_bytes: array_mib * MIB,
+        blocks: 512,
+        redundancy,
+        subarray: None,
+        fatal: &[],
+    }
 }
 
 fn check_set(data: &Path, label: &str, set: &Set) {
@@ -109,36 +124,75 @@ fn check_set(data: &Path, label: &str, set: &Set) {
     // Every member, in reverse order: roles come from the metadata.
     let all: Vec<&PathBuf> = members.iter().rev().collect();
     let out = umd(&args, &all);
-    assert!(out.status.success(), "{label}: umd cat failed: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stdout == want, "{label}: {}", first_difference(&out.stdout, &want));
+    assert!(
+        out.status.success(),
+        "{label}: umd cat failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == want,
+        "{label}: {}",
+        first_difference(&out.stdout, &want)
+    );
     let n = members.len();
     if set.redundancy >= 1 {
         for skip in 0..n {
             let some: Vec<&PathBuf> = (0..n).filter(|&i| i != skip).map(|i| &members[i]).collect();
             let out = umd(&args, &some);
-            assert!(out.status.success(), "{label} without member {skip}: {}", String::from_utf8_lossy(&out.stderr));
-            assert!(out.stdout == want, "{label} without member {skip}: {}", first_difference(&out.stdout, &want));
+            assert!(
+                out.status.success(),
+                "{label} without member {skip}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.stdout == want,
+                "{label} without member {skip}: {}",
+                first_difference(&out.stdout, &want)
+            );
         }
     }
     if set.redundancy >= 2 {
         for a in 0..n {
             for b in a + 1..n {
-                let some: Vec<&PathBuf> = (0..n).filter(|&i| i != a && i != b).map(|i| &members[i]).collect();
+                let some: Vec<&PathBuf> = (0..n)
+                    .filter(|&i| i != a && i != b)
+                    .map(|i| &members[i])
+                    .collect();
                 let out = umd(&args, &some);
-                assert!(out.status.success(), "{label} without {a},{b}: {}", String::from_utf8_lossy(&out.stderr));
-                assert!(out.stdout == want, "{label} without {a},{b}: {}", first_difference(&out.stdout, &want));
+                assert!(
+                    out.status.success(),
+                    "{label} without {a},{b}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert!(
+                    out.stdout == want,
+                    "{label} without {a},{b}: {}",
+                    first_difference(&out.stdout, &want)
+                );
             }
         }
     }
     // One more missing member than the level survives: refused, not garbage.
-    let fatal: Vec<usize> =
-        if set.fatal.is_empty() { (0..=set.redundancy).collect() } else { set.fatal.to_vec() };
+    let fatal: Vec<usize> = if set.fatal.is_empty() {
+        (0..=set.redundancy).collect()
+    } else {
+        set.fatal.to_vec()
+    };
     if fatal.len() < n {
-        let some: Vec<&PathBuf> = (0..n).filter(|i| !fatal.contains(i)).map(|i| &members[i]).collect();
+        let some: Vec<&PathBuf> = (0..n)
+            .filter(|i| !fatal.contains(i))
+            .map(|i| &members[i])
+            .collect();
         let out = umd(&args, &some);
-        assert!(!out.status.success(), "{label}: reading with too few members must fail");
+        assert!(
+            !out.status.success(),
+            "{label}: reading with too few members must fail"
+        );
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("too few members") || err.contains("cannot be read"), "{label}: {err}");
+        assert!(
+            err.contains("too few members") || err.contains("cannot be read"),
+            "{label}: {err}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -154,22 +208,220 @@ macro_rules! set_test {
     };
 }
 
-set_test!(md_linear, md(&["dissect.volume/md/md-linear-1.bin.gz", "dissect.volume/md/md-linear-2.bin.gz"], 2, 0));
-set_test!(md_raid0, md(&["dissect.volume/md/md-raid0-1.bin.gz", "dissect.volume/md/md-raid0-2.bin.gz", "dissect.volume/md/md-raid0-3.bin.gz"], 5, 0));
-set_test!(md_raid1, md(&["dissect.volume/md/md-raid1-1.bin.gz", "dissect.volume/md/md-raid1-2.bin.gz"], 2, 1));
-set_test!(md_raid4, md(&["dissect.volume/md/md-raid4-1.bin.gz", "dissect.volume/md/md-raid4-2.bin.gz", "dissect.volume/md/md-raid4-3.bin.gz"], 4, 1));
-set_test!(md_raid5, md(&["dissect.volume/md/md-raid5-1.bin.gz", "dissect.volume/md/md-raid5-2.bin.gz", "dissect.volume/md/md-raid5-3.bin.gz"], 4, 1));
-set_test!(md_raid6, md(&["dissect.volume/md/md-raid6-1.bin.gz", "dissect.volume/md/md-raid6-2.bin.gz", "dissect.volume/md/md-raid6-3.bin.gz", "dissect.volume/md/md-raid6-4.bin.gz"], 4, 2));
-set_test!(md_raid10, md(&["dissect.volume/md/md-raid10-1.bin.gz", "dissect.volume/md/md-raid10-2.bin.gz"], 2, 1));
-set_test!(md_090_raid1, Set { files: &["dissect.volume/md/md-90-raid1-1.bin.gz", "dissect.volume/md/md-90-raid1-2.bin.gz"], array_bytes: 3008 * 1024, blocks: 512, redundancy: 1, subarray: None, fatal: &[] });
-set_test!(ddf_raid0, Set { files: &["dissect.volume/ddf/ddf-raid0-1.bin.gz", "dissect.volume/ddf/ddf-raid0-2.bin.gz", "dissect.volume/ddf/ddf-raid0-3.bin.gz"], array_bytes: 12 * MIB, blocks: 3072, redundancy: 0, subarray: None, fatal: &[] });
-set_test!(ddf_raid1, Set { files: &["dissect.volume/ddf/ddf-raid1-1.bin.gz", "dissect.volume/ddf/ddf-raid1-2.bin.gz"], array_bytes: 4 * MIB, blocks: 512, redundancy: 1, subarray: None, fatal: &[] });
-set_test!(ddf_raid4, Set { files: &["dissect.volume/ddf/ddf-raid4-1.bin.gz", "dissect.volume/ddf/ddf-raid4-2.bin.gz"], array_bytes: 4 * MIB, blocks: 512, redundancy: 1, subarray: None, fatal: &[] });
-set_test!(ddf_raid5, Set { files: &["dissect.volume/ddf/ddf-raid5-1.bin.gz", "dissect.volume/ddf/ddf-raid5-2.bin.gz", "dissect.volume/ddf/ddf-raid5-3.bin.gz"], array_bytes: 8 * MIB, blocks: 512, redundancy: 1, subarray: None, fatal: &[] });
-set_test!(ddf_raid6, Set { files: &["dissect.volume/ddf/ddf-raid6-1.bin.gz", "dissect.volume/ddf/ddf-raid6-2.bin.gz", "dissect.volume/ddf/ddf-raid6-3.bin.gz", "dissect.volume/ddf/ddf-raid6-4.bin.gz"], array_bytes: 8 * MIB, blocks: 512, redundancy: 2, subarray: None, fatal: &[] });
-set_test!(ddf_raid10, Set { files: &["dissect.volume/ddf/ddf-raid10-1.bin.gz", "dissect.volume/ddf/ddf-raid10-2.bin.gz", "dissect.volume/ddf/ddf-raid10-3.bin.gz", "dissect.volume/ddf/ddf-raid10-4.bin.gz"], array_bytes: 8 * MIB, blocks: 512, redundancy: 1, subarray: None, fatal: &[1, 3] });
-set_test!(ddf_container_raid0, Set { files: &["dissect.volume/ddf/ddf-raid0-raid1-1.bin.gz", "dissect.volume/ddf/ddf-raid0-raid1-2.bin.gz"], array_bytes: 4 * MIB, blocks: 512, redundancy: 0, subarray: Some("ddf-raid0"), fatal: &[] });
-set_test!(ddf_container_raid1, Set { files: &["dissect.volume/ddf/ddf-raid0-raid1-1.bin.gz", "dissect.volume/ddf/ddf-raid0-raid1-2.bin.gz"], array_bytes: 2 * MIB, blocks: 512, redundancy: 1, subarray: Some("ddf-raid1"), fatal: &[] });
+set_test!(
+    md_linear,
+    md(
+        &[
+            "dissect.volume/md/md-linear-1.bin.gz",
+            "dissect.volume/md/md-linear-2.bin.gz"
+        ],
+        2,
+        0
+    )
+);
+set_test!(
+    md_raid0,
+    md(
+        &[
+            "dissect.volume/md/md-raid0-1.bin.gz",
+            "dissect.volume/md/md-raid0-2.bin.gz",
+            "dissect.volume/md/md-raid0-3.bin.gz"
+        ],
+        5,
+        0
+    )
+);
+set_test!(
+    md_raid1,
+    md(
+        &[
+            "dissect.volume/md/md-raid1-1.bin.gz",
+            "dissect.volume/md/md-raid1-2.bin.gz"
+        ],
+        2,
+        1
+    )
+);
+set_test!(
+    md_raid4,
+    md(
+        &[
+            "dissect.volume/md/md-raid4-1.bin.gz",
+            "dissect.volume/md/md-raid4-2.bin.gz",
+            "dissect.volume/md/md-raid4-3.bin.gz"
+        ],
+        4,
+        1
+    )
+);
+set_test!(
+    md_raid5,
+    md(
+        &[
+            "dissect.volume/md/md-raid5-1.bin.gz",
+            "dissect.volume/md/md-raid5-2.bin.gz",
+            "dissect.volume/md/md-raid5-3.bin.gz"
+        ],
+        4,
+        1
+    )
+);
+set_test!(
+    md_raid6,
+    md(
+        &[
+            "dissect.volume/md/md-raid6-1.bin.gz",
+            "dissect.volume/md/md-raid6-2.bin.gz",
+            "dissect.volume/md/md-raid6-3.bin.gz",
+            "dissect.volume/md/md-raid6-4.bin.gz"
+        ],
+        4,
+        2
+    )
+);
+set_test!(
+    md_raid10,
+    md(
+        &[
+            "dissect.volume/md/md-raid10-1.bin.gz",
+            "dissect.volume/md/md-raid10-2.bin.gz"
+        ],
+        2,
+        1
+    )
+);
+set_test!(
+    md_090_raid1,
+    Set {
+        files: &[
+            "dissect.volume/md/md-90-raid1-1.bin.gz",
+            "dissect.volume/md/md-90-raid1-2.bin.gz"
+        ],
+        array_bytes: 3008 * 1024,
+        blocks: 512,
+        redundancy: 1,
+        subarray: None,
+        fatal: &[]
+    }
+);
+set_test!(
+    ddf_raid0,
+    Set {
+        files: &[
+            "dissect.volume/ddf/ddf-raid0-1.bin.gz",
+            "dissect.volume/ddf/ddf-raid0-2.bin.gz",
+            "dissect.volume/ddf/ddf-raid0-3.bin.gz"
+        ],
+        array_bytes: 12 * MIB,
+        blocks: 3072,
+        redundancy: 0,
+        subarray: None,
+        fatal: &[]
+    }
+);
+set_test!(
+    ddf_raid1,
+    Set {
+        files: &[
+            "dissect.volume/ddf/ddf-raid1-1.bin.gz",
+            "dissect.volume/ddf/ddf-raid1-2.bin.gz"
+        ],
+        array_bytes: 4 * MIB,
+        blocks: 512,
+        redundancy: 1,
+        subarray: None,
+        fatal: &[]
+    }
+);
+set_test!(
+    ddf_raid4,
+    Set {
+        files: &[
+            "dissect.volume/ddf/ddf-raid4-1.bin.gz",
+            "dissect.volume/ddf/ddf-raid4-2.bin.gz"
+        ],
+        array_bytes: 4 * MIB,
+        blocks: 512,
+        redundancy: 1,
+        subarray: None,
+        fatal: &[]
+    }
+);
+set_test!(
+    ddf_raid5,
+    Set {
+        files: &[
+            "dissect.volume/ddf/ddf-raid5-1.bin.gz",
+            "dissect.volume/ddf/ddf-raid5-2.bin.gz",
+            "dissect.volume/ddf/ddf-raid5-3.bin.gz"
+        ],
+        array_bytes: 8 * MIB,
+        blocks: 512,
+        redundancy: 1,
+        subarray: None,
+        fatal: &[]
+    }
+);
+set_test!(
+    ddf_raid6,
+    Set {
+        files: &[
+            "dissect.volume/ddf/ddf-raid6-1.bin.gz",
+            "dissect.volume/ddf/ddf-raid6-2.bin.gz",
+            "dissect.volume/ddf/ddf-raid6-3.bin.gz",
+            "dissect.volume/ddf/ddf-raid6-4.bin.gz"
+        ],
+        array_bytes: 8 * MIB,
+        blocks: 512,
+        redundancy: 2,
+        subarray: None,
+        fatal: &[]
+    }
+);
+set_test!(
+    ddf_raid10,
+    Set {
+        files: &[
+            "dissect.volume/ddf/ddf-raid10-1.bin.gz",
+            "dissect.volume/ddf/ddf-raid10-2.bin.gz",
+            "dissect.volume/ddf/ddf-raid10-3.bin.gz",
+            "dissect.volume/ddf/ddf-raid10-4.bin.gz"
+        ],
+        array_bytes: 8 * MIB,
+        blocks: 512,
+        redundancy: 1,
+        subarray: None,
+        fatal: &[1, 3]
+    }
+);
+set_test!(
+    ddf_container_raid0,
+    Set {
+        files: &[
+            "dissect.volume/ddf/ddf-raid0-raid1-1.bin.gz",
+            "dissect.volume/ddf/ddf-raid0-raid1-2.bin.gz"
+        ],
+        array_bytes: 4 * MIB,
+        blocks: 512,
+        redundancy: 0,
+        subarray: Some("ddf-raid0"),
+        fatal: &[]
+    }
+);
+set_test!(
+    ddf_container_raid1,
+    Set {
+        files: &[
+            "dissect.volume/ddf/ddf-raid0-raid1-1.bin.gz",
+            "dissect.volume/ddf/ddf-raid0-raid1-2.bin.gz"
+        ],
+        array_bytes: 2 * MIB,
+        blocks: 512,
+        redundancy: 1,
+        subarray: Some("ddf-raid1"),
+        fatal: &[]
+    }
+);
 
 #[test]
 fn members_of_different_arrays_are_refused_by_name() {
@@ -180,7 +432,10 @@ fn members_of_different_arrays_are_refused_by_name() {
     let out = umd(&["cat"], &[&a, &b]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("md-raid5-1.bin") && err.contains("belongs to array"), "{err}");
+    assert!(
+        err.contains("md-raid5-1.bin") && err.contains("belongs to array"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "one line on failure: {err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -191,7 +446,11 @@ fn examine_json_reports_what_mdadm_wrote() {
     let dir = scratch("examine");
     let m = unpack(&data, "dissect.volume/md/md-raid5-3.bin.gz", &dir);
     let out = umd(&["examine", "--json"], &[&m]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let info = &v[0]["infos"][0];
     // Facts from the test data README: raid5 ls, 3 members, 512 KiB chunk,
@@ -207,7 +466,10 @@ fn examine_json_reports_what_mdadm_wrote() {
     assert_eq!(info["device"]["slot"]["role"], 2);
     let text = umd(&["examine"], &[&m]);
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("Raid Level : raid5") && text.contains("Layout : left-symmetric"), "{text}");
+    assert!(
+        text.contains("Raid Level : raid5") && text.contains("Layout : left-symmetric"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -219,6 +481,9 @@ fn a_file_with_no_metadata_is_named_in_the_error() {
     let out = umd(&["examine"], &[&f]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("zeros.img") && err.contains("no md superblock"), "{err}");
+    assert!(
+        err.contains("zeros.img") && err.contains("no md superblock"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

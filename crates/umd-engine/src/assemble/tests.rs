@@ -12,7 +12,10 @@ fn raid5_member(index: usize, dev_id: u32, role: u32, events: u64) -> Candidate 
         .iter()
         .map(|&(dev_id, role)| RosterEntry {
             dev_id,
-            slot: SlotState::Active { role, recovery_offset_sectors: None },
+            slot: SlotState::Active {
+                role,
+                recovery_offset_sectors: None,
+            },
         })
         .collect();
     Candidate {
@@ -39,7 +42,10 @@ fn raid5_member(index: usize, dev_id: u32, role: u32, events: u64) -> Candidate 
             },
             device: DeviceSide {
                 dev_id,
-                slot: SlotState::Active { role, recovery_offset_sectors: None },
+                slot: SlotState::Active {
+                    role,
+                    recovery_offset_sectors: None,
+                },
                 data_offset_sectors: 4096,
                 data_sectors: 4096,
                 super_offset_sectors: 8,
@@ -51,13 +57,21 @@ fn raid5_member(index: usize, dev_id: u32, role: u32, events: u64) -> Candidate 
 
 fn full_set() -> Vec<Candidate> {
     // Argument order deliberately not role order.
-    vec![raid5_member(0, 3, 2, 20), raid5_member(1, 0, 0, 20), raid5_member(2, 1, 1, 20)]
+    vec![
+        raid5_member(0, 3, 2, 20),
+        raid5_member(1, 0, 0, 20),
+        raid5_member(2, 1, 1, 20),
+    ]
 }
 
 #[test]
 fn roles_come_from_dev_ids_not_argument_order() {
     let asm = assemble(&full_set(), &AssembleOptions::default()).expect("assembles");
-    let order: Vec<usize> = asm.members.iter().map(|m| m.as_ref().map_or(99, |m| m.index)).collect();
+    let order: Vec<usize> = asm
+        .members
+        .iter()
+        .map(|m| m.as_ref().map_or(99, |m| m.index))
+        .collect();
     assert_eq!(order, [1, 2, 0]);
     assert_eq!(asm.array_sectors, 8192);
 }
@@ -80,7 +94,11 @@ fn stale_member_is_named() {
     let err = assemble(&set, &AssembleOptions::default()).unwrap_err();
     assert_eq!(
         err,
-        AssembleError::Stale { member: "m2".into(), events: 17, array_events: 20 }
+        AssembleError::Stale {
+            member: "m2".into(),
+            events: 17,
+            array_events: 20
+        }
     );
     assert!(err.to_string().contains("m2"));
 }
@@ -110,10 +128,16 @@ fn member_marked_faulty_by_the_freshest_is_ignored() {
     }
     // The failed member still has its old superblock saying active, events 20.
     set[1].info.array.events = 20;
-    set[1].info.array.roster[0].slot = SlotState::Active { role: 0, recovery_offset_sectors: None };
+    set[1].info.array.roster[0].slot = SlotState::Active {
+        role: 0,
+        recovery_offset_sectors: None,
+    };
     let asm = assemble(&set, &AssembleOptions::default()).expect("assembles without it");
     assert_eq!(asm.missing_roles(), [0]);
-    assert!(asm.warnings.iter().any(|w| w.contains("m1") && w.contains("faulty")));
+    assert!(asm
+        .warnings
+        .iter()
+        .any(|w| w.contains("m1") && w.contains("faulty")));
 }
 
 #[test]
@@ -121,7 +145,10 @@ fn duplicate_roles_are_refused() {
     let mut set = full_set();
     set.push(raid5_member(3, 3, 2, 20));
     let err = assemble(&set, &AssembleOptions::default()).unwrap_err();
-    assert!(matches!(err, AssembleError::DuplicateRole { role: 2, .. }), "{err}");
+    assert!(
+        matches!(err, AssembleError::DuplicateRole { role: 2, .. }),
+        "{err}"
+    );
 }
 
 #[test]

@@ -24,8 +24,12 @@ fn build(spec: &GeometrySpec, seed: u64) -> (Geometry, Vec<Vec<u8>>, Vec<u8>) {
     let geometry = Geometry::new(spec).expect("valid test geometry");
     let array = geometry.array_sectors() as usize;
     let mut state = seed;
-    let logical: Vec<u8> = (0..array * SECTOR).map(|_| splitmix(&mut state) as u8).collect();
-    let member_len = spec.component_sectors.max(spec.member_sectors.iter().copied().max().unwrap_or(0));
+    let logical: Vec<u8> = (0..array * SECTOR)
+        .map(|_| splitmix(&mut state) as u8)
+        .collect();
+    let member_len = spec
+        .component_sectors
+        .max(spec.member_sectors.iter().copied().max().unwrap_or(0));
     let mut members = vec![vec![0u8; member_len as usize * SECTOR]; spec.raid_disks as usize];
     let mut copies = Vec::new();
     let mut stripes = std::collections::BTreeSet::new();
@@ -41,7 +45,8 @@ fn build(spec: &GeometrySpec, seed: u64) -> (Geometry, Vec<Vec<u8>>, Vec<u8>) {
             }
         };
         for c in places {
-            members[c.role as usize][c.dev_sector as usize * SECTOR..][..SECTOR].copy_from_slice(src);
+            members[c.role as usize][c.dev_sector as usize * SECTOR..][..SECTOR]
+                .copy_from_slice(src);
         }
     }
     let mut layout = StripeLayout::default();
@@ -49,10 +54,18 @@ fn build(spec: &GeometrySpec, seed: u64) -> (Geometry, Vec<Vec<u8>>, Vec<u8>) {
         geometry.stripe_layout(stripe, &mut layout);
         let at = dev_sector as usize * SECTOR;
         // raid4/5 stripes have no Q order: P is a plain XOR of the data.
-        let slot_count = if layout.q_role.is_some() { layout.q_slot_count as usize } else { layout.data_roles.len() };
+        let slot_count = if layout.q_role.is_some() {
+            layout.q_slot_count as usize
+        } else {
+            layout.data_roles.len()
+        };
         let mut slots = vec![vec![0u8; SECTOR]; slot_count];
         for (j, &role) in layout.data_roles.iter().enumerate() {
-            let slot = if layout.q_role.is_some() { layout.q_slots[j] as usize } else { j };
+            let slot = if layout.q_role.is_some() {
+                layout.q_slots[j] as usize
+            } else {
+                j
+            };
             slots[slot].copy_from_slice(&members[role as usize][at..][..SECTOR]);
         }
         let refs: Vec<&[u8]> = slots.iter().map(Vec::as_slice).collect();
@@ -67,9 +80,15 @@ fn build(spec: &GeometrySpec, seed: u64) -> (Geometry, Vec<Vec<u8>>, Vec<u8>) {
     (geometry, members, logical)
 }
 
-fn read_all(geometry: &Geometry, members: &[Vec<u8>], missing: &[u32]) -> Result<Vec<u8>, DataLost> {
+fn read_all(
+    geometry: &Geometry,
+    members: &[Vec<u8>],
+    missing: &[u32],
+) -> Result<Vec<u8>, DataLost> {
     let map = MemberMap::new(
-        (0..members.len() as u32).map(|r| (!missing.contains(&r)).then_some((0, None))).collect(),
+        (0..members.len() as u32)
+            .map(|r| (!missing.contains(&r)).then_some((0, None)))
+            .collect(),
     );
     let mut planner = ReadPlanner::new(geometry.clone(), map, geometry.array_sectors());
     let mut out = Vec::new();
@@ -105,16 +124,28 @@ fn spec(level: i32, layout: u32, disks: u32, chunk: u32, component: u64) -> Geom
 }
 
 fn check_every_loss(spec: &GeometrySpec, tolerated: usize) {
-    let (geometry, members, logical) = build(spec, u64::from(spec.layout) * 7 + u64::from(spec.raid_disks));
+    let (geometry, members, logical) = build(
+        spec,
+        u64::from(spec.layout) * 7 + u64::from(spec.raid_disks),
+    );
     assert!(read_all(&geometry, &members, &[]).expect("healthy read") == logical);
     let n = spec.raid_disks;
     for a in 0..n {
         let got = read_all(&geometry, &members, &[a]);
-        assert!(got.expect("one missing member") == logical, "level {} layout {} missing {a}", spec.level, spec.layout);
+        assert!(
+            got.expect("one missing member") == logical,
+            "level {} layout {} missing {a}",
+            spec.level,
+            spec.layout
+        );
         if tolerated >= 2 {
             for b in a + 1..n {
                 let got = read_all(&geometry, &members, &[a, b]);
-                assert!(got.expect("two missing") == logical, "layout {} missing {a},{b}", spec.layout);
+                assert!(
+                    got.expect("two missing") == logical,
+                    "layout {} missing {a},{b}",
+                    spec.layout
+                );
             }
         }
     }
@@ -160,6 +191,8 @@ fn recovery_offset_limits_a_member() {
     assert_eq!(plan.reads[0].role, 1);
     planner.mark_failed(1);
     assert!(planner.plan(20, 8, &mut plan).is_err());
-    planner.plan(0, 8, &mut plan).expect("role 0 valid below 16");
+    planner
+        .plan(0, 8, &mut plan)
+        .expect("role 0 valid below 16");
     assert_eq!(&members[0][..8 * SECTOR], &logical[..8 * SECTOR]);
 }

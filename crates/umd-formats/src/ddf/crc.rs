@@ -61,9 +61,8 @@ pub(crate) fn verify(structure: &[u8], what: &'static str, offset: u64) -> Resul
     ))
 }
 
-/// Store the DDF CRC of `structure` in its CRC field.
-#[cfg(test)]
-fn seal(structure: &mut [u8]) {
+/// Store the DDF CRC of `structure` in its CRC field, so it verifies.
+pub(crate) fn seal(structure: &mut [u8]) {
     let crc = ddf_crc(structure);
     structure[CRC_OFFSET..CRC_OFFSET + CRC_LEN].copy_from_slice(&crc.to_be_bytes());
     assert_eq!(

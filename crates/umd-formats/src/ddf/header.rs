@@ -346,6 +346,36 @@ impl Header {
     pub fn as_bytes(&self) -> &[u8] {
         self.raw.as_bytes()
     }
+
+    /// Set the update sequence number.
+    pub(crate) fn set_seq(&mut self, seq: u32) {
+        self.raw.seq.set(seq);
+    }
+    /// Set the timestamp (seconds since 1980-01-01).
+    pub(crate) fn set_timestamp(&mut self, timestamp: u32) {
+        self.raw.timestamp.set(timestamp);
+    }
+    /// Set the open flag (non-zero while an update is in progress).
+    pub(crate) fn set_openflag(&mut self, openflag: u8) {
+        self.raw.openflag = openflag;
+    }
+
+    /// The same header as copy `kind` at device sector `lba`: what mdadm writes
+    /// to the other copy, which differs only in its type (and so its CRC).
+    pub(crate) fn as_copy(&self, kind: HeaderType, lba: u64) -> Self {
+        assert_ne!(kind, HeaderType::Anchor, "a copy is primary or secondary");
+        let mut raw = self.raw.clone();
+        raw.header_type = kind as u8;
+        Self { raw, lba }
+    }
+
+    /// The header's bytes with the CRC recomputed over them (formats.md §5.1).
+    pub(crate) fn sealed_bytes(&self) -> Vec<u8> {
+        let mut out = self.raw.as_bytes().to_vec();
+        crc::seal(&mut out);
+        assert_eq!(out.len(), HEADER_BYTES, "a header is one sector");
+        out
+    }
 }
 
 impl HeaderType {

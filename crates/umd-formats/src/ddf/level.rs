@@ -130,3 +130,80 @@ fn secondary(config: &VdConfig, n: u32) -> Result<MdGeometry, &'static str> {
         uses_chunk: true,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(prl: u8, rlq: u8, n: u16, sec: u8, srl: u8) -> VdConfig {
+        VdConfig {
+            slot: 0,
+            guid: [0; super::super::GUID_LEN],
+            timestamp: 0,
+            seqnum: 0,
+            prim_elmnt_count: n,
+            chunk_shift: 10,
+            prl,
+            rlq,
+            sec_elmnt_count: sec,
+            sec_elmnt_seq: 0,
+            srl,
+            blocks: 0,
+            array_blocks: 0,
+            phys_refnum: Vec::new(),
+            lba_offset: Vec::new(),
+        }
+    }
+
+    /// The table of formats.md §5.1 ("RAID level mapping used by mdadm").
+    #[test]
+    fn formats_md_table() {
+        let cases: [(u8, u8, u16, u8, u8, i32, u32, u32); 12] = [
+            (0x00, 0, 3, 1, 0xff, 0, 0, 3),
+            (0x01, 0, 2, 1, 0xff, 1, 0, 2),
+            (0x01, 1, 3, 1, 0xff, 1, 0, 3),
+            (0x04, 1, 3, 1, 0xff, 4, 0, 3),
+            (0x05, 0, 3, 1, 0xff, 5, 1, 3),
+            (0x05, 2, 3, 1, 0xff, 5, 0, 3),
+            (0x05, 3, 3, 1, 0xff, 5, 2, 3),
+            (0x06, 1, 4, 1, 0xff, 6, 8, 4),
+            (0x06, 2, 4, 1, 0xff, 6, 9, 4),
+            (0x06, 3, 4, 1, 0xff, 6, 10, 4),
+            (0x11, 0, 3, 1, 0xff, 10, 0x102, 3),
+            (0x01, 0, 2, 3, 3, 10, 0x102, 6),
+        ];
+        for (prl, rlq, n, sec, srl, lvl, layout, disks) in cases {
+            let g = md_geometry(&config(prl, rlq, n, sec, srl)).expect("supported");
+            assert_eq!(
+                (g.level, g.layout, g.raid_disks),
+                (lvl, layout, disks),
+                "{prl:#x}/{rlq}"
+            );
+        }
+        assert_eq!(
+            md_geometry(&config(0x1f, 0, 2, 1, 0xff)).map(|g| g.level),
+            Ok(-1)
+        );
+        assert_eq!(
+            md_geometry(&config(0x11, 1, 2, 1, 0xff)).map(|g| g.layout),
+            Ok(0x201)
+        );
+        assert_eq!(
+            md_geometry(&config(0x01, 1, 3, 2, 0)).map(|g| g.layout),
+            Ok(0x103)
+        );
+        assert!(
+            md_geometry(&config(0x01, 0, 3, 1, 0xff)).is_err(),
+            "2-way RLQ on 3 disks"
+        );
+        assert!(
+            md_geometry(&config(0x05, 1, 3, 1, 0xff)).is_err(),
+            "raid5 has no RLQ 1"
+        );
+        assert!(
+            md_geometry(&config(0x00, 0, 2, 2, 0)).is_err(),
+            "only mirrors span"
+        );
+        assert!(md_geometry(&config(0x15, 0, 3, 1, 0xff)).is_err(), "RAID5E");
+    }
+}

@@ -99,7 +99,7 @@ mod tests {
             hex(sha1(
                 b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
             )),
-            "84983e441c3bd26e9cba9a4a6b6ef8c1d8af9dbd"
+            "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
         );
     }
 }

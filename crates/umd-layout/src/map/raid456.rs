@@ -277,7 +277,7 @@ impl Raid456 {
         debug_assert!(j < self.data_disks);
         match self.algorithm {
             Algorithm::R5Asym { .. } => j + u32::from(j >= p),
-            Algorithm::R5Sym { .. } => (p + 1 + j) % n,
+            Algorithm::R5Sym { .. } | Algorithm::R6NContinue => (p + 1 + j) % n,
             Algorithm::R5Parity0 => j + 1,
             Algorithm::R5ParityN | Algorithm::R6ParityN => j,
             Algorithm::R6Asym { .. } => {
@@ -291,7 +291,6 @@ impl Raid456 {
             }
             Algorithm::R6Sym { .. } => (p + 2 + j) % n,
             Algorithm::R6Parity0 => j + 2,
-            Algorithm::R6NContinue => (p + 1 + j) % n,
             Algorithm::R6Raid5Q { inner } => match inner {
                 R5Inner::Asym { .. } => j + u32::from(j >= p),
                 R5Inner::Sym { .. } => (p + 1 + j) % (n - 1),

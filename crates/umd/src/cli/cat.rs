@@ -23,7 +23,10 @@ pub(crate) fn run(
     subarray: Option<&str>,
     raid0_layout: Option<Raid0LayoutArg>,
 ) -> Result<ExitCode, String> {
-    let opened = members.iter().map(|p| open_and_probe(p)).collect::<Result<Vec<_>, _>>()?;
+    let opened = members
+        .iter()
+        .map(|p| open_and_probe(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let candidates = candidates(&opened, subarray)?;
     let options = AssembleOptions {
         raid0_layout: raid0_layout.map(|l| match l {
@@ -37,13 +40,18 @@ pub(crate) fn run(
     }
     let missing = assembly.missing_roles();
     if !missing.is_empty() {
-        eprintln!("umd: reading {} degraded: roles {missing:?} missing", assembly.geometry.level());
+        eprintln!(
+            "umd: reading {} degraded: roles {missing:?} missing",
+            assembly.geometry.level()
+        );
     }
     let stdout = io::stdout().lock();
     let mut out = io::BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, stdout);
     match stream(&assembly, &opened, &mut out).and_then(|_| out.flush().map_err(Into::into)) {
         Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(StreamError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(StreamError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+            Ok(ExitCode::SUCCESS)
+        }
         Err(StreamError::Output(e)) => Err(format!("writing to stdout: {e}")),
         Err(StreamError::Lost(e)) => Err(e),
     }
@@ -85,7 +93,9 @@ pub(crate) fn stream(
         assembly.array_sectors,
     );
     let file_of = |role: u32| {
-        let member = assembly.members[role as usize].as_ref().expect("plans read present roles");
+        let member = assembly.members[role as usize]
+            .as_ref()
+            .expect("plans read present roles");
         &opened[member.index]
     };
     let mut plan = ReadPlan::default();
@@ -108,7 +118,10 @@ pub(crate) fn stream(
             let opened = file_of(r.role);
             let buf = &mut buffers[r.buffer][..];
             if let Err(e) = opened.file.read_exact_at(r.device_sector * 512, buf) {
-                eprintln!("umd: warning: {e}; continuing without {}", opened.path.display());
+                eprintln!(
+                    "umd: warning: {e}; continuing without {}",
+                    opened.path.display()
+                );
                 failed = Some(r.role);
                 break;
             }
@@ -118,7 +131,10 @@ pub(crate) fn stream(
             failed_members.push(file_of(role).path.display().to_string());
             continue;
         }
-        let mut refs: Vec<&mut [u8]> = buffers[..plan.buffers].iter_mut().map(Vec::as_mut_slice).collect();
+        let mut refs: Vec<&mut [u8]> = buffers[..plan.buffers]
+            .iter_mut()
+            .map(Vec::as_mut_slice)
+            .collect();
         planner.finish(&plan, &mut refs);
         out.write_all(&buffers[0])?;
         sector += plan.len_sectors;

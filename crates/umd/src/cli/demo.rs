@@ -8,12 +8,12 @@
 //! unreadable, and every byte is compared with the pattern. The members are
 //! real md members: `mdadm --examine` reads them and Linux assembles them.
 
+use super::cat::stream;
 use super::members::{candidates, open_and_probe};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use super::cat::stream;
 use umd_engine::{assemble, AssembleOptions};
 use umd_formats::sb1::Superblock1;
 use umd_layout::geometry::{Geometry, GeometrySpec, StripeLayout, Target};
@@ -40,8 +40,13 @@ pub(crate) fn run(dir: Option<&Path>) -> Result<ExitCode, String> {
         None => std::env::temp_dir().join(format!("umd-demo-{}", std::process::id())),
     };
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let paths: Vec<PathBuf> = (0..MEMBERS).map(|i| dir.join(format!("member{i}.img"))).collect();
-    println!("creating a {MEMBERS}-member md raid5 (metadata 1.2, 64 KiB chunks) in {}", dir.display());
+    let paths: Vec<PathBuf> = (0..MEMBERS)
+        .map(|i| dir.join(format!("member{i}.img")))
+        .collect();
+    println!(
+        "creating a {MEMBERS}-member md raid5 (metadata 1.2, 64 KiB chunks) in {}",
+        dir.display()
+    );
     let (geometry, pattern) = create(&paths)?;
     println!(
         "wrote {} MiB of pseudo-random data with parity; array size {} sectors",
@@ -49,13 +54,30 @@ pub(crate) fn run(dir: Option<&Path>) -> Result<ExitCode, String> {
         geometry.array_sectors()
     );
 
-    let shuffled = [paths[2].clone(), paths[0].clone(), paths[3].clone(), paths[1].clone()];
+    let shuffled = [
+        paths[2].clone(),
+        paths[0].clone(),
+        paths[3].clone(),
+        paths[1].clone(),
+    ];
     check("all members, shuffled order", &shuffled, &pattern)?;
-    check("member1.img missing", &[paths[0].clone(), paths[2].clone(), paths[3].clone()], &pattern)?;
+    check(
+        "member1.img missing",
+        &[paths[0].clone(), paths[2].clone(), paths[3].clone()],
+        &pattern,
+    )?;
     fail_member(&paths, 1)?;
-    check("member1.img failed: marked faulty, its data overwritten", &paths, &pattern)?;
+    check(
+        "member1.img failed: marked faulty, its data overwritten",
+        &paths,
+        &pattern,
+    )?;
     println!("every read matched the data written, byte for byte");
-    println!("members are in {} (try: umd examine {}/member0.img)", dir.display(), dir.display());
+    println!(
+        "members are in {} (try: umd examine {}/member0.img)",
+        dir.display(),
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -78,15 +100,20 @@ fn create(paths: &[PathBuf]) -> Result<(Geometry, Vec<u8>), String> {
         .iter()
         .map(|p| {
             let f = File::create(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            f.set_len(MEMBER_BYTES).map_err(|e| format!("{}: {e}", p.display()))?;
+            f.set_len(MEMBER_BYTES)
+                .map_err(|e| format!("{}: {e}", p.display()))?;
             Ok(f)
         })
         .collect::<Result<_, String>>()?;
     for (i, f) in files.iter().enumerate() {
         let sb = superblock(uuid, i as u32, data_sectors, component);
-        f.write_all_at(&sb.to_bytes(), SUPER_OFFSET_SECTORS * 512).map_err(|e| e.to_string())?;
+        f.write_all_at(&sb.to_bytes(), SUPER_OFFSET_SECTORS * 512)
+            .map_err(|e| e.to_string())?;
     }
-    let pattern = pseudo_random(geometry.array_sectors() as usize * 512, u64::from_le_bytes([7; 8]));
+    let pattern = pseudo_random(
+        geometry.array_sectors() as usize * 512,
+        u64::from_le_bytes([7; 8]),
+    );
     write_stripes(&geometry, &files, &pattern)?;
     Ok((geometry, pattern))
 }
@@ -140,20 +167,27 @@ fn superblock(uuid: [u8; 16], dev_number: u32, data_sectors: u64, component: u64
 /// is overwritten, so reading it would give garbage.
 fn fail_member(paths: &[PathBuf], victim: usize) -> Result<(), String> {
     for (i, p) in paths.iter().enumerate() {
-        let f = OpenOptions::new().read(true).write(true).open(p).map_err(|e| e.to_string())?;
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(p)
+            .map_err(|e| e.to_string())?;
         if i == victim {
             let junk = vec![0xa5u8; (MEMBER_BYTES - DATA_OFFSET_SECTORS * 512) as usize];
-            f.write_all_at(&junk, DATA_OFFSET_SECTORS * 512).map_err(|e| e.to_string())?;
+            f.write_all_at(&junk, DATA_OFFSET_SECTORS * 512)
+                .map_err(|e| e.to_string())?;
             continue;
         }
         let mut raw = vec![0u8; 4096];
-        f.read_exact_at(&mut raw, SUPER_OFFSET_SECTORS * 512).map_err(|e| e.to_string())?;
+        f.read_exact_at(&mut raw, SUPER_OFFSET_SECTORS * 512)
+            .map_err(|e| e.to_string())?;
         let dev_sectors = MEMBER_BYTES / 512;
         let mut sb = Superblock1::parse(&raw, SUPER_OFFSET_SECTORS, dev_sectors)
             .map_err(|e| format!("{}: {e}", p.display()))?;
         sb.dev_roles[victim] = ROLE_FAULTY;
         sb.events += 1;
-        f.write_all_at(&sb.to_bytes(), SUPER_OFFSET_SECTORS * 512).map_err(|e| e.to_string())?;
+        f.write_all_at(&sb.to_bytes(), SUPER_OFFSET_SECTORS * 512)
+            .map_err(|e| e.to_string())?;
     }
     println!("failed member{victim}.img: marked faulty in the other superblocks, data overwritten");
     Ok(())
@@ -170,24 +204,32 @@ fn write_stripes(geometry: &Geometry, files: &[File], pattern: &[u8]) -> Result<
     for (s, stripe_data) in pattern.chunks(stripe_bytes).enumerate() {
         let chunks: Vec<&[u8]> = stripe_data.chunks(chunk_bytes).collect();
         let first_sector = (s * stripe_bytes / 512) as u64;
-        let Target::Striped { data, stripe } = geometry.locate(first_sector, &mut copies).target else {
+        let Target::Striped { data, stripe } = geometry.locate(first_sector, &mut copies).target
+        else {
             return Err("raid5 maps to stripes".into());
         };
         geometry.stripe_layout(stripe, &mut layout);
         let at = (DATA_OFFSET_SECTORS + data.dev_sector) * 512;
         for (j, chunk) in chunks.iter().enumerate() {
             let role = layout.data_roles[j] as usize;
-            files[role].write_all_at(chunk, at).map_err(|e| e.to_string())?;
+            files[role]
+                .write_all_at(chunk, at)
+                .map_err(|e| e.to_string())?;
         }
         parity::xor_gen(&chunks, &mut p);
-        files[layout.p_role as usize].write_all_at(&p, at).map_err(|e| e.to_string())?;
+        files[layout.p_role as usize]
+            .write_all_at(&p, at)
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
 
 /// Assemble `members`, read the whole array, compare with `pattern`.
 fn check(label: &str, members: &[PathBuf], pattern: &[u8]) -> Result<(), String> {
-    let opened = members.iter().map(|p| open_and_probe(p)).collect::<Result<Vec<_>, _>>()?;
+    let opened = members
+        .iter()
+        .map(|p| open_and_probe(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let assembly = assemble(&candidates(&opened, None)?, &AssembleOptions::default())
         .map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(pattern.len());
@@ -199,9 +241,15 @@ fn check(label: &str, members: &[PathBuf], pattern: &[u8]) -> Result<(), String>
     let note = if failed_members.is_empty() {
         String::new()
     } else {
-        format!(", read errors on {} so it was rebuilt from parity", failed_members.join(", "))
+        format!(
+            ", read errors on {} so it was rebuilt from parity",
+            failed_members.join(", ")
+        )
     };
-    println!("  {label}: {} MiB identical (roles missing: {missing:?}{note})", out.len() >> 20);
+    println!(
+        "  {label}: {} MiB identical (roles missing: {missing:?}{note})",
+        out.len() >> 20
+    );
     Ok(())
 }
 

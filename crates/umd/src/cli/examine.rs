@@ -32,12 +32,20 @@ pub(crate) fn run(members: &[PathBuf], json: bool) -> Result<ExitCode, String> {
                 if !json {
                     text.push_str(&render_text(&device, &infos));
                 }
-                out.push(JsonMember { device, infos, error: None });
+                out.push(JsonMember {
+                    device,
+                    infos,
+                    error: None,
+                });
             }
             Err(e) => {
                 failed = true;
                 eprintln!("umd: {e}");
-                out.push(JsonMember { device, infos: Vec::new(), error: Some(e) });
+                out.push(JsonMember {
+                    device,
+                    infos: Vec::new(),
+                    error: Some(e),
+                });
             }
         }
     }
@@ -47,7 +55,11 @@ pub(crate) fn run(members: &[PathBuf], json: bool) -> Result<ExitCode, String> {
     } else {
         print!("{text}");
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn render_text(device: &str, infos: &[MdInfo]) -> String {
@@ -83,18 +95,34 @@ fn render_info(s: &mut String, info: &MdInfo) {
     if let Some(array) = a.array_sectors {
         row(s, "Array Size", human_sectors(array));
     }
-    row(s, "Data Offset", format!("{} sectors", d.data_offset_sectors));
-    row(s, "Super Offset", format!("{} sectors", d.super_offset_sectors));
+    row(
+        s,
+        "Data Offset",
+        format!("{} sectors", d.data_offset_sectors),
+    );
+    row(
+        s,
+        "Super Offset",
+        format!("{} sectors", d.super_offset_sectors),
+    );
     let state = if a.clean { "clean" } else { "active" };
     row(s, "State", state);
     if a.resync_offset_sectors != u64::MAX {
-        row(s, "Resync Offset", format!("{} sectors", a.resync_offset_sectors));
+        row(
+            s,
+            "Resync Offset",
+            format!("{} sectors", a.resync_offset_sectors),
+        );
     }
     if let Some(b) = &a.bitmap {
         row(s, "Internal Bitmap", format!("at sector {}", b.sector));
     }
     if let Some(r) = &a.reshape {
-        row(s, "Reshape pos'n", format!("{} sectors", r.position_sectors));
+        row(
+            s,
+            "Reshape pos'n",
+            format!("{} sectors", r.position_sectors),
+        );
         row(s, "Delta Devices", r.delta_disks);
     }
     row(s, "Events", a.events);
@@ -112,8 +140,14 @@ fn render_info(s: &mut String, info: &MdInfo) {
 
 fn role_text(slot: SlotState) -> String {
     match slot {
-        SlotState::Active { role, recovery_offset_sectors: None } => format!("Active device {role}"),
-        SlotState::Active { role, recovery_offset_sectors: Some(r) } => {
+        SlotState::Active {
+            role,
+            recovery_offset_sectors: None,
+        } => format!("Active device {role}"),
+        SlotState::Active {
+            role,
+            recovery_offset_sectors: Some(r),
+        } => {
             format!("Active device {role} (recovering, valid below sector {r})")
         }
         SlotState::Spare => "spare".into(),

@@ -16,17 +16,23 @@ pub(crate) struct Opened {
 /// Open `path` and probe it; the error is one line naming the member.
 pub(crate) fn open_and_probe(path: &Path) -> Result<Opened, String> {
     let file = MemberFile::open_read_only(path).map_err(|e| e.to_string())?;
-    let mut read = |offset: u64, buf: &mut [u8]| {
-        file.read_exact_at(offset, buf).map_err(|e| e.source)
-    };
+    let mut read =
+        |offset: u64, buf: &mut [u8]| file.read_exact_at(offset, buf).map_err(|e| e.source);
     let metadata =
         probe(file.len_bytes(), &mut read).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(Opened { path: path.to_path_buf(), file, metadata })
+    Ok(Opened {
+        path: path.to_path_buf(),
+        file,
+        metadata,
+    })
 }
 
 /// Choose one array from members that may hold several (a DDF container),
 /// and turn each member into an assembly candidate for it.
-pub(crate) fn candidates(opened: &[Opened], subarray: Option<&str>) -> Result<Vec<Candidate>, String> {
+pub(crate) fn candidates(
+    opened: &[Opened],
+    subarray: Option<&str>,
+) -> Result<Vec<Candidate>, String> {
     let per_member: Vec<_> = opened.iter().map(|o| o.metadata.infos()).collect();
     // Arrays in order of first appearance, with their names.
     let mut arrays: Vec<(ArrayUuid, String)> = Vec::new();
@@ -39,8 +45,11 @@ pub(crate) fn candidates(opened: &[Opened], subarray: Option<&str>) -> Result<Ve
     let chosen: Option<ArrayUuid> = match subarray {
         Some(want) => Some(pick(&arrays, want)?),
         None if several_in_one => {
-            let list: Vec<String> =
-                arrays.iter().enumerate().map(|(i, (_, n))| format!("{i}: {n}")).collect();
+            let list: Vec<String> = arrays
+                .iter()
+                .enumerate()
+                .map(|(i, (_, n))| format!("{i}: {n}"))
+                .collect();
             return Err(format!(
                 "the members hold several arrays ({}); choose one with --subarray",
                 list.join(", ")
@@ -55,9 +64,16 @@ pub(crate) fn candidates(opened: &[Opened], subarray: Option<&str>) -> Result<Ve
             None => infos.into_iter().next(),
         };
         let Some(info) = info else {
-            return Err(format!("{}: not a member of the chosen array", o.path.display()));
+            return Err(format!(
+                "{}: not a member of the chosen array",
+                o.path.display()
+            ));
         };
-        out.push(Candidate { index, name: o.path.display().to_string(), info });
+        out.push(Candidate {
+            index,
+            name: o.path.display().to_string(),
+            info,
+        });
     }
     Ok(out)
 }

@@ -67,9 +67,11 @@ pub(crate) enum Raid0LayoutArg {
 pub(crate) fn run(args: Args) -> Result<ExitCode, String> {
     match args.command {
         Command::Examine { json, members } => examine::run(&members, json),
-        Command::Cat { subarray, raid0_layout, members } => {
-            cat::run(&members, subarray.as_deref(), raid0_layout)
-        }
+        Command::Cat {
+            subarray,
+            raid0_layout,
+            members,
+        } => cat::run(&members, subarray.as_deref(), raid0_layout),
         Command::Demo { dir } => demo::run(dir.as_deref()),
     }
 }

@@ -51,6 +51,7 @@ while read -r idx level layout chunk meta bitmap ndev; do
     dd if="$src" bs=4096 skip="$idx" 2>/dev/null | head -c "$size" |
         dd of="/dev/md$idx" bs=1M iflag=fullblock conv=fsync 2>/dev/null
     echo "@@size $idx $size"
+    t "wrote md$idx"
 done <"$plan"
 t written
 
