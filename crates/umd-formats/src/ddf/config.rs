@@ -24,8 +24,12 @@ pub const SPARE_ASSIGN_MAGIC: u32 = 0x5555_5555;
 pub(crate) const CONFIG_NAME: &str = "DDF VD configuration record";
 /// Bytes of the fixed part before `phys_refnum` (formats.md §5.1: "at byte 512").
 const FIXED_BYTES: usize = 512;
+/// Bytes of one `phys_refnum` entry (u32).
+const REFNUM_BYTES: usize = size_of::<u32>();
+/// Bytes of one `lba_offset` entry (u64).
+const LBA_BYTES: usize = size_of::<u64>();
 /// Bytes per element: a u32 refnum plus a u64 LBA offset.
-const ELEMENT_BYTES: usize = 12;
+const ELEMENT_BYTES: usize = REFNUM_BYTES + LBA_BYTES;
 /// Largest chunk_shift giving a chunk (in sectors) that fits md's u32 chunk_sectors.
 const CHUNK_SHIFT_MAX: u8 = 31;
 
@@ -271,4 +275,45 @@ pub(crate) fn geometry(
         ));
     }
     Ok(ConfigGeometry { record_bytes, mppe })
+}
+
+/// The configuration record `c`, laid over its verified slot `kept` (of
+/// `geo.record_bytes`); element positions beyond `prim_elmnt_count` and every
+/// reserved or vendor byte stay as they were.
+///
+/// # Panics
+/// If an edit made `phys_refnum`, `lba_offset` and `prim_elmnt_count` disagree,
+/// or gave more elements than `max_primary_element_entries`.
+pub(crate) fn write_record(c: &VdConfig, kept: &[u8], geo: ConfigGeometry) -> Vec<u8> {
+    let count = usize::from(c.prim_elmnt_count);
+    assert_eq!(kept.len(), geo.record_bytes, "kept slots are whole records");
+    assert_eq!(c.phys_refnum.len(), count, "one refnum per element");
+    assert_eq!(c.lba_offset.len(), count, "one lba_offset per element");
+    assert!(count <= geo.mppe, "at most max_primary_element_entries elements");
+    let mut out = kept.to_vec();
+    let raw = RawVdConfig::mut_from_bytes(&mut out[..FIXED_BYTES])
+        .expect("the fixed part is 512 bytes");
+    raw.magic.set(VD_CONF_MAGIC);
+    raw.guid = c.guid;
+    raw.timestamp.set(c.timestamp);
+    raw.seqnum.set(c.seqnum);
+    raw.prim_elmnt_count.set(c.prim_elmnt_count);
+    raw.chunk_shift = c.chunk_shift;
+    raw.prl = c.prl;
+    raw.rlq = c.rlq;
+    raw.sec_elmnt_count = c.sec_elmnt_count;
+    raw.sec_elmnt_seq = c.sec_elmnt_seq;
+    raw.srl = c.srl;
+    raw.blocks.set(c.blocks);
+    raw.array_blocks.set(c.array_blocks);
+    let refs_at = FIXED_BYTES;
+    let lbas_at = FIXED_BYTES + geo.mppe * REFNUM_BYTES;
+    for (i, (&refnum, &lba)) in c.phys_refnum.iter().zip(&c.lba_offset).enumerate() {
+        let r = refs_at + i * REFNUM_BYTES;
+        out[r..r + REFNUM_BYTES].copy_from_slice(&refnum.to_be_bytes());
+        let l = lbas_at + i * LBA_BYTES;
+        out[l..l + LBA_BYTES].copy_from_slice(&lba.to_be_bytes());
+    }
+    crc::seal(&mut out);
+    out
 }

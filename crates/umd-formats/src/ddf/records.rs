@@ -3,8 +3,9 @@
 //!
 //! The global sections are identical on every member; disk_data is local and says
 //! which physical disk entry "this" device is (formats.md §5.1). Each parser
-//! checks magic and CRC and keeps the verified bytes so a writer can reproduce
-//! them exactly.
+//! checks magic and CRC; the loader keeps the verified bytes, and the `write_*`
+//! functions here lay the decoded fields back over them and reseal the CRC, so
+//! reserved, padding and vendor bytes survive a rewrite unchanged.
 
 use core::mem::{offset_of, size_of};
 
@@ -58,6 +59,9 @@ pub const PD_STATE_MISSING: u16 = 64;
 pub const VD_STATE_MASK: u8 = 0x7;
 /// VD condition optimal (mdadm `DDF_state_optimal`).
 pub const VD_STATE_OPTIMAL: u8 = 0x0;
+/// VD condition degraded: still serves data, redundancy lost (mdadm
+/// `DDF_state_degraded`).
+pub const VD_STATE_DEGRADED: u8 = 0x1;
 /// VD state bit: morphing (mdadm `DDF_state_morphing`).
 pub const VD_STATE_MORPHING: u8 = 0x8;
 /// VD state bit: not consistent, needs resync (mdadm `DDF_state_inconsistent`).
@@ -68,7 +72,7 @@ pub const VD_INIT_MASK: u8 = 0x3;
 pub const VD_INIT_FULL: u8 = 0x2;
 
 /// Bytes of controller data and of disk_data: one sector each.
-const ONE_SECTOR: usize = 512;
+pub(crate) const ONE_SECTOR: usize = 512;
 /// Structure names used in errors.
 pub(crate) const CONTROLLER_NAME: &str = "DDF controller data";
 /// Structure name of the physical disk records.
@@ -433,4 +437,92 @@ pub(crate) fn parse_disk_data(bytes: &[u8], base: u64) -> Result<DiskData, Forma
         forced_ref: raw.forced_ref,
         forced_guid: raw.forced_guid,
     })
+}
+
+/// Controller data from `c`, laid over the verified sector `kept`.
+pub(crate) fn write_controller(c: &Controller, kept: &[u8]) -> Vec<u8> {
+    let mut out = kept.to_vec();
+    let raw = RawController::mut_from_bytes(&mut out)
+        .expect("kept controller data is one sector (sliced at load)");
+    raw.guid = c.guid;
+    raw.vendor_id.set(c.pci_ids[0]);
+    raw.device_id.set(c.pci_ids[1]);
+    raw.sub_vendor_id.set(c.pci_ids[2]);
+    raw.sub_device_id.set(c.pci_ids[3]);
+    raw.product_id = c.product_id;
+    crc::seal(&mut out);
+    out
+}
+
+/// Number of entries the kept table section declares (checked at load to fit).
+fn table_max(kept: &[u8]) -> usize {
+    let head = RawTableHead::ref_from_bytes(&kept[..TABLE_HEAD_BYTES])
+        .expect("kept table sections hold their head (checked at load)");
+    usize::from(head.max.get())
+}
+
+/// The physical disk records section with every entry of `disks` laid over
+/// the verified section `kept`; other entries stay as they were.
+///
+/// # Panics
+/// If a disk's `index` lies beyond the table: an edit changed it.
+pub(crate) fn write_phys(disks: &[PhysDisk], kept: &[u8]) -> Vec<u8> {
+    let max = table_max(kept);
+    let mut out = kept.to_vec();
+    for pd in disks {
+        let index = pd.index as usize;
+        assert!(index < max, "PD index {index} is beyond the table");
+        let at = TABLE_HEAD_BYTES + index * PD_ENTRY_BYTES;
+        let raw = RawPdEntry::mut_from_bytes(&mut out[at..at + PD_ENTRY_BYTES])
+            .expect("an entry slice is one entry");
+        raw.guid = pd.guid;
+        raw.refnum.set(pd.refnum);
+        raw.pd_type.set(pd.pd_type);
+        raw.state.set(pd.state);
+        raw.config_size.set(pd.config_size_sectors);
+        raw.path = pd.path;
+    }
+    crc::seal(&mut out);
+    assert_eq!(out.len(), kept.len(), "a rewrite keeps the section length");
+    out
+}
+
+/// The virtual disk records section with every entry of `disks` laid over
+/// the verified section `kept`; other entries stay as they were.
+///
+/// # Panics
+/// If a disk's `index` lies beyond the table: an edit changed it.
+pub(crate) fn write_virt(disks: &[VirtDisk], kept: &[u8]) -> Vec<u8> {
+    let max = table_max(kept);
+    let mut out = kept.to_vec();
+    for vd in disks {
+        let index = vd.index as usize;
+        assert!(index < max, "VD index {index} is beyond the table");
+        let at = TABLE_HEAD_BYTES + index * VD_ENTRY_BYTES;
+        let raw = RawVdEntry::mut_from_bytes(&mut out[at..at + VD_ENTRY_BYTES])
+            .expect("an entry slice is one entry");
+        raw.guid = vd.guid;
+        raw.unit.set(vd.unit);
+        raw.guid_crc.set(vd.guid_crc);
+        raw.vd_type.set(vd.vd_type);
+        raw.state = vd.state;
+        raw.init_state = vd.init_state;
+        raw.name = vd.name_raw;
+    }
+    crc::seal(&mut out);
+    assert_eq!(out.len(), kept.len(), "a rewrite keeps the section length");
+    out
+}
+
+/// disk_data from `d`, laid over the verified sector `kept`.
+pub(crate) fn write_disk_data(d: &DiskData, kept: &[u8]) -> Vec<u8> {
+    let mut out = kept.to_vec();
+    let raw = RawDiskData::mut_from_bytes(&mut out)
+        .expect("kept disk_data is one sector (sliced at load)");
+    raw.guid = d.guid;
+    raw.refnum.set(d.refnum);
+    raw.forced_ref = d.forced_ref;
+    raw.forced_guid = d.forced_guid;
+    crc::seal(&mut out);
+    out
 }

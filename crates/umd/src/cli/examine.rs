@@ -9,7 +9,8 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use umd_formats::info::{MdInfo, SlotState};
+use umd_formats::info::{ArrayUuid, MdInfo, SlotState};
+use umd_formats::probe::Metadata;
 
 #[derive(Serialize)]
 struct JsonMember {
@@ -30,7 +31,7 @@ pub(crate) fn run(members: &[PathBuf], json: bool) -> Result<ExitCode, String> {
             Ok(opened) => {
                 let infos = opened.metadata.infos();
                 if !json {
-                    text.push_str(&render_text(&device, &infos));
+                    text.push_str(&render_text(&device, &opened.metadata, &infos));
                 }
                 out.push(JsonMember {
                     device,
@@ -62,8 +63,9 @@ pub(crate) fn run(members: &[PathBuf], json: bool) -> Result<ExitCode, String> {
     })
 }
 
-fn render_text(device: &str, infos: &[MdInfo]) -> String {
+fn render_text(device: &str, metadata: &Metadata, infos: &[MdInfo]) -> String {
     let mut s = format!("{device}:\n");
+    render_format_header(&mut s, metadata);
     if infos.is_empty() {
         s.push_str("       (container metadata; this device is in no array)\n");
     }
@@ -71,6 +73,62 @@ fn render_text(device: &str, infos: &[MdInfo]) -> String {
         render_info(&mut s, info);
     }
     s
+}
+
+/// The fields only one format has, before the common ones.
+fn render_format_header(s: &mut String, metadata: &Metadata) {
+    match metadata {
+        Metadata::V0_90(sb) => {
+            row(s, "Magic", "a92b4efc");
+            let order = if sb.big_endian {
+                "big-endian"
+            } else {
+                "little-endian"
+            };
+            row(s, "Byte Order", order);
+            row(s, "Preferred Minor", sb.md_minor);
+            row(s, "Working Devices", sb.working_disks);
+            row(s, "Failed Devices", sb.failed_disks);
+            row(s, "Spare Devices", sb.spare_disks);
+            row(s, "Checksum", "correct");
+        }
+        Metadata::V1(sb) => {
+            row(s, "Magic", "a92b4efc");
+            row(s, "Feature Map", format!("{:#x}", sb.feature_map));
+            row(s, "Device UUID", ArrayUuid(sb.device_uuid));
+            row(s, "Checksum", "correct");
+            if sb.bblog_size > 0 {
+                row(
+                    s,
+                    "Bad Block Log",
+                    format!("{} sectors at offset {}", sb.bblog_size, sb.bblog_offset),
+                );
+            }
+        }
+        Metadata::Ddf(ddf) => {
+            row(s, "Magic", "de11de11");
+            row(s, "Container GUID", hex(&ddf.container_guid()));
+            let revision = ddf.header().revision();
+            row(
+                s,
+                "Revision",
+                String::from_utf8_lossy(&revision).trim_end_matches('\0'),
+            );
+            row(s, "Seq", format!("{:08x}", ddf.header().seq()));
+            row(s, "Physical Disks", ddf.phys_disks().len());
+            row(s, "Virtual Disks", ddf.virt_disks().len());
+            for note in ddf.notes() {
+                row(s, "Note", note);
+            }
+            row(s, "CRCs", "correct");
+        }
+        _ => {}
+    }
+    s.push('\n');
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn row(s: &mut String, label: &str, value: impl std::fmt::Display) {

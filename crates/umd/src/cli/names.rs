@@ -63,6 +63,8 @@ fn raid10_layout_name(layout: u32) -> String {
 }
 
 /// `sectors` as mdadm shows sizes: "N sectors (x.xx MiB y.yy MB)".
+// Two decimals of a human-readable size cannot notice f64's 52-bit mantissa.
+#[allow(clippy::cast_precision_loss)]
 pub(crate) fn human_sectors(sectors: u64) -> String {
     let bytes = sectors as f64 * 512.0;
     let (bin, bin_unit) = scale(bytes, 1024.0, &["KiB", "MiB", "GiB", "TiB", "PiB"]);
