@@ -513,3 +513,224 @@ fn anchor_search_is_opt_in() {
     let d = found.expect("valid").expect("found by the search");
     assert_eq!(d.infos()[0].array.level, 5);
 }
+
+/// Every DDF image of the collection, by path relative to the images directory.
+fn all_ddf_images(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("dissect.volume/ddf"))
+        .expect("dissect.volume/ddf is listed")
+        .map(|e| {
+            e.expect("directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|n| n.ends_with(".bin.gz"))
+        .map(|n| format!("dissect.volume/ddf/{n}"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 20, "README lists 20 dissect.volume DDF files");
+    names.push("util-linux/ddf-raid.img.xz".to_owned());
+    names
+}
+
+/// Bitwise reflected CRC-32 (0xEDB88320), no inversions, CRC field as all ones:
+/// formats.md §5.1 written out independently of the library.
+fn reference_crc_ok(structure: &[u8]) -> bool {
+    let mut crc = 0u32;
+    for (i, &b) in structure.iter().enumerate() {
+        crc ^= u32::from(if (4..8).contains(&i) { 0xff } else { b });
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    structure[4..8] == crc.to_be_bytes()
+}
+
+fn be_u64(bytes: &[u8], at: usize) -> u64 {
+    u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// (primary, secondary) header LBAs read raw from the anchor (formats.md §5.1).
+fn raw_copy_lbas(image: &[u8]) -> (u64, Option<u64>) {
+    let anchor = &image[image.len() - 512..];
+    let secondary = be_u64(anchor, 104);
+    (
+        be_u64(anchor, 96),
+        (secondary != u64::MAX).then_some(secondary),
+    )
+}
+
+/// VD configuration records in the config section of the header at `lba`,
+/// counted raw by their magic.
+fn raw_vd_config_count(image: &[u8], lba: u64) -> usize {
+    let h = lba as usize * 512;
+    let record_bytes = usize::from(u16::from_be_bytes([image[h + 134], image[h + 135]])) * 512;
+    let len = u32::from_be_bytes(image[h + 220..h + 224].try_into().expect("4")) as usize * 512;
+    let start = section_byte(image, lba, 3);
+    image[start..start + len]
+        .chunks_exact(record_bytes)
+        .filter(|r| r[..4] == 0xEEEE_EEEEu32.to_be_bytes())
+        .count()
+}
+
+fn apply(image: &[u8], writes: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let mut out = image.to_vec();
+    for (off, bytes) in writes {
+        let at = usize::try_from(*off).expect("offset fits");
+        out[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+    out
+}
+
+#[test]
+fn rewrite_reproduces_every_image() {
+    let Some(dir) = images_dir() else { return };
+    for name in all_ddf_images(&dir) {
+        let image = load(&dir, &name);
+        let d = must_probe(&image, &name);
+        let writes = d.write_metadata();
+        let (primary, secondary) = raw_copy_lbas(&image);
+        let copies: Vec<u64> = std::iter::once(primary).chain(secondary).collect();
+        let configs = raw_vd_config_count(&image, primary);
+        // Per copy: controller, PD records, VD records, disk_data, header,
+        // each VD config record; plus the anchor.
+        assert_eq!(writes.len(), copies.len() * (5 + configs) + 1, "{name}");
+        let mut spans: Vec<(u64, u64)> = Vec::new();
+        for (off, bytes) in &writes {
+            let at = usize::try_from(*off).expect("offset fits");
+            assert!(
+                at + bytes.len() <= image.len(),
+                "{name}: write beyond the device"
+            );
+            assert!(
+                image[at..at + bytes.len()] == bytes[..],
+                "{name}: write at {off} differs"
+            );
+            assert!(reference_crc_ok(bytes), "{name}: CRC at {off}");
+            spans.push((*off, *off + bytes.len() as u64));
+        }
+        spans.sort_unstable();
+        assert!(
+            spans.windows(2).all(|w| w[0].1 <= w[1].0),
+            "{name}: overlapping writes"
+        );
+        let anchor = (image.len() - 512) as u64;
+        assert_eq!(
+            writes.last().map(|w| w.0),
+            Some(anchor),
+            "{name}: anchor last"
+        );
+        for lba in copies {
+            assert!(
+                writes.iter().any(|w| w.0 == lba * 512 && w.1.len() == 512),
+                "{name}"
+            );
+            // Config section (3): slot 0 holds the first record when any exists.
+            let kinds = [0, 1, 2, 4].into_iter().chain((configs > 0).then_some(3));
+            for kind in kinds {
+                let sec = section_byte(&image, lba, kind) as u64;
+                assert!(writes.iter().any(|w| w.0 == sec), "{name}: section {kind}");
+            }
+        }
+    }
+}
+
+#[test]
+fn edits_are_written_and_read_back() {
+    let Some(dir) = images_dir() else { return };
+    for name in all_ddf_images(&dir)
+        .iter()
+        .filter(|n| n.starts_with("dissect"))
+    {
+        let image = load(&dir, name);
+        let mut d = must_probe(&image, name);
+        let seq = d.header().seq();
+        d.set_seq(seq + 1);
+        let vd = &mut d.virt_disks_mut()[0];
+        vd.state = (vd.state & !ddf::VD_STATE_MASK) | ddf::VD_STATE_DEGRADED;
+        let vd_index = vd.index as usize;
+        d.phys_disks_mut()[0].state |= ddf::PD_STATE_FAILED;
+        d.configs_mut()[0].seqnum += 7;
+        let written = apply(&image, &d.write_metadata());
+
+        // The edited VD state, read raw from both copies' VD records.
+        let (primary, secondary) = raw_copy_lbas(&image);
+        for lba in std::iter::once(primary).chain(secondary) {
+            let entry = section_byte(&written, lba, 2) + 64 + vd_index * 64;
+            assert_eq!(written[entry + 32] & 7, 1, "{name}: raw VD state at {lba}");
+            assert_eq!(
+                be_u64(&written, lba as usize * 512 + 40) >> 32,
+                u64::from(seq + 1)
+            );
+        }
+
+        let back = must_probe(&written, name);
+        assert_eq!(back.header().seq(), seq + 1, "{name}");
+        assert_eq!(back.virt_disks(), d.virt_disks(), "{name}");
+        assert_eq!(back.phys_disks(), d.phys_disks(), "{name}");
+        assert_eq!(back.configs(), d.configs(), "{name}");
+        assert_eq!(back.controller(), d.controller(), "{name}");
+        assert_eq!(back.disk_data(), d.disk_data(), "{name}");
+        assert_eq!(back.anchor().as_bytes(), d.anchor().as_bytes(), "{name}");
+        assert!(back.notes().is_empty(), "{name}: {:?}", back.notes());
+        assert_eq!(
+            back.virt_disks()[0].state & ddf::VD_STATE_MASK,
+            ddf::VD_STATE_DEGRADED
+        );
+
+        // The secondary copy carries the edits too: with the primary header
+        // broken, the loader falls back to it and sees the same values.
+        let mut no_primary = written.clone();
+        no_primary[primary as usize * 512 + 300] ^= 1;
+        let fallback = must_probe(&no_primary, name);
+        assert_eq!(
+            fallback.header().lba(),
+            secondary.expect("dissect has two copies")
+        );
+        assert_eq!(fallback.header().seq(), seq + 1, "{name}");
+        assert_eq!(fallback.virt_disks(), d.virt_disks(), "{name}");
+        assert_eq!(fallback.configs(), d.configs(), "{name}");
+    }
+}
+
+#[test]
+fn corrupting_a_written_structure_is_refused() {
+    let Some(dir) = images_dir() else { return };
+    for name in [
+        "dissect.volume/ddf/ddf-raid0-raid1-1.bin.gz",
+        "util-linux/ddf-raid.img.xz",
+    ] {
+        let image = load(&dir, name);
+        let d = must_probe(&image, name);
+        let writes = d.write_metadata();
+        let (primary, secondary) = raw_copy_lbas(&image);
+        let per_copy = (writes.len() - 1) / if secondary.is_some() { 2 } else { 1 };
+        for (i, (off, bytes)) in writes.iter().enumerate().take(per_copy) {
+            let mut bad = apply(&image, &writes);
+            let mid = usize::try_from(*off).expect("fits") + bytes.len() / 2;
+            bad[mid] ^= 0x10;
+            // The same structure in the other copy, or the loader would use it.
+            if let Some(s) = secondary {
+                let twin = &writes[i + per_copy];
+                assert_eq!(
+                    twin.0 - s * 512,
+                    off - primary * 512,
+                    "{name}: copies pair up"
+                );
+                bad[usize::try_from(twin.0).expect("fits") + bytes.len() / 2] ^= 0x10;
+            }
+            let err = probe_mem(&bad).expect_err("corrupt structure refused");
+            let ProbeError::Format(e) = err else {
+                panic!("{name}: {err}")
+            };
+            assert_eq!(e.field, "crc", "{name}: write at {off}: {e}");
+        }
+        let mut bad = image.clone();
+        bad[image.len() - 512 + 200] ^= 1;
+        assert!(probe_mem(&bad).is_err(), "{name}: corrupt anchor");
+    }
+}

@@ -78,7 +78,7 @@ fn q_of_single_bytes_matches_repeated_doubling() {
 fn known_powers_of_the_generator() {
     // g^8 = 0x1d (the polynomial's low byte), g^9 = 0x3a, g^255 = 1.
     assert_eq!(times_g_pow(1, 8), 0x1d);
-    let mut data = vec![[0u8]; 10];
+    let mut data = [[0u8]; 10];
     data[8] = [1];
     data[9] = [1];
     let refs: Vec<&[u8]> = data.iter().map(|b| &b[..]).collect();
@@ -205,17 +205,15 @@ fn check_raid6_recovery(name: &str, recover: &Recover, stripe: &[Vec<u8>], offse
 }
 
 fn all_recoverers() -> Vec<(&'static str, Box<Recover>)> {
-    let mut recoverers: Vec<(&'static str, Box<Recover>)> = vec![(
-        "scalar reference",
-        Box::new(|b, m| scalar::raid6_recover(b, m)),
-    )];
+    let mut recoverers: Vec<(&'static str, Box<Recover>)> =
+        vec![("scalar reference", Box::new(scalar::raid6_recover))];
     for kernels in available_kernels() {
         recoverers.push((
             kernels.name(),
             Box::new(move |b, m| kernels.raid6_recover(b, m)),
         ));
     }
-    recoverers.push(("dispatched", Box::new(|b, m| parity::raid6_recover(b, m))));
+    recoverers.push(("dispatched", Box::new(parity::raid6_recover)));
     recoverers
 }
 

@@ -289,10 +289,13 @@ pub(crate) fn write_record(c: &VdConfig, kept: &[u8], geo: ConfigGeometry) -> Ve
     assert_eq!(kept.len(), geo.record_bytes, "kept slots are whole records");
     assert_eq!(c.phys_refnum.len(), count, "one refnum per element");
     assert_eq!(c.lba_offset.len(), count, "one lba_offset per element");
-    assert!(count <= geo.mppe, "at most max_primary_element_entries elements");
+    assert!(
+        count <= geo.mppe,
+        "at most max_primary_element_entries elements"
+    );
     let mut out = kept.to_vec();
-    let raw = RawVdConfig::mut_from_bytes(&mut out[..FIXED_BYTES])
-        .expect("the fixed part is 512 bytes");
+    let raw =
+        RawVdConfig::mut_from_bytes(&mut out[..FIXED_BYTES]).expect("the fixed part is 512 bytes");
     raw.magic.set(VD_CONF_MAGIC);
     raw.guid = c.guid;
     raw.timestamp.set(c.timestamp);

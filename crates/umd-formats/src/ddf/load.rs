@@ -10,7 +10,8 @@
 
 use super::config::{self, Slot, VdConfig};
 use super::header::{self, Header, HeaderType, SectionKind, HEADER_BYTES, HEADER_MAGIC};
-use super::records::{self, Controller, DiskData, PhysDisk, VirtDisk};
+use super::records::{self, Controller, DiskData, PhysDisk, VirtDisk, ONE_SECTOR};
+use super::write::{Kept, Positions};
 use super::Ddf;
 use crate::error::{FormatError, Problem};
 use crate::probe::{ProbeError, ReadAt};
@@ -78,7 +79,10 @@ pub(crate) fn probe(
     let (first, second) = order_copies(primary, secondary);
     let first_err = match first {
         Ok(h) => match load_sections(&h, dev_sectors, read) {
-            Ok(parts) => return Ok(Some(build(anchor, h, parts, Vec::new()))),
+            Ok(parts) => {
+                let ddf = build(anchor, anchor_offset, h, parts, Vec::new(), dev_sectors);
+                return Ok(Some(ddf));
+            }
             Err(ProbeError::Format(e)) => e,
             Err(other) => return Err(other),
         },
@@ -87,13 +91,36 @@ pub(crate) fn probe(
     if let Some(Ok(h)) = second {
         let note = format!("{first_err}; using the {:?} copy instead", h.header_type());
         if let Ok(parts) = load_sections(&h, dev_sectors, read) {
-            return Ok(Some(build(anchor, h, parts, vec![note])));
+            let ddf = build(anchor, anchor_offset, h, parts, vec![note], dev_sectors);
+            return Ok(Some(ddf));
         }
     }
     Err(ProbeError::Format(first_err))
 }
 
-fn build(anchor: Header, active: Header, parts: Parts, notes: Vec<String>) -> Ddf {
+fn build(
+    anchor: Header,
+    anchor_offset: u64,
+    active: Header,
+    parts: Parts,
+    mut notes: Vec<String>,
+    dev_sectors: u64,
+) -> Ddf {
+    let other = other_copy(&anchor, &active, dev_sectors);
+    if other.is_none() && anchor.secondary_lba().is_some() {
+        notes.push("the other header copy cannot be placed; writes update one copy".into());
+    }
+    let positions = Positions {
+        pd_index: parts.phys.iter().map(|p| p.index).collect(),
+        vd_index: parts.virt.iter().map(|v| v.index).collect(),
+        config_slot: parts.configs.iter().map(|c| c.slot).collect(),
+    };
+    let kept = Kept {
+        anchor_offset,
+        other,
+        sections: parts.kept,
+        positions,
+    };
     Ddf {
         anchor,
         active,
@@ -104,7 +131,37 @@ fn build(anchor: Header, active: Header, parts: Parts, notes: Vec<String>) -> Dd
         configs: parts.configs,
         disk_data: parts.disk_data,
         this_pd: parts.this_pd,
+        kept,
     }
+}
+
+/// The sections a writer rewrites in every copy.
+pub(crate) const WRITTEN_SECTIONS: [SectionKind; 5] = [
+    SectionKind::Controller,
+    SectionKind::PhysRecords,
+    SectionKind::VirtRecords,
+    SectionKind::Config,
+    SectionKind::DiskData,
+];
+
+/// The copy that was not loaded, rebuilt from the one that was, as mdadm writes
+/// both from one in-memory header; `None` when there is no second copy or its
+/// sections would not fit before the anchor.
+fn other_copy(anchor: &Header, active: &Header, dev_sectors: u64) -> Option<Header> {
+    let (kind, lba) = match active.header_type() {
+        HeaderType::Secondary => (HeaderType::Primary, anchor.primary_lba()),
+        _ => (HeaderType::Secondary, anchor.secondary_lba()?),
+    };
+    let copy = active.as_copy(kind, lba);
+    let fits = WRITTEN_SECTIONS.iter().all(|&k| {
+        copy.section(k).is_some_and(|l| {
+            let end = lba
+                .checked_add(u64::from(l.offset_sectors))
+                .and_then(|s| s.checked_add(u64::from(l.len_sectors)));
+            end.is_some_and(|e| e < dev_sectors)
+        })
+    });
+    (lba < dev_sectors - 1 && fits).then_some(copy)
 }
 
 /// The anchor's device byte offset and bytes, if found.
@@ -210,6 +267,22 @@ struct Parts {
     configs: Vec<VdConfig>,
     disk_data: DiskData,
     this_pd: usize,
+    kept: KeptSections,
+}
+
+/// The verified bytes of each structure the writer rewrites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeptSections {
+    /// Controller data (one sector).
+    pub(crate) controller: Vec<u8>,
+    /// The whole physical disk records section.
+    pub(crate) phys: Vec<u8>,
+    /// The whole virtual disk records section.
+    pub(crate) virt: Vec<u8>,
+    /// The whole config section, every slot.
+    pub(crate) config: Vec<u8>,
+    /// disk_data (one sector).
+    pub(crate) disk_data: Vec<u8>,
 }
 
 /// Read section `kind` of `header`; returns its bytes and device byte offset.
@@ -273,16 +346,16 @@ fn load_sections(
     read: &mut ReadAt<'_>,
 ) -> Result<Parts, ProbeError> {
     let fmt = ProbeError::Format;
-    let (bytes, at) = read_section(header, SectionKind::Controller, dev_sectors, read)?;
-    let controller = records::parse_controller(&bytes, at).map_err(fmt)?;
-    let (bytes, at) = read_section(header, SectionKind::PhysRecords, dev_sectors, read)?;
-    let phys = records::parse_phys(&bytes, at, header.max_pd_entries()).map_err(fmt)?;
-    let (bytes, at) = read_section(header, SectionKind::VirtRecords, dev_sectors, read)?;
-    let virt = records::parse_virt(&bytes, at, header.max_vd_entries()).map_err(fmt)?;
-    let (bytes, at) = read_section(header, SectionKind::DiskData, dev_sectors, read)?;
-    let disk_data = records::parse_disk_data(&bytes, at).map_err(fmt)?;
-    let (bytes, at) = read_section(header, SectionKind::Config, dev_sectors, read)?;
-    let configs = parse_configs(header, &bytes, at).map_err(fmt)?;
+    let (ctrl_bytes, at) = read_section(header, SectionKind::Controller, dev_sectors, read)?;
+    let controller = records::parse_controller(&ctrl_bytes, at).map_err(fmt)?;
+    let (phys_bytes, at) = read_section(header, SectionKind::PhysRecords, dev_sectors, read)?;
+    let phys = records::parse_phys(&phys_bytes, at, header.max_pd_entries()).map_err(fmt)?;
+    let (virt_bytes, at) = read_section(header, SectionKind::VirtRecords, dev_sectors, read)?;
+    let virt = records::parse_virt(&virt_bytes, at, header.max_vd_entries()).map_err(fmt)?;
+    let (dd_bytes, at) = read_section(header, SectionKind::DiskData, dev_sectors, read)?;
+    let disk_data = records::parse_disk_data(&dd_bytes, at).map_err(fmt)?;
+    let (config_bytes, at) = read_section(header, SectionKind::Config, dev_sectors, read)?;
+    let configs = parse_configs(header, &config_bytes, at).map_err(fmt)?;
     // mdadm finds "this" disk's entry by GUID (`load_ddf_local`).
     let this_pd = phys
         .iter()
@@ -300,6 +373,15 @@ fn load_sections(
             ))
         })?;
     check_configs(&configs, &virt, header)?;
+    // Controller data and disk_data are one sector each (their parsers checked
+    // the length); any rest of their sections is not theirs to rewrite.
+    let kept = KeptSections {
+        controller: ctrl_bytes[..ONE_SECTOR].to_vec(),
+        phys: phys_bytes,
+        virt: virt_bytes,
+        config: config_bytes,
+        disk_data: dd_bytes[..ONE_SECTOR].to_vec(),
+    };
     Ok(Parts {
         controller,
         phys,
@@ -307,6 +389,7 @@ fn load_sections(
         configs,
         disk_data,
         this_pd,
+        kept,
     })
 }
 

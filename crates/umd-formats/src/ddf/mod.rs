@@ -6,12 +6,14 @@
 //! configuration records saying which virtual disks this disk serves and where.
 //! [`probe`] reads everything through the caller's read function and returns a
 //! [`Ddf`] only if every magic and CRC checks out; [`Ddf::infos`] then gives one
-//! `MdInfo` per virtual disk this device is a member of.
+//! `MdInfo` per virtual disk this device is a member of. [`Ddf::write_metadata`]
+//! serialises it back, every structure resealed, for both header copies.
 //!
 //! Files: `header.rs` (anchor and header copies), `records.rs` (controller, PD and
 //! VD tables, disk_data), `config.rs` (VD configuration records), `level.rs`
 //! (DDF level codes to md level/layout), `load.rs` (reading and choosing copies),
-//! `mdinfo.rs` (the `MdInfo` view), `crc.rs`, `sha1.rs`.
+//! `mdinfo.rs` (the `MdInfo` view), `write.rs` (edits and serialisation), `crc.rs`,
+//! `sha1.rs`.
 
 mod config;
 mod crc;
@@ -21,6 +23,7 @@ mod load;
 mod mdinfo;
 mod records;
 mod sha1;
+mod write;
 
 pub use config::{VdConfig, SPARE_ASSIGN_MAGIC, VD_CONF_MAGIC};
 pub use crc::ddf_crc;
@@ -35,8 +38,8 @@ pub use records::{
     PD_STATE_ONLINE, PD_STATE_READ_ERRORS, PD_STATE_REBUILDING, PD_STATE_SMART,
     PD_STATE_TRANSITION, PD_TYPE_ACTIVE_IN_VD, PD_TYPE_FORCED_GUID, PD_TYPE_FOREIGN,
     PD_TYPE_GLOBAL_SPARE, PD_TYPE_LEGACY, PD_TYPE_SPARE, PHYS_DATA_MAGIC, PHYS_RECORDS_MAGIC,
-    VD_INIT_FULL, VD_INIT_MASK, VD_STATE_INCONSISTENT, VD_STATE_MASK, VD_STATE_MORPHING,
-    VD_STATE_OPTIMAL, VIRT_RECORDS_MAGIC,
+    VD_INIT_FULL, VD_INIT_MASK, VD_STATE_DEGRADED, VD_STATE_INCONSISTENT, VD_STATE_MASK,
+    VD_STATE_MORPHING, VD_STATE_OPTIMAL, VIRT_RECORDS_MAGIC,
 };
 
 use crate::probe::{ProbeError, ReadAt};
@@ -58,6 +61,8 @@ pub struct Ddf {
     disk_data: DiskData,
     /// Index into `phys` of this device's entry; always valid (checked at load).
     this_pd: usize,
+    /// Verified bytes the typed fields do not hold, for a faithful rewrite.
+    kept: write::Kept,
 }
 
 impl Ddf {

@@ -77,6 +77,8 @@ const fn build_log() -> [u8; FIELD_SIZE] {
     table
 }
 
+// Evaluated only at compile time (for the static MUL), never on a stack.
+#[allow(clippy::large_stack_arrays)]
 const fn build_mul() -> [[u8; FIELD_SIZE]; FIELD_SIZE] {
     let mut table = [[0u8; FIELD_SIZE]; FIELD_SIZE];
     let mut a = 0;

@@ -21,6 +21,10 @@
 //! allocates: recovery walks the stripe in [`RECOVERY_CHUNK_BYTES`] pieces,
 //! using a static zero block for lost data.
 
+// d, p, q, x, y are formats.md §4.5's names for the stripe; longer ones would
+// hide the correspondence with the recovery formulas.
+#![allow(clippy::many_single_char_names)]
+
 pub mod gf256;
 mod recover;
 pub mod scalar;

@@ -13,6 +13,10 @@
 //! and AVX-512BW; that is the whole argument for calling the
 //! `#[target_feature]` functions from them.
 
+// The AVX-512 intrinsics are stable since Rust 1.89; the toolchain in use is newer
+// than the declared rust-version.
+#![allow(clippy::incompatible_msrv)]
+
 use std::arch::x86_64::{
     __m512i, _mm512_add_epi8, _mm512_and_si512, _mm512_broadcast_i32x4, _mm512_loadu_si512,
     _mm512_maskz_mov_epi8, _mm512_movepi8_mask, _mm512_set1_epi8, _mm512_setzero_si512,

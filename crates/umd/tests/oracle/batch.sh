@@ -48,8 +48,9 @@ while read -r idx level layout chunk meta bitmap ndev; do
     fi
     created="$created $idx"
     size=$(blockdev --getsize64 "/dev/md$idx")
-    dd if="$src" bs=4096 skip="$idx" 2>/dev/null | head -c "$size" |
-        dd of="/dev/md$idx" bs=1M iflag=fullblock conv=fsync 2>/dev/null
+    # one dd, no pipe: pipes are several times slower than the disks under TCG
+    dd if="$src" of="/dev/md$idx" bs=1M iflag=skip_bytes,count_bytes \
+        skip=$((idx * 4096)) count="$size" conv=fsync 2>/dev/null
     echo "@@size $idx $size"
     t "wrote md$idx"
 done <"$plan"

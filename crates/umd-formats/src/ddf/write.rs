@@ -1,0 +1,166 @@
+//! Editing validated DDF metadata and serialising it back to the device.
+//!
+//! A [`Ddf`] holds decoded fields only; a faithful rewrite also needs every
+//! reserved, padding (0xff) and vendor byte, the unused table entries and the
+//! unused configuration slots. The loader keeps the verified bytes of each
+//! structure it rewrites; the serialiser starts from them, lays every decoded
+//! field over them from the typed values, and reseals each CRC (formats.md
+//! §5.1). So `write(parse(b)) == b` for an untouched image, and an edited field
+//! really changes the output.
+//!
+//! Both header copies are written from the copy that was loaded, as mdadm
+//! writes both from one in-memory header: they differ only in their type (and
+//! so CRC). Invariant: the edit API cannot move a record; an edit that changed
+//! an `index`, a `slot` or an element count is a caller bug and panics on write.
+
+use super::config::{self, VdConfig};
+use super::header::{Header, HeaderType, SectionKind};
+use super::load::KeptSections;
+use super::records::{self, Controller, DiskData, PhysDisk, VirtDisk};
+use super::Ddf;
+use crate::SECTOR_BYTES;
+
+/// Where each typed record sat when loaded: a rewrite must put it back there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Positions {
+    /// `PhysDisk::index` of each entry of `Ddf::phys`.
+    pub(crate) pd_index: Vec<u32>,
+    /// `VirtDisk::index` of each entry of `Ddf::virt`.
+    pub(crate) vd_index: Vec<u32>,
+    /// `VdConfig::slot` of each entry of `Ddf::configs`.
+    pub(crate) config_slot: Vec<u32>,
+}
+
+/// What a rewrite needs beyond the decoded fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Kept {
+    /// Device byte offset of the anchor (the last sector, unless the extended
+    /// search found it elsewhere).
+    pub(crate) anchor_offset: u64,
+    /// The copy that was not loaded, rebuilt from the loaded one; `None` when
+    /// the device has a single copy.
+    pub(crate) other: Option<Header>,
+    /// Verified bytes of the loaded copy's sections.
+    pub(crate) sections: KeptSections,
+    /// Where each typed record was loaded from.
+    pub(crate) positions: Positions,
+}
+
+impl Ddf {
+    /// Set the update sequence number of both header copies (not the anchor's,
+    /// which stays "no sequencing"). mdadm bumps it at every metadata update.
+    pub fn set_seq(&mut self, seq: u32) {
+        self.for_each_copy(|h| h.set_seq(seq));
+    }
+    /// Set the timestamp (seconds since 1980-01-01) of both header copies.
+    pub fn set_timestamp(&mut self, timestamp: u32) {
+        self.for_each_copy(|h| h.set_timestamp(timestamp));
+    }
+    /// Set the open flag of both header copies (non-zero while updating).
+    pub fn set_openflag(&mut self, openflag: u8) {
+        self.for_each_copy(|h| h.set_openflag(openflag));
+    }
+    /// Controller data, for editing.
+    pub fn controller_mut(&mut self) -> &mut Controller {
+        &mut self.controller
+    }
+    /// Used physical disk entries, for editing; `index` must not change.
+    pub fn phys_disks_mut(&mut self) -> &mut [PhysDisk] {
+        &mut self.phys
+    }
+    /// Used virtual disk entries, for editing; `index` must not change.
+    pub fn virt_disks_mut(&mut self) -> &mut [VirtDisk] {
+        &mut self.virt
+    }
+    /// This device's configuration records, for editing; `slot` must not
+    /// change, and `phys_refnum` and `lba_offset` must keep
+    /// `prim_elmnt_count` entries each.
+    pub fn configs_mut(&mut self) -> &mut [VdConfig] {
+        &mut self.configs
+    }
+    /// This device's disk_data, for editing.
+    pub fn disk_data_mut(&mut self) -> &mut DiskData {
+        &mut self.disk_data
+    }
+
+    fn for_each_copy(&mut self, mut f: impl FnMut(&mut Header)) {
+        f(&mut self.active);
+        if let Some(other) = self.kept.other.as_mut() {
+            f(other);
+        }
+    }
+
+    /// Every metadata structure of this device as (device byte offset, bytes),
+    /// each CRC recomputed: for the primary then the secondary copy, its
+    /// controller data, physical and virtual disk records, each VD
+    /// configuration record, disk_data, then its header; the anchor last, so a
+    /// caller writing in order never has an anchor pointing at half-written
+    /// copies. Writes never overlap.
+    ///
+    /// # Panics
+    /// If an edit moved a record (changed a `PhysDisk::index`,
+    /// `VirtDisk::index` or `VdConfig::slot`) or made a configuration record's
+    /// element lists disagree with `prim_elmnt_count`: caller bugs.
+    #[must_use]
+    pub fn write_metadata(&self) -> Vec<(u64, Vec<u8>)> {
+        self.check_positions();
+        let mut copies: Vec<&Header> = Some(&self.active)
+            .into_iter()
+            .chain(self.kept.other.as_ref())
+            .collect();
+        copies.sort_by_key(|h| h.header_type() != HeaderType::Primary);
+        let mut out = Vec::new();
+        for header in copies {
+            self.write_copy(header, &mut out);
+        }
+        out.push((self.kept.anchor_offset, self.anchor.sealed_bytes()));
+        assert!(
+            out.iter().all(|(_, b)| b.len() as u64 % SECTOR_BYTES == 0),
+            "every structure is whole sectors"
+        );
+        out
+    }
+
+    fn check_positions(&self) {
+        let pos = &self.kept.positions;
+        let pd: Vec<u32> = self.phys.iter().map(|p| p.index).collect();
+        assert_eq!(pd, pos.pd_index, "PhysDisk::index was edited");
+        let vd: Vec<u32> = self.virt.iter().map(|v| v.index).collect();
+        assert_eq!(vd, pos.vd_index, "VirtDisk::index was edited");
+        let slots: Vec<u32> = self.configs.iter().map(|c| c.slot).collect();
+        assert_eq!(slots, pos.config_slot, "VdConfig::slot was edited");
+    }
+
+    /// Append the sections and the header of copy `header`.
+    fn write_copy(&self, header: &Header, out: &mut Vec<(u64, Vec<u8>)>) {
+        let kept = &self.kept.sections;
+        let at = |kind: SectionKind| {
+            let loc = header
+                .section(kind)
+                .expect("written sections were present at load and the copies share them");
+            (header.lba() + u64::from(loc.offset_sectors)) * SECTOR_BYTES
+        };
+        let controller = records::write_controller(&self.controller, &kept.controller);
+        out.push((at(SectionKind::Controller), controller));
+        let phys = records::write_phys(&self.phys, &kept.phys);
+        out.push((at(SectionKind::PhysRecords), phys));
+        let virt = records::write_virt(&self.virt, &kept.virt);
+        out.push((at(SectionKind::VirtRecords), virt));
+        let geo = config::geometry(
+            header.config_record_len_sectors(),
+            header.max_primary_element_entries(),
+            0,
+        )
+        .expect("the config geometry was checked at load and the copies share it");
+        let config_at = at(SectionKind::Config);
+        for c in &self.configs {
+            let start = c.slot as usize * geo.record_bytes;
+            let slot = &kept.config[start..start + geo.record_bytes];
+            let bytes = config::write_record(c, slot, geo);
+            out.push((config_at + start as u64, bytes));
+        }
+        let disk_data = records::write_disk_data(&self.disk_data, &kept.disk_data);
+        out.push((at(SectionKind::DiskData), disk_data));
+        out.push((header.lba() * SECTOR_BYTES, header.sealed_bytes()));
+    }
+}
