@@ -50,7 +50,7 @@ pub const fn sb0_csum_matches(stored: u32, computed: u32) -> bool {
 /// `csum_offset` (`sb_csum`) count as zero. An odd trailing u16 is added as is.
 #[must_use]
 pub fn sb1_csum(bytes: &[u8], csum_offset: usize) -> u32 {
-    assert!(csum_offset % 4 == 0, "sb_csum is word aligned");
+    assert!(csum_offset.is_multiple_of(4), "sb_csum is word aligned");
     assert!(
         csum_offset + 4 <= bytes.len(),
         "sb_csum lies inside the checksummed bytes"

@@ -16,7 +16,12 @@
 //!
 //! mdadm 4.2 refuses some combinations, so they are not in the matrix: raid6
 //! `parity-last-6` ("layout not understood"), raid0 with 0.90 metadata ("0.90 metadata does not
-//! support layouts for RAID0", whatever the layout), internal bitmaps on linear.
+//! support layouts for RAID0", whatever the layout), internal bitmaps on linear. raid5's
+//! `ddf-*` names are aliases mdadm maps to md layouts 0-2; raid6's are layouts 8-10.
+//!
+//! Environment: `UMD_ORACLE` (directory holding `md-vm`), `UMD_SKIP_ORACLE=1` (skip),
+//! `UMD_ORACLE_ACCEL` (md-vm `--accel`, default `tcg`), `UMD_ORACLE_KEEP` (keep the images,
+//! plan and VM output even on success), `UMD_ORACLE_VERBOSE` (print every field compared).
 
 #[path = "oracle/examine.rs"]
 mod examine;
@@ -374,6 +379,8 @@ fn degraded_sets(level: &str, n: usize, idx: usize) -> Vec<Vec<usize>> {
 struct ArrayReport {
     line: String,
     mismatches: Vec<String>,
+    /// Every examine field compared, for `UMD_ORACLE_VERBOSE=1`.
+    details: Vec<String>,
 }
 
 /// Runs every host-side check of one array against the VM's results.
@@ -387,12 +394,14 @@ fn check_array(
 ) -> ArrayReport {
     let label = format!("{} (batch {}, md{idx})", c.name, batch + 1);
     let mut mismatches = Vec::new();
+    let mut details = Vec::new();
     let mut miss = |m: String| mismatches.push(format!("{label}: {m}"));
     if let Some(err) = &vm.create_failed {
         miss(format!("mdadm --create failed in the VM: {err}"));
         return ArrayReport {
             line: format!("{:<14} mdadm refused", c.name),
             mismatches,
+            details: Vec::new(),
         };
     }
     let (Some(size), Some(vm_hash)) = (vm.size_bytes, vm.sha256.as_deref()) else {
@@ -400,6 +409,7 @@ fn check_array(
         return ArrayReport {
             line: format!("{:<14} no VM result", c.name),
             mismatches,
+            details: Vec::new(),
         };
     };
     // The VM must have stored exactly the bytes we gave it, else the oracle itself is broken.
@@ -443,7 +453,7 @@ fn check_array(
     }
 
     let (compared, examine_status) = match umd_examine(paths) {
-        Ok(json) => examine_fields(c, paths, vm, &json, &mut miss),
+        Ok(json) => examine_fields(c, paths, vm, &json, &mut miss, &mut details),
         Err(e) => {
             miss(e);
             (0, "ERR".to_string())
@@ -467,7 +477,11 @@ fn check_array(
             degraded.join(",")
         }
     );
-    ArrayReport { line, mismatches }
+    ArrayReport {
+        line,
+        mismatches,
+        details,
+    }
 }
 
 /// Compares `umd examine --json` with the VM's `mdadm --examine` for every member; returns
@@ -478,6 +492,7 @@ fn examine_fields(
     vm: &VmArray,
     json: &serde_json::Value,
     miss: &mut impl FnMut(String),
+    details: &mut Vec<String>,
 ) -> (usize, String) {
     let Some(entries) = json.as_array() else {
         miss("umd examine --json: not a JSON array".to_string());
@@ -513,18 +528,21 @@ fn examine_fields(
             bad += 1;
             continue;
         };
-        let image_sectors = fs::metadata(path).map(|m| m.len() / 512).unwrap_or(0);
+        let image_sectors = fs::metadata(path).map_or(0, |m| m.len() / 512);
         let mdadm = parse_examine(text);
+        let size_mib = c.sizes_mib.get(k).copied().unwrap_or_default();
         for check in compare_examine(&mdadm, info, vm, image_sectors) {
             compared += 1;
+            let verdict = if check.ok { "ok" } else { "MISMATCH" };
+            details.push(format!(
+                "{} member {k}: {:<34} mdadm/kernel {:<40} umd {:<40} {verdict}",
+                c.name, check.field, check.reference, check.umd
+            ));
             if !check.ok {
                 bad += 1;
                 miss(format!(
-                    "member {k} ({}) field {}: mdadm/kernel {}, umd {}",
-                    c.sizes_mib[k.min(c.sizes_mib.len() - 1)],
-                    check.field,
-                    check.reference,
-                    check.umd
+                    "member {k} ({size_mib} MiB) field {}: mdadm/kernel {}, umd {}",
+                    check.field, check.reference, check.umd
                 ));
             }
         }
@@ -669,6 +687,13 @@ fn umd_matches_kernel_md_and_mdadm() {
     for (_, r) in &reports {
         eprintln!("  {}", r.line);
         mismatches.extend(r.mismatches.iter().cloned());
+    }
+    if std::env::var_os("UMD_ORACLE_VERBOSE").is_some() {
+        for (_, r) in &reports {
+            for d in &r.details {
+                eprintln!("  {d}");
+            }
+        }
     }
     if mismatches.is_empty() && std::env::var_os("UMD_ORACLE_KEEP").is_none() {
         let _ = fs::remove_dir_all(&work);

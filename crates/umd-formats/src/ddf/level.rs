@@ -155,10 +155,14 @@ mod tests {
         }
     }
 
+    /// One row: PRL, RLQ, prim_elmnt_count, sec_elmnt_count, SRL, then the
+    /// expected md level, layout and raid_disks.
+    type Case = (u8, u8, u16, u8, u8, i32, u32, u32);
+
     /// The table of formats.md §5.1 ("RAID level mapping used by mdadm").
     #[test]
     fn formats_md_table() {
-        let cases: [(u8, u8, u16, u8, u8, i32, u32, u32); 12] = [
+        let cases: [Case; 12] = [
             (0x00, 0, 3, 1, 0xff, 0, 0, 3),
             (0x01, 0, 2, 1, 0xff, 1, 0, 2),
             (0x01, 1, 3, 1, 0xff, 1, 0, 3),

@@ -56,7 +56,7 @@ pub(crate) fn probe(
     read: &mut ReadAt<'_>,
     search: AnchorSearch,
 ) -> Result<Option<Ddf>, ProbeError> {
-    if dev_bytes <= DDF_REGION_BYTES || dev_bytes % SECTOR_BYTES != 0 {
+    if dev_bytes <= DDF_REGION_BYTES || !dev_bytes.is_multiple_of(SECTOR_BYTES) {
         return Ok(None);
     }
     let dev_sectors = dev_bytes / SECTOR_BYTES;

@@ -157,6 +157,8 @@ pub(crate) fn fuzz_entry(data: &[u8]) {
     for search in [AnchorSearch::LastSector, AnchorSearch::Extended] {
         if let Ok(Some(ddf)) = load::probe(FUZZ_DEV_BYTES, &mut read, search) {
             let _ = ddf.infos();
+            // Whatever parses must also serialise without panicking.
+            let _ = ddf.write_metadata();
         }
     }
 }

@@ -115,7 +115,8 @@ impl Ddf {
         }
         out.push((self.kept.anchor_offset, self.anchor.sealed_bytes()));
         assert!(
-            out.iter().all(|(_, b)| b.len() as u64 % SECTOR_BYTES == 0),
+            out.iter()
+                .all(|(_, b)| (b.len() as u64).is_multiple_of(SECTOR_BYTES)),
             "every structure is whole sectors"
         );
         out

@@ -40,7 +40,7 @@ impl Raid0 {
         check_disks(spec.raid_disks, 1)?;
         check_member_count(spec)?;
         let chunk = spec.chunk_sectors;
-        if chunk == 0 || chunk % CHUNK_SECTORS_MIN != 0 {
+        if chunk == 0 || !chunk.is_multiple_of(CHUNK_SECTORS_MIN) {
             return Err(LayoutError::BadChunk(chunk));
         }
         let chunk = u64::from(chunk);

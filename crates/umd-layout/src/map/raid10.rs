@@ -162,7 +162,7 @@ impl Raid10 {
     fn next_far(&self, prev: u32) -> u32 {
         let set = prev / self.far_set_size;
         let moved = prev + self.near_copies;
-        if self.raid_disks % self.far_set_size != 0 && moved > self.last_far_set_start {
+        if !self.raid_disks.is_multiple_of(self.far_set_size) && moved > self.last_far_set_start {
             (moved - self.last_far_set_start) % self.last_far_set_size + self.last_far_set_start
         } else {
             moved % self.far_set_size + self.far_set_size * set

@@ -210,7 +210,7 @@ impl Checks<'_> {
         });
     }
 
-    fn at(&mut self, field: &'static str, reference: impl ToString, pointer: &str) {
+    fn at(&mut self, field: &'static str, reference: &dyn std::fmt::Display, pointer: &str) {
         let umd = show(self.info.pointer(pointer));
         self.text(field, reference.to_string(), umd);
     }
@@ -229,39 +229,39 @@ pub(crate) fn compare_examine(
     };
     let v090 = ex.is_v090();
     let version = ex.get("Version").unwrap_or("<none>");
-    c.at("format", if v090 { "0.90" } else { version }, "/format");
+    c.at("format", &if v090 { "0.90" } else { version }, "/format");
     let uuid_key = if v090 { "UUID" } else { "Array UUID" };
     c.at(
         "uuid",
-        ex.first(uuid_key).unwrap_or("<none>"),
+        &ex.first(uuid_key).unwrap_or("<none>"),
         "/array/uuid",
     );
     if !v090 {
-        c.at("name", ex.first("Name").unwrap_or("<none>"), "/array/name");
+        c.at("name", &ex.first("Name").unwrap_or("<none>"), "/array/name");
     }
     let level_text = ex.get("Raid Level").unwrap_or("<none>");
     let level = md_level(level_text);
     c.at(
         "level",
-        level.map_or_else(|| level_text.to_string(), |l| l.to_string()),
+        &level.map_or_else(|| level_text.to_string(), |l| l.to_string()),
         "/array/level",
     );
     c.at(
         "raid_disks",
-        ex.get("Raid Devices").unwrap_or("<none>"),
+        &ex.get("Raid Devices").unwrap_or("<none>"),
         "/array/raid_disks",
     );
     compare_geometry(&mut c, ex, vm, level.unwrap_or(i64::MIN));
     compare_placement(&mut c, ex, level.unwrap_or(i64::MIN), image_sectors);
     c.at(
         "events",
-        ex.get("Events").unwrap_or("<none>"),
+        &ex.get("Events").unwrap_or("<none>"),
         "/array/events",
     );
     let clean = ex.first("State").map(|s| (s == "clean").to_string());
     c.at(
         "clean",
-        clean.unwrap_or_else(|| "<none>".to_string()),
+        &clean.unwrap_or_else(|| "<none>".to_string()),
         "/array/clean",
     );
     compare_role(&mut c, ex);
@@ -272,22 +272,22 @@ pub(crate) fn compare_examine(
 fn compare_geometry(c: &mut Checks<'_>, ex: &Examine, vm: &VmArray, level: i64) {
     if let Some(text) = ex.get("Layout") {
         let reference = md_layout(level, text).map_or_else(|| text.to_string(), |l| l.to_string());
-        c.at("layout", reference, "/array/layout");
+        c.at("layout", &reference, "/array/layout");
     }
     if matches!(level, 4 | 5 | 6 | 10) {
         if let Some(l) = vm.sysfs_layout {
-            c.at("layout (kernel)", l, "/array/layout");
+            c.at("layout (kernel)", &l, "/array/layout");
         }
     }
     if let Some(text) = ex.get("Chunk Size").or_else(|| ex.get("Rounding")) {
         let reference =
             kib_text_to_sectors(text).map_or_else(|| text.to_string(), |s| s.to_string());
-        c.at("chunk_sectors", reference, "/array/chunk_sectors");
+        c.at("chunk_sectors", &reference, "/array/chunk_sectors");
     }
     if let Some(bytes) = vm.sysfs_chunk_bytes {
         c.at(
             "chunk_sectors (kernel)",
-            bytes / 512,
+            &(bytes / 512),
             "/array/chunk_sectors",
         );
     }
@@ -298,16 +298,16 @@ fn compare_placement(c: &mut Checks<'_>, ex: &Examine, level: i64, image_sectors
     let redundant = level >= 1;
     if ex.is_v090() {
         let sb = (image_sectors & !(SB0_RESERVED_SECTORS - 1)) - SB0_RESERVED_SECTORS;
-        c.at("data_offset (0.90: 0)", 0, "/device/data_offset_sectors");
+        c.at("data_offset (0.90: 0)", &0, "/device/data_offset_sectors");
         c.at(
             "super_offset (0.90 formula)",
-            sb,
+            &sb,
             "/device/super_offset_sectors",
         );
-        c.at("data_sectors (0.90 formula)", sb, "/device/data_sectors");
+        c.at("data_sectors (0.90 formula)", &sb, "/device/data_sectors");
         if redundant {
             if let Some(kib) = ex.number("Used Dev Size") {
-                c.at("component_sectors", kib * 2, "/array/component_sectors");
+                c.at("component_sectors", &(kib * 2), "/array/component_sectors");
             }
         }
         // 0.90 prints no offset: the bitmap follows the superblock by 4 KiB (formats.md §3.1)
@@ -321,17 +321,17 @@ fn compare_placement(c: &mut Checks<'_>, ex: &Examine, level: i64, image_sectors
         return;
     }
     let data_offset = ex.number("Data Offset").unwrap_or(0);
-    c.at("data_offset", data_offset, "/device/data_offset_sectors");
+    c.at("data_offset", &data_offset, "/device/data_offset_sectors");
     let super_offset = ex.number("Super Offset");
     c.at(
         "super_offset",
-        show_opt(super_offset),
+        &show_opt(super_offset),
         "/device/super_offset_sectors",
     );
     let avail = ex.number("Avail Dev Size");
     c.at(
         "data_sectors (Avail Dev Size)",
-        show_opt(avail),
+        &show_opt(avail),
         "/device/data_sectors",
     );
     if redundant {
@@ -339,7 +339,7 @@ fn compare_placement(c: &mut Checks<'_>, ex: &Examine, level: i64, image_sectors
         let used = ex.number("Used Dev Size").or(avail);
         c.at(
             "component_sectors (Used Dev Size)",
-            show_opt(used),
+            &show_opt(used),
             "/array/component_sectors",
         );
     }
@@ -368,7 +368,7 @@ fn compare_placement(c: &mut Checks<'_>, ex: &Examine, level: i64, image_sectors
         let recorded = features & FEATURE_RAID0_LAYOUT != 0;
         c.at(
             "raid0_layout_recorded",
-            recorded,
+            &recorded,
             "/array/raid0_layout_recorded",
         );
     }
@@ -397,7 +397,7 @@ fn compare_role(c: &mut Checks<'_>, ex: &Examine) {
             state.clone()
         };
         c.text("role (this row)", reference, umd_slot);
-        c.at("dev_id (this row)", number, "/device/dev_id");
+        c.at("dev_id (this row)", &number, "/device/dev_id");
         return;
     }
     let role = ex.get("Device Role").unwrap_or("<none>");
