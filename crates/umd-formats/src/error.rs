@@ -65,8 +65,18 @@ pub struct FormatError {
 impl FormatError {
     /// An error in `field` of `structure` at byte `offset`.
     #[must_use]
-    pub fn new(structure: &'static str, field: &'static str, offset: u64, problem: Problem) -> Self {
-        Self { structure, field, offset, problem }
+    pub fn new(
+        structure: &'static str,
+        field: &'static str,
+        offset: u64,
+        problem: Problem,
+    ) -> Self {
+        Self {
+            structure,
+            field,
+            offset,
+            problem,
+        }
     }
 
     /// The same error with `base` added to its offset: parsers report offsets
@@ -80,7 +90,11 @@ impl FormatError {
 
 impl fmt::Display for FormatError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} field {} at byte {}: ", self.structure, self.field, self.offset)?;
+        write!(
+            f,
+            "{} field {} at byte {}: ",
+            self.structure, self.field, self.offset
+        )?;
         match &self.problem {
             Problem::Truncated { need, have } => {
                 write!(f, "truncated: need {need} bytes, have {have}")
@@ -89,7 +103,10 @@ impl fmt::Display for FormatError {
                 write!(f, "bad magic: expected {expected:#x}, found {found:#x}")
             }
             Problem::BadChecksum { computed, stored } => {
-                write!(f, "bad checksum: stored {stored:#x}, computed {computed:#x}")
+                write!(
+                    f,
+                    "bad checksum: stored {stored:#x}, computed {computed:#x}"
+                )
             }
             Problem::Invalid { found, why } => write!(f, "invalid value {found}: {why}"),
             Problem::UnknownFeature { bits } => write!(f, "unknown feature bits {bits:#x}"),

@@ -13,4 +13,6 @@ pub mod geometry;
 pub mod map;
 pub mod parity;
 
-pub use geometry::{Copy, Extent, Geometry, GeometrySpec, LayoutError, Level, StripeLayout, Target};
+pub use geometry::{
+    Copy, Extent, Geometry, GeometrySpec, LayoutError, Level, StripeLayout, Target,
+};

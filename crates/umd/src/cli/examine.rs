@@ -128,7 +128,12 @@ fn render_format_header(s: &mut String, metadata: &Metadata) {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 fn row(s: &mut String, label: &str, value: impl std::fmt::Display) {
