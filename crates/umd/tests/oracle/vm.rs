@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 pub(crate) struct VmArray {
     /// `mdadm --create` failed with this output.
     pub(crate) create_failed: Option<String>,
+    /// `mdadm --stop` failed.
+    pub(crate) stop_failed: bool,
     /// `blockdev --getsize64 /dev/mdX`.
     pub(crate) size_bytes: Option<u64>,
     /// sha256 of the whole `/dev/mdX` after the data was written.
@@ -48,6 +50,7 @@ pub(crate) fn parse_vm_output(out: &str) -> BTreeMap<usize, VmArray> {
         let rest: Vec<&str> = words.collect();
         match tag {
             Some("@@create-failed") => a.create_failed = Some(rest.join(" ")),
+            Some("@@stop-failed") => a.stop_failed = true,
             Some("@@size") => a.size_bytes = rest.first().and_then(|s| s.parse().ok()),
             Some("@@sha256") => a.sha256 = rest.first().map(|s| (*s).to_string()),
             Some("@@sysfs") => {
