@@ -47,7 +47,7 @@ const DATA_STRIDE_BYTES: u64 = 4096;
 /// Seed of the pseudo-random data disk.
 const DATA_SEED: u64 = 0x756d_645f_6f72_6163;
 /// Kill a VM that runs longer than this (a healthy batch takes well under a minute).
-const VM_TIMEOUT_SECS: u32 = 400;
+const VM_TIMEOUT_SECS: u32 = 180;
 /// `oracle/batch.sh` exit status when some array could not be created or stopped.
 const GUEST_SOME_ARRAY_FAILED: i32 = 1;
 /// VMs (and host workers) running at once: the machine has two cores.
@@ -263,8 +263,61 @@ fn prepare_batch(dir: &Path, cases: &[Case], data: &[u8]) -> Result<BatchFiles, 
     })
 }
 
-/// Boots one batch; returns the guest's output and the wall time in seconds.
+/// Boots of one batch before giving up: under software emulation on a
+/// loaded host the guest kernel occasionally stalls at boot (RCU stall, no
+/// script output), which the timeout turns into exit 124; such a boot is
+/// retried on freshly zeroed members. Failures of the script itself are not.
+const VM_ATTEMPTS_MAX: u32 = 3;
+
+/// md-vm's exit statuses for "the VM, not the script, failed" (its README).
+const VM_TIMED_OUT: i32 = 124;
+const VM_FAILED: i32 = 125;
+
+/// Boots one batch, retrying a boot that hung; returns the guest's output and
+/// the wall time in seconds of the boot that completed.
 fn run_batch(md_vm: &Path, script: &Path, files: &BatchFiles) -> Result<(String, f64), String> {
+    let mut attempt = 1;
+    loop {
+        match boot_batch(md_vm, script, files) {
+            Err((code, e))
+                if matches!(code, Some(VM_TIMED_OUT | VM_FAILED)) && attempt < VM_ATTEMPTS_MAX =>
+            {
+                eprintln!(
+                    "oracle: boot attempt {attempt} failed ({e}); retrying on zeroed members"
+                );
+                zero_members(files)?;
+                attempt += 1;
+            }
+            other => return other.map_err(|(_, e)| e),
+        }
+    }
+}
+
+/// Zero every member image again (same size), so a retried boot starts from
+/// the state the first one did.
+fn zero_members(files: &BatchFiles) -> Result<(), String> {
+    for path in files.members.iter().flatten() {
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let len = f
+            .metadata()
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .len();
+        f.set_len(0)
+            .and_then(|()| f.set_len(len))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// One boot of one batch; on failure also returns md-vm's exit status.
+fn boot_batch(
+    md_vm: &Path,
+    script: &Path,
+    files: &BatchFiles,
+) -> Result<(String, f64), (Option<i32>, String)> {
     let start = Instant::now();
     let accel = std::env::var("UMD_ORACLE_ACCEL").unwrap_or_else(|_| "tcg".to_string());
     let mut cmd = Command::new(md_vm);
@@ -281,19 +334,22 @@ fn run_batch(md_vm: &Path, script: &Path, files: &BatchFiles) -> Result<(String,
     cmd.args(files.members.iter().flatten()).arg(&files.data);
     let out = cmd
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", md_vm.display()))?;
+        .map_err(|e| (None, format!("cannot run {}: {e}", md_vm.display())))?;
     let secs = start.elapsed().as_secs_f64();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let log = files.dir.join("vm-output.txt");
-    fs::write(&log, &stdout).map_err(|e| format!("{}: {e}", log.display()))?;
+    fs::write(&log, &stdout).map_err(|e| (None, format!("{}: {e}", log.display())))?;
     // 1 is the guest script saying some array failed; those failures are in the output and
     // reported per array. Anything else (124 timeout, 125 VM failure) loses the whole batch.
     if !matches!(out.status.code(), Some(0 | GUEST_SOME_ARRAY_FAILED)) {
-        return Err(format!(
-            "md-vm exited with {} after {secs:.1} s (output in {}): {}",
-            out.status,
-            log.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
+        return Err((
+            out.status.code(),
+            format!(
+                "md-vm exited with {} after {secs:.1} s (output in {}): {}",
+                out.status,
+                log.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
         ));
     }
     Ok((stdout, secs))
