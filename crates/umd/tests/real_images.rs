@@ -113,6 +113,21 @@ fn md(files: &'static [&'static str], array_mib: usize, redundancy: usize) -> Se
     }
 }
 
+/// `umd ARGS MEMBERS` succeeds and prints exactly `want`.
+fn assert_reads(what: &str, args: &[&str], members: &[&PathBuf], want: &[u8]) {
+    let out = umd(args, members);
+    assert!(
+        out.status.success(),
+        "{what}: umd failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == want,
+        "{what}: {}",
+        first_difference(&out.stdout, want)
+    );
+}
+
 fn check_set(data: &Path, label: &str, set: &Set) {
     let dir = scratch(label);
     let members: Vec<PathBuf> = set.files.iter().map(|f| unpack(data, f, &dir)).collect();
@@ -123,51 +138,33 @@ fn check_set(data: &Path, label: &str, set: &Set) {
     }
     // Every member, in reverse order: roles come from the metadata.
     let all: Vec<&PathBuf> = members.iter().rev().collect();
-    let out = umd(&args, &all);
-    assert!(
-        out.status.success(),
-        "{label}: umd cat failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stdout == want,
-        "{label}: {}",
-        first_difference(&out.stdout, &want)
-    );
+    assert_reads(&format!("{label} (all members)"), &args, &all, &want);
     let n = members.len();
+    let without = |lost: &[usize]| -> Vec<&PathBuf> {
+        (0..n)
+            .filter(|i| !lost.contains(i))
+            .map(|i| &members[i])
+            .collect()
+    };
     if set.redundancy >= 1 {
-        for skip in 0..n {
-            let some: Vec<&PathBuf> = (0..n).filter(|&i| i != skip).map(|i| &members[i]).collect();
-            let out = umd(&args, &some);
-            assert!(
-                out.status.success(),
-                "{label} without member {skip}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(
-                out.stdout == want,
-                "{label} without member {skip}: {}",
-                first_difference(&out.stdout, &want)
+        for a in 0..n {
+            assert_reads(
+                &format!("{label} without member {a}"),
+                &args,
+                &without(&[a]),
+                &want,
             );
         }
     }
     if set.redundancy >= 2 {
         for a in 0..n {
             for b in a + 1..n {
-                let some: Vec<&PathBuf> = (0..n)
-                    .filter(|&i| i != a && i != b)
-                    .map(|i| &members[i])
-                    .collect();
-                let out = umd(&args, &some);
-                assert!(
-                    out.status.success(),
-                    "{label} without {a},{b}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                assert!(
-                    out.stdout == want,
-                    "{label} without {a},{b}: {}",
-                    first_difference(&out.stdout, &want)
+                let some = without(&[a, b]);
+                assert_reads(
+                    &format!("{label} without members {a},{b}"),
+                    &args,
+                    &some,
+                    &want,
                 );
             }
         }
@@ -179,11 +176,7 @@ fn check_set(data: &Path, label: &str, set: &Set) {
         set.fatal.to_vec()
     };
     if fatal.len() < n {
-        let some: Vec<&PathBuf> = (0..n)
-            .filter(|i| !fatal.contains(i))
-            .map(|i| &members[i])
-            .collect();
-        let out = umd(&args, &some);
+        let out = umd(&args, &without(&fatal));
         assert!(
             !out.status.success(),
             "{label}: reading with too few members must fail"
