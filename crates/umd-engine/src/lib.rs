@@ -7,7 +7,11 @@
 #![forbid(unsafe_code)]
 
 pub mod assemble;
+pub mod errno;
 pub mod read;
+pub mod time;
 
 pub use assemble::{assemble, AssembleError, AssembleOptions, Assembly, Candidate};
-pub use read::{DataLost, MemberRead, ReadPlan, ReadPlanner};
+pub use errno::{EngineError, Errno};
+pub use read::{DataLost, MemberMap, MemberRead, ReadPlan, ReadPlanner};
+pub use time::{Duration, Time};

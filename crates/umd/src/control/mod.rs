@@ -1,0 +1,1 @@
+//! The control interface (placeholder until the server lands).

@@ -1,0 +1,1 @@
+//! The NBD export (placeholder until the server lands).
