@@ -6,10 +6,19 @@
 //! member ranges to read, and how to rebuild what is missing).
 #![forbid(unsafe_code)]
 
+pub mod array;
 pub mod assemble;
+pub mod attrs;
+pub mod bitmap;
+pub mod create;
 pub mod errno;
+pub mod member;
+pub mod native;
 pub mod read;
+pub mod resync;
+pub mod state;
 pub mod time;
+pub mod write;
 
 pub use assemble::{assemble, AssembleError, AssembleOptions, Assembly, Candidate};
 pub use errno::{EngineError, Errno};
