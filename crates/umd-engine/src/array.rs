@@ -1,1 +1,768 @@
-//! Placeholder: being written.
+//! One array (md's `mddev`), sans-I/O: its configuration, the clean/dirty
+//! bookkeeping around every write, safe mode, member failure and sync
+//! progress, as the surface the I/O host drives.
+//!
+//! Why one type: md keeps all of this in `mddev` under one lock, and every
+//! transition of `array_state` (protocol.md §2) is a function of it. The
+//! host owns the `Array` on one thread (style R12) and follows R8: after
+//! every call into it, drain [`Array::poll_event`] until `None`, and re-arm
+//! its timer from [`Array::poll_timeout`].
+//!
+//! Invariants owned here (asserted after each call): a stopped array has no
+//! writes pending and no superblock changes; `in_sync` never holds while
+//! writes are pending; the safemode timer is armed only while running; the
+//! queue of events is bounded ([`MAX_QUEUED_EVENTS`]).
+//!
+//! What md's md thread (`md_check_recovery`, protocol.md §3.5) does in the
+//! background happens here at the end of each call
+//! ([`Array::md_check_recovery`]), because the engine has no thread.
+
+use std::collections::VecDeque;
+
+use crate::errno::{EngineError, Errno};
+use crate::member::{Member, MemberFlags, MemberHealth};
+use crate::state::{MdState, SafeMode, SbFlags};
+use crate::time::{Duration, Time};
+
+mod sync;
+#[cfg(test)]
+mod tests;
+
+pub use crate::state::{ArrayStateWord, Ro};
+pub(crate) use sync::SyncState;
+pub use sync::{SyncAction, SYNC_COMPLETED_REFRESH, SYNC_COMPLETED_STEPS};
+
+/// md's `DEFAULT_SAFEMODE_DELAY`: 200 ms of no writes before an array is
+/// idle (md adds one jiffy, which we do not have).
+pub const DEFAULT_SAFEMODE_DELAY: Duration = Duration::from_ms(200);
+
+/// md's raid5 `NR_STRIPES`: the default `stripe_cache_size`.
+pub const DEFAULT_STRIPE_CACHE_SIZE: u32 = 256;
+/// Smallest `stripe_cache_size` md accepts (`raid5_set_cache_size`: `<= 16` is EINVAL).
+pub const STRIPE_CACHE_SIZE_MIN: u32 = 17;
+/// Largest `stripe_cache_size` md accepts.
+pub const STRIPE_CACHE_SIZE_MAX: u32 = 32768;
+
+/// Bound on queued events: the host drains after every call (R8), so more
+/// than this means the host stopped draining.
+pub const MAX_QUEUED_EVENTS: usize = 4096;
+
+/// md's `MaxSector`: `resync_start` "none", the array is in sync.
+pub const MAX_SECTOR: u64 = u64::MAX;
+
+/// md's `LEVEL_NONE`: no level configured.
+pub const LEVEL_NONE: i32 = -1_000_000;
+/// md's `LEVEL_LINEAR`.
+pub const LEVEL_LINEAR: i32 = -1;
+
+const _: () = assert!(STRIPE_CACHE_SIZE_MIN <= DEFAULT_STRIPE_CACHE_SIZE);
+const _: () = assert!(DEFAULT_STRIPE_CACHE_SIZE <= STRIPE_CACHE_SIZE_MAX);
+
+/// Who owns the array's metadata (md's `persistent` / `external`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataKind {
+    /// md writes its own superblocks: `"0.90"`, `"1.0"`, `"1.1"`, `"1.2"`.
+    Native {
+        /// `metadata_version` as shown.
+        version: String,
+    },
+    /// A metadata manager owns the metadata (`external:<name>`).
+    External {
+        /// What follows `external:`.
+        name: String,
+    },
+    /// No metadata at all.
+    None,
+}
+
+/// One member as the host assembled it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberConfig {
+    /// Name used in `dev-NAME/...`.
+    pub name: String,
+    /// Role, or `None` for a spare.
+    pub slot: Option<u32>,
+    /// Start of array data on the member.
+    pub data_offset_sectors: u64,
+    /// Usable size on the member.
+    pub size_sectors: u64,
+    /// Fully in sync.
+    pub in_sync: bool,
+    /// Failed.
+    pub faulty: bool,
+    /// md `WriteMostly`.
+    pub write_mostly: bool,
+    /// Recovery checkpoint of a slotted member that is not in sync.
+    pub recovery_offset_sectors: Option<u64>,
+}
+
+/// The write-intent bitmap's attributes (`bitmap/*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BitmapConfig {
+    /// `bitmap/chunksize`, bytes.
+    pub chunk_bytes: u64,
+    /// `bitmap/location`, e.g. `"+8"`, `"none"`, `"file"`.
+    pub location: String,
+    /// `bitmap/time_base` (md's `daemon_sleep`), seconds.
+    pub time_base_seconds: u64,
+    /// `bitmap/backlog` (md's `max_write_behind`).
+    pub backlog: u64,
+    /// `bitmap/max_backlog_used`.
+    pub max_backlog_used: u64,
+    /// `bitmap/space`, sectors available for the bitmap.
+    pub space_sectors: u64,
+    /// `bitmap/metadata`: `true` = `external`, else `internal`.
+    pub external: bool,
+    /// `bitmap/can_clear`: `false` when md's `need_sync` is set.
+    pub can_clear: bool,
+}
+
+/// Everything the host knows when it creates the array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArrayConfig {
+    /// md level number (`-1` linear, 0, 1, 4, 5, 6, 10).
+    pub level: i32,
+    /// Number of slots.
+    pub raid_disks: u32,
+    /// Chunk size.
+    pub chunk_sectors: u32,
+    /// Level-specific layout number.
+    pub layout: u32,
+    /// Used size of each member (md's `dev_sectors`).
+    pub component_sectors: u64,
+    /// Size of the array.
+    pub array_sectors: u64,
+    /// Metadata owner.
+    pub metadata: MetadataKind,
+    /// The members.
+    pub members: Vec<MemberConfig>,
+    /// Resync checkpoint; `None` = in sync.
+    pub resync_start: Option<u64>,
+    /// The bitmap, if any.
+    pub bitmap: Option<BitmapConfig>,
+    /// `safe_mode_delay`; zero disables safe mode.
+    pub safe_mode_delay: Duration,
+    /// `stripe_cache_size` (raid4/5/6).
+    pub stripe_cache_size: u32,
+}
+
+/// What the array asks of its host; drain with [`Array::poll_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArrayEvent {
+    /// A pollable attribute changed (`"array_state"`, `"dev-sdb/state"`).
+    Notify(String),
+    /// Native metadata: write every member's superblock from
+    /// [`Array::superblock_state`], then call [`Array::superblock_written`].
+    UpdateSuperblock,
+    /// Start this sync, then report with `sync_started`/`sync_progress`.
+    StartSync(SyncAction),
+    /// Abort the running sync; the engine already recorded its checkpoint.
+    StopSync,
+    /// The array stopped; `keep_config: false` means the members were released.
+    Stop {
+        /// Whether the configuration survives (`inactive`) or was wiped (`clear`).
+        keep_config: bool,
+    },
+    /// Resize the stripe cache to this many entries.
+    StripeCacheResize(u32),
+    /// A write to `array_state` started the array.
+    Run,
+    /// A member was failed.
+    MemberFailed {
+        /// Its name.
+        name: String,
+    },
+    /// A member left the array (`dev-NAME/state` `remove`).
+    MemberRemoved {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// What a native superblock write must record now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuperblockState {
+    /// Clean: `in_sync` and no resync pending.
+    pub clean: bool,
+    /// md's `recovery_cp`; [`MAX_SECTOR`] when in sync.
+    pub resync_offset_sectors: u64,
+    /// Members with `Faulty` set.
+    pub faulty_members: Vec<String>,
+    /// Per member (name, slot, in sync, recovery offset), in member order.
+    pub member_roles: Vec<(String, Option<u32>, MemberHealth)>,
+    /// Number of missing or failed slots.
+    pub degraded: u32,
+}
+
+/// One array: md's `mddev`.
+// md's field names (`array_sectors`) win over clippy's naming taste (R1).
+#[allow(clippy::struct_field_names)]
+#[derive(Debug, Clone)]
+pub struct Array {
+    pub(crate) level: i32,
+    /// `level` text stored while inactive and not a known level name.
+    pub(crate) clevel: String,
+    pub(crate) raid_disks: u32,
+    pub(crate) chunk_sectors: u32,
+    pub(crate) layout: u32,
+    pub(crate) component_sectors: u64,
+    pub(crate) array_sectors: u64,
+    /// md's `external_size`: `array_size` was written.
+    pub(crate) external_size: bool,
+    pub(crate) metadata: MetadataKind,
+    pub(crate) members: Vec<Member>,
+    /// md's `recovery_cp` (`resync_start`).
+    pub(crate) recovery_cp: u64,
+    pub(crate) reshape_position: Option<u64>,
+    pub(crate) bitmap: Option<BitmapConfig>,
+    pub(crate) safe_mode_delay: Duration,
+    pub(crate) stripe_cache_size: u32,
+    pub(crate) state: MdState,
+    /// Open count of the exported device (NBD clients).
+    pub(crate) openers: u32,
+    pub(crate) safemode_timer: Option<Time>,
+    /// md's `MD_RECOVERY_NEEDED`: look for sync work.
+    pub(crate) recovery_needed: bool,
+    pub(crate) sync: SyncState,
+    pub(crate) degraded: u32,
+    /// An `UpdateSuperblock` is queued and not yet written.
+    pub(crate) sb_write_queued: bool,
+    pub(crate) events: VecDeque<ArrayEvent>,
+}
+
+impl Array {
+    /// A configured, not running array (`inactive`, or `clear` when empty).
+    #[must_use]
+    pub fn new(config: ArrayConfig) -> Array {
+        let members = config.members.into_iter().map(member_from_config).collect();
+        let mut array = Array {
+            level: config.level,
+            clevel: String::new(),
+            raid_disks: config.raid_disks,
+            chunk_sectors: config.chunk_sectors,
+            layout: config.layout,
+            component_sectors: config.component_sectors,
+            array_sectors: config.array_sectors,
+            external_size: false,
+            metadata: config.metadata,
+            members,
+            recovery_cp: config.resync_start.unwrap_or(MAX_SECTOR),
+            reshape_position: None,
+            bitmap: config.bitmap,
+            safe_mode_delay: config.safe_mode_delay,
+            stripe_cache_size: config.stripe_cache_size,
+            state: MdState::stopped(),
+            openers: 0,
+            safemode_timer: None,
+            recovery_needed: false,
+            sync: SyncState::default(),
+            degraded: 0,
+            sb_write_queued: false,
+            events: VecDeque::new(),
+        };
+        array.degraded = array.count_degraded();
+        array.check_invariants();
+        array
+    }
+
+    /// md's `md_run`: attach the personality. `in_sync` starts set; a
+    /// redundant read-write array with a resync checkpoint asks for a resync.
+    pub fn run(&mut self, ro: Ro, now: Time) -> Result<(), EngineError> {
+        let _ = now;
+        if self.state.running.is_some() {
+            return Err(EngineError::new(Errno::EBUSY, "run: already running"));
+        }
+        if self.members.is_empty() || self.raid_disks == 0 {
+            return Err(EngineError::new(Errno::EINVAL, "run: no members"));
+        }
+        if level_name(self.level).is_none() {
+            return Err(EngineError::new(
+                Errno::EINVAL,
+                "run: no personality for this level",
+            ));
+        }
+        self.state = MdState::stopped();
+        self.state.running = Some(ro);
+        self.degraded = self.count_degraded();
+        self.state.broken = self.degraded > self.max_degraded();
+        self.recovery_needed = ro == Ro::ReadWrite;
+        self.notify("array_state");
+        self.md_check_recovery();
+        assert!(self.state.in_sync, "run starts clean");
+        Ok(())
+    }
+
+    /// md's `md_write_start`. On success the caller holds a `writes_pending`
+    /// reference and must call [`Array::write_end`]; while
+    /// [`Array::write_blocked`] it must wait (drain events, re-check).
+    pub fn write_start(&mut self, now: Time) -> Result<(), EngineError> {
+        let _ = now;
+        let Some(ro) = self.state.running else {
+            return Err(EngineError::new(Errno::EIO, "write: array not running"));
+        };
+        if self.state.broken {
+            return Err(EngineError::new(Errno::EIO, "write: array is broken"));
+        }
+        let mut changed = false;
+        match ro {
+            Ro::ReadOnly => {
+                return Err(EngineError::new(Errno::EROFS, "write: array is read-only"))
+            }
+            Ro::AutoRead => {
+                self.state.running = Some(Ro::ReadWrite);
+                self.recovery_needed = true;
+                changed = true;
+            }
+            Ro::ReadWrite => {}
+        }
+        assert!(
+            self.state.writes_pending < u32::MAX,
+            "writes_pending overflow"
+        );
+        self.state.writes_pending += 1;
+        if self.state.safemode == SafeMode::Idle {
+            self.state.safemode = SafeMode::Off;
+        }
+        if self.state.in_sync {
+            self.state.in_sync = false;
+            self.state
+                .sb_flags
+                .insert(SbFlags::CLEAN.union(SbFlags::PENDING));
+            changed = true;
+        }
+        if changed {
+            self.notify("array_state");
+        }
+        self.md_check_recovery();
+        assert!(!self.state.in_sync && self.state.writes_pending > 0);
+        Ok(())
+    }
+
+    /// Whether writes must wait: md's `CHANGE_PENDING` (protocol.md §3.1 step 6).
+    #[must_use]
+    pub fn write_blocked(&self) -> bool {
+        self.state.sb_flags.contains(SbFlags::PENDING)
+    }
+
+    /// md's `md_write_end`: drop the reference and (re)arm the safemode
+    /// timer at `roundup(now, delay) + delay`.
+    pub fn write_end(&mut self, now: Time) {
+        assert!(
+            self.state.writes_pending > 0,
+            "write_end without write_start"
+        );
+        assert!(
+            self.state.running.is_some(),
+            "writes only on a running array"
+        );
+        self.state.writes_pending -= 1;
+        if self.state.safemode != SafeMode::Immediate && self.safe_mode_delay.0 != 0 {
+            self.safemode_timer = Some(safemode_deadline(now, self.safe_mode_delay));
+        }
+        self.md_check_recovery();
+    }
+
+    /// When [`Array::handle_timeout`] must next be called, if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.safemode_timer
+    }
+
+    /// The safemode timer (protocol.md §3.3): `safemode = 1`; external
+    /// arrays notify (`active-idle`); native arrays go clean by themselves.
+    pub fn handle_timeout(&mut self, now: Time) {
+        let Some(deadline) = self.safemode_timer else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        self.safemode_timer = None;
+        if self.state.running.is_none() {
+            return;
+        }
+        if self.state.safemode != SafeMode::Immediate {
+            self.state.safemode = SafeMode::Idle;
+        }
+        if self.is_external() {
+            self.notify("array_state");
+        }
+        self.md_check_recovery();
+    }
+
+    /// The next thing the host must do, or `None`.
+    pub fn poll_event(&mut self) -> Option<ArrayEvent> {
+        self.events.pop_front()
+    }
+
+    /// What a native superblock write must record now.
+    #[must_use]
+    pub fn superblock_state(&self) -> SuperblockState {
+        SuperblockState {
+            clean: self.state.in_sync && self.recovery_cp == MAX_SECTOR,
+            resync_offset_sectors: self.recovery_cp,
+            faulty_members: self
+                .members
+                .iter()
+                .filter(|m| m.is_faulty())
+                .map(|m| m.name.clone())
+                .collect(),
+            member_roles: self
+                .members
+                .iter()
+                .map(|m| (m.name.clone(), m.slot, m.health))
+                .collect(),
+            degraded: self.degraded,
+        }
+    }
+
+    /// Native: the host wrote the superblocks read from
+    /// [`Array::superblock_state`] (no other call in between). Clears
+    /// `CHANGE_*`, records failures (`FaultRecorded`, unblocks) and notifies.
+    pub fn superblock_written(&mut self, now: Time) {
+        let _ = now;
+        self.sb_write_queued = false;
+        if !matches!(self.metadata, MetadataKind::Native { .. }) || self.state.running.is_none() {
+            return;
+        }
+        self.state.sb_flags = SbFlags::default();
+        for i in 0..self.members.len() {
+            if self.members[i].is_faulty() && self.members[i].is_blocked() {
+                let m = &mut self.members[i];
+                m.flags.set(MemberFlags::FAULT_RECORDED, true);
+                m.flags.set(MemberFlags::BLOCKED, false);
+                let name = format!("dev-{}/state", m.name);
+                self.notify(&name);
+            }
+        }
+        self.notify("array_state");
+        if self.sync.running.is_some() {
+            self.notify("sync_completed");
+        }
+        self.md_check_recovery();
+        assert!(!self.write_blocked() || self.sb_write_queued);
+    }
+
+    /// Clean stop (SIGTERM): native arrays enter immediate safe mode and go
+    /// clean once no writes are pending (an `UpdateSuperblock` follows if
+    /// the array was dirty). External arrays are the manager's business.
+    pub fn shutdown(&mut self, now: Time) {
+        let _ = now;
+        if matches!(self.metadata, MetadataKind::Native { .. })
+            && self.state.running == Some(Ro::ReadWrite)
+        {
+            self.state.safemode = SafeMode::Immediate;
+            self.safemode_timer = None;
+            self.md_check_recovery();
+        }
+    }
+
+    /// Number of openers of the exported device; stops and read-only
+    /// switches refuse with EBUSY while it is non-zero (protocol.md §2.2 A).
+    pub fn set_openers(&mut self, openers: u32) {
+        self.openers = openers;
+    }
+
+    /// Current `stripe_cache_size`.
+    #[must_use]
+    pub fn stripe_cache_size(&self) -> u32 {
+        self.stripe_cache_size
+    }
+
+    /// Number of slots without a working member.
+    #[must_use]
+    pub fn degraded(&self) -> u32 {
+        self.degraded
+    }
+
+    /// The members, in configuration order.
+    #[must_use]
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// md's `writes_pending`.
+    #[must_use]
+    pub fn writes_pending(&self) -> u32 {
+        self.state.writes_pending
+    }
+
+    /// md's `in_sync`.
+    #[must_use]
+    pub fn in_sync(&self) -> bool {
+        self.state.in_sync
+    }
+
+    /// The running mode, `None` when not running.
+    #[must_use]
+    pub fn ro(&self) -> Option<Ro> {
+        self.state.running
+    }
+
+    /// md's `MD_BROKEN`.
+    #[must_use]
+    pub fn is_broken(&self) -> bool {
+        self.state.broken
+    }
+
+    /// Whether a manager owns the metadata.
+    #[must_use]
+    pub fn is_external(&self) -> bool {
+        matches!(self.metadata, MetadataKind::External { .. })
+    }
+
+    /// The level's redundancy: how many slots may be missing.
+    #[must_use]
+    pub fn max_degraded(&self) -> u32 {
+        match self.level {
+            1 => self.raid_disks.saturating_sub(1),
+            4 | 5 => 1,
+            6 => 2,
+            10 => {
+                let near = self.layout & 0xff;
+                let far = (self.layout >> 8) & 0xff;
+                (near.max(1) * far.max(1)).saturating_sub(1)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Whether the level keeps redundancy (md's `sync_request` exists).
+    #[must_use]
+    pub fn is_redundant(&self) -> bool {
+        matches!(self.level, 1 | 4 | 5 | 6 | 10)
+    }
+
+    pub(crate) fn count_degraded(&self) -> u32 {
+        let working = (0..self.raid_disks)
+            .filter(|s| {
+                self.members
+                    .iter()
+                    .any(|m| m.slot == Some(*s) && m.is_in_sync())
+            })
+            .count() as u32;
+        assert!(working <= self.raid_disks);
+        self.raid_disks - working
+    }
+
+    /// Recomputes `degraded`, notifying on change.
+    pub(crate) fn update_degraded(&mut self) {
+        let degraded = self.count_degraded();
+        if degraded != self.degraded {
+            self.degraded = degraded;
+            self.notify("degraded");
+        }
+    }
+
+    /// Queues a notification unless the same one is already queued
+    /// (sysfs notifications coalesce too).
+    pub(crate) fn notify(&mut self, attr: &str) {
+        let already = self
+            .events
+            .iter()
+            .any(|e| matches!(e, ArrayEvent::Notify(a) if a == attr));
+        if !already {
+            self.push_event(ArrayEvent::Notify(attr.to_owned()));
+        }
+    }
+
+    pub(crate) fn push_event(&mut self, event: ArrayEvent) {
+        assert!(
+            self.events.len() < MAX_QUEUED_EVENTS,
+            "host stopped draining poll_event"
+        );
+        self.events.push_back(event);
+    }
+
+    pub(crate) fn request_superblock_write(&mut self) {
+        if !self.sb_write_queued {
+            self.sb_write_queued = true;
+            self.push_event(ArrayEvent::UpdateSuperblock);
+        }
+    }
+
+    /// md's `md_error` through the personality's error handler (protocol.md
+    /// §5.1). Returns whether the array is now broken (the `faulty` store
+    /// then fails with EBUSY).
+    pub(crate) fn md_error(&mut self, index: usize) -> bool {
+        assert!(index < self.members.len());
+        assert!(
+            self.state.running.is_some(),
+            "md_error needs a running array"
+        );
+        if self.members[index].is_faulty() {
+            return self.state.broken;
+        }
+        let was = self.array_state();
+        let working = self.members[index].is_working();
+        let would_exceed = working && self.degraded + 1 > self.max_degraded();
+        let fails = match self.level {
+            // raid0/linear have no error handler beyond marking the array broken.
+            0 | LEVEL_LINEAR => false,
+            // raid1/raid10 never fail the last copy: they mark the array broken.
+            1 | 10 => !would_exceed,
+            _ => true,
+        };
+        if would_exceed || !self.is_redundant() {
+            self.state.broken = true;
+        }
+        let name = self.members[index].name.clone();
+        if fails {
+            let m = &mut self.members[index];
+            m.health = MemberHealth::Faulty;
+            m.flags.set(MemberFlags::BLOCKED, true);
+            self.update_degraded();
+            self.state
+                .sb_flags
+                .insert(SbFlags::DEVS.union(SbFlags::PENDING));
+            self.push_event(ArrayEvent::MemberFailed { name: name.clone() });
+            self.stop_sync_thread();
+            self.recovery_needed = true;
+        }
+        self.notify(&format!("dev-{name}/state"));
+        if self.array_state() != was {
+            self.notify("array_state");
+        }
+        self.md_check_recovery();
+        self.state.broken
+    }
+
+    /// md's `md_check_recovery`, run at the end of every call (protocol.md
+    /// §3.5, §3.6): read-only arrays drop PENDING; native arrays go clean
+    /// after safe mode; removable members leave their slots; superblock
+    /// changes are recorded (native) or dropped (external keeps PENDING).
+    pub(crate) fn md_check_recovery(&mut self) {
+        let Some(ro) = self.state.running else {
+            self.check_invariants();
+            return;
+        };
+        let native = matches!(self.metadata, MetadataKind::Native { .. });
+        if ro != Ro::ReadWrite {
+            self.state.sb_flags.remove(SbFlags::PENDING);
+            if native && self.state.in_sync {
+                self.members
+                    .iter_mut()
+                    .for_each(|m| m.flags.set(MemberFlags::BLOCKED, false));
+            }
+            self.check_invariants();
+            return;
+        }
+        if native && self.state.safemode != SafeMode::Off && !self.state.in_sync {
+            self.set_in_sync();
+        }
+        self.remove_unblocked_faulty();
+        if self
+            .state
+            .sb_flags
+            .intersects(SbFlags::DEVS.union(SbFlags::CLEAN).union(SbFlags::PENDING))
+        {
+            match self.metadata {
+                MetadataKind::Native { .. } => self.request_superblock_write(),
+                MetadataKind::External { .. } => {
+                    self.state
+                        .sb_flags
+                        .remove(SbFlags::DEVS.union(SbFlags::CLEAN));
+                }
+                MetadataKind::None => {
+                    self.state.sb_flags = SbFlags::default();
+                    self.members
+                        .iter_mut()
+                        .for_each(|m| m.flags.set(MemberFlags::BLOCKED, false));
+                }
+            }
+        }
+        self.kick_sync();
+        self.check_invariants();
+    }
+
+    /// md's `remove_and_add_spares`, removal half: a faulty, unblocked
+    /// member leaves its slot once no writes are in flight.
+    fn remove_unblocked_faulty(&mut self) {
+        if self.state.writes_pending > 0 {
+            return;
+        }
+        for m in &mut self.members {
+            if m.is_faulty() && !m.is_blocked() && m.slot.is_some() {
+                m.slot = None;
+            }
+        }
+    }
+
+    /// md's `md_clean`: forget the whole configuration (`clear`).
+    pub(crate) fn wipe_config(&mut self) {
+        assert!(self.state.running.is_none(), "wipe only a stopped array");
+        self.members.clear();
+        self.level = LEVEL_NONE;
+        self.clevel.clear();
+        self.raid_disks = 0;
+        self.chunk_sectors = 0;
+        self.layout = 0;
+        self.component_sectors = 0;
+        self.array_sectors = 0;
+        self.external_size = false;
+        self.recovery_cp = 0;
+        self.reshape_position = None;
+        self.bitmap = None;
+        if matches!(self.metadata, MetadataKind::Native { .. }) {
+            self.metadata = MetadataKind::None;
+        }
+        self.degraded = 0;
+        assert_eq!(self.array_state(), "clear");
+    }
+
+    fn check_invariants(&self) {
+        self.state.check(self.is_external());
+        assert!(
+            self.state.running.is_some() || self.safemode_timer.is_none(),
+            "safemode timer armed on a stopped array"
+        );
+        assert!(self.events.len() <= MAX_QUEUED_EVENTS);
+    }
+}
+
+/// md's level name for a level number (`level` attribute).
+#[must_use]
+pub fn level_name(level: i32) -> Option<&'static str> {
+    Some(match level {
+        LEVEL_LINEAR => "linear",
+        0 => "raid0",
+        1 => "raid1",
+        4 => "raid4",
+        5 => "raid5",
+        6 => "raid6",
+        10 => "raid10",
+        _ => return None,
+    })
+}
+
+/// `roundup(now, delay) + delay` (protocol.md §3.2).
+fn safemode_deadline(now: Time, delay: Duration) -> Time {
+    assert!(delay.0 > 0, "safemode disabled");
+    let rounded = now.0.div_ceil(delay.0).saturating_mul(delay.0);
+    let deadline = Time(rounded) + delay;
+    assert!(deadline > now);
+    deadline
+}
+
+fn member_from_config(c: MemberConfig) -> Member {
+    let health = if c.faulty {
+        MemberHealth::Faulty
+    } else if c.in_sync {
+        MemberHealth::InSync
+    } else {
+        MemberHealth::OutOfSync {
+            recovery_offset_sectors: c.recovery_offset_sectors.unwrap_or(0),
+        }
+    };
+    let mut flags = MemberFlags::default();
+    flags.set(MemberFlags::WRITE_MOSTLY, c.write_mostly);
+    Member {
+        name: c.name,
+        slot: c.slot,
+        data_offset_sectors: c.data_offset_sectors,
+        size_sectors: c.size_sectors,
+        health,
+        flags,
+        errors: 0,
+    }
+}

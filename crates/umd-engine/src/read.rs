@@ -31,6 +31,32 @@ impl MemberMap {
         Self { roles }
     }
 
+    /// Stop using `role`: its member failed or left the array.
+    pub fn mark_missing(&mut self, role: u32) {
+        if let Some(slot) = self.roles.get_mut(role as usize) {
+            *slot = None;
+        }
+    }
+
+    /// Whether `role` has a usable member.
+    #[must_use]
+    pub fn is_present(&self, role: u32) -> bool {
+        matches!(self.roles.get(role as usize), Some(Some(_)))
+    }
+
+    /// `role`'s `(data_offset_sectors, valid_below_sectors)`, or `None` when
+    /// it has no usable member.
+    #[must_use]
+    pub fn role(&self, role: u32) -> Option<(u64, Option<u64>)> {
+        self.roles.get(role as usize).copied().flatten()
+    }
+
+    /// Number of roles.
+    #[must_use]
+    pub fn role_count(&self) -> usize {
+        self.roles.len()
+    }
+
     /// Whether `role` can supply member sectors `[dev_sector, dev_sector + len)`.
     fn usable(&self, role: u32, dev_sector: u64, len_sectors: u64) -> bool {
         match self.roles.get(role as usize) {

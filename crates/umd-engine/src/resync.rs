@@ -1,1 +1,414 @@
-//! Placeholder: being written.
+//! Sync planning: reading a window of the array to verify, and making it
+//! consistent again, for md's resync, check and repair actions.
+//!
+//! Sans-I/O (style R8), on the model of [`crate::read`]: [`SyncPlanner::plan`]
+//! lists the member reads that cover one window into a [`SyncWindow`]; the
+//! caller performs them into scratch and calls [`SyncPlanner::finish`], which
+//! compares and, for resync and repair, appends the member writes that fix
+//! the window. raid4/5/6 recompute P (and Q) from the data and compare them
+//! with what the members hold; raid1/10 compare every copy with the first
+//! readable one. A window never spans two stripes (raid4/5/6) or two chunks
+//! (raid10), so the host can lock exactly [`SyncPlanner::stripe_of`].
+//!
+//! Positions are in md's sync units, the ones `sync_completed` shows:
+//! member (component) sectors for raid1/4/5/6, array sectors for raid10 (md's
+//! raid10 resync walks the virtual array). raid1's member and array sectors
+//! are the same.
+//!
+//! Mismatches are counted as md's `mismatch_cnt` does for raid4/5/6: 8
+//! sectors (one 4 KiB stripe unit, [`SYNC_BLOCK_SECTORS`]) per block whose
+//! parity differs. raid1/10 use the same 4 KiB blocks, counted once per copy
+//! that differs from the source, as md's raid1 counts per differing member.
+//! A window with a role missing or not yet recovered is neither compared nor
+//! written: rebuilding a member is recovery's job, not resync's.
+//!
+//! Windows reuse their vectors: no allocation per window once warmed up (R7).
+//! This module also holds [`Roles`], the per-role table of data offsets and
+//! recovery offsets that both the sync and the write planner consult.
+
+use crate::read::MemberMap;
+use crate::write::{gen_parity, BufRef, PlannedIo, SECTOR_BYTES};
+use umd_layout::geometry::{Copy, Geometry, Level, StripeLayout, Target};
+
+/// Sectors compared and counted as one unit: md's 4 KiB stripe unit
+/// (`RAID5_STRIPE_SECTORS`).
+pub const SYNC_BLOCK_SECTORS: u64 = 8;
+
+/// Which md sync action runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Make redundancy consistent after an unclean shutdown (md "resync").
+    Resync,
+    /// Count mismatches, change nothing (md "check").
+    Check,
+    /// Count mismatches and fix them (md "repair").
+    Repair,
+}
+
+/// What a window holds, for [`SyncPlanner::finish`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Kind {
+    /// Nothing to compare (a role missing, or fewer than two copies).
+    #[default]
+    Skip,
+    /// raid4/5/6: scratch = data slots, computed P (Q), read P (Q).
+    Parity {
+        slots: usize,
+        parity: usize,
+        zero_slots: [usize; 2],
+        zero_count: usize,
+    },
+    /// raid1/10: scratch block i = read i; block 0 is the source.
+    Mirror,
+}
+
+/// One window of a sync: what to read, and what finish needs to know.
+#[derive(Debug, Clone, Default)]
+pub struct SyncWindow {
+    /// First position of the window (units: see the module doc).
+    pub position: u64,
+    /// Length of the window in the same units (sectors).
+    pub len: u64,
+    /// Reads to perform, any order, all into scratch.
+    pub reads: Vec<PlannedIo>,
+    /// Bytes of scratch the caller must provide.
+    pub scratch_bytes: usize,
+    kind: Kind,
+    p_io: Option<PlannedIo>,
+    q_io: Option<PlannedIo>,
+    layout: StripeLayout,
+    copies: Vec<Copy>,
+    slot_used: Vec<bool>,
+}
+
+/// Plans resync, check and repair of one assembled array.
+#[derive(Debug, Clone)]
+pub struct SyncPlanner {
+    geometry: Geometry,
+    roles: Roles,
+}
+
+impl SyncPlanner {
+    /// A planner for `geometry` over `members`.
+    #[must_use]
+    // By value like `ReadPlanner::new`: the host hands its map over.
+    #[allow(clippy::needless_pass_by_value)]
+    pub fn new(geometry: Geometry, members: MemberMap) -> Self {
+        let roles = Roles::from_map(&members, geometry.raid_disks());
+        Self { geometry, roles }
+    }
+
+    /// The end of the sync range: member sectors for raid1/4/5/6 (md's
+    /// dev_sectors), array sectors for raid10 (md's resync_max_sectors), 0 for
+    /// linear and raid0, which have nothing to sync.
+    #[must_use]
+    pub fn max_position(&self) -> u64 {
+        match self.geometry.level() {
+            Level::Linear | Level::Raid0 => 0,
+            Level::Raid1 | Level::Raid10 => self.geometry.array_sectors(),
+            Level::Raid4 | Level::Raid5 | Level::Raid6 => self.geometry.member_used_sectors(0),
+        }
+    }
+
+    /// The stripe (raid4/5/6; the unit of `unsynced_from_stripe`) or chunk
+    /// (raid10) holding `position`; raid1, without chunks, returns `position`.
+    #[must_use]
+    pub fn stripe_of(&self, position: u64) -> u64 {
+        match u64::from(self.geometry.chunk_sectors()) {
+            0 => position,
+            chunk => position / chunk,
+        }
+    }
+
+    /// Plan reading everything needed to verify or repair
+    /// `[position, position + len)`, `len <= len_max`; the window stops at the
+    /// end of a stripe or chunk: continue from `position + window.len`.
+    pub fn plan(&self, position: u64, len_max: u64, window: &mut SyncWindow) {
+        let max = self.max_position();
+        assert!(position < max, "sync position {position} past {max}");
+        assert!(len_max > 0, "empty sync window");
+        window.position = position;
+        window.reads.clear();
+        window.scratch_bytes = 0;
+        window.kind = Kind::Skip;
+        (window.p_io, window.q_io) = (None, None);
+        match self.geometry.level() {
+            Level::Raid4 | Level::Raid5 | Level::Raid6 => {
+                self.plan_parity(position, len_max, window);
+            }
+            _ => self.plan_mirror(position, len_max, window),
+        }
+        assert!(
+            window.len > 0 && position + window.len <= max,
+            "window inside the range"
+        );
+    }
+
+    fn plan_parity(&self, position: u64, len_max: u64, window: &mut SyncWindow) {
+        let chunk = u64::from(self.geometry.chunk_sectors());
+        let len = len_max
+            .min(chunk - position % chunk)
+            .min(self.max_position() - position);
+        window.len = len;
+        self.geometry
+            .stripe_layout(position / chunk, &mut window.layout);
+        let layout = &window.layout;
+        let raid6 = layout.q_role.is_some();
+        let d = layout.data_roles.len();
+        let (slots, parity) = if raid6 {
+            (layout.q_slot_count as usize, 2)
+        } else {
+            (d, 1)
+        };
+        let every_role = layout
+            .data_roles
+            .iter()
+            .chain([&layout.p_role])
+            .chain(&layout.q_role);
+        if !every_role
+            .clone()
+            .all(|&r| self.roles.usable(r, position, len))
+        {
+            return;
+        }
+        let wbytes = len as usize * SECTOR_BYTES;
+        let io = |role: u32, block: usize| PlannedIo {
+            role,
+            device_sector: self.roles.data_offset(role) + position,
+            len_sectors: len,
+            buf: BufRef::Scratch {
+                offset_bytes: block * wbytes,
+            },
+        };
+        window.slot_used.clear();
+        window.slot_used.resize(slots, false);
+        for (j, &role) in layout.data_roles.iter().enumerate() {
+            let slot = if raid6 { layout.q_slots[j] as usize } else { j };
+            window.slot_used[slot] = true;
+            window.reads.push(io(role, slot));
+        }
+        // Scratch: data slots, computed P (Q), then the P (Q) read.
+        window.p_io = Some(io(layout.p_role, slots + parity));
+        window.q_io = layout.q_role.map(|q| io(q, slots + parity + 1));
+        window.reads.extend(window.p_io.iter().chain(&window.q_io));
+        let mut zero_slots = [0; 2];
+        let mut zero_count = 0;
+        for (slot, _) in window.slot_used.iter().enumerate().filter(|(_, &u)| !u) {
+            zero_slots[zero_count] = slot;
+            zero_count += 1;
+        }
+        assert_eq!(zero_count, slots - d, "every data role has its own slot");
+        window.kind = Kind::Parity {
+            slots,
+            parity,
+            zero_slots,
+            zero_count,
+        };
+        window.scratch_bytes = (slots + 2 * parity) * wbytes;
+    }
+
+    fn plan_mirror(&self, position: u64, len_max: u64, window: &mut SyncWindow) {
+        let extent = self.geometry.locate(position, &mut window.copies);
+        assert!(
+            extent.target == Target::Mirrored,
+            "raid1/10 sectors are mirrored"
+        );
+        let len = extent.len_sectors.min(len_max);
+        window.len = len;
+        let wbytes = len as usize * SECTOR_BYTES;
+        for copy in &window.copies {
+            if self.roles.usable(copy.role, copy.dev_sector, len) {
+                let offset_bytes = window.reads.len() * wbytes;
+                window.reads.push(PlannedIo {
+                    role: copy.role,
+                    device_sector: self.roles.data_offset(copy.role) + copy.dev_sector,
+                    len_sectors: len,
+                    buf: BufRef::Scratch { offset_bytes },
+                });
+            }
+        }
+        if window.reads.len() < 2 {
+            window.reads.clear();
+            return;
+        }
+        window.kind = Kind::Mirror;
+        window.scratch_bytes = window.reads.len() * wbytes;
+    }
+
+    /// After the reads: compare. Resync and Repair append the writes that make
+    /// the window consistent (parity recomputed from data for raid4/5/6; the
+    /// first readable copy copied to the others for raid1/10), only over the
+    /// 4 KiB blocks that differ; Check appends none. Returns the mismatched
+    /// sectors, counted as the module doc says, in every mode.
+    pub fn finish(
+        &self,
+        window: &SyncWindow,
+        mode: SyncMode,
+        scratch: &mut [u8],
+        writes: &mut Vec<PlannedIo>,
+    ) -> u64 {
+        assert!(scratch.len() >= window.scratch_bytes, "scratch too small");
+        let writes_before = writes.len();
+        let wbytes = window.len as usize * SECTOR_BYTES;
+        let fix = mode != SyncMode::Check;
+        let mismatched = match window.kind {
+            Kind::Skip => 0,
+            Kind::Parity {
+                slots,
+                parity,
+                zero_slots,
+                zero_count,
+            } => {
+                let region = &mut scratch[..(slots + 2 * parity) * wbytes];
+                for &z in &zero_slots[..zero_count] {
+                    region[z * wbytes..][..wbytes].fill(0);
+                }
+                gen_parity(
+                    &mut region[..(slots + parity) * wbytes],
+                    wbytes,
+                    slots,
+                    parity,
+                );
+                let (computed, read) = region[slots * wbytes..].split_at(parity * wbytes);
+                let targets = [window.p_io, window.q_io];
+                let fixes = targets.iter().flatten().enumerate().map(|(k, io)| {
+                    let at = (slots + k) * wbytes;
+                    (io, at)
+                });
+                Self::compare(window, computed, read, fix.then_some(&fixes), writes)
+            }
+            Kind::Mirror => {
+                let (source, others) = scratch[..window.scratch_bytes].split_at(wbytes);
+                let mut total = 0;
+                for (i, io) in window.reads.iter().enumerate().skip(1) {
+                    let copy = &others[(i - 1) * wbytes..][..wbytes];
+                    let target = std::iter::once((io, 0));
+                    total += Self::compare(window, source, copy, fix.then_some(&target), writes);
+                }
+                total
+            }
+        };
+        assert!(fix || writes.len() == writes_before, "check writes nothing");
+        assert_eq!(
+            mismatched % SYNC_BLOCK_SECTORS,
+            0,
+            "counted in whole sync blocks"
+        );
+        mismatched
+    }
+
+    /// Compare `good` with `seen` per sync block (both `parts` blocks of
+    /// window length laid end to end); for each run of differing blocks, push
+    /// a write of `good`'s bytes to each target (`(io, scratch offset of the
+    /// good block)`). Returns the mismatched sectors.
+    fn compare<'a, I>(
+        window: &SyncWindow,
+        good: &[u8],
+        seen: &[u8],
+        targets: Option<&I>,
+        writes: &mut Vec<PlannedIo>,
+    ) -> u64
+    where
+        I: Iterator<Item = (&'a PlannedIo, usize)> + Clone,
+    {
+        assert_eq!(good.len(), seen.len(), "compared blocks differ in length");
+        let wbytes = window.len as usize * SECTOR_BYTES;
+        let parts = good.len() / wbytes.max(1);
+        let (start, end) = (window.position, window.position + window.len);
+        let mut mismatched = 0;
+        let mut run: Option<u64> = None;
+        let mut lo = start;
+        while lo < end {
+            let hi = ((lo / SYNC_BLOCK_SECTORS + 1) * SYNC_BLOCK_SECTORS).min(end);
+            let range = (lo - start) as usize * SECTOR_BYTES..(hi - start) as usize * SECTOR_BYTES;
+            let differs = (0..parts).any(|k| {
+                let at = k * wbytes;
+                good[at + range.start..at + range.end] != seen[at + range.start..at + range.end]
+            });
+            if differs {
+                mismatched += SYNC_BLOCK_SECTORS;
+                run.get_or_insert(lo);
+            }
+            if let (Some(from), Some(targets)) = (run, targets) {
+                if !differs || hi == end {
+                    let to = if differs { hi } else { lo };
+                    push_fix(targets.clone(), from - start, to - from, writes);
+                }
+            }
+            if !differs {
+                run = None;
+            }
+            lo = hi;
+        }
+        mismatched
+    }
+}
+
+/// Writes of window sectors `[offset, offset + len)` from the good blocks.
+fn push_fix<'a>(
+    targets: impl Iterator<Item = (&'a PlannedIo, usize)>,
+    offset: u64,
+    len: u64,
+    writes: &mut Vec<PlannedIo>,
+) {
+    assert!(len > 0, "a fix writes something");
+    for (io, good_at) in targets {
+        assert!(offset + len <= io.len_sectors, "fix inside the window");
+        writes.push(PlannedIo {
+            role: io.role,
+            device_sector: io.device_sector + offset,
+            len_sectors: len,
+            buf: BufRef::Scratch {
+                offset_bytes: good_at + offset as usize * SECTOR_BYTES,
+            },
+        });
+    }
+}
+
+/// Per-role data offsets and validity, as [`MemberMap`] holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Roles {
+    roles: Vec<Option<(u64, Option<u64>)>>,
+}
+
+impl Roles {
+    /// The table of `map`, `raid_disks` entries long (absent entries = missing).
+    pub(crate) fn from_map(map: &MemberMap, raid_disks: u32) -> Self {
+        let count = map.role_count().max(raid_disks as usize);
+        let roles: Vec<_> = (0..count as u32).map(|r| map.role(r)).collect();
+        assert!(roles.len() >= raid_disks as usize, "one entry per role");
+        Self { roles }
+    }
+
+    /// Whether `role` has a member at all (it may still be recovering).
+    pub(crate) fn present(&self, role: u32) -> bool {
+        matches!(self.roles.get(role as usize), Some(Some(_)))
+    }
+
+    /// Whether `role` holds valid member sectors `[dev_sector, dev_sector + len_sectors)`.
+    pub(crate) fn usable(&self, role: u32, dev_sector: u64, len_sectors: u64) -> bool {
+        match self.roles.get(role as usize) {
+            Some(Some((_, None))) => true,
+            Some(Some((_, Some(valid_below)))) => dev_sector + len_sectors <= *valid_below,
+            _ => false,
+        }
+    }
+
+    /// Data offset of a present role.
+    pub(crate) fn data_offset(&self, role: u32) -> u64 {
+        match self.roles.get(role as usize) {
+            Some(Some((offset, _))) => *offset,
+            _ => unreachable!("data_offset of a missing role {role}"),
+        }
+    }
+
+    /// Forget `role`'s member.
+    pub(crate) fn mark_failed(&mut self, role: u32) {
+        if let Some(slot) = self.roles.get_mut(role as usize) {
+            *slot = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

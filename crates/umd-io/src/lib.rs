@@ -7,8 +7,10 @@
 #![deny(unsafe_code)]
 
 pub mod batch;
+pub mod host;
 pub mod member_file;
 #[allow(unsafe_code)]
 pub mod uring;
 
+pub use host::{ArrayHost, HostError, HostParts};
 pub use member_file::{IoError, MemberFile};

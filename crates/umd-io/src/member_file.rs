@@ -1,12 +1,17 @@
-//! `MemberFile`: one member device (regular file or block device), opened read-only.
+//! `MemberFile`: one member device (regular file or block device), opened read-only or
+//! read-write.
 //!
 //! Sizes come from seeking to the end, which works for both regular files and
-//! block devices without an ioctl. Reads are positional (`pread`), so one
-//! `MemberFile` can serve reads in any order without shared file position.
+//! block devices without an ioctl. I/O is positional (`pread`/`pwrite`), so one
+//! `MemberFile` can serve reads and writes in any order, from the batch executor
+//! ([`crate::batch`]) or directly, without a shared file position. Files are opened
+//! without `O_DIRECT`: it would impose sector-aligned buffers on every caller, and
+//! whether it pays is a question for the benchmarks (style R22).
 
 use std::fmt;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -15,9 +20,9 @@ use std::path::{Path, PathBuf};
 pub struct IoError {
     /// The member's path.
     pub path: PathBuf,
-    /// What was being done ("open", "read", "size").
+    /// What was being done ("open", "size", "read", "write", "sync_data").
     pub op: &'static str,
-    /// Byte offset of a failed read, if any.
+    /// Byte offset of a failed read or write, if any.
     pub offset: Option<u64>,
     /// The system's error.
     pub source: std::io::Error,
@@ -50,13 +55,23 @@ pub struct MemberFile {
 impl MemberFile {
     /// Open `path` read-only and learn its size.
     pub fn open_read_only(path: &Path) -> Result<Self, IoError> {
+        Self::open_with(path, OpenOptions::new().read(true))
+    }
+
+    /// Open `path` (a regular file or a block device) for reading and writing and
+    /// learn its size. The file must exist: members are never created here.
+    pub fn open_read_write(path: &Path) -> Result<Self, IoError> {
+        Self::open_with(path, OpenOptions::new().read(true).write(true))
+    }
+
+    fn open_with(path: &Path, options: &OpenOptions) -> Result<Self, IoError> {
         let err = |op, source| IoError {
             path: path.to_path_buf(),
             op,
             offset: None,
             source,
         };
-        let mut file = File::open(path).map_err(|e| err("open", e))?;
+        let mut file = options.open(path).map_err(|e| err("open", e))?;
         let len_bytes = file.seek(SeekFrom::End(0)).map_err(|e| err("size", e))?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -71,7 +86,8 @@ impl MemberFile {
         &self.path
     }
 
-    /// The member's size in bytes.
+    /// The member's size in bytes when it was opened (writes past the end of a
+    /// regular file do not update it; the layout never issues them).
     #[must_use]
     pub fn len_bytes(&self) -> u64 {
         self.len_bytes
@@ -89,5 +105,45 @@ impl MemberFile {
                 offset: Some(offset),
                 source,
             })
+    }
+
+    /// Write all of `buf` at byte `offset`; short writes are continued and
+    /// `EINTR` retried by the standard library.
+    pub fn write_all_at(&self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
+        self.file
+            .write_all_at(buf, offset)
+            .map_err(|source| IoError {
+                path: self.path.clone(),
+                op: "write",
+                offset: Some(offset),
+                source,
+            })
+    }
+
+    /// Make every completed write to this member durable (`fdatasync`).
+    pub fn sync_data(&self) -> Result<(), IoError> {
+        self.file.sync_data().map_err(|source| IoError {
+            path: self.path.clone(),
+            op: "sync_data",
+            offset: None,
+            source,
+        })
+    }
+
+    /// The open file, for the batch executor's positional-syscall back end.
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+impl AsFd for MemberFile {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+impl AsRawFd for MemberFile {
+    fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
     }
 }

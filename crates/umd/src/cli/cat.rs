@@ -11,7 +11,6 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use umd_engine::{assemble, AssembleOptions, Assembly, ReadPlan, ReadPlanner};
-use umd_layout::geometry::Raid0Layout;
 
 /// Logical sectors asked of the planner at a time: large requests, few calls.
 const PLAN_SECTORS_MAX: u64 = 8192;
@@ -29,10 +28,7 @@ pub(crate) fn run(
         .collect::<Result<Vec<_>, _>>()?;
     let candidates = candidates(&opened, subarray)?;
     let options = AssembleOptions {
-        raid0_layout: raid0_layout.map(|l| match l {
-            Raid0LayoutArg::Original => Raid0Layout::Original,
-            Raid0LayoutArg::Alternate => Raid0Layout::AlternateMultizone,
-        }),
+        raid0_layout: raid0_layout.map(Into::into),
     };
     let assembly = assemble(&candidates, &options).map_err(|e| e.to_string())?;
     for w in &assembly.warnings {

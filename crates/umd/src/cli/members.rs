@@ -16,6 +16,18 @@ pub(crate) struct Opened {
 /// Open `path` and probe it; the error is one line naming the member.
 pub(crate) fn open_and_probe(path: &Path) -> Result<Opened, String> {
     let file = MemberFile::open_read_only(path).map_err(|e| e.to_string())?;
+    probe_opened(path, file)
+}
+
+/// Choose one array from members that may hold several (a DDF container),
+/// and turn each member into an assembly candidate for it.
+/// Open `path` read-write (for `umd run`) and read its metadata.
+pub(crate) fn open_and_probe_rw(path: &Path) -> Result<Opened, String> {
+    let file = MemberFile::open_read_write(path).map_err(|e| e.to_string())?;
+    probe_opened(path, file)
+}
+
+fn probe_opened(path: &Path, file: MemberFile) -> Result<Opened, String> {
     let mut read =
         |offset: u64, buf: &mut [u8]| file.read_exact_at(offset, buf).map_err(|e| e.source);
     let metadata =
@@ -27,8 +39,6 @@ pub(crate) fn open_and_probe(path: &Path) -> Result<Opened, String> {
     })
 }
 
-/// Choose one array from members that may hold several (a DDF container),
-/// and turn each member into an assembly candidate for it.
 pub(crate) fn candidates(
     opened: &[Opened],
     subarray: Option<&str>,

@@ -1,10 +1,14 @@
 //! The `umd` command line: argument definitions and dispatch to one file per verb.
 
 mod cat;
+mod create;
+mod ctl;
 mod demo;
 mod examine;
 mod members;
 mod names;
+mod run;
+mod status;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -45,6 +49,14 @@ enum Command {
         #[arg(required = true)]
         members: Vec<PathBuf>,
     },
+    /// Create a new array: write md superblocks (and a bitmap) on the members.
+    Create(create::CreateArgs),
+    /// Assemble the members and serve the array over NBD until SIGTERM.
+    Run(run::RunArgs),
+    /// Read, write or watch a running array's attributes (md's sysfs names).
+    Ctl(ctl::CtlArgs),
+    /// Summarise running arrays like /proc/mdstat.
+    Status(status::StatusArgs),
     /// Build a small raid5 on temporary files, read it back healthy and
     /// degraded, and check every byte: a self-contained demonstration.
     Demo {
@@ -72,6 +84,19 @@ pub(crate) fn run(args: Args) -> Result<ExitCode, String> {
             raid0_layout,
             members,
         } => cat::run(&members, subarray.as_deref(), raid0_layout),
+        Command::Create(a) => create::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Ctl(a) => ctl::run(a),
+        Command::Status(a) => status::run(a),
         Command::Demo { dir } => demo::run(dir.as_deref()),
+    }
+}
+
+impl From<Raid0LayoutArg> for umd_layout::geometry::Raid0Layout {
+    fn from(l: Raid0LayoutArg) -> Self {
+        match l {
+            Raid0LayoutArg::Original => Self::Original,
+            Raid0LayoutArg::Alternate => Self::AlternateMultizone,
+        }
     }
 }

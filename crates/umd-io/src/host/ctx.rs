@@ -1,0 +1,222 @@
+//! `IoCtx`: the reusable per-request kit — planners, plans, scratch buffers,
+//! an I/O batch — so steady-state requests allocate nothing (style R7).
+//!
+//! Contexts live in a pool; a request pops one, uses it without any lock
+//! held, and pushes it back. The pool grows to the number of requests in
+//! flight at once and no further.
+
+use super::{HostError, Shared};
+use crate::batch::{Batch, Op};
+use crate::member_file::{IoError, MemberFile};
+use umd_engine::read::{MemberMap, ReadPlan, ReadPlanner};
+use umd_engine::write::{BufRef, PlannedIo, WritePlan, WritePlanner};
+use umd_engine::Errno;
+
+/// Buffers, planners and an I/O batch for one request at a time.
+pub(crate) struct IoCtx {
+    /// The member generation the planners were built for.
+    pub(crate) generation: u64,
+    pub(crate) read_planner: ReadPlanner,
+    pub(crate) write_planner: WritePlanner,
+    pub(crate) read_plan: ReadPlan,
+    pub(crate) write_plan: WritePlan,
+    pub(crate) batch: Batch,
+    /// Scratch for parity, old data and reconstruction.
+    pub(crate) scratch: Vec<u8>,
+    /// Extra read buffers for reconstruction (buffer 1.. of a read plan).
+    pub(crate) read_buffers: Vec<Vec<u8>>,
+    pub(crate) results: Vec<Result<(), IoError>>,
+    /// I/O indices in submission order (reused).
+    order: Vec<usize>,
+    /// Roles of a read batch's ops (reused).
+    pub(crate) roles_store: Vec<u32>,
+    /// Empty; kept only for its capacity (see [`recycle`]).
+    pub(crate) ops_store: Vec<Op<'static>>,
+    /// Empty; kept only for its capacity (see [`recycle`]).
+    pub(crate) files_store: Vec<Option<&'static MemberFile>>,
+}
+
+impl IoCtx {
+    fn build(shared: &Shared, generation: u64, map: &MemberMap) -> Self {
+        Self {
+            generation,
+            read_planner: ReadPlanner::new(
+                shared.geometry.clone(),
+                map.clone(),
+                shared.array_sectors,
+            ),
+            write_planner: WritePlanner::new(
+                shared.geometry.clone(),
+                map.clone(),
+                shared.array_sectors,
+            ),
+            read_plan: ReadPlan::default(),
+            write_plan: WritePlan::default(),
+            batch: Batch::new(),
+            scratch: Vec::new(),
+            read_buffers: Vec::new(),
+            results: Vec::new(),
+            order: Vec::new(),
+            roles_store: Vec::new(),
+            ops_store: Vec::new(),
+            files_store: Vec::new(),
+        }
+    }
+
+    /// Take a context whose planners match the current members.
+    pub(crate) fn take(shared: &Shared) -> IoCtx {
+        let pooled = shared
+            .ctx_pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let core = shared.core();
+        let generation = core.members_generation;
+        match pooled {
+            Some(ctx) if ctx.generation == generation => ctx,
+            Some(mut ctx) => {
+                let map = core.member_map.clone();
+                drop(core);
+                ctx.read_planner =
+                    ReadPlanner::new(shared.geometry.clone(), map.clone(), shared.array_sectors);
+                ctx.write_planner =
+                    WritePlanner::new(shared.geometry.clone(), map, shared.array_sectors);
+                ctx.generation = generation;
+                ctx
+            }
+            None => {
+                let map = core.member_map.clone();
+                drop(core);
+                IoCtx::build(shared, generation, &map)
+            }
+        }
+    }
+
+    /// Return a context to the pool.
+    pub(crate) fn give_back(self, shared: &Shared) {
+        shared
+            .ctx_pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(self);
+    }
+
+    /// Grow scratch to at least `bytes` (only while warming up).
+    pub(crate) fn ensure_scratch(&mut self, bytes: usize) {
+        if self.scratch.len() < bytes {
+            self.scratch.resize(bytes, 0);
+        }
+    }
+
+    /// Run `ios` (all reads or all writes) against the members, with bytes
+    /// from `data` or `scratch`. On failure returns the role of the first
+    /// member that failed, with its error.
+    pub(crate) fn run_planned(
+        &mut self,
+        shared: &Shared,
+        ios: &[PlannedIo],
+        write: bool,
+        data: &[u8],
+    ) -> Result<(), (u32, IoError)> {
+        // Scratch ranges of one plan are disjoint (the planner's contract);
+        // visiting them by increasing offset lets us split scratch into
+        // separate mutable slices without copying.
+        self.order.clear();
+        self.order.extend(0..ios.len());
+        self.order.sort_unstable_by_key(|&i| match ios[i].buf {
+            BufRef::Data { offset_bytes } => (0, offset_bytes),
+            BufRef::Scratch { offset_bytes } => (1, offset_bytes),
+        });
+        let mut ops = recycle(std::mem::take(&mut self.ops_store));
+        let mut scratch_rest: &mut [u8] = &mut self.scratch[..];
+        let mut scratch_base = 0usize;
+        for &i in &self.order {
+            let io = &ios[i];
+            let member = member_of(shared, io.role);
+            let offset_bytes = io.device_sector * 512;
+            let len = (io.len_sectors * 512) as usize;
+            match io.buf {
+                BufRef::Data { offset_bytes: at } => {
+                    assert!(write, "the write planner reads only into scratch");
+                    ops.push(Op::Write {
+                        member,
+                        offset_bytes,
+                        buf: &data[at..at + len],
+                    });
+                }
+                BufRef::Scratch { offset_bytes: at } => {
+                    assert!(at >= scratch_base, "scratch ranges overlap in one plan");
+                    let rest = std::mem::take(&mut scratch_rest);
+                    let (_, tail) = rest.split_at_mut(at - scratch_base);
+                    let (this, after) = tail.split_at_mut(len);
+                    scratch_rest = after;
+                    scratch_base = at + len;
+                    ops.push(if write {
+                        Op::Write {
+                            member,
+                            offset_bytes,
+                            buf: this,
+                        }
+                    } else {
+                        Op::Read {
+                            member,
+                            offset_bytes,
+                            buf: this,
+                        }
+                    });
+                }
+            }
+        }
+        let outcome = run_ops(
+            shared,
+            &mut self.batch,
+            &mut ops,
+            &mut self.results,
+            &mut self.files_store,
+        );
+        self.ops_store = recycle(ops);
+        outcome.map_err(|(op_index, e)| (ios[self.order[op_index]].role, e))
+    }
+}
+
+/// The member index holding `role`. Planners only plan present roles.
+pub(crate) fn member_of(shared: &Shared, role: u32) -> usize {
+    shared.role_members[role as usize].expect("planners only plan roles that have a member")
+}
+
+/// Run a batch of ops; the first failure is returned as (op index, error).
+pub(crate) fn run_ops(
+    shared: &Shared,
+    batch: &mut Batch,
+    ops: &mut [Op<'_>],
+    results: &mut Vec<Result<(), IoError>>,
+    files_store: &mut Vec<Option<&'static MemberFile>>,
+) -> Result<(), (usize, IoError)> {
+    let mut files: Vec<Option<&MemberFile>> = recycle(std::mem::take(files_store));
+    files.extend(shared.files.iter().map(Option::as_ref));
+    results.clear();
+    results.resize_with(ops.len(), || Ok(()));
+    batch.run(&files, ops, results);
+    *files_store = recycle(files);
+    for (i, r) in results.iter_mut().enumerate() {
+        if let Err(e) = std::mem::replace(r, Ok(())) {
+            return Err((i, e));
+        }
+    }
+    Ok(())
+}
+
+/// Reuse a vector's allocation for another lifetime of the same element
+/// type: the vector is emptied first, so no value crosses lifetimes, and
+/// in-place collection keeps the capacity because the layouts are identical.
+pub(crate) fn recycle<A, B>(mut v: Vec<A>) -> Vec<B> {
+    v.clear();
+    v.into_iter()
+        .map(|_| unreachable!("the vector is empty"))
+        .collect()
+}
+
+/// An I/O failure as the front end reports it.
+pub(crate) fn io_failed(e: &IoError) -> HostError {
+    HostError::new(Errno::EIO, e.to_string())
+}

@@ -1,0 +1,493 @@
+//! The request path: reads, writes, flushes and zeroing on a running array.
+//!
+//! Each request borrows an [`IoCtx`], asks the engine's planners what to do
+//! and runs the member I/O in batches, so the members work in parallel:
+//!
+//! * **read**: consecutive direct extents go out as one batch straight into
+//!   the caller's buffer (no copy); an extent that must be rebuilt from
+//!   parity holds its stripes while it reads and reconstructs.
+//! * **write**: `md_write_start` first (wait while the dirty transition is
+//!   pending, never holding `core`), then per piece: plan, hold the stripes,
+//!   set bitmap bits on disk, read what the plan needs, compute parity, write;
+//!   `md_write_end` last. With FUA the members are synced before returning.
+//!
+//! A member that fails an I/O is marked faulty in the engine (which records
+//! it in the superblocks) and the piece is planned again without it.
+
+use super::ctx::{io_failed, member_of, recycle, run_ops, IoCtx};
+use super::sync_worker::MIRROR_REGION_SECTORS;
+use super::{drain_events, HostError, Shared};
+use crate::batch::Op;
+use crate::member_file::IoError;
+use umd_engine::Errno;
+
+/// Sectors written per plan: large enough for full-stripe writes on wide
+/// arrays, small enough to bound scratch memory per request.
+const PIECE_SECTORS_MAX: u64 = 2048;
+
+/// Direct extents gathered into one read batch at most.
+const READ_OPS_MAX: usize = 256;
+
+/// Zeroes written per step of WRITE_ZEROES.
+const ZERO_STEP_BYTES: usize = 1 << 20;
+
+/// Times a piece is planned again after member failures before giving up.
+const REPLANS_MAX: usize = 4;
+
+static ZEROES: [u8; ZERO_STEP_BYTES] = [0; ZERO_STEP_BYTES];
+
+fn check_range(shared: &Shared, offset: u64, len: u64) -> Result<(), HostError> {
+    if !offset.is_multiple_of(512) || !len.is_multiple_of(512) {
+        return Err(HostError::new(
+            Errno::EINVAL,
+            format!("offset {offset} or length {len} is not a multiple of 512 bytes"),
+        ));
+    }
+    let end = offset
+        .checked_add(len)
+        .ok_or_else(|| HostError::new(Errno::EINVAL, format!("range at {offset} overflows")))?;
+    if end > shared.array_sectors * 512 {
+        return Err(HostError::new(
+            Errno::ENOSPC,
+            format!(
+                "range {offset}+{len} is past the array's end ({} bytes)",
+                shared.array_sectors * 512
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Read `buf.len()` bytes at `offset`.
+pub(crate) fn read(shared: &Shared, offset: u64, buf: &mut [u8]) -> Result<(), HostError> {
+    check_range(shared, offset, buf.len() as u64)?;
+    if shared.core().array.ro().is_none() {
+        return Err(HostError::new(Errno::EIO, "the array is not running"));
+    }
+    let mut ctx = IoCtx::take(shared);
+    let result = read_with(shared, &mut ctx, offset / 512, buf);
+    ctx.give_back(shared);
+    result
+}
+
+fn read_with(
+    shared: &Shared,
+    ctx: &mut IoCtx,
+    first_sector: u64,
+    out: &mut [u8],
+) -> Result<(), HostError> {
+    let total_sectors = (out.len() / 512) as u64;
+    let mut done = 0u64;
+    let mut replans = 0usize;
+    while done < total_sectors {
+        // Gather direct extents into one batch, straight into `out`.
+        let mut ops = recycle(std::mem::take(&mut ctx.ops_store));
+        let mut roles: Vec<u32> = recycle(std::mem::take(&mut ctx.roles_store));
+        let mut rest: &mut [u8] = &mut out[(done * 512) as usize..];
+        let mut gathered = 0u64;
+        let mut rebuild_next = false;
+        while done + gathered < total_sectors && ops.len() < READ_OPS_MAX {
+            let sector = first_sector + done + gathered;
+            if let Err(e) =
+                ctx.read_planner
+                    .plan(sector, total_sectors - done - gathered, &mut ctx.read_plan)
+            {
+                ctx.ops_store = recycle(ops);
+                ctx.roles_store = recycle(roles);
+                return Err(HostError::new(Errno::EIO, e.to_string()));
+            }
+            if ctx.read_plan.buffers != 1 {
+                rebuild_next = true;
+                break;
+            }
+            let r = ctx.read_plan.reads[0];
+            let len = (ctx.read_plan.len_sectors * 512) as usize;
+            let (this, after) = std::mem::take(&mut rest).split_at_mut(len);
+            rest = after;
+            ops.push(Op::Read {
+                member: member_of(shared, r.role),
+                offset_bytes: r.device_sector * 512,
+                buf: this,
+            });
+            roles.push(r.role);
+            gathered += ctx.read_plan.len_sectors;
+        }
+        let outcome = run_ops(
+            shared,
+            &mut ctx.batch,
+            &mut ops,
+            &mut ctx.results,
+            &mut ctx.files_store,
+        );
+        let failed = outcome.err().map(|(i, e)| (roles[i], e));
+        ctx.ops_store = recycle(ops);
+        roles.clear();
+        ctx.roles_store = roles;
+        if let Some((role, e)) = failed {
+            member_failed(shared, ctx, role, &e, &mut replans)?;
+            continue;
+        }
+        done += gathered;
+        if rebuild_next {
+            match read_rebuilt(shared, ctx, first_sector + done, out, done) {
+                Ok(len) => done += len,
+                Err(Ok((role, e))) => member_failed(shared, ctx, role, &e, &mut replans)?,
+                Err(Err(e)) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+type RebuildError = Result<(u32, IoError), HostError>;
+
+/// Read one extent that needs reconstruction (planned again here, since the
+/// direct-extent loop stopped at it). Returns the sectors delivered.
+fn read_rebuilt(
+    shared: &Shared,
+    ctx: &mut IoCtx,
+    sector: u64,
+    out: &mut [u8],
+    done: u64,
+) -> Result<u64, RebuildError> {
+    let remaining = (out.len() / 512) as u64 - done;
+    ctx.read_planner
+        .plan(sector, remaining, &mut ctx.read_plan)
+        .map_err(|e| Err(HostError::new(Errno::EIO, e.to_string())))?;
+    let plan = &ctx.read_plan;
+    let len = (plan.len_sectors * 512) as usize;
+    // Hold the stripes: a concurrent write must not change data or parity
+    // between our reads, or the rebuilt block would match neither.
+    let stripes = stripe_span(shared, sector, plan.len_sectors);
+    let _guard = stripes.map(|(a, b)| shared.ranges.lock(a, b));
+    while ctx.read_buffers.len() + 1 < plan.buffers {
+        ctx.read_buffers.push(Vec::new());
+    }
+    for b in &mut ctx.read_buffers[..plan.buffers - 1] {
+        b.resize(len, 0);
+    }
+    let start = (done * 512) as usize;
+    let (first, others) = (
+        &mut out[start..start + len],
+        &mut ctx.read_buffers[..plan.buffers - 1],
+    );
+    let mut bufs: Vec<&mut [u8]> = Vec::with_capacity(plan.buffers);
+    bufs.push(first);
+    bufs.extend(others.iter_mut().map(|b| &mut b[..len]));
+    for r in &plan.reads {
+        let file = shared.files[member_of(shared, r.role)]
+            .as_ref()
+            .ok_or_else(|| Err(HostError::new(Errno::EIO, "member file missing")))?;
+        file.read_exact_at(r.device_sector * 512, bufs[r.buffer])
+            .map_err(|e| Ok((r.role, e)))?;
+    }
+    ctx.read_planner.finish(plan, &mut bufs);
+    Ok(plan.len_sectors)
+}
+
+/// Stripes spanned by logical `[sector, sector + len)` on parity levels.
+fn stripe_span(shared: &Shared, sector: u64, len: u64) -> Option<(u64, u64)> {
+    if !shared.is_parity_level() {
+        return None;
+    }
+    let g = &shared.geometry;
+    let data = u64::from(g.raid_disks() - g.level().parity_members());
+    let row = u64::from(g.chunk_sectors()) * data;
+    Some((sector / row, (sector + len - 1) / row))
+}
+
+/// Record a member failure in the engine and make later plans avoid it.
+fn member_failed(
+    shared: &Shared,
+    ctx: &mut IoCtx,
+    role: u32,
+    e: &IoError,
+    replans: &mut usize,
+) -> Result<(), HostError> {
+    *replans += 1;
+    if *replans > REPLANS_MAX {
+        return Err(io_failed(e));
+    }
+    tracing::error!(error = %e, role, "member I/O failed; failing the member");
+    let member = member_of(shared, role);
+    let name = &shared.member_names[member];
+    let now = shared.now();
+    let notes = {
+        let mut core = shared.core();
+        let result = core
+            .array
+            .store(&format!("dev-{name}/state"), "faulty", now);
+        if let Err(refused) = result {
+            // md refuses to fail the last working member: the error stands.
+            tracing::error!(member = %name, %refused, "member not failed");
+            drain_events(&mut core);
+            return Err(io_failed(e));
+        }
+        core.member_map.mark_missing(role);
+        core.members_generation += 1;
+        drain_events(&mut core);
+        std::mem::take(&mut core.notify_queue)
+    };
+    shared.core_changed.notify_all();
+    shared.deliver_notifications(&notes);
+    ctx.read_planner.mark_failed(role);
+    ctx.write_planner.mark_failed(role);
+    Ok(())
+}
+
+/// md_write_start: count the write; wait while the dirty transition is pending.
+fn write_start(shared: &Shared) -> Result<(), HostError> {
+    let now = shared.now();
+    let mut core = shared.core();
+    core.array.write_start(now)?;
+    let wake = drain_events(&mut core);
+    let mut notes = std::mem::take(&mut core.notify_queue);
+    if wake {
+        shared.core_changed.notify_all();
+    }
+    while core.array.write_blocked() {
+        if !notes.is_empty() {
+            drop(core);
+            shared.deliver_notifications(&std::mem::take(&mut notes));
+            core = shared.core();
+            continue;
+        }
+        if core.stopping && core.md_thread_done {
+            core.array.write_end(shared.now());
+            return Err(HostError::new(
+                Errno::EIO,
+                "array stopped while the write waited",
+            ));
+        }
+        core = shared.wait(core, None);
+    }
+    drop(core);
+    shared.deliver_notifications(&notes);
+    Ok(())
+}
+
+/// md_write_end.
+fn write_end(shared: &Shared) {
+    let now = shared.now();
+    let mut core = shared.core();
+    core.array.write_end(now);
+    if drain_events(&mut core) {
+        shared.core_changed.notify_all();
+    }
+    let notes = std::mem::take(&mut core.notify_queue);
+    drop(core);
+    shared.deliver_notifications(&notes);
+}
+
+/// Write `data` at byte `offset`.
+pub(crate) fn write(shared: &Shared, offset: u64, data: &[u8], fua: bool) -> Result<(), HostError> {
+    check_range(shared, offset, data.len() as u64)?;
+    if data.is_empty() {
+        return Ok(());
+    }
+    write_start(shared)?;
+    let mut ctx = IoCtx::take(shared);
+    let mut result = Ok(());
+    let mut done = 0usize;
+    while done < data.len() && result.is_ok() {
+        let sector = offset / 512 + (done / 512) as u64;
+        let len = piece_sectors(shared, sector, ((data.len() - done) / 512) as u64);
+        let bytes = (len * 512) as usize;
+        result = write_piece(shared, &mut ctx, sector, &data[done..done + bytes]);
+        done += bytes;
+    }
+    if result.is_ok() && fua {
+        result = sync_members(shared, &mut ctx);
+    }
+    ctx.give_back(shared);
+    write_end(shared);
+    result
+}
+
+/// Sectors of the next piece from `sector`: aligned to stripe rows on
+/// parity levels so that large writes become full-stripe writes.
+fn piece_sectors(shared: &Shared, sector: u64, remaining: u64) -> u64 {
+    let g = &shared.geometry;
+    let align = if shared.is_parity_level() {
+        let data = u64::from(g.raid_disks() - g.level().parity_members());
+        let row = u64::from(g.chunk_sectors()) * data;
+        (PIECE_SECTORS_MAX / row).max(1) * row
+    } else {
+        PIECE_SECTORS_MAX
+    };
+    let to_boundary = align - sector % align;
+    remaining.min(to_boundary)
+}
+
+/// Plan and perform one piece, planning again after member failures.
+fn write_piece(
+    shared: &Shared,
+    ctx: &mut IoCtx,
+    sector: u64,
+    data: &[u8],
+) -> Result<(), HostError> {
+    let len = (data.len() / 512) as u64;
+    let mut replans = 0usize;
+    loop {
+        let unsynced_from_stripe = {
+            let core = shared.core();
+            unsynced_stripe(shared, core.array.sync_position())
+        };
+        ctx.write_planner
+            .plan(sector, len, unsynced_from_stripe, &mut ctx.write_plan)
+            .map_err(|e| HostError::new(Errno::EIO, e.to_string()))?;
+        let span = ctx.write_plan.stripes;
+        let guard = match span {
+            Some((a, b)) => Some(shared.ranges.lock(a, b)),
+            // Mirrors: a resync window copying this region must not
+            // interleave with the write (it could copy old data over new).
+            None if shared.geometry.copies() > 1 => Some(shared.ranges.lock(
+                sector / MIRROR_REGION_SECTORS,
+                (sector + len - 1) / MIRROR_REGION_SECTORS,
+            )),
+            None => None,
+        };
+        bitmap_start(shared, sector, len, span)?;
+        let plan = std::mem::take(&mut ctx.write_plan);
+        ctx.ensure_scratch(plan.scratch_bytes);
+        let mut outcome = ctx.run_planned(shared, &plan.reads, false, data);
+        if outcome.is_ok() {
+            ctx.write_planner.compute(&plan, data, &mut ctx.scratch);
+            outcome = ctx.run_planned(shared, &plan.writes, true, data);
+        }
+        for (i, n) in plan.modes.iter().enumerate() {
+            shared.stats.stripe_modes[i]
+                .fetch_add(u64::from(*n), std::sync::atomic::Ordering::Relaxed);
+        }
+        ctx.write_plan = plan;
+        bitmap_end(shared, sector, len, span);
+        drop(guard);
+        match outcome {
+            Ok(()) => return Ok(()),
+            Err((role, e)) => member_failed(shared, ctx, role, &e, &mut replans)?,
+        }
+    }
+}
+
+/// The first stripe whose parity is not known good, from the engine's
+/// resync checkpoint (member sectors for parity levels).
+pub(crate) fn unsynced_stripe(shared: &Shared, sync_position: u64) -> u64 {
+    if sync_position == u64::MAX || !shared.is_parity_level() {
+        return u64::MAX;
+    }
+    sync_position / u64::from(shared.geometry.chunk_sectors().max(1))
+}
+
+/// The bitmap's sector range for a piece: member sectors of its stripes on
+/// parity levels, array sectors otherwise.
+fn bitmap_range(shared: &Shared, sector: u64, len: u64, span: Option<(u64, u64)>) -> (u64, u64) {
+    match span {
+        Some((a, b)) => {
+            let chunk = u64::from(shared.geometry.chunk_sectors());
+            (a * chunk, (b - a + 1) * chunk)
+        }
+        None => (sector, len),
+    }
+}
+
+/// Count the write in the bitmap; make sure every bit it needs is on disk
+/// before the data write goes out (md's bitmap_startwrite + unplug).
+fn bitmap_start(
+    shared: &Shared,
+    sector: u64,
+    len: u64,
+    span: Option<(u64, u64)>,
+) -> Result<(), HostError> {
+    let (b_sector, b_len) = bitmap_range(shared, sector, len, span);
+    {
+        let mut core = shared.core();
+        let Some(bitmap) = core.bitmap() else {
+            return Ok(());
+        };
+        bitmap.start_write(b_sector, b_len);
+    }
+    flush_bitmap(shared)
+}
+
+/// Write every bitmap block whose bits were set in memory but not on disk.
+/// Serialised by `bitmap_io` so blocks reach the disk in computed order; a
+/// writer whose bits another writer is flushing waits here for it.
+pub(crate) fn flush_bitmap(shared: &Shared) -> Result<(), HostError> {
+    let mut flushes = shared
+        .bitmap_io
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut writes = Vec::new();
+    {
+        let mut core = shared.core();
+        if let Some(bitmap) = core.bitmap() {
+            bitmap.flush_set_bits(&mut writes);
+        }
+    }
+    if writes.is_empty() {
+        return Ok(());
+    }
+    super::md_thread::write_metadata(shared, &writes)?;
+    *flushes += 1;
+    shared
+        .stats
+        .bitmap_flushes
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+fn bitmap_end(shared: &Shared, sector: u64, len: u64, span: Option<(u64, u64)>) {
+    let (b_sector, b_len) = bitmap_range(shared, sector, len, span);
+    let now = shared.now();
+    let mut core = shared.core();
+    if let Some(bitmap) = core.bitmap() {
+        bitmap.end_write(b_sector, b_len, now);
+    }
+}
+
+/// Sync every present member's data to stable storage.
+fn sync_members(shared: &Shared, ctx: &mut IoCtx) -> Result<(), HostError> {
+    let mut ops = recycle(std::mem::take(&mut ctx.ops_store));
+    for (member, file) in shared.files.iter().enumerate() {
+        if file.is_some() {
+            ops.push(Op::SyncData { member });
+        }
+    }
+    let outcome = run_ops(
+        shared,
+        &mut ctx.batch,
+        &mut ops,
+        &mut ctx.results,
+        &mut ctx.files_store,
+    );
+    ctx.ops_store = recycle(ops);
+    outcome.map_err(|(_, e)| io_failed(&e))
+}
+
+/// FLUSH: every completed write is on the members' stable storage.
+pub(crate) fn flush_all(shared: &Shared) -> Result<(), HostError> {
+    let mut ctx = IoCtx::take(shared);
+    let result = sync_members(shared, &mut ctx);
+    ctx.give_back(shared);
+    result
+}
+
+/// WRITE_ZEROES: zeroes through the normal write path (parity stays right).
+pub(crate) fn write_zeroes(
+    shared: &Shared,
+    offset: u64,
+    len: u64,
+    fua: bool,
+) -> Result<(), HostError> {
+    check_range(shared, offset, len)?;
+    let mut done = 0u64;
+    while done < len {
+        let step = (len - done).min(ZERO_STEP_BYTES as u64) as usize;
+        write(shared, offset + done, &ZEROES[..step], false)?;
+        done += step as u64;
+    }
+    if fua {
+        flush_all(shared)?;
+    }
+    Ok(())
+}

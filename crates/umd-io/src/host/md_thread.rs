@@ -1,0 +1,197 @@
+//! The md thread: the array's housekeeping, as md's per-array thread does it.
+//!
+//! It runs the engine's timers (safe mode: back to clean after
+//! `safe_mode_delay` without writes), writes native superblocks whenever the
+//! engine asks (`UpdateSuperblock`: the first write after clean, a member
+//! failure, resync progress or end, a clean stop), clears bitmap bits lazily,
+//! and wakes writers waiting for the dirty transition. It loops until the
+//! host stops; then it writes the final clean superblocks and exits.
+
+use super::ctx::{recycle, run_ops, IoCtx};
+use super::{drain_events, HostError, Shared};
+use crate::batch::Op;
+use std::sync::atomic::Ordering;
+use umd_engine::native::{MetadataWrite, SuperblockUpdate};
+use umd_engine::Errno;
+
+/// Longest sleep between passes when no timer is due; bounds how stale a
+/// missed wake-up can make the loop (it should never miss one).
+const IDLE_WAIT_MS: u64 = 1000;
+
+/// The thread body; runs until the host stops (a loop meant to run for the
+/// array's lifetime).
+pub(crate) fn run(shared: &Shared) {
+    loop {
+        let now = shared.now();
+        let mut core = shared.core();
+        if let Some(due) = core.array.poll_timeout() {
+            if due <= now {
+                core.array.handle_timeout(now);
+            }
+        }
+        if core.stopping && !core.sync_running && !core.shutdown_started {
+            // md's final pass: mark clean when no writes are pending.
+            core.shutdown_started = true;
+            core.array.shutdown(now);
+            drain_events(&mut core);
+            // The stop always records the final state, so the loop below
+            // has one superblock write to wait for.
+            core.superblock_due |= core.native.is_some();
+        }
+        drain_events(&mut core);
+        let notes = std::mem::take(&mut core.notify_queue);
+        let superblock = if core.superblock_due {
+            core.superblock_due = false;
+            Some(superblock_writes(shared, &mut core))
+        } else {
+            None
+        };
+        let bitmap_due = core.bitmap_timeout().is_some_and(|t| t <= now);
+        drop(core);
+        shared.deliver_notifications(&notes);
+        if let Some(writes) = superblock {
+            let outcome = write_metadata(shared, &writes);
+            if let Err(e) = &outcome {
+                tracing::error!(error = %e, "superblock update failed");
+            }
+            shared
+                .stats
+                .superblock_writes
+                .fetch_add(1, Ordering::Relaxed);
+            let mut core = shared.core();
+            core.array.superblock_written(shared.now());
+            if core.shutdown_started {
+                core.final_superblock_written = true;
+            }
+            drain_events(&mut core);
+            let notes = std::mem::take(&mut core.notify_queue);
+            drop(core);
+            shared.core_changed.notify_all();
+            shared.deliver_notifications(&notes);
+            continue;
+        }
+        if bitmap_due {
+            clear_bitmap_bits(shared);
+        }
+        let mut core = shared.core();
+        if core.superblock_due {
+            continue;
+        }
+        let external = core.native.is_none();
+        if core.shutdown_started && (core.final_superblock_written || external) {
+            core.md_thread_done = true;
+            drop(core);
+            shared.core_changed.notify_all();
+            return;
+        }
+        let now = shared.now();
+        let mut wait = std::time::Duration::from_millis(IDLE_WAIT_MS);
+        let timers = [core.array.poll_timeout(), core.bitmap_timeout()];
+        for due in timers.into_iter().flatten() {
+            let ns = due.0.saturating_sub(now.0);
+            wait = wait.min(std::time::Duration::from_nanos(ns));
+        }
+        if core.stopping {
+            wait = wait.min(std::time::Duration::from_millis(10));
+        }
+        if !wait.is_zero() {
+            drop(shared.wait(core, Some(wait)));
+        }
+    }
+}
+
+/// The superblock bytes for the engine's current state (native metadata only).
+fn superblock_writes(shared: &Shared, core: &mut super::Core) -> Vec<MetadataWrite> {
+    let state = core.array.superblock_state();
+    let mut writes = Vec::new();
+    let Some(native) = core.native.as_mut() else {
+        return writes;
+    };
+    let faulty_members = state
+        .faulty_members
+        .iter()
+        .filter_map(|name| shared.member_names.iter().position(|n| n == name))
+        .collect();
+    let update = SuperblockUpdate {
+        clean: state.clean,
+        resync_offset_sectors: state.resync_offset_sectors,
+        faulty_members,
+        utime_seconds: wall_clock_seconds(),
+    };
+    native.update(&update, &mut writes);
+    writes
+}
+
+/// Seconds since the epoch, for superblock `utime` (only recorded, never compared).
+fn wall_clock_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Clear bitmap bits whose chunks stayed idle long enough.
+fn clear_bitmap_bits(shared: &Shared) {
+    let _order = shared
+        .bitmap_io
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut writes = Vec::new();
+    {
+        let mut core = shared.core();
+        let now = shared.now();
+        if let Some(bitmap) = core.bitmap() {
+            bitmap.handle_timeout(now, &mut writes);
+        }
+    }
+    if let Err(e) = write_metadata(shared, &writes) {
+        tracing::error!(error = %e, "bitmap update failed");
+    }
+}
+
+/// Write metadata blocks to their members and make them durable before
+/// returning (md writes superblocks with FUA/flush). Members that are gone
+/// are skipped.
+pub(crate) fn write_metadata(shared: &Shared, writes: &[MetadataWrite]) -> Result<(), HostError> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let mut ctx = IoCtx::take(shared);
+    let mut ops = recycle(std::mem::take(&mut ctx.ops_store));
+    for w in writes {
+        if shared.files.get(w.member).is_some_and(Option::is_some) {
+            ops.push(Op::Write {
+                member: w.member,
+                offset_bytes: w.offset_bytes,
+                buf: &w.bytes,
+            });
+        }
+    }
+    let mut touched: Vec<usize> = writes.iter().map(|w| w.member).collect();
+    touched.sort_unstable();
+    touched.dedup();
+    let mut outcome = run_ops(
+        shared,
+        &mut ctx.batch,
+        &mut ops,
+        &mut ctx.results,
+        &mut ctx.files_store,
+    );
+    ops.clear();
+    if outcome.is_ok() {
+        for member in touched {
+            if shared.files.get(member).is_some_and(Option::is_some) {
+                ops.push(Op::SyncData { member });
+            }
+        }
+        outcome = run_ops(
+            shared,
+            &mut ctx.batch,
+            &mut ops,
+            &mut ctx.results,
+            &mut ctx.files_store,
+        );
+    }
+    ctx.ops_store = recycle(ops);
+    ctx.give_back(shared);
+    outcome.map_err(|(_, e)| HostError::new(Errno::EIO, e.to_string()))
+}

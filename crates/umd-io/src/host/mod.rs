@@ -1,0 +1,492 @@
+//! `ArrayHost`: one running array — the engine core, its member files and
+//! the threads that drive them.
+//!
+//! The engine (`umd_engine`) decides; this module does what it asks. Front
+//! ends (the NBD export, the control socket) call [`ArrayHost::read`],
+//! [`ArrayHost::write`], [`ArrayHost::flush`], [`ArrayHost::get`] and
+//! [`ArrayHost::set`] from their own threads. Two threads of our own run
+//! beside them, as md's do:
+//!
+//! * the **md thread** (`md_thread.rs`): fires the safe-mode timer, writes
+//!   superblocks when the core asks (`UpdateSuperblock`), clears bitmap bits
+//!   lazily, and wakes writers waiting for the dirty transition;
+//! * the **sync thread** (`sync_worker.rs`): resync, check and repair.
+//!
+//! # Locks, highest first (style R12)
+//!
+//! 1. `RangeLock` ranges (stripes or regions): taken first by a request or a
+//!    sync window, held across its member I/O.
+//! 2. `bitmap_io`: serialises bitmap block writes so they reach the disk in
+//!    the order their contents were computed; taken before `core`.
+//! 3. `core`: the engine's `Array`, native metadata and bitmap counters.
+//!    Never held across member I/O or a wait on another process: a waiter
+//!    on the dirty transition waits on `core_changed`, which releases it.
+//! 4. `ctx_pool`: per-request buffers and planners; held only to pop or push.
+//!
+//! Nothing here waits on the metadata manager while holding `core` (the
+//! founding rule, protocol.md §4.3): writers sleep on the condition variable.
+
+mod ctx;
+mod io_path;
+mod md_thread;
+mod range_lock;
+mod sync_worker;
+
+use crate::member_file::MemberFile;
+use ctx::IoCtx;
+use range_lock::RangeLock;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Instant;
+use umd_engine::array::{Array, ArrayEvent, Ro};
+use umd_engine::bitmap::WriteIntentBitmap;
+use umd_engine::native::NativeMetadata;
+use umd_engine::read::MemberMap;
+use umd_engine::time::Time;
+use umd_engine::{EngineError, Errno};
+use umd_layout::geometry::{Geometry, Level};
+
+/// Everything a host needs, assembled by the caller (`umd run`).
+pub struct HostParts {
+    /// Member files by member index; `None` for a member that is not present.
+    pub files: Vec<Option<MemberFile>>,
+    /// Member names as the attributes show them (`dev-NAME/...`), by member index.
+    pub member_names: Vec<String>,
+    /// `role_members[role]` = member index holding that role.
+    pub role_members: Vec<Option<usize>>,
+    /// The array's shape.
+    pub geometry: Geometry,
+    /// Per role: data offset and recovery offset, as the planners need them.
+    pub member_map: MemberMap,
+    /// Usable array length in sectors.
+    pub array_sectors: u64,
+    /// The engine core, configured but not yet running.
+    pub array: Array,
+    /// Native superblocks to keep up to date, with the internal bitmap
+    /// attached if the array has one (`None` for external metadata).
+    pub native: Option<NativeMetadata>,
+}
+
+/// A failed front-end operation: md's code and what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostError {
+    /// The code md would return.
+    pub errno: Errno,
+    /// What failed, naming the member or range.
+    pub message: String,
+}
+
+impl HostError {
+    pub(crate) fn new(errno: Errno, message: impl Into<String>) -> Self {
+        Self {
+            errno,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.errno, self.message)
+    }
+}
+
+impl std::error::Error for HostError {}
+
+impl From<EngineError> for HostError {
+    fn from(e: EngineError) -> Self {
+        Self::new(e.errno, e.message)
+    }
+}
+
+/// Counters for `umd status` and benchmarks.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Stripe writes by mode: direct, full stripe, reconstruct, read-modify-write, degraded.
+    pub stripe_modes: [AtomicU64; 5],
+    /// Superblock updates written.
+    pub superblock_writes: AtomicU64,
+    /// Bitmap block flushes written.
+    pub bitmap_flushes: AtomicU64,
+}
+
+/// The engine state shared by every thread (behind `Shared::core`).
+pub(crate) struct Core {
+    pub(crate) array: Array,
+    pub(crate) native: Option<NativeMetadata>,
+    /// An `UpdateSuperblock` event is waiting for the md thread.
+    pub(crate) superblock_due: bool,
+    /// The sync thread should (re)consider what to run.
+    pub(crate) sync_kick: bool,
+    /// The running sync must stop at its next window.
+    pub(crate) sync_abort: bool,
+    /// The host is stopping: threads finish their work and exit.
+    pub(crate) stopping: bool,
+    /// The md thread exited (after the final clean superblock).
+    pub(crate) md_thread_done: bool,
+    /// The sync thread is inside a sync pass.
+    pub(crate) sync_running: bool,
+    /// The md thread asked the engine for the final clean state.
+    pub(crate) shutdown_started: bool,
+    /// Superblocks were written after `shutdown_started`.
+    pub(crate) final_superblock_written: bool,
+    /// Attributes to notify once `core` is released.
+    pub(crate) notify_queue: Vec<String>,
+    /// Bumped whenever the set of usable members changes; request contexts
+    /// rebuild their planners when theirs is older.
+    pub(crate) members_generation: u64,
+    /// Member map as it is now (members that failed are `None`).
+    pub(crate) member_map: MemberMap,
+}
+
+impl Core {
+    /// The internal write-intent bitmap, if the array has one.
+    pub(crate) fn bitmap(&mut self) -> Option<&mut WriteIntentBitmap> {
+        self.native.as_mut().and_then(NativeMetadata::bitmap_mut)
+    }
+
+    /// When the bitmap's next clearing pass is due.
+    pub(crate) fn bitmap_timeout(&self) -> Option<Time> {
+        self.native
+            .as_ref()
+            .and_then(NativeMetadata::bitmap)
+            .and_then(WriteIntentBitmap::poll_timeout)
+    }
+}
+
+/// Where attribute change notifications go (the control server's notifier).
+pub type Notify = Box<dyn Fn(&str) + Send + Sync>;
+
+/// Everything the host's threads share.
+pub(crate) struct Shared {
+    pub(crate) files: Vec<Option<MemberFile>>,
+    pub(crate) member_names: Vec<String>,
+    pub(crate) role_members: Vec<Option<usize>>,
+    pub(crate) geometry: Geometry,
+    pub(crate) array_sectors: u64,
+    pub(crate) origin: Instant,
+    /// Lock order 1 (see the module doc).
+    pub(crate) ranges: RangeLock,
+    /// Lock order 2: bitmap block writes, in order. Holds the count of
+    /// bitmap flushes completed, for writers waiting on theirs.
+    pub(crate) bitmap_io: Mutex<u64>,
+    /// Lock order 3: the engine core.
+    pub(crate) core: Mutex<Core>,
+    /// Signalled whenever `core` changed in a way a waiter may care about
+    /// (dirty transition acknowledged, superblock written, stop requested).
+    pub(crate) core_changed: Condvar,
+    /// Lock order 4: request contexts (buffers, planners, io_uring) for reuse.
+    pub(crate) ctx_pool: Mutex<Vec<IoCtx>>,
+    pub(crate) notifier: OnceLock<Notify>,
+    pub(crate) openers: AtomicU64,
+    pub(crate) stats: Stats,
+    pub(crate) stopped: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn now(&self) -> Time {
+        Time(u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    pub(crate) fn core(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wait on `core_changed`, releasing `core` meanwhile.
+    pub(crate) fn wait<'a>(
+        &self,
+        guard: MutexGuard<'a, Core>,
+        timeout: Option<std::time::Duration>,
+    ) -> MutexGuard<'a, Core> {
+        match timeout {
+            Some(t) => {
+                self.core_changed
+                    .wait_timeout(guard, t)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0
+            }
+            None => self
+                .core_changed
+                .wait(guard)
+                .unwrap_or_else(PoisonError::into_inner),
+        }
+    }
+
+    /// Send queued notifications (after `core` was released).
+    pub(crate) fn deliver_notifications(&self, names: &[String]) {
+        if let Some(notify) = self.notifier.get() {
+            for name in names {
+                notify(name);
+            }
+        }
+    }
+
+    /// Whether writes and resync must keep parity or copies in step.
+    pub(crate) fn is_parity_level(&self) -> bool {
+        matches!(
+            self.geometry.level(),
+            Level::Raid4 | Level::Raid5 | Level::Raid6
+        )
+    }
+}
+
+/// Drain every engine event into `core`'s flags (style R8: after any call
+/// into the engine, drain `poll_event` until `None`). Returns whether the md
+/// or sync thread must be woken.
+pub(crate) fn drain_events(core: &mut Core) -> bool {
+    let mut wake = false;
+    while let Some(event) = core.array.poll_event() {
+        match event {
+            ArrayEvent::Notify(name) => core.notify_queue.push(name),
+            ArrayEvent::UpdateSuperblock => {
+                core.superblock_due = true;
+                wake = true;
+            }
+            ArrayEvent::StartSync(_) | ArrayEvent::Run => {
+                core.sync_kick = true;
+                wake = true;
+            }
+            ArrayEvent::StopSync => {
+                core.sync_abort = true;
+                wake = true;
+            }
+            ArrayEvent::Stop { .. } => {
+                // md writes the superblocks when it stops an array.
+                core.sync_abort = true;
+                core.superblock_due |= core.native.is_some();
+                wake = true;
+            }
+            ArrayEvent::MemberFailed { name } => {
+                tracing::warn!(member = %name, "member marked faulty");
+                wake = true;
+            }
+            ArrayEvent::MemberRemoved { name } => {
+                tracing::info!(member = %name, "member removed from the array");
+                wake = true;
+            }
+            ArrayEvent::StripeCacheResize(_) => wake = true,
+        }
+    }
+    wake
+}
+
+/// A running array.
+pub struct ArrayHost {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl ArrayHost {
+    /// Start the array read-write and its md and sync threads.
+    pub fn start(parts: HostParts) -> Result<Arc<ArrayHost>, HostError> {
+        let HostParts {
+            files,
+            member_names,
+            role_members,
+            geometry,
+            member_map,
+            array_sectors,
+            mut array,
+            native,
+        } = parts;
+        assert_eq!(files.len(), member_names.len(), "one name per member");
+        let origin = Instant::now();
+        array.run(Ro::ReadWrite, Time(0))?;
+        let stripes_max = u64::from(array.stripe_cache_size());
+        let mut core = Core {
+            array,
+            native,
+            superblock_due: false,
+            sync_kick: true,
+            sync_abort: false,
+            stopping: false,
+            md_thread_done: false,
+            sync_running: false,
+            shutdown_started: false,
+            final_superblock_written: false,
+            notify_queue: Vec::new(),
+            members_generation: 0,
+            member_map,
+        };
+        drain_events(&mut core);
+        let shared = Arc::new(Shared {
+            files,
+            member_names,
+            role_members,
+            geometry,
+            array_sectors,
+            origin,
+            ranges: RangeLock::new(stripes_max.max(1)),
+            bitmap_io: Mutex::new(0),
+            core: Mutex::new(core),
+            core_changed: Condvar::new(),
+            ctx_pool: Mutex::new(Vec::new()),
+            notifier: OnceLock::new(),
+            openers: AtomicU64::new(0),
+            stats: Stats::default(),
+            stopped: AtomicBool::new(false),
+        });
+        {
+            let mut core = shared.core();
+            let degraded = core.array.degraded() > 0;
+            if let Some(bitmap) = core.bitmap() {
+                // md keeps bits set while a member is missing.
+                bitmap.set_degraded(degraded);
+            }
+        }
+        // A stale bitmap was fully set when loaded: write it before any data.
+        io_path::flush_bitmap(&shared)?;
+        let md = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("umd-md".into())
+                .spawn(move || md_thread::run(&shared))
+                .map_err(|e| HostError::new(Errno::ENOMEM, format!("md thread: {e}")))?
+        };
+        let sync = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("umd-sync".into())
+                .spawn(move || sync_worker::run(&shared))
+                .map_err(|e| HostError::new(Errno::ENOMEM, format!("sync thread: {e}")))?
+        };
+        Ok(Arc::new(ArrayHost {
+            shared,
+            threads: Mutex::new(vec![md, sync]),
+        }))
+    }
+
+    /// Route attribute change notifications to `notify` (the control server's).
+    pub fn set_notifier(&self, notify: Notify) {
+        // A second notifier is ignored: the first control server owns them.
+        let _ = self.shared.notifier.set(notify);
+    }
+
+    /// Array length in bytes.
+    #[must_use]
+    pub fn size_bytes(&self) -> u64 {
+        self.shared.array_sectors * 512
+    }
+
+    /// Preferred I/O size: one full stripe for parity levels, else a chunk.
+    #[must_use]
+    pub fn preferred_io_bytes(&self) -> u32 {
+        let g = &self.shared.geometry;
+        let chunk = g.chunk_sectors().max(8) * 512;
+        let data = g
+            .raid_disks()
+            .saturating_sub(g.level().parity_members())
+            .max(1);
+        if self.shared.is_parity_level() {
+            chunk.saturating_mul(data)
+        } else {
+            chunk
+        }
+    }
+
+    /// Read an attribute (md's sysfs name).
+    pub fn get(&self, attr: &str) -> Result<String, EngineError> {
+        self.shared.core().array.show(attr)
+    }
+
+    /// Store an attribute; notifications and follow-up work are queued.
+    pub fn set(&self, attr: &str, value: &str) -> Result<(), EngineError> {
+        let now = self.shared.now();
+        let mut core = self.shared.core();
+        let result = core.array.store(attr, value, now);
+        let wake = drain_events(&mut core);
+        let stripes = u64::from(core.array.stripe_cache_size());
+        let notes = std::mem::take(&mut core.notify_queue);
+        drop(core);
+        self.shared.ranges.set_stripes_max(stripes);
+        if wake || result.is_ok() {
+            self.shared.core_changed.notify_all();
+        }
+        self.shared.deliver_notifications(&notes);
+        result
+    }
+
+    /// Every attribute name.
+    #[must_use]
+    pub fn attr_names(&self) -> Vec<String> {
+        self.shared.core().array.attr_names()
+    }
+
+    /// A client opened the array (md's openers count).
+    pub fn opened(&self) {
+        let n = self.shared.openers.fetch_add(1, Ordering::SeqCst) + 1;
+        self.shared.core().array.set_openers(n as u32);
+    }
+
+    /// A client closed the array.
+    pub fn closed(&self) {
+        let n = self
+            .shared
+            .openers
+            .fetch_sub(1, Ordering::SeqCst)
+            .saturating_sub(1);
+        self.shared.core().array.set_openers(n as u32);
+    }
+
+    /// Counters for status and benchmarks.
+    #[must_use]
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// Clean stop: stop the sync (its checkpoint is kept), let the md thread
+    /// write clean superblocks, flush members, join the threads. Front ends
+    /// must have stopped issuing I/O first.
+    pub fn shutdown(&self) -> Result<(), HostError> {
+        if self.shared.stopped.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        {
+            let mut core = self.shared.core();
+            core.sync_abort = true;
+            core.stopping = true;
+        }
+        self.shared.core_changed.notify_all();
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for t in threads {
+            if t.join().is_err() {
+                return Err(HostError::new(Errno::EIO, "a host thread panicked"));
+            }
+        }
+        io_path::flush_all(&self.shared)
+    }
+
+    /// Read `buf.len()` bytes at byte `offset` (both multiples of 512).
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), HostError> {
+        io_path::read(&self.shared, offset, buf)
+    }
+
+    /// Write `data` at byte `offset` (both multiples of 512); with `fua`
+    /// the data is on the members' stable storage before this returns.
+    pub fn write(&self, offset: u64, data: &[u8], fua: bool) -> Result<(), HostError> {
+        io_path::write(&self.shared, offset, data, fua)
+    }
+
+    /// Write zeroes over `len` bytes at `offset`.
+    pub fn write_zeroes(&self, offset: u64, len: u64, fua: bool) -> Result<(), HostError> {
+        io_path::write_zeroes(&self.shared, offset, len, fua)
+    }
+
+    /// Make every completed write durable on every member.
+    pub fn flush(&self) -> Result<(), HostError> {
+        io_path::flush_all(&self.shared)
+    }
+}
+
+impl Drop for ArrayHost {
+    fn drop(&mut self) {
+        if !self.shared.stopped.load(Ordering::SeqCst) {
+            if let Err(e) = self.shutdown() {
+                tracing::error!(error = %e, "array host stopped uncleanly");
+            }
+        }
+    }
+}

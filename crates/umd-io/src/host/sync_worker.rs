@@ -1,0 +1,234 @@
+//! The sync thread: resync, check and repair, window by window.
+//!
+//! The engine says what to run (`sync_request`) and records progress; this
+//! thread reads each window, lets the engine's sync planner compare and
+//! repair it, writes the repairs and reports. Each window holds its stripes
+//! (or mirror regions) in the range lock, so a concurrent write never
+//! interleaves with the window's read-compare-write. After an unclean stop
+//! with an internal bitmap, only the chunks whose bits are set are synced.
+
+use super::ctx::{recycle, run_ops, IoCtx};
+use super::{drain_events, Shared};
+use crate::batch::Op;
+use umd_engine::array::SyncAction;
+use umd_engine::resync::{SyncMode, SyncPlanner, SyncWindow};
+use umd_engine::write::{BufRef, PlannedIo};
+
+/// Sync positions per window: big enough for sequential member I/O.
+const WINDOW_MAX: u64 = 1024;
+
+/// Mirror writes and sync windows lock regions of this many sectors.
+pub(crate) const MIRROR_REGION_SECTORS: u64 = 1024;
+
+/// The thread body; runs until the host stops.
+pub(crate) fn run(shared: &Shared) {
+    loop {
+        let mut core = shared.core();
+        while !core.sync_kick && !core.stopping {
+            core = shared.wait(core, None);
+        }
+        if core.stopping {
+            return;
+        }
+        core.sync_kick = false;
+        let Some(action) = core.array.sync_request() else {
+            continue;
+        };
+        let mode = match action {
+            SyncAction::Resync => SyncMode::Resync,
+            SyncAction::Check => SyncMode::Check,
+            SyncAction::Repair => SyncMode::Repair,
+            // Rebuilding onto a new member belongs to spare handling.
+            SyncAction::Recover => continue,
+        };
+        let planner = SyncPlanner::new(shared.geometry.clone(), core.member_map.clone());
+        let total = planner.max_position();
+        let start = if mode == SyncMode::Resync {
+            core.array.sync_position().min(total)
+        } else {
+            0
+        };
+        let ranges: Vec<(u64, u64)> = match (core.bitmap(), mode) {
+            (Some(bitmap), SyncMode::Resync) => bitmap
+                .dirty_ranges()
+                .into_iter()
+                .filter_map(|(a, len)| {
+                    let end = (a + len).min(total);
+                    let a = a.max(start);
+                    (a < end).then_some((a, end - a))
+                })
+                .collect(),
+            _ => vec![(start, total - start)],
+        };
+        if mode == SyncMode::Resync && core.bitmap().is_some() {
+            let dirty: u64 = ranges.iter().map(|r| r.1).sum();
+            tracing::info!(
+                ranges = ranges.len(),
+                dirty_sectors = dirty,
+                total,
+                "resyncing only the dirty bitmap chunks"
+            );
+            eprintln!(
+                "umd: resync of {} dirty bitmap chunks ({dirty} of {total} sectors)",
+                ranges.len()
+            );
+        }
+        let now = shared.now();
+        core.array.sync_started(action, total, now);
+        core.sync_running = true;
+        core.sync_abort = false;
+        drain_events(&mut core);
+        let notes = std::mem::take(&mut core.notify_queue);
+        drop(core);
+        shared.core_changed.notify_all();
+        shared.deliver_notifications(&notes);
+        tracing::info!(?action, start, total, "sync started");
+        let (mismatches, completed) = sync_ranges(shared, &planner, mode, &ranges);
+        finish(shared, action, mode, &ranges, mismatches, completed);
+    }
+}
+
+/// Run the windows of every range; returns (mismatched sectors, completed).
+fn sync_ranges(
+    shared: &Shared,
+    planner: &SyncPlanner,
+    mode: SyncMode,
+    ranges: &[(u64, u64)],
+) -> (u64, bool) {
+    let mut ctx = IoCtx::take(shared);
+    let mut window = SyncWindow::default();
+    let mut writes: Vec<PlannedIo> = Vec::new();
+    let mut mismatches = 0u64;
+    for &(first, len) in ranges {
+        let mut pos = first;
+        while pos < first + len {
+            if aborted(shared) {
+                ctx.give_back(shared);
+                return (mismatches, false);
+            }
+            planner.plan(pos, WINDOW_MAX.min(first + len - pos), &mut window);
+            assert!(window.len > 0, "a sync window makes progress");
+            let guard = lock_window(shared, planner, pos, window.len);
+            ctx.ensure_scratch(window.scratch_bytes);
+            let outcome = ctx.run_planned(shared, &window.reads, false, &[]);
+            if let Err((role, e)) = outcome {
+                tracing::error!(error = %e, role, "sync read failed; stopping the sync");
+                drop(guard);
+                ctx.give_back(shared);
+                return (mismatches, false);
+            }
+            writes.clear();
+            mismatches += planner.finish(&window, mode, &mut ctx.scratch, &mut writes);
+            debug_assert!(writes
+                .iter()
+                .all(|w| matches!(w.buf, BufRef::Scratch { .. })));
+            if let Err((role, e)) = ctx.run_planned(shared, &writes, true, &[]) {
+                tracing::error!(error = %e, role, "sync write failed; stopping the sync");
+                drop(guard);
+                ctx.give_back(shared);
+                return (mismatches, false);
+            }
+            drop(guard);
+            pos += window.len;
+            report(shared, pos);
+        }
+    }
+    // Repairs must be durable before the engine records the array in sync.
+    let mut ops = recycle(std::mem::take(&mut ctx.ops_store));
+    for (member, file) in shared.files.iter().enumerate() {
+        if file.is_some() {
+            ops.push(Op::SyncData { member });
+        }
+    }
+    let synced = run_ops(
+        shared,
+        &mut ctx.batch,
+        &mut ops,
+        &mut ctx.results,
+        &mut ctx.files_store,
+    );
+    ctx.ops_store = recycle(ops);
+    ctx.give_back(shared);
+    (mismatches, synced.is_ok())
+}
+
+fn lock_window<'a>(
+    shared: &'a Shared,
+    planner: &SyncPlanner,
+    pos: u64,
+    len: u64,
+) -> Option<super::range_lock::RangeGuard<'a>> {
+    if shared.is_parity_level() {
+        Some(
+            shared
+                .ranges
+                .lock(planner.stripe_of(pos), planner.stripe_of(pos + len - 1)),
+        )
+    } else if shared.geometry.copies() > 1 {
+        Some(shared.ranges.lock(
+            pos / MIRROR_REGION_SECTORS,
+            (pos + len - 1) / MIRROR_REGION_SECTORS,
+        ))
+    } else {
+        None
+    }
+}
+
+fn aborted(shared: &Shared) -> bool {
+    let core = shared.core();
+    core.sync_abort || core.stopping
+}
+
+fn report(shared: &Shared, pos: u64) {
+    let now = shared.now();
+    let mut core = shared.core();
+    core.array.sync_progress(pos, now);
+    let wake = drain_events(&mut core);
+    let notes = std::mem::take(&mut core.notify_queue);
+    drop(core);
+    if wake {
+        shared.core_changed.notify_all();
+    }
+    shared.deliver_notifications(&notes);
+}
+
+fn finish(
+    shared: &Shared,
+    action: SyncAction,
+    mode: SyncMode,
+    ranges: &[(u64, u64)],
+    mismatches: u64,
+    completed: bool,
+) {
+    tracing::info!(?action, mismatches, completed, "sync finished");
+    if completed && mode != SyncMode::Check {
+        let _order = shared
+            .bitmap_io
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut writes = Vec::new();
+        {
+            let mut core = shared.core();
+            if let Some(bitmap) = core.bitmap() {
+                for &(a, len) in ranges {
+                    bitmap.clear_range(a, len, &mut writes);
+                }
+            }
+        }
+        if let Err(e) = super::md_thread::write_metadata(shared, &writes) {
+            tracing::error!(error = %e, "bitmap update after sync failed");
+        }
+    }
+    let now = shared.now();
+    let mut core = shared.core();
+    core.array.sync_finished(mismatches, completed, now);
+    core.sync_running = false;
+    core.sync_abort = false;
+    // Another action (e.g. a requested check) may be waiting.
+    core.sync_kick = core.array.sync_request().is_some() && completed;
+    drain_events(&mut core);
+    let notes = std::mem::take(&mut core.notify_queue);
+    drop(core);
+    shared.core_changed.notify_all();
+    shared.deliver_notifications(&notes);
+}

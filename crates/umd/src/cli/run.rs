@@ -1,0 +1,405 @@
+//! `umd run`: assemble the members, start the array, serve it over NBD and
+//! the control socket until SIGTERM or SIGINT, then stop cleanly.
+//!
+//! The order of a clean stop matters (nothing acknowledged may be lost, and
+//! the superblocks must end up clean): stop accepting NBD clients and finish
+//! their in-flight requests, then stop the array (the sync checkpoint is
+//! kept, members are flushed, superblocks are written clean), then close the
+//! control socket.
+
+use super::members::{candidates, open_and_probe_rw, Opened};
+use super::Raid0LayoutArg;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use umd::control::{paths, AttrTree, ControlServer};
+use umd::nbd::{BlockExport, ExportError, Listen, NbdServer, ServerConfig};
+use umd_engine::array::{Array, ArrayConfig, BitmapConfig, MemberConfig, MetadataKind};
+use umd_engine::bitmap::WriteIntentBitmap;
+use umd_engine::native::NativeMetadata;
+use umd_engine::time::Duration;
+use umd_engine::{assemble, AssembleOptions, Assembly, Candidate, EngineError};
+use umd_formats::bitmap::{BitmapSuper, BITMAP_SB_BYTES};
+use umd_formats::info::MetadataFormat;
+use umd_io::{ArrayHost, HostParts, MemberFile};
+use umd_layout::geometry::Level;
+
+/// md's `DEFAULT_SAFEMODE_DELAY` (protocol.md §1): 200 ms.
+const SAFE_MODE_DELAY_MS: u64 = 200;
+/// md's default `stripe_cache_size` (raid5.c `NR_STRIPES`).
+const STRIPE_CACHE_SIZE_DEFAULT: u32 = 256;
+/// Bitmap write unit: one 512-byte sector, the smallest md writes, so a bit
+/// change rewrites as little as possible.
+const BITMAP_BLOCK_BYTES: u32 = 512;
+
+/// Options of `umd run`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// Where to serve NBD: `unix:PATH` or `tcp:ADDR:PORT` (loopback unless an
+    /// address is given). Default: a Unix socket next to the control socket.
+    #[arg(long)]
+    nbd: Option<String>,
+    /// Control socket path. Default: `<run dir>/<array name>.ctl`.
+    #[arg(long)]
+    control: Option<PathBuf>,
+    /// raid0 layout for multi-zone arrays whose metadata does not record it.
+    #[arg(long, value_enum)]
+    raid0_layout: Option<Raid0LayoutArg>,
+    /// Member devices or image files, in any order.
+    #[arg(required = true)]
+    members: Vec<PathBuf>,
+}
+
+/// Adapts the host to the NBD server's export interface.
+struct Export(Arc<ArrayHost>);
+
+fn export_error(e: umd_io::HostError) -> ExportError {
+    ExportError {
+        errno: e.errno,
+        message: e.message,
+    }
+}
+
+impl BlockExport for Export {
+    fn size_bytes(&self) -> u64 {
+        self.0.size_bytes()
+    }
+    fn block_size_preferred(&self) -> u32 {
+        // NBD wants a power of two; a full stripe (which may not be one) is
+        // rounded down to one.
+        let bytes = self.0.preferred_io_bytes().clamp(4096, 1 << 20);
+        1 << bytes.ilog2()
+    }
+    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), ExportError> {
+        self.0.read(offset, buf).map_err(export_error)
+    }
+    fn write(&self, offset: u64, data: &[u8], fua: bool) -> Result<(), ExportError> {
+        self.0.write(offset, data, fua).map_err(export_error)
+    }
+    fn flush(&self) -> Result<(), ExportError> {
+        self.0.flush().map_err(export_error)
+    }
+    fn trim(&self, offset: u64, len: u64) -> Result<(), ExportError> {
+        // md passes discards down only where members support them and parity
+        // stays right; ignoring a trim is always safe (its data stays readable).
+        let _ = (offset, len);
+        Ok(())
+    }
+    fn write_zeroes(&self, offset: u64, len: u64, fua: bool) -> Result<(), ExportError> {
+        self.0.write_zeroes(offset, len, fua).map_err(export_error)
+    }
+    fn client_opened(&self) {
+        self.0.opened();
+    }
+    fn client_closed(&self) {
+        self.0.closed();
+    }
+}
+
+/// Adapts the host to the control server's attribute interface.
+struct Tree(Arc<ArrayHost>);
+
+impl AttrTree for Tree {
+    fn get(&self, name: &str) -> Result<String, EngineError> {
+        self.0.get(name)
+    }
+    fn set(&self, name: &str, value: &str) -> Result<(), EngineError> {
+        self.0.set(name, value)
+    }
+    fn names(&self) -> Vec<String> {
+        self.0.attr_names()
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)] // clap hands each verb its arguments by value
+pub(crate) fn run(args: RunArgs) -> Result<ExitCode, String> {
+    let started = start(&args)?;
+    let Started {
+        host,
+        name,
+        nbd_listen,
+        control_path,
+    } = started;
+    let control = ControlServer::bind(&control_path, Arc::new(Tree(host.clone())))
+        .map_err(|e| format!("{}: control socket: {e}", control_path.display()))?;
+    let notifier = control.notifier();
+    host.set_notifier(Box::new(move |attr| notifier.notify(attr)));
+    let control = control.spawn();
+    let nbd = NbdServer::bind(
+        &nbd_listen,
+        Arc::new(Export(host.clone())),
+        ServerConfig {
+            export_name: name.clone(),
+            ..ServerConfig::default()
+        },
+    )
+    .map_err(|e| format!("{nbd_listen}: NBD listener: {e}"))?
+    .spawn();
+    eprintln!(
+        "umd: {name}: serving on {nbd_listen}, control {}",
+        control_path.display()
+    );
+    wait_for_signal()?;
+    eprintln!("umd: {name}: stopping");
+    nbd.shutdown();
+    let stopped = host.shutdown();
+    control.shutdown();
+    stopped.map_err(|e| format!("{name}: stop: {e}"))?;
+    eprintln!("umd: {name}: stopped cleanly");
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Started {
+    host: Arc<ArrayHost>,
+    name: String,
+    nbd_listen: Listen,
+    control_path: PathBuf,
+}
+
+fn start(args: &RunArgs) -> Result<Started, String> {
+    let (host, name) = open_array(&args.members, args.raid0_layout)?;
+    let control_path = args
+        .control
+        .clone()
+        .unwrap_or_else(|| paths::default_control_path(&name));
+    let nbd_listen = match &args.nbd {
+        Some(s) => s.parse::<Listen>().map_err(|e| format!("--nbd {s}: {e}"))?,
+        None => Listen::Unix(control_path.with_extension("nbd")),
+    };
+    Ok(Started {
+        host,
+        name,
+        nbd_listen,
+        control_path,
+    })
+}
+
+/// Assemble `members` read-write and start the array in this process;
+/// returns the running host and the array's name.
+pub(crate) fn open_array(
+    members: &[PathBuf],
+    raid0_layout: Option<Raid0LayoutArg>,
+) -> Result<(Arc<ArrayHost>, String), String> {
+    let opened = members
+        .iter()
+        .map(|p| open_and_probe_rw(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cands = candidates(&opened, None)?;
+    let options = AssembleOptions {
+        raid0_layout: raid0_layout.map(Into::into),
+    };
+    let assembly = assemble(&cands, &options).map_err(|e| e.to_string())?;
+    for w in &assembly.warnings {
+        eprintln!("umd: warning: {w}");
+    }
+    let version = match assembly.format {
+        MetadataFormat::Ddf => {
+            return Err(
+                "DDF arrays are managed externally; running them needs `umd mon`, \
+                        which this version does not have yet"
+                    .to_string(),
+            )
+        }
+        f => f.to_string(),
+    };
+    let name = array_name(&assembly.name, &assembly.uuid.to_string());
+    let member_names = member_names(members);
+    let fresh = cands
+        .iter()
+        .find(|c| c.info.array.events == assembly.events)
+        .ok_or("no member carries the freshest events")?;
+    let mut native =
+        NativeMetadata::load(opened.iter().map(|o| Some(o.metadata.clone())).collect())
+            .map_err(|e| format!("superblocks: {e}"))?;
+    let bitmap = load_bitmap(&opened, &assembly, &native)?;
+    let bitmap_config = bitmap.as_ref().map(|b| BitmapConfig {
+        chunk_bytes: b.chunk_sectors() * 512,
+        location: bitmap_location(fresh),
+        time_base_seconds: u64::from(b.superblock().daemon_sleep),
+        backlog: u64::from(b.superblock().write_behind),
+        max_backlog_used: 0,
+        space_sectors: u64::from(b.superblock().sectors_reserved),
+        external: false,
+        can_clear: true,
+    });
+    if let Some(b) = bitmap {
+        native
+            .attach_bitmap(b)
+            .map_err(|e| format!("{name}: bitmap: {e}"))?;
+    }
+    let config = array_config(&assembly, fresh, &member_names, &version, bitmap_config);
+    let mut role_members = vec![None; assembly.members.len()];
+    for (role, m) in assembly.members.iter().enumerate() {
+        role_members[role] = m.as_ref().map(|m| m.index);
+    }
+    let files: Vec<Option<MemberFile>> = opened.into_iter().map(|o| Some(o.file)).collect();
+    let parts = HostParts {
+        files,
+        member_names,
+        role_members,
+        geometry: assembly.geometry.clone(),
+        member_map: assembly.member_map(),
+        array_sectors: assembly.array_sectors,
+        array: Array::new(config),
+        native: Some(native),
+    };
+    let host = ArrayHost::start(parts).map_err(|e| format!("{name}: start: {e}"))?;
+    Ok((host, name))
+}
+
+/// Read and validate the internal bitmap, if the metadata announces one.
+fn load_bitmap(
+    opened: &[Opened],
+    assembly: &Assembly,
+    native: &NativeMetadata,
+) -> Result<Option<WriteIntentBitmap>, String> {
+    let offsets = native.bitmap_offsets_bytes();
+    let Some((member, offset)) = offsets
+        .iter()
+        .enumerate()
+        .find_map(|(i, o)| o.map(|o| (i, o)))
+    else {
+        return Ok(None);
+    };
+    let file = &opened[member].file;
+    let path = opened[member].path.display();
+    let mut head = vec![0u8; BITMAP_SB_BYTES];
+    file.read_exact_at(offset, &mut head)
+        .map_err(|e| format!("{path}: bitmap: {e}"))?;
+    let sb = BitmapSuper::parse(&head).map_err(|e| format!("{path}: bitmap: {e}"))?;
+    let sync_sectors = resync_sectors(assembly);
+    let chunks = sync_sectors.div_ceil(sb.chunk_sectors().max(1));
+    let area_bytes = BITMAP_SB_BYTES
+        + usize::try_from(chunks.div_ceil(8)).map_err(|_| format!("{path}: bitmap too large"))?;
+    let mut area = vec![0u8; area_bytes.next_multiple_of(512)];
+    file.read_exact_at(offset, &mut area)
+        .map_err(|e| format!("{path}: bitmap: {e}"))?;
+    WriteIntentBitmap::new(
+        &area,
+        offsets,
+        sync_sectors,
+        native.events(),
+        BITMAP_BLOCK_BYTES,
+    )
+    .map(Some)
+    .map_err(|e| format!("{path}: {e}"))
+}
+
+/// Sectors the resync (and the bitmap) covers: member sectors, except
+/// raid10's array sectors (md's `resync_max_sectors`).
+fn resync_sectors(assembly: &Assembly) -> u64 {
+    match assembly.geometry.level() {
+        Level::Raid10 => assembly.geometry.array_sectors(),
+        _ => assembly.geometry.member_used_sectors(0),
+    }
+}
+
+/// md's `bitmap/location`: the signed sector offset from the superblock.
+fn bitmap_location(fresh: &Candidate) -> String {
+    match fresh.info.array.bitmap {
+        Some(b) => {
+            let delta = b.sector as i64 - fresh.info.device.super_offset_sectors as i64;
+            format!("{delta:+}")
+        }
+        None => "none".to_string(),
+    }
+}
+
+/// The engine's view of the assembled array.
+fn array_config(
+    assembly: &Assembly,
+    fresh: &Candidate,
+    member_names: &[String],
+    version: &str,
+    bitmap: Option<BitmapConfig>,
+) -> ArrayConfig {
+    let array = &fresh.info.array;
+    let mut members: Vec<MemberConfig> = member_names
+        .iter()
+        .map(|name| MemberConfig {
+            name: name.clone(),
+            slot: None,
+            data_offset_sectors: 0,
+            size_sectors: 0,
+            in_sync: false,
+            faulty: false,
+            write_mostly: false,
+            recovery_offset_sectors: None,
+        })
+        .collect();
+    for (role, m) in assembly.members.iter().enumerate() {
+        let Some(m) = m else { continue };
+        let member = &mut members[m.index];
+        member.slot = Some(role as u32);
+        member.data_offset_sectors = m.data_offset_sectors;
+        member.size_sectors = array.component_sectors;
+        member.in_sync = m.recovery_offset_sectors.is_none();
+        member.recovery_offset_sectors = m.recovery_offset_sectors;
+    }
+    let resync_start = (!assembly.clean).then_some(if array.resync_offset_sectors == u64::MAX {
+        0
+    } else {
+        array.resync_offset_sectors
+    });
+    ArrayConfig {
+        level: array.level,
+        raid_disks: array.raid_disks,
+        chunk_sectors: array.chunk_sectors,
+        layout: array.layout,
+        component_sectors: array.component_sectors,
+        array_sectors: assembly.array_sectors,
+        metadata: MetadataKind::Native {
+            version: version.to_string(),
+        },
+        members,
+        resync_start,
+        bitmap,
+        safe_mode_delay: Duration::from_ms(SAFE_MODE_DELAY_MS),
+        stripe_cache_size: STRIPE_CACHE_SIZE_DEFAULT,
+    }
+}
+
+/// The array's name for sockets and messages: md's name without any
+/// `homehost:` prefix, else the UUID.
+fn array_name(name: &str, uuid: &str) -> String {
+    let short = name.rsplit(':').next().unwrap_or(name);
+    let clean: String = short
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
+    if clean.is_empty() {
+        uuid.replace(':', "")
+    } else {
+        clean
+    }
+}
+
+/// `dev-NAME` names: each member's file name, made unique.
+fn member_names(paths: &[PathBuf]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for (i, p) in paths.iter().enumerate() {
+        let base = p.file_name().map_or_else(
+            || format!("member{i}"),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let base: String = base
+            .chars()
+            .map(|c| if c == '/' { '_' } else { c })
+            .collect();
+        let name = if names.contains(&base) {
+            format!("{base}.{i}")
+        } else {
+            base
+        };
+        names.push(name);
+    }
+    names
+}
+
+fn wait_for_signal() -> Result<(), String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| format!("signal handler: {e}"))?;
+    let _ = signals.forever().next();
+    Ok(())
+}

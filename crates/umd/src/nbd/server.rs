@@ -1,0 +1,901 @@
+//! The NBD server's sockets and threads: accept, negotiate, read requests, run
+//! them on workers, write replies.
+//!
+//! It is the thin driver around the sans-I/O codec in [`super::proto`] (style R9):
+//! policy (what to accept, which error to return) lives there; this file only
+//! moves bytes and bounds the work in flight.
+//!
+//! Threads: one acceptor; per connection one reader thread (negotiation, then
+//! request headers and write payloads) and `workers_per_connection` workers. The
+//! reader takes a buffer from the connection's pool before it reads a request's
+//! payload, so requests in flight never exceed the pool size, and memory never
+//! exceeds `workers × request_bytes_max` per connection. Each buffer grows to the
+//! largest request it has carried and is reused: steady state allocates nothing.
+//! Write payloads go straight from the socket into the pooled buffer, and read
+//! data from the export's buffer straight into one vectored `writev` with its
+//! reply header: one copy each way.
+//!
+//! Locks, highest first (a thread may take a lower lock while holding a higher
+//! one, never the reverse): `Shared::connections` (acceptor and shutdown only,
+//! never held across I/O); `Connection::job_queue` (held by one idle worker while
+//! it waits for a job, released before the job runs); `Connection::reply_writer`
+//! (held while one reply is written, so header and payload stay contiguous). No
+//! thread holds two of them at once today.
+//!
+//! Shutdown: the listener is shut down (waking `accept`), every connection's read
+//! side is shut down (waking its reader with end-of-file), readers stop taking
+//! requests, workers finish the ones in flight and send their replies. A client
+//! that stops reading replies is cut off after [`SHUTDOWN_GRACE`].
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+
+use super::proto::{
+    self, Command, ExpectClientFlags, ExportInfo, Limits, OptionOutcome, ProtoError, Rejection,
+    Request, CLIENT_FLAGS_LEN, NBD_FLAG_CAN_MULTI_CONN, NBD_FLAG_HAS_FLAGS, NBD_FLAG_READ_ONLY,
+    NBD_FLAG_SEND_FLUSH, NBD_FLAG_SEND_FUA, NBD_FLAG_SEND_TRIM, NBD_FLAG_SEND_WRITE_ZEROES,
+    NBD_STRING_BYTES_MAX, OPTION_HEADER_LEN, REQUEST_HEADER_LEN,
+};
+use super::{BlockExport, Listen, ServerConfig};
+
+/// How long shutdown waits for connections to send their last replies before it
+/// cuts them off; bounds shutdown when a client stops reading.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Polling interval while shutdown waits for connection threads to finish.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(10);
+/// Pause after a failed `accept` (out of descriptors, say) so the acceptor does
+/// not spin while the condition lasts.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
+/// Upper bound on `connections_max`: each connection costs threads and buffers.
+pub const CONNECTIONS_MAX_LIMIT: usize = 1024;
+/// Upper bound on `workers_per_connection`: deeper than any client's queue.
+pub const WORKERS_PER_CONNECTION_LIMIT: usize = 256;
+/// Write payload of a refused request that we still read and discard to keep the
+/// stream in sync; a larger one closes the connection instead (the protocol allows
+/// a disconnect when the server cannot read the payload). 64 MiB costs the server
+/// only reader time, through a small stack buffer.
+pub const REJECTED_PAYLOAD_DRAIN_BYTES_MAX: u32 = 64 << 20;
+/// Largest `NBD_INFO_BLOCK_SIZE` minimum the protocol allows (64 KiB).
+const BLOCK_SIZE_MIN_LIMIT: u32 = 64 << 10;
+
+/// Why a connection ended early; logged, never surfaced to the caller.
+#[derive(Debug)]
+enum ConnectionError {
+    /// The socket failed or the client vanished mid-message.
+    Io(io::Error),
+    /// The client broke the protocol.
+    Proto(ProtoError),
+    /// The host's export reports values the protocol cannot carry.
+    Config(io::Error),
+}
+
+impl From<io::Error> for ConnectionError {
+    fn from(error: io::Error) -> Self {
+        ConnectionError::Io(error)
+    }
+}
+
+impl From<ProtoError> for ConnectionError {
+    fn from(error: ProtoError) -> Self {
+        ConnectionError::Proto(error)
+    }
+}
+
+/// A connected socket of either family.
+#[derive(Debug)]
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn try_clone(&self) -> io::Result<Stream> {
+        match self {
+            Stream::Unix(s) => s.try_clone().map(Stream::Unix),
+            Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
+        }
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.shutdown(how),
+            Stream::Tcp(s) => s.shutdown(how),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write_vectored(bufs),
+            Stream::Tcp(s) => s.write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A listening socket of either family.
+#[derive(Debug)]
+enum Listener {
+    Unix(UnixListener),
+    Tcp(TcpListener),
+}
+
+impl Listener {
+    fn accept(&self) -> io::Result<Stream> {
+        match self {
+            Listener::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(s)),
+            Listener::Tcp(l) => {
+                let (s, _) = l.accept()?;
+                // Replies are complete messages; Nagle would hold small ones back.
+                s.set_nodelay(true)?;
+                Ok(Stream::Tcp(s))
+            }
+        }
+    }
+
+    fn try_clone(&self) -> io::Result<Listener> {
+        match self {
+            Listener::Unix(l) => l.try_clone().map(Listener::Unix),
+            Listener::Tcp(l) => l.try_clone().map(Listener::Tcp),
+        }
+    }
+
+    fn raw_fd(&self) -> i32 {
+        match self {
+            Listener::Unix(l) => l.as_raw_fd(),
+            Listener::Tcp(l) => l.as_raw_fd(),
+        }
+    }
+}
+
+/// A bound, not yet serving, NBD server.
+#[derive(Debug)]
+pub struct NbdServer {
+    listener: Listener,
+    local: Listen,
+    /// The Unix socket file we created, removed at shutdown.
+    socket_path: Option<PathBuf>,
+    export: Arc<dyn BlockExport>,
+    config: ServerConfig,
+}
+
+impl std::fmt::Debug for dyn BlockExport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BlockExport({} bytes)", self.size_bytes())
+    }
+}
+
+impl NbdServer {
+    /// Binds the listener and checks the configuration against the export. A Unix
+    /// socket path must not exist yet.
+    pub fn bind(
+        listen: &Listen,
+        export: Arc<dyn BlockExport>,
+        config: ServerConfig,
+    ) -> io::Result<NbdServer> {
+        check_config(&config)?;
+        export_info(&*export, &config)?;
+        let (listener, local, socket_path) = match listen {
+            Listen::Unix(path) => {
+                let listener = UnixListener::bind(path)?;
+                (Listener::Unix(listener), listen.clone(), Some(path.clone()))
+            }
+            Listen::Tcp(addr) => {
+                let listener = TcpListener::bind(addr)?;
+                let local = Listen::Tcp(listener.local_addr()?);
+                (Listener::Tcp(listener), local, None)
+            }
+        };
+        Ok(NbdServer {
+            listener,
+            local,
+            socket_path,
+            export,
+            config,
+        })
+    }
+
+    /// Where the server listens, with the actual port for `tcp:...:0`.
+    #[must_use]
+    pub fn local_addr(&self) -> Listen {
+        self.local.clone()
+    }
+
+    /// Starts the acceptor thread; the server runs until [`ServerHandle::shutdown`]
+    /// (or the handle is dropped).
+    #[must_use]
+    pub fn spawn(self) -> ServerHandle {
+        let shared = Arc::new(Shared {
+            export: self.export,
+            config: self.config,
+            stopping: AtomicBool::new(false),
+            connections: Mutex::new(Vec::new()),
+        });
+        // A second descriptor for the same socket, so shutdown can wake `accept`.
+        let waker = self.listener.try_clone().ok();
+        let acceptor_shared = Arc::clone(&shared);
+        let listener = self.listener;
+        let acceptor = thread::Builder::new()
+            .name("nbd-accept".to_owned())
+            .spawn(move || accept_loop(&acceptor_shared, &listener));
+        let acceptor = match acceptor {
+            Ok(handle) => Some(handle),
+            Err(error) => {
+                warn!(%error, "nbd: cannot start the acceptor thread");
+                None
+            }
+        };
+        info!(listen = %self.local, "nbd: serving");
+        ServerHandle {
+            shared,
+            waker,
+            acceptor,
+            local: self.local,
+            socket_path: self.socket_path,
+        }
+    }
+}
+
+/// A running server; [`ServerHandle::shutdown`] or dropping it stops the server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+    waker: Option<Listener>,
+    acceptor: Option<JoinHandle<()>>,
+    local: Listen,
+    socket_path: Option<PathBuf>,
+}
+
+impl ServerHandle {
+    /// Where the server listens, with the actual port for `tcp:...:0`.
+    #[must_use]
+    pub fn local_addr(&self) -> Listen {
+        self.local.clone()
+    }
+
+    /// Stops accepting, lets in-flight requests finish and their replies go out,
+    /// closes every connection and joins every thread. Returns within about
+    /// [`SHUTDOWN_GRACE`] even if a client stops reading.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if self.shared.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(waker) = self.waker.take() {
+            // Linux wakes a thread blocked in accept() when its socket is shut down.
+            if let Err(error) = nix::sys::socket::shutdown(waker.raw_fd(), nix_shutdown_both()) {
+                warn!(%error, "nbd: cannot shut down the listener");
+            }
+        }
+        if let Some(acceptor) = self.acceptor.take() {
+            if acceptor.join().is_err() {
+                warn!("nbd: acceptor thread panicked");
+            }
+        }
+        let connections = std::mem::take(
+            &mut *self
+                .shared
+                .connections
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        stop_connections(connections);
+        if let Some(path) = self.socket_path.take() {
+            if let Err(error) = std::fs::remove_file(&path) {
+                debug!(%error, path = %path.display(), "nbd: cannot remove socket");
+            }
+        }
+        info!(listen = %self.local, "nbd: stopped");
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn nix_shutdown_both() -> nix::sys::socket::Shutdown {
+    nix::sys::socket::Shutdown::Both
+}
+
+/// Ends every connection: read sides first (readers stop, replies still flow),
+/// then, past the grace period, write sides too.
+fn stop_connections(connections: Vec<ConnectionEntry>) {
+    for entry in &connections {
+        // Failure means the socket is already gone, which is what we want.
+        let _ = entry.control.shutdown(Shutdown::Read);
+    }
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    while connections.iter().any(|e| !e.thread.is_finished()) && Instant::now() < deadline {
+        thread::sleep(SHUTDOWN_POLL);
+    }
+    for entry in connections {
+        if !entry.thread.is_finished() {
+            warn!("nbd: client not reading replies; closing it");
+            let _ = entry.control.shutdown(Shutdown::Both);
+        }
+        if entry.thread.join().is_err() {
+            warn!("nbd: connection thread panicked");
+        }
+    }
+}
+
+/// State shared by the acceptor, the connections and the handle.
+#[derive(Debug)]
+struct Shared {
+    export: Arc<dyn BlockExport>,
+    config: ServerConfig,
+    /// Set once by shutdown; readers and the acceptor check it between messages.
+    stopping: AtomicBool,
+    /// Live connections. Lock order: highest; held only to add, reap or take
+    /// entries, never across I/O or a join of an unfinished thread.
+    connections: Mutex<Vec<ConnectionEntry>>,
+}
+
+/// A connection's thread and a descriptor shutdown uses to wake it.
+#[derive(Debug)]
+struct ConnectionEntry {
+    control: Stream,
+    thread: JoinHandle<()>,
+}
+
+/// Accepts until shutdown. Runs for the server's life by design.
+fn accept_loop(shared: &Arc<Shared>, listener: &Listener) {
+    loop {
+        let accepted = listener.accept();
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        match accepted {
+            Ok(stream) => admit(shared, stream),
+            Err(error) => {
+                warn!(%error, "nbd: accept failed");
+                thread::sleep(ACCEPT_RETRY_DELAY);
+            }
+        }
+    }
+}
+
+/// Starts a connection thread, or closes the socket if `connections_max` are live.
+fn admit(shared: &Arc<Shared>, stream: Stream) {
+    let mut connections = shared
+        .connections
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let (finished, live): (Vec<_>, Vec<_>) = std::mem::take(&mut *connections)
+        .into_iter()
+        .partition(|e| e.thread.is_finished());
+    *connections = live;
+    for entry in finished {
+        // The thread has returned, so this join does not block.
+        if entry.thread.join().is_err() {
+            warn!("nbd: connection thread panicked");
+        }
+    }
+    if connections.len() >= shared.config.connections_max {
+        warn!(
+            connections_max = shared.config.connections_max,
+            "nbd: refusing connection"
+        );
+        return;
+    }
+    let control = match stream.try_clone() {
+        Ok(control) => control,
+        Err(error) => {
+            warn!(%error, "nbd: cannot clone socket; dropping connection");
+            return;
+        }
+    };
+    let thread_shared = Arc::clone(shared);
+    let spawned = thread::Builder::new()
+        .name("nbd-conn".to_owned())
+        .spawn(move || serve_connection(&thread_shared, stream));
+    match spawned {
+        Ok(thread) => connections.push(ConnectionEntry { control, thread }),
+        Err(error) => warn!(%error, "nbd: cannot start connection thread"),
+    }
+    assert!(
+        connections.len() <= shared.config.connections_max,
+        "connection limit holds"
+    );
+}
+
+fn serve_connection(shared: &Shared, mut stream: Stream) {
+    let result = run_connection(shared, &mut stream);
+    // The registry holds a clone of this socket for shutdown; without this the
+    // client would not see the close until the entry is reaped.
+    let _ = stream.shutdown(Shutdown::Both);
+    match result {
+        Ok(()) => debug!("nbd: client disconnected"),
+        Err(ConnectionError::Io(error)) => info!(%error, "nbd: connection closed"),
+        Err(ConnectionError::Proto(error)) => warn!(%error, "nbd: client broke the protocol"),
+        Err(ConnectionError::Config(error)) => warn!(%error, "nbd: export cannot be served"),
+    }
+}
+
+fn run_connection(shared: &Shared, stream: &mut Stream) -> Result<(), ConnectionError> {
+    // Recomputed per connection: the host may have resized the array meanwhile.
+    let info = export_info(&*shared.export, &shared.config).map_err(ConnectionError::Config)?;
+    if negotiate(stream, &info)? == Negotiated::Closed {
+        return Ok(());
+    }
+    shared.export.client_opened();
+    let result = transmission(shared, &info, stream);
+    shared.export.client_closed();
+    result
+}
+
+/// How negotiation ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Negotiated {
+    Transmission,
+    Closed,
+}
+
+/// Runs the handshake to its end. Bounded: the codec refuses more than
+/// `OPTIONS_MAX` options, each at most `OPTION_DATA_BYTES_MAX` long.
+fn negotiate<S: Read + Write>(
+    stream: &mut S,
+    info: &ExportInfo,
+) -> Result<Negotiated, ConnectionError> {
+    stream.write_all(&proto::greeting())?;
+    let mut flags = [0u8; CLIENT_FLAGS_LEN];
+    stream.read_exact(&mut flags)?;
+    let mut state = ExpectClientFlags.handle(flags)?;
+    let mut data = Vec::new();
+    let mut out = Vec::new();
+    loop {
+        let mut header = [0u8; OPTION_HEADER_LEN];
+        stream.read_exact(&mut header)?;
+        let header = proto::parse_option_header(header)?;
+        data.resize(header.len as usize, 0);
+        stream.read_exact(&mut data)?;
+        out.clear();
+        let outcome = state.handle(header, &data, info, &mut out)?;
+        stream.write_all(&out)?;
+        match outcome {
+            OptionOutcome::Next(next) => state = next,
+            OptionOutcome::Transmission => return Ok(Negotiated::Transmission),
+            OptionOutcome::Close => return Ok(Negotiated::Closed),
+        }
+    }
+}
+
+/// One step of the request stream, after header checks and payload skipping.
+#[derive(Debug)]
+enum Incoming {
+    /// The client closed the socket between requests.
+    Eof,
+    /// `NBD_CMD_DISC`.
+    Disc,
+    /// Refused; its payload is already skipped, the caller sends the error reply.
+    Refused(Rejection),
+    /// Valid; a WRITE's payload is still on the wire for the caller to read.
+    Request(Request),
+}
+
+/// Reads and checks the next request header, skipping a refused WRITE's payload.
+fn next_request<R: Read>(stream: &mut R, limits: &Limits) -> Result<Incoming, ConnectionError> {
+    let mut header = [0u8; REQUEST_HEADER_LEN];
+    if !read_exact_or_eof(stream, &mut header)? {
+        return Ok(Incoming::Eof);
+    }
+    let header = proto::parse_request_header(&header)?;
+    match proto::check_request(&header, limits) {
+        Ok(request) if request.command == Command::Disc => Ok(Incoming::Disc),
+        Ok(request) => Ok(Incoming::Request(request)),
+        Err(rejection) => {
+            skip_payload(stream, rejection.payload_bytes, limits.request_bytes_max)?;
+            Ok(Incoming::Refused(rejection))
+        }
+    }
+}
+
+/// Fills `buf`; false if the stream ended before its first byte (a clean close).
+fn read_exact_or_eof<R: Read>(stream: &mut R, buf: &mut [u8]) -> io::Result<bool> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match stream.read(&mut buf[filled..]) {
+            Ok(0) if filled == 0 => return Ok(false),
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(true)
+}
+
+/// Reads and discards a refused WRITE's payload, within a bound.
+fn skip_payload<R: Read>(stream: &mut R, len: u32, request_bytes_max: u32) -> io::Result<()> {
+    if len > request_bytes_max.max(REJECTED_PAYLOAD_DRAIN_BYTES_MAX) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("refused write payload of {len} bytes is too large to skip"),
+        ));
+    }
+    let skipped = io::copy(&mut stream.take(u64::from(len)), &mut io::sink())?;
+    if skipped != u64::from(len) {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
+}
+
+/// Grows `buf` to at least `len` bytes; never shrinks it, so a pooled buffer
+/// allocates only while it grows toward the largest request it carries.
+fn ensure_len(buf: &mut Vec<u8>, len: usize) {
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+}
+
+/// Runs one checked request against the export. Returns the NBD error (0 on
+/// success) and how many bytes of `buf` are the READ payload.
+fn execute(export: &dyn BlockExport, request: &Request, buf: &mut Vec<u8>) -> (u32, usize) {
+    assert!(
+        request.command != Command::Disc,
+        "DISC never reaches a worker"
+    );
+    let len = request.length as usize;
+    let len_bytes = u64::from(request.length);
+    let is_range = !matches!(request.command, Command::Flush);
+    if is_range && len == 0 {
+        // Nothing to do; not every host accepts empty ranges, so stop here.
+        return (0, 0);
+    }
+    let result = match request.command {
+        Command::Read => {
+            ensure_len(buf, len);
+            export.read(request.offset, &mut buf[..len])
+        }
+        Command::Write => {
+            assert!(buf.len() >= len, "the reader filled the payload");
+            export.write(request.offset, &buf[..len], request.fua)
+        }
+        Command::Flush => export.flush(),
+        Command::Trim => export.trim(request.offset, len_bytes).and_then(|()| {
+            if request.fua {
+                export.flush()
+            } else {
+                Ok(())
+            }
+        }),
+        Command::WriteZeroes => export.write_zeroes(request.offset, len_bytes, request.fua),
+        Command::Disc => return (proto::NBD_EINVAL, 0),
+    };
+    match result {
+        Ok(()) if request.command == Command::Read => (0, len),
+        Ok(()) => (0, 0),
+        Err(error) => {
+            debug!(
+                command = ?request.command,
+                offset = request.offset,
+                len_bytes,
+                %error,
+                "nbd: request failed"
+            );
+            (proto::nbd_error_from_errno(error.errno), 0)
+        }
+    }
+}
+
+/// Writes one simple reply, header and payload in one vectored write where the
+/// socket takes it all.
+fn write_reply<W: Write>(w: &mut W, cookie: u64, error: u32, payload: &[u8]) -> io::Result<()> {
+    assert!(
+        error == 0 || payload.is_empty(),
+        "an error reply carries no payload"
+    );
+    let header = proto::encode_simple_reply(cookie, error);
+    let mut slices = [IoSlice::new(&header), IoSlice::new(payload)];
+    let count = if payload.is_empty() { 1 } else { 2 };
+    let mut pending = &mut slices[..count];
+    while !pending.is_empty() {
+        match w.write_vectored(pending) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut pending, n),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// Per-connection state shared by its reader and workers.
+struct Connection<'a> {
+    export: &'a dyn BlockExport,
+    /// The socket's write side. Lock order: lowest; held for one reply's write.
+    reply_writer: Mutex<Stream>,
+    /// Jobs from the reader. Lock order: above `reply_writer`; one idle worker
+    /// holds it while waiting in `recv`, and releases it before running the job.
+    job_queue: Mutex<Receiver<Job>>,
+    /// Set when a reply could not be written; the reader then stops.
+    broken: AtomicBool,
+}
+
+/// A checked request and the pooled buffer it owns until its reply is sent.
+struct Job {
+    request: Request,
+    buf: Vec<u8>,
+}
+
+impl Connection<'_> {
+    fn send_reply(&self, cookie: u64, error: u32, payload: &[u8]) -> io::Result<()> {
+        let mut writer = self
+            .reply_writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let written = write_reply(&mut *writer, cookie, error, payload);
+        if written.is_err() {
+            self.broken.store(true, Ordering::SeqCst);
+            // Wake the reader: replies can no longer reach the client.
+            let _ = writer.shutdown(Shutdown::Both);
+        }
+        written
+    }
+}
+
+/// Serves requests until the client leaves, then lets in-flight ones finish.
+fn transmission(
+    shared: &Shared,
+    info: &ExportInfo,
+    stream: &mut Stream,
+) -> Result<(), ConnectionError> {
+    let workers = shared.config.workers_per_connection;
+    assert!(workers >= 1, "config checked at bind");
+    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(workers);
+    let (buf_tx, buf_rx) = mpsc::sync_channel::<Vec<u8>>(workers);
+    for _ in 0..workers {
+        buf_tx
+            .send(Vec::new())
+            .map_err(|_| ProtoError::Unreachable("buffer pool closed while filling"))?;
+    }
+    let conn = Connection {
+        export: &*shared.export,
+        reply_writer: Mutex::new(stream.try_clone()?),
+        job_queue: Mutex::new(job_rx),
+        broken: AtomicBool::new(false),
+    };
+    let limits = limits(
+        info,
+        shared.export.read_only(),
+        shared.config.request_bytes_max,
+    );
+    thread::scope(|scope| {
+        for _ in 0..workers {
+            let spawned = thread::Builder::new()
+                .name("nbd-worker".to_owned())
+                .spawn_scoped(scope, || worker(&conn, &buf_tx));
+            if let Err(error) = spawned {
+                // Fewer workers only means less parallelism, as long as one runs.
+                warn!(%error, "nbd: cannot start a worker");
+            }
+        }
+        let result = read_requests(&conn, stream, &job_tx, &buf_rx, &limits, &shared.stopping);
+        // Workers drain the queue, then see it closed and exit; the scope joins them.
+        drop(job_tx);
+        result
+    })
+}
+
+fn limits(info: &ExportInfo, read_only: bool, request_bytes_max: u32) -> Limits {
+    Limits {
+        size_bytes: info.size_bytes,
+        request_bytes_max,
+        read_only,
+    }
+}
+
+/// The reader: parses requests, reads WRITE payloads into pooled buffers and
+/// queues jobs. Loops until end of stream, DISC, shutdown or a protocol error.
+fn read_requests(
+    conn: &Connection<'_>,
+    stream: &mut Stream,
+    jobs: &SyncSender<Job>,
+    buffers: &Receiver<Vec<u8>>,
+    limits: &Limits,
+    stopping: &AtomicBool,
+) -> Result<(), ConnectionError> {
+    loop {
+        if stopping.load(Ordering::SeqCst) || conn.broken.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let request = match next_request(stream, limits)? {
+            Incoming::Eof | Incoming::Disc => return Ok(()),
+            Incoming::Refused(rejection) => {
+                conn.send_reply(rejection.cookie, rejection.error, &[])?;
+                continue;
+            }
+            Incoming::Request(request) => request,
+        };
+        // Blocks while every buffer is in flight: the bound on parallel requests.
+        let mut buf = buffers
+            .recv()
+            .map_err(|_| ProtoError::Unreachable("buffer pool closed"))?;
+        if request.command == Command::Write {
+            let len = request.length as usize;
+            assert!(
+                request.length <= limits.request_bytes_max,
+                "checked by check_request"
+            );
+            ensure_len(&mut buf, len);
+            stream.read_exact(&mut buf[..len])?;
+        }
+        if jobs.send(Job { request, buf }).is_err() {
+            return Err(ProtoError::Unreachable("no worker is running").into());
+        }
+    }
+}
+
+/// A worker: runs jobs and sends their replies until the reader hangs up.
+fn worker(conn: &Connection<'_>, buffers: &SyncSender<Vec<u8>>) {
+    loop {
+        let job = {
+            let queue = conn
+                .job_queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match queue.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        let Job { request, mut buf } = job;
+        let (error, payload_len) = execute(conn.export, &request, &mut buf);
+        let sent = conn.send_reply(request.cookie, error, &buf[..payload_len]);
+        // The pool holds exactly `workers` buffers, so this never blocks; it only
+        // fails if the reader is gone, when the buffer is no longer needed.
+        let _ = buffers.send(buf);
+        if let Err(error) = sent {
+            debug!(%error, "nbd: reply not sent");
+            return;
+        }
+    }
+}
+
+fn check_config(config: &ServerConfig) -> io::Result<()> {
+    let invalid = |what: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, what.to_owned()));
+    if config.connections_max == 0 || config.connections_max > CONNECTIONS_MAX_LIMIT {
+        return invalid("connections_max must be between 1 and 1024");
+    }
+    if config.workers_per_connection == 0
+        || config.workers_per_connection > WORKERS_PER_CONNECTION_LIMIT
+    {
+        return invalid("workers_per_connection must be between 1 and 256");
+    }
+    if config.export_name.len() > NBD_STRING_BYTES_MAX || config.export_name.contains('\0') {
+        return invalid("export name must be at most 4096 bytes without NUL");
+    }
+    Ok(())
+}
+
+/// What negotiation advertises, checked against the protocol's block size rules.
+fn export_info(export: &dyn BlockExport, config: &ServerConfig) -> io::Result<ExportInfo> {
+    let invalid = |what: String| Err(io::Error::new(io::ErrorKind::InvalidInput, what));
+    let min = export.block_size_min();
+    let preferred = export.block_size_preferred();
+    let max = config.request_bytes_max;
+    if !min.is_power_of_two() || min > BLOCK_SIZE_MIN_LIMIT {
+        return invalid(format!(
+            "block_size_min {min} must be a power of two up to 64 KiB"
+        ));
+    }
+    if !preferred.is_power_of_two() || preferred < min {
+        return invalid(format!(
+            "block_size_preferred {preferred} must be a power of two >= {min}"
+        ));
+    }
+    if max < preferred || !max.is_multiple_of(min) {
+        return invalid(format!(
+            "request_bytes_max {max} must be a multiple of {min} >= {preferred}"
+        ));
+    }
+    let mut flags = NBD_FLAG_HAS_FLAGS
+        | NBD_FLAG_SEND_FLUSH
+        | NBD_FLAG_SEND_FUA
+        | NBD_FLAG_SEND_TRIM
+        | NBD_FLAG_SEND_WRITE_ZEROES
+        | NBD_FLAG_CAN_MULTI_CONN;
+    if export.read_only() {
+        flags |= NBD_FLAG_READ_ONLY;
+    }
+    Ok(ExportInfo {
+        name: config.export_name.clone(),
+        size_bytes: export.size_bytes(),
+        transmission_flags: flags,
+        block_size_min: min,
+        block_size_preferred: preferred,
+        block_size_max: max,
+    })
+}
+
+/// A client's byte stream from memory; replies go nowhere.
+struct Replay<'a> {
+    input: &'a [u8],
+}
+
+impl Read for Replay<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.input.read(buf)
+    }
+}
+
+impl Write for Replay<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Serves `input` as one client's whole byte stream on the calling thread, with
+/// the codec and request path the threaded server uses (fuzzing entry point).
+pub(crate) fn serve_sequential(input: &[u8], export: &dyn BlockExport, config: &ServerConfig) {
+    let Ok(info) = export_info(export, config) else {
+        return;
+    };
+    let mut stream = Replay { input };
+    if !matches!(negotiate(&mut stream, &info), Ok(Negotiated::Transmission)) {
+        return;
+    }
+    export.client_opened();
+    let limits = limits(&info, export.read_only(), config.request_bytes_max);
+    let mut buf = Vec::new();
+    // Bounded by the input: every pass consumes at least one request header.
+    while let Ok(incoming) = next_request(&mut stream, &limits) {
+        let request = match incoming {
+            Incoming::Eof | Incoming::Disc => break,
+            Incoming::Refused(rejection) => {
+                let _ = write_reply(&mut stream, rejection.cookie, rejection.error, &[]);
+                continue;
+            }
+            Incoming::Request(request) => request,
+        };
+        if request.command == Command::Write {
+            let len = request.length as usize;
+            ensure_len(&mut buf, len);
+            if stream.read_exact(&mut buf[..len]).is_err() {
+                break;
+            }
+        }
+        let (error, payload_len) = execute(export, &request, &mut buf);
+        let _ = write_reply(&mut stream, request.cookie, error, &buf[..payload_len]);
+    }
+    export.client_closed();
+}
