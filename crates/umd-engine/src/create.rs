@@ -135,6 +135,9 @@ pub struct CreateSpec {
     pub metadata: String,
     /// Add an internal write-intent bitmap.
     pub bitmap: bool,
+    /// Bytes of data per bitmap bit, in KiB (mdadm's `--bitmap-chunk`);
+    /// `None` = mdadm's default (64 MiB, or more if the bits must fit).
+    pub bitmap_chunk_kib: Option<u32>,
     /// Array name, stored in 1.x `set_name` (at most 32 bytes).
     pub name: String,
     /// Mark the array in sync: no initial resync, bitmap bits clear.
@@ -741,7 +744,20 @@ fn plan_bitmap(
         min_chunk *= 2;
         bits = bits.div_ceil(2);
     }
-    let chunk_bytes = u32::try_from(min_chunk.max(BITMAP_CHUNK_DEFAULT_BYTES))
+    let wanted = match spec.bitmap_chunk_kib {
+        None => BITMAP_CHUNK_DEFAULT_BYTES,
+        Some(kib) => {
+            let bytes = u64::from(kib) * 1024;
+            if !bytes.is_power_of_two() || bytes < BITMAP_CHUNK_MIN_BYTES {
+                return Err(EngineError::new(
+                    Errno::EINVAL,
+                    format!("--bitmap-chunk {kib}: must be a power of two of at least 4 KiB"),
+                ));
+            }
+            bytes
+        }
+    };
+    let chunk_bytes = u32::try_from(min_chunk.max(wanted))
         .map_err(|_| enospc("array too large for an internal bitmap"))?;
     let bits = sync_sectors.div_ceil(u64::from(chunk_bytes) / SECTOR_BYTES);
     let area_bytes = (bitmap::BITMAP_SB_BYTES as u64 + bits.div_ceil(BITS_PER_BYTE))

@@ -163,6 +163,7 @@ fn spec_for(c: &Case, v: &Variant<'_>, seed: u8) -> CreateSpec {
         layout: c.layout.map(str::to_string),
         metadata: v.metadata.to_string(),
         bitmap: v.bitmap,
+        bitmap_chunk_kib: None,
         name: format!("t{seed}"),
         assume_clean: v.assume_clean,
         member_bytes,

@@ -167,7 +167,7 @@ fn run_case(case: &Case, degraded: bool) {
         "raw",
         &qemu_uri,
         "-c",
-        "write -F -P 0x5a 12288 4096",
+        "write -f -P 0x5a 12288 4096",
         "-c",
         "read -P 0x5a 12288 4096",
     ]));

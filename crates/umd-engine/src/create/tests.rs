@@ -12,6 +12,7 @@ fn spec(level: i32, members: usize, metadata: &str, member_bytes: u64) -> Create
         layout: None,
         metadata: metadata.to_string(),
         bitmap: false,
+        bitmap_chunk_kib: None,
         name: "t".to_string(),
         assume_clean: false,
         member_bytes: vec![Some(member_bytes); members],

@@ -47,6 +47,9 @@ pub(crate) struct CreateArgs {
     /// Write-intent bitmap: none or internal.
     #[arg(long, short = 'b', value_enum, default_value_t = BitmapArg::None)]
     bitmap: BitmapArg,
+    /// Data per bitmap bit in KiB (a power of two, at least 4); default 64 MiB.
+    #[arg(long)]
+    bitmap_chunk: Option<u32>,
     /// Array name (at most 32 bytes).
     #[arg(long, short = 'N')]
     name: Option<String>,
@@ -166,6 +169,7 @@ fn spec_for(args: &CreateArgs, files: &[Option<MemberFile>]) -> Result<CreateSpe
         layout: args.layout.clone(),
         metadata: args.metadata.clone(),
         bitmap: args.bitmap == BitmapArg::Internal,
+        bitmap_chunk_kib: args.bitmap_chunk,
         name: args
             .name
             .clone()
