@@ -37,4 +37,27 @@ for f in "$real"/util-linux/ddf-raid.img.xz "$real"/dissect.volume/ddf/*.bin.gz;
     # DDF lives at the device tail; keep the last 1 MiB as the seed.
     tail -c 1048576 "$tmp/img" > "$here/corpus/ddf/$name"
 done
+# NBD: what a client sends — flags, OPT_GO for the default export, then
+# READ, WRITE (+FUA) with its payload, FLUSH, TRIM, WRITE_ZEROES, DISC; and
+# a LIST + ABORT negotiation. Control: request lines of every verb.
+mkdir -p "$here/corpus/nbd" "$here/corpus/control"
+python3 - "$here/corpus" <<'PY'
+import struct, sys
+d = sys.argv[1]
+def req(flags, kind, handle, offset, length):
+    return struct.pack(">IHHQQI", 0x25609513, flags, kind, handle, offset, length)
+go = b"IHAVEOPT" + struct.pack(">II", 7, 6) + struct.pack(">IH", 0, 0)
+session = struct.pack(">I", 3) + go
+session += req(0, 0, 1, 0, 1024)
+session += req(1, 1, 2, 4096, 512) + b"u" * 512
+session += req(0, 3, 3, 0, 0) + req(0, 4, 4, 8192, 4096) + req(0, 6, 5, 16384, 8192)
+session += req(0, 2, 6, 0, 0)
+open(d + "/nbd/session", "wb").write(session)
+lst = struct.pack(">I", 3) + b"IHAVEOPT" + struct.pack(">II", 3, 0)
+lst += b"IHAVEOPT" + struct.pack(">II", 2, 0)
+open(d + "/nbd/list-abort", "wb").write(lst)
+open(d + "/control/get-set-list", "wb").write(b"get array_state\nset stripe_cache_size 512\nlist\n")
+open(d + "/control/watch", "wb").write(b"watch array_state sync_action dev-m0.img/state\n")
+open(d + "/control/states", "wb").write(b"set dev-m1.img/state faulty\nset array_state readonly\n")
+PY
 echo "seeded: $(ls "$here/corpus/sb0" | wc -l) sb0, $(ls "$here/corpus/sb1" | wc -l) sb1, $(ls "$here/corpus/ddf" | wc -l) ddf"

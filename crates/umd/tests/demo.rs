@@ -43,13 +43,30 @@ fn demo_members_are_md_members_mdadm_reads() {
         "State : clean",
         "Checksum : ",
         "- correct",
-        "Events : 2",
-        "Array State : A.AA",
+        "Internal Bitmap : 8 sectors from superblock",
+        "Array State : AA.A",
     ] {
         assert!(
             text.contains(want),
             "mdadm --examine lacks {want:?}:\n{text}"
         );
     }
+    // The failed member was left behind: its events are older than the rest.
+    let events = |m: &str| {
+        let out = Command::new("mdadm")
+            .arg("--examine")
+            .arg(dir.join(m))
+            .output()
+            .expect("mdadm");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Events : ").map(str::to_string))
+            .and_then(|e| e.parse::<u64>().ok())
+            .expect("Events line")
+    };
+    assert!(
+        events("member2.img") < events("member0.img"),
+        "the failed member must not carry the survivors' events"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
