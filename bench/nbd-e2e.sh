@@ -63,7 +63,6 @@ want() { [[ " $TARGETS " == *" $1 "* ]]; }
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found in PATH ($2)"; }
 need fio "fio with the io_uring and nbd engines"
 if want nbdkit; then need nbdkit "nbdkit with the file plugin"; fi
-if want nbdkit || want raid0 || want raid5; then need nbdinfo "libnbd tools"; fi
 if command -v python3 >/dev/null 2>&1; then
     JSON=python3
 elif command -v jq >/dev/null 2>&1; then
@@ -179,7 +178,7 @@ stop_server() {
     return 0
 }
 
-# json_metric FILE read|write iops|mibs: the group-reported value from fio's
+# json_metric FILE read|write iops|mibs|bytes: the group-reported value from fio's
 # JSON (fio may print informational lines before the JSON document).
 json_metric() {
     local file=$1 dir=$2 kind=$3
@@ -192,14 +191,18 @@ job = doc["jobs"][0]
 if job.get("error", 0):
     sys.exit("fio job error %s" % job["error"])
 side = job[sys.argv[2]]
-value = side["iops"] if sys.argv[3] == "iops" else side["bw_bytes"] / 1048576.0
-print("%.1f" % value)
+kind = sys.argv[3]
+if kind == "bytes":
+    print(side["io_bytes"])
+else:
+    print("%.1f" % (side["iops"] if kind == "iops" else side["bw_bytes"] / 1048576.0))
 EOF
     else
         sed -n '/^{/,$p' "$file" | jq -r --arg d "$dir" --arg k "$kind" '
             .jobs[0] | if .error != 0 then error("fio job error \(.error)") else . end
-            | .[$d] | if $k == "iops" then .iops else .bw_bytes / 1048576 end
-            | . * 10 | round / 10'
+            | .[$d] | if $k == "bytes" then .io_bytes
+                      elif $k == "iops" then (.iops * 10 | round / 10)
+                      else (.bw_bytes / 104857.6 | round / 10) end'
     fi
 }
 
@@ -207,7 +210,8 @@ EOF
 run_fio() {
     local name=$1
     shift
-    if ! fio --name="$name" --output-format=json --output="$DIR/$name.json" "$@" \
+    # A generous timeout: a server that stops answering must not hang the run.
+    if ! timeout "$FIO_TIMEOUT" fio --name="$name" --output-format=json --output="$DIR/$name.json" "$@" \
         >"$DIR/$name.out" 2>&1; then
         fail "fio $name failed:"
         tail -n 20 "$DIR/$name.out" >&2 || true
@@ -232,6 +236,7 @@ declare -A RESULT=()
 metric_kind() { [[ ${W_RW[$1]} == randread ]] && echo iops || echo mibs; }
 metric_dir() { [[ ${W_RW[$1]} == write ]] && echo write || echo read; }
 
+FIO_TIMEOUT=$((SECONDS_PER_JOB + RAMP + 120))
 TIMED=(--time_based --runtime="$SECONDS_PER_JOB" --ramp_time="$RAMP")
 
 # --- limit: fio io_uring straight on the member files ------------------------
@@ -299,18 +304,18 @@ bench_nbd() {
         fi
     fi
 
+    # Fill the whole export once (fio sizes an nbd job from the export), so
+    # reads hit real data; the bytes written give the export size (every
+    # export here is a multiple of the 512 KiB fill block).
+    echo "   filling the export once" >&2
     start_server "$kind" || return 0
-    if ! size=$(nbdinfo --size "$URI" 2>"$DIR/$kind-nbdinfo.err"); then
-        fail "$kind: nbdinfo --size failed: $(cat "$DIR/$kind-nbdinfo.err")"
-        stop_server || true
-        return 0
-    fi
-    echo "   export size $((size / 1048576)) MiB; filling it once" >&2
-    if ! run_fio "$kind-fill" --ioengine=nbd --uri="$URI" --rw=write --bs=1m --iodepth=8; then
+    if ! run_fio "$kind-fill" --ioengine=nbd --uri="$URI" --rw=write --bs=512k --iodepth=16; then
         stop_server || true
         return 0
     fi
     stop_server || return 0
+    size=$(json_metric "$DIR/$kind-fill.json" write bytes) || { fail "$kind: fill result"; return 0; }
+    echo "   export size $((size / 1048576)) MiB" >&2
 
     if [[ $kind != nbdkit ]]; then
         # Data check: random-size random writes read back and checksummed in

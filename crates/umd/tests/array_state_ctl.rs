@@ -159,3 +159,62 @@ fn array_state_rows_through_umd_ctl() {
     nbd_write(&run, true);
     run.stop();
 }
+
+/// Behaviour 29: a clean raid0 that loses a member reports `broken`; writes
+/// fail with EIO while reads of the surviving members' chunks still work.
+/// (md keeps reading a raid0 member marked failed while it still answers,
+/// so only the surviving range is checked.)
+#[test]
+fn raid0_with_a_failed_member_is_broken() {
+    require_tool("qemu-io");
+    let dir = TempDir::new("broken");
+    let members = sparse_members(dir.path(), 3, 16);
+    create(
+        &members,
+        &["--level", "0", "--raid-devices", "3", "--chunk", "64"],
+    );
+    let run = Running::start(dir.path(), &members);
+    wait_state(&run, "clean");
+    // md's state_store: md_error marks raid0 broken, and the store then
+    // answers EBUSY because the array is broken.
+    let err = run
+        .set("dev-m1.img/state", "faulty")
+        .expect_err("raid0 cannot lose a member");
+    assert!(err.contains("EBUSY"), "faulty on raid0: {err}");
+    wait_state(&run, "broken");
+    expect_err(&run, "broken", "EINVAL");
+    nbd_write(&run, false);
+    // Chunk 0 lives on m0 (role 0), which is still there.
+    run_ok(Command::new("qemu-io").args(["-f", "raw", &run.uri(), "-c", "read 0 65536"]));
+    run.stop();
+}
+
+/// The rows of an array with no personality: `clear` wipes it, after which
+/// `clean` is EINVAL, `inactive` is a no-op and running needs members.
+#[test]
+fn cleared_array_rows() {
+    require_tool("qemu-io");
+    let dir = TempDir::new("clear");
+    let members = sparse_members(dir.path(), 2, 16);
+    create(
+        &members,
+        &["--level", "1", "--raid-devices", "2", "--assume-clean"],
+    );
+    let run = Running::start(dir.path(), &members);
+    wait_state(&run, "clean");
+    run.set("array_state", "clear")
+        .expect("clear with no openers");
+    wait_state(&run, "clear");
+    expect_err(&run, "clean", "EINVAL");
+    run.set("array_state", "inactive")
+        .expect("inactive on a cleared array is a no-op");
+    let err = run
+        .set("array_state", "active")
+        .expect_err("nothing to run");
+    assert!(
+        err.contains("EINVAL") || err.contains("ENXIO"),
+        "active on clear: {err}"
+    );
+    nbd_write(&run, false);
+    run.stop();
+}

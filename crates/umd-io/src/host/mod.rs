@@ -139,6 +139,9 @@ pub(crate) struct Core {
     pub(crate) members_generation: u64,
     /// Member map as it is now (members that failed are `None`).
     pub(crate) member_map: MemberMap,
+    /// (member name, role) of every member that holds a role, to apply the
+    /// engine's `MemberFailed` events to the planners' map.
+    pub(crate) roles_by_name: Vec<(String, u32)>,
 }
 
 impl Core {
@@ -260,6 +263,21 @@ pub(crate) fn drain_events(core: &mut Core) -> bool {
             }
             ArrayEvent::MemberFailed { name } => {
                 tracing::warn!(member = %name, "member marked faulty");
+                // md stops using a faulty member at once: later plans avoid it.
+                let role = core
+                    .roles_by_name
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|r| r.1);
+                if let Some(role) = role {
+                    if core.member_map.is_present(role) {
+                        core.member_map.mark_missing(role);
+                        core.members_generation += 1;
+                    }
+                }
+                if let Some(bitmap) = core.bitmap() {
+                    bitmap.set_degraded(true);
+                }
                 wake = true;
             }
             ArrayEvent::MemberRemoved { name } => {
@@ -295,6 +313,11 @@ impl ArrayHost {
         let origin = Instant::now();
         array.run(Ro::ReadWrite, Time(0))?;
         let stripes_max = u64::from(array.stripe_cache_size());
+        let roles_by_name = role_members
+            .iter()
+            .enumerate()
+            .filter_map(|(role, m)| m.map(|m| (member_names[m].clone(), role as u32)))
+            .collect();
         let mut core = Core {
             array,
             native,
@@ -309,6 +332,7 @@ impl ArrayHost {
             notify_queue: Vec::new(),
             members_generation: 0,
             member_map,
+            roles_by_name,
         };
         drain_events(&mut core);
         let shared = Arc::new(Shared {
