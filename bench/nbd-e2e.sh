@@ -326,11 +326,11 @@ bench_nbd() {
             --iodepth=8 --size="$vsize" --verify=crc32c --verify_fatal=1 --randseed=4242)
         echo "   verifying data (fio verify=crc32c over $((vsize / 1048576)) MiB, twice)" >&2
         start_server "$kind" || return 0
-        run_fio "$kind-verify" --uri="$URI" "${vargs[@]}" || ok=0
+        run_fio "$kind-verify" "${vargs[@]}" --uri="$URI" || ok=0
         stop_server || ok=0
         if [[ $ok == 1 ]]; then
             start_server "$kind" || return 0
-            run_fio "$kind-reverify" --uri="$URI" "${vargs[@]}" --verify_only=1 || ok=0
+            run_fio "$kind-reverify" "${vargs[@]}" --uri="$URI" --verify_only=1 || ok=0
             stop_server || ok=0
         fi
         [[ $ok == 1 ]] || fail "umd $kind: data verification failed (see above)"
@@ -342,6 +342,8 @@ bench_nbd() {
     rm -f "$DIR/nbdkit.img" "$DIR/$kind"-m*
 }
 
+# Other work on the machine skews every column; the load average is printed with the table.
+load_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 echo "nbd-e2e: ${SECONDS_PER_JOB}s per workload (+${RAMP}s ramp), members ${MEMBER_MIB} MiB," \
     "targets: $TARGETS, dir $DIR" >&2
 if want limit; then bench_limit; fi
@@ -365,6 +367,7 @@ verdict() {
 echo
 echo "umd NBD export vs references: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs," \
     "members $MEMBERS x $MEMBER_MIB MiB in tmpfs, ${SECONDS_PER_JOB}s per workload"
+echo "load average at start: $load_start; at end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")"
 fmt="%-32s %10s %10s %10s %10s %9s %9s %9s %9s\n"
 # shellcheck disable=SC2059
 printf "$fmt" workload limit nbdkit raid0 raid5 r0/nbdkit r5/nbdkit r0/limit r5/limit

@@ -167,6 +167,7 @@ impl IoCtx {
                 }
             }
         }
+        // Field-wise borrow: `ops` holds slices of `self.scratch`.
         let outcome = run_ops(
             shared,
             &mut self.batch,
@@ -176,6 +177,41 @@ impl IoCtx {
         );
         self.ops_store = recycle(ops);
         outcome.map_err(|(op_index, e)| (ios[self.order[op_index]].role, e))
+    }
+}
+
+impl IoCtx {
+    /// Run `ops` with this context's batch; the first failure is returned
+    /// as (op index, error).
+    pub(crate) fn run_batch(
+        &mut self,
+        shared: &Shared,
+        ops: &mut [Op<'_>],
+    ) -> Result<(), (usize, IoError)> {
+        run_ops(
+            shared,
+            &mut self.batch,
+            ops,
+            &mut self.results,
+            &mut self.files_store,
+        )
+    }
+
+    /// Sync the data of every present member among `members` to stable storage.
+    pub(crate) fn sync_members(
+        &mut self,
+        shared: &Shared,
+        members: impl Iterator<Item = usize>,
+    ) -> Result<(), IoError> {
+        let mut ops = recycle(std::mem::take(&mut self.ops_store));
+        for member in members {
+            if shared.files.get(member).is_some_and(Option::is_some) {
+                ops.push(Op::SyncData { member });
+            }
+        }
+        let outcome = self.run_batch(shared, &mut ops);
+        self.ops_store = recycle(ops);
+        outcome.map_err(|(_, e)| e)
     }
 }
 

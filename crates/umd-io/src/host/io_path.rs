@@ -14,7 +14,7 @@
 //! A member that fails an I/O is marked faulty in the engine (which records
 //! it in the superblocks) and the piece is planned again without it.
 
-use super::ctx::{io_failed, member_of, recycle, run_ops, IoCtx};
+use super::ctx::{io_failed, member_of, recycle, IoCtx};
 use super::sync_worker::MIRROR_REGION_SECTORS;
 use super::{drain_events, HostError, Shared};
 use crate::batch::Op;
@@ -112,13 +112,7 @@ fn read_with(
             roles.push(r.role);
             gathered += ctx.read_plan.len_sectors;
         }
-        let outcome = run_ops(
-            shared,
-            &mut ctx.batch,
-            &mut ops,
-            &mut ctx.results,
-            &mut ctx.files_store,
-        );
+        let outcome = ctx.run_batch(shared, &mut ops);
         let failed = outcome.err().map(|(i, e)| (roles[i], e));
         ctx.ops_store = recycle(ops);
         roles.clear();
@@ -447,21 +441,8 @@ fn bitmap_end(shared: &Shared, sector: u64, len: u64, span: Option<(u64, u64)>) 
 
 /// Sync every present member's data to stable storage.
 fn sync_members(shared: &Shared, ctx: &mut IoCtx) -> Result<(), HostError> {
-    let mut ops = recycle(std::mem::take(&mut ctx.ops_store));
-    for (member, file) in shared.files.iter().enumerate() {
-        if file.is_some() {
-            ops.push(Op::SyncData { member });
-        }
-    }
-    let outcome = run_ops(
-        shared,
-        &mut ctx.batch,
-        &mut ops,
-        &mut ctx.results,
-        &mut ctx.files_store,
-    );
-    ctx.ops_store = recycle(ops);
-    outcome.map_err(|(_, e)| io_failed(&e))
+    ctx.sync_members(shared, 0..shared.files.len())
+        .map_err(|e| io_failed(&e))
 }
 
 /// FLUSH: every completed write is on the members' stable storage.

@@ -7,7 +7,7 @@
 //! and wakes writers waiting for the dirty transition. It loops until the
 //! host stops; then it writes the final clean superblocks and exits.
 
-use super::ctx::{recycle, run_ops, IoCtx};
+use super::ctx::{recycle, IoCtx};
 use super::{drain_events, HostError, Shared};
 use crate::batch::Op;
 use std::sync::atomic::Ordering;
@@ -49,8 +49,11 @@ pub(crate) fn run(shared: &Shared) {
         let bitmap_due = core.bitmap_timeout().is_some_and(|t| t <= now);
         drop(core);
         shared.deliver_notifications(&notes);
-        if let Some(writes) = superblock {
-            let outcome = write_metadata(shared, &writes);
+        if let Some((writes, bitmap_first)) = superblock {
+            // md order: the bitmap superblock is durable before the md
+            // superblocks that carry the same events.
+            let outcome = write_metadata(shared, &writes[..bitmap_first])
+                .and_then(|()| write_metadata(shared, &writes[bitmap_first..]));
             if let Err(e) = &outcome {
                 tracing::error!(error = %e, "superblock update failed");
             }
@@ -100,12 +103,13 @@ pub(crate) fn run(shared: &Shared) {
     }
 }
 
-/// The superblock bytes for the engine's current state (native metadata only).
-fn superblock_writes(shared: &Shared, core: &mut super::Core) -> Vec<MetadataWrite> {
+/// The superblock bytes for the engine's current state (native metadata
+/// only), and how many of them, at the front, are bitmap superblock blocks.
+fn superblock_writes(shared: &Shared, core: &mut super::Core) -> (Vec<MetadataWrite>, usize) {
     let state = core.array.superblock_state();
     let mut writes = Vec::new();
     let Some(native) = core.native.as_mut() else {
-        return writes;
+        return (writes, 0);
     };
     let faulty_members = state
         .faulty_members
@@ -119,7 +123,11 @@ fn superblock_writes(shared: &Shared, core: &mut super::Core) -> Vec<MetadataWri
         utime_seconds: wall_clock_seconds(),
     };
     native.update(&update, &mut writes);
-    writes
+    let bitmap_first = writes
+        .iter()
+        .take_while(|w| native.bitmap_offset_bytes(w.member) == Some(w.offset_bytes))
+        .count();
+    (writes, bitmap_first)
 }
 
 /// Seconds since the epoch, for superblock `utime` (only recorded, never compared).
@@ -166,31 +174,14 @@ pub(crate) fn write_metadata(shared: &Shared, writes: &[MetadataWrite]) -> Resul
             });
         }
     }
-    let mut touched: Vec<usize> = writes.iter().map(|w| w.member).collect();
-    touched.sort_unstable();
-    touched.dedup();
-    let mut outcome = run_ops(
-        shared,
-        &mut ctx.batch,
-        &mut ops,
-        &mut ctx.results,
-        &mut ctx.files_store,
-    );
-    ops.clear();
-    if outcome.is_ok() {
-        for member in touched {
-            if shared.files.get(member).is_some_and(Option::is_some) {
-                ops.push(Op::SyncData { member });
-            }
+    // One batch: the executor starts a member's sync only after that
+    // member's writes in the batch completed, so the sync covers them.
+    for member in 0..shared.files.len() {
+        if writes.iter().any(|w| w.member == member) && shared.files[member].is_some() {
+            ops.push(Op::SyncData { member });
         }
-        outcome = run_ops(
-            shared,
-            &mut ctx.batch,
-            &mut ops,
-            &mut ctx.results,
-            &mut ctx.files_store,
-        );
     }
+    let outcome = ctx.run_batch(shared, &mut ops);
     ctx.ops_store = recycle(ops);
     ctx.give_back(shared);
     outcome.map_err(|(_, e)| HostError::new(Errno::EIO, e.to_string()))

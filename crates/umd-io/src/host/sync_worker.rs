@@ -7,9 +7,8 @@
 //! interleaves with the window's read-compare-write. After an unclean stop
 //! with an internal bitmap, only the chunks whose bits are set are synced.
 
-use super::ctx::{recycle, run_ops, IoCtx};
+use super::ctx::IoCtx;
 use super::{drain_events, Shared};
-use crate::batch::Op;
 use umd_engine::array::SyncAction;
 use umd_engine::resync::{SyncMode, SyncPlanner, SyncWindow};
 use umd_engine::write::{BufRef, PlannedIo};
@@ -134,20 +133,7 @@ fn sync_ranges(
         }
     }
     // Repairs must be durable before the engine records the array in sync.
-    let mut ops = recycle(std::mem::take(&mut ctx.ops_store));
-    for (member, file) in shared.files.iter().enumerate() {
-        if file.is_some() {
-            ops.push(Op::SyncData { member });
-        }
-    }
-    let synced = run_ops(
-        shared,
-        &mut ctx.batch,
-        &mut ops,
-        &mut ctx.results,
-        &mut ctx.files_store,
-    );
-    ctx.ops_store = recycle(ops);
+    let synced = ctx.sync_members(shared, 0..shared.files.len());
     ctx.give_back(shared);
     (mismatches, synced.is_ok())
 }
