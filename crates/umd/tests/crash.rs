@@ -126,7 +126,14 @@ fn crash_case(level: &str, disks: usize, bitmap: bool) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start fio");
-    std::thread::sleep(Duration::from_millis(1500));
+    // Kill only once the writes are flowing: the array must be dirty (the
+    // dirty superblocks are written before the first write proceeds).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !matches!(run.get("array_state").as_str(), "active" | "write-pending") {
+        assert!(std::time::Instant::now() < deadline, "fio never started writing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
     run.kill9();
     let _ = storm.kill();
     let _ = storm.wait();
