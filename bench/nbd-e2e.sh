@@ -2,7 +2,7 @@
 # End-to-end benchmark of umd's NBD export against its references, in one run:
 #
 #   limit   fio (ioengine=io_uring) straight on the member files in tmpfs
-#   nbdkit  `nbdkit file` serving one tmpfs file of the raid0 array's size
+#   nbdkit  `nbdkit file` serving one tmpfs file of the members' total size
 #   raid0   `umd run` on 4 members, chunk 512 KiB
 #   raid5   `umd run` on 4 members, chunk 512 KiB, left-symmetric
 #
@@ -140,7 +140,9 @@ start_server() {
         # --exit-with-parent implies --foreground, hence the '&'.
         nbdkit -U "$sock" --exit-with-parent file "$DIR/nbdkit.img" >>"$SERVER_LOG" 2>&1 &
     else
-        "$UMD" run --nbd "unix:$sock" --control "$ctl" "${MEMBER_FILES[@]}" >>"$SERVER_LOG" 2>&1 &
+        local members
+        mapfile -t members < <(member_files "$kind")
+        "$UMD" run --nbd "unix:$sock" --control "$ctl" "${members[@]}" >>"$SERVER_LOG" 2>&1 &
     fi
     SERVER_PID=$!
     for ((i = 0; i < 200; i++)); do
@@ -239,34 +241,43 @@ metric_dir() { [[ ${W_RW[$1]} == write ]] && echo write || echo read; }
 FIO_TIMEOUT=$((SECONDS_PER_JOB + RAMP + 120))
 TIMED=(--time_based --runtime="$SECONDS_PER_JOB" --ramp_time="$RAMP")
 
+# Every target is set up first (files, array, fill, data check), then each
+# workload runs on all targets back to back, so that a change in the load of
+# the machine during the run skews one row rather than one column.
+
+# member_files KIND: the member paths of a umd target, in role order.
+member_files() {
+    local i
+    for ((i = 0; i < MEMBERS; i++)); do echo "$DIR/$1-m$i"; done
+}
+
 # --- limit: fio io_uring straight on the member files ------------------------
 # One job per member file (numjobs = members, job k on member k, via
 # filename_format), each job with the workload's block size and iodepth.
-bench_limit() {
-    # fio expands $jobnum itself.
-    # shellcheck disable=SC2016
-    local w fmt=$DIR/limit-m'$jobnum' v
+# fio expands $jobnum itself.
+# shellcheck disable=SC2016
+LIMIT_FMT=$DIR/limit-m'$jobnum'
+setup_limit() {
     echo "== limit: fio io_uring on $MEMBERS member files of $MEMBER_MIB MiB" >&2
-    run_fio limit-fill --ioengine=io_uring --filename_format="$fmt" --numjobs="$MEMBERS" \
-        --rw=write --bs=1m --iodepth=8 --size="${MEMBER_MIB}m" --group_reporting || return 0
-    for w in "${WORKLOADS[@]}"; do
-        if run_fio "limit-$w" --ioengine=io_uring --filename_format="$fmt" \
-            --numjobs="$MEMBERS" --rw="${W_RW[$w]}" --bs="${W_BS[$w]}" \
-            --iodepth="${W_QD[$w]}" --size="${MEMBER_MIB}m" --group_reporting "${TIMED[@]}" &&
-            v=$(json_metric "$DIR/limit-$w.json" "$(metric_dir "$w")" "$(metric_kind "$w")"); then
-            RESULT[limit,$w]=$v
-        else
-            fail "limit $w: no result"
-        fi
-    done
-    rm -f "$DIR"/limit-m*
+    run_fio limit-fill --ioengine=io_uring --filename_format="$LIMIT_FMT" \
+        --numjobs="$MEMBERS" --rw=write --bs=1m --iodepth=8 --size="${MEMBER_MIB}m" \
+        --group_reporting
 }
 
-# nbd_job KIND NAME SIZE WORKLOAD: one fio nbd run of WORKLOAD against a
-# fresh server. Sequential jobs each get their own stretch of the export
-# (a multiple of the block size, so a full-stripe write stays stripe-aligned).
+limit_job() {
+    local w=$1 v
+    run_fio "limit-$w" --ioengine=io_uring --filename_format="$LIMIT_FMT" \
+        --numjobs="$MEMBERS" --rw="${W_RW[$w]}" --bs="${W_BS[$w]}" --iodepth="${W_QD[$w]}" \
+        --size="${MEMBER_MIB}m" --group_reporting "${TIMED[@]}" || return 1
+    v=$(json_metric "$DIR/limit-$w.json" "$(metric_dir "$w")" "$(metric_kind "$w")") || return 1
+    RESULT[limit,$w]=$v
+}
+
+# nbd_job KIND WORKLOAD: one fio nbd run of WORKLOAD against a fresh server.
+# Sequential jobs each get their own stretch of the export (a multiple of
+# the block size, so a full-stripe write stays stripe-aligned).
 nbd_job() {
-    local kind=$1 name=$2 size=$3 w=$4 jobs region v
+    local kind=$1 w=$2 size=${EXPORT_SIZE[$1]} jobs region v
     jobs=${W_JOBS[$w]}
     start_server "$kind" || return 1
     local args=(--ioengine=nbd --uri="$URI" --rw="${W_RW[$w]}" --bs="${W_BS[$w]}"
@@ -275,32 +286,31 @@ nbd_job() {
         region=$((size / jobs / W_BS_BYTES[$w] * W_BS_BYTES[$w]))
         args+=(--size="$region" --offset_increment="$region")
     fi
-    run_fio "$name" "${args[@]}" "${TIMED[@]}" || { stop_server || true; return 1; }
+    run_fio "$kind-$w" "${args[@]}" "${TIMED[@]}" || { stop_server || true; return 1; }
     stop_server || return 1
-    v=$(json_metric "$DIR/$name.json" "$(metric_dir "$w")" "$(metric_kind "$w")") || return 1
+    v=$(json_metric "$DIR/$kind-$w.json" "$(metric_dir "$w")" "$(metric_kind "$w")") || return 1
     RESULT[$kind,$w]=$v
 }
 
-# bench_nbd KIND: fill the export once, verify data (umd), run every workload.
-bench_nbd() {
-    local kind=$1 size w i
+# setup_nbd KIND: create the backing file or the array, fill the export once,
+# check umd's data. Sets EXPORT_SIZE[KIND]; non-zero if KIND is unusable.
+declare -A EXPORT_SIZE=()
+setup_nbd() {
+    local kind=$1 size
     if [[ $kind == nbdkit ]]; then
         echo "== nbdkit: file plugin on one $((MEMBER_MIB * MEMBERS)) MiB file" >&2
         truncate -s "$((MEMBER_MIB * MEMBERS))m" "$DIR/nbdkit.img"
     else
-        local level=${kind#raid}
+        local level=${kind#raid} members
         echo "== umd $kind: $MEMBERS members of $MEMBER_MIB MiB, chunk $CHUNK_KIB KiB" >&2
-        MEMBER_FILES=()
-        for ((i = 0; i < MEMBERS; i++)); do
-            truncate -s "${MEMBER_MIB}m" "$DIR/$kind-m$i"
-            MEMBER_FILES+=("$DIR/$kind-m$i")
-        done
+        mapfile -t members < <(member_files "$kind")
+        truncate -s "${MEMBER_MIB}m" "${members[@]}"
         local create=(create --level "$level" --raid-devices "$MEMBERS" --chunk "$CHUNK_KIB")
         [[ $level == 5 ]] && create+=(--layout left-symmetric)
-        if ! "$UMD" "${create[@]}" --assume-clean "${MEMBER_FILES[@]}" \
+        if ! "$UMD" "${create[@]}" --assume-clean "${members[@]}" \
             >"$DIR/$kind-create.log" 2>&1; then
             fail "umd ${create[*]} failed: $(tail -n 3 "$DIR/$kind-create.log")"
-            return 0
+            return 1
         fi
     fi
 
@@ -308,47 +318,59 @@ bench_nbd() {
     # reads hit real data; the bytes written give the export size (every
     # export here is a multiple of the 512 KiB fill block).
     echo "   filling the export once" >&2
-    start_server "$kind" || return 0
+    start_server "$kind" || return 1
     if ! run_fio "$kind-fill" --ioengine=nbd --uri="$URI" --rw=write --bs=512k --iodepth=16; then
         stop_server || true
-        return 0
+        return 1
     fi
-    stop_server || return 0
-    size=$(json_metric "$DIR/$kind-fill.json" write bytes) || { fail "$kind: fill result"; return 0; }
+    stop_server || return 1
+    size=$(json_metric "$DIR/$kind-fill.json" write bytes) || { fail "$kind: fill result"; return 1; }
     echo "   export size $((size / 1048576)) MiB" >&2
+    EXPORT_SIZE[$kind]=$size
 
     if [[ $kind != nbdkit ]]; then
         # Data check: random-size random writes read back and checksummed in
-        # the same session, then checked again by a fresh `umd run`.
+        # the same server run, then checked again by a fresh `umd run`.
         local vsize=$((VERIFY_MIB * 1048576)) ok=1
         ((vsize <= size)) || vsize=$size
         local vargs=(--ioengine=nbd --rw=randwrite --bsrange=4k-"${STRIPE_KIB}"k
-            --iodepth=8 --size="$vsize" --verify=crc32c --verify_fatal=1 --randseed=4242)
+            --iodepth=8 --size="$vsize" --verify=crc32c --verify_fatal=1 --randseed=4242 --verify_state_save=0)
         echo "   verifying data (fio verify=crc32c over $((vsize / 1048576)) MiB, twice)" >&2
-        start_server "$kind" || return 0
+        start_server "$kind" || return 1
         run_fio "$kind-verify" "${vargs[@]}" --uri="$URI" || ok=0
         stop_server || ok=0
         if [[ $ok == 1 ]]; then
-            start_server "$kind" || return 0
+            start_server "$kind" || return 1
             run_fio "$kind-reverify" "${vargs[@]}" --uri="$URI" --verify_only=1 || ok=0
             stop_server || ok=0
         fi
+        # Wrong data is reported but the speed is still measured.
         [[ $ok == 1 ]] || fail "umd $kind: data verification failed (see above)"
     fi
-
-    for w in "${WORKLOADS[@]}"; do
-        nbd_job "$kind" "$kind-$w" "$size" "$w" || fail "$kind $w: no result"
-    done
-    rm -f "$DIR/nbdkit.img" "$DIR/$kind"-m*
 }
 
 # Other work on the machine skews every column; the load average is printed with the table.
 load_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 echo "nbd-e2e: ${SECONDS_PER_JOB}s per workload (+${RAMP}s ramp), members ${MEMBER_MIB} MiB," \
     "targets: $TARGETS, dir $DIR" >&2
-if want limit; then bench_limit; fi
-for kind in nbdkit raid0 raid5; do
-    if want "$kind"; then bench_nbd "$kind"; fi
+ready=()
+for kind in limit nbdkit raid0 raid5; do
+    want "$kind" || continue
+    if [[ $kind == limit ]]; then
+        setup_limit && ready+=(limit)
+    else
+        setup_nbd "$kind" && ready+=("$kind")
+    fi
+done
+for w in "${WORKLOADS[@]}"; do
+    echo "== ${W_LABEL[$w]}: ${ready[*]}" >&2
+    for kind in "${ready[@]}"; do
+        if [[ $kind == limit ]]; then
+            limit_job "$w" || fail "limit $w: no result"
+        else
+            nbd_job "$kind" "$w" || fail "$kind $w: no result"
+        fi
+    done
 done
 
 # --- report ------------------------------------------------------------------

@@ -490,12 +490,17 @@ fn resolve_shape(spec: &CreateSpec) -> Result<Shape, EngineError> {
             "--bitmap internal: not meaningful for {level}, which has nothing to resync"
         )));
     }
+    // raid4/5/6 created with a member missing have nothing a resync could
+    // make consistent, and md refuses to start a dirty degraded parity
+    // array: such arrays are created clean, as mdadm does.
+    let parity_degraded =
+        level.parity_members() > 0 && spec.member_bytes.iter().any(Option::is_none);
     Ok(Shape {
         level,
         layout,
         chunk_sectors,
         metadata,
-        clean: spec.assume_clean || !redundant,
+        clean: spec.assume_clean || !redundant || parity_degraded,
     })
 }
 

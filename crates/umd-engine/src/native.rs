@@ -128,7 +128,7 @@ impl NativeMetadata {
             .max()
             .unwrap_or(0);
         let faulty = vec![false; members.len()];
-        let this = Self {
+        let mut this = Self {
             members,
             faulty,
             version,
@@ -136,7 +136,61 @@ impl NativeMetadata {
             bitmap: None,
         };
         this.check_same_array()?;
+        this.mark_absent_roles_faulty();
         Ok(this)
+    }
+
+    /// md records only the devices it has: when it writes superblocks, every
+    /// role held by a device that is not part of the running array is
+    /// written as faulty (1.x role 0xfffe; 0.90 descriptor FAULTY), so the
+    /// absent member is shown as gone (`A.A`) and is not trusted again
+    /// without a re-add. Applied at load; reaches disk with the next update.
+    fn mark_absent_roles_faulty(&mut self) {
+        let present_v1: Vec<usize> = self
+            .members
+            .iter()
+            .flatten()
+            .filter_map(|m| match m {
+                MemberSb::V1(sb) => Some(sb.dev_number as usize),
+                MemberSb::V0 { .. } => None,
+            })
+            .collect();
+        let present_v0: Vec<usize> = self
+            .members
+            .iter()
+            .flatten()
+            .filter_map(|m| match m {
+                MemberSb::V0 { sb, .. } => Some(sb.this_disk.number as usize),
+                MemberSb::V1(_) => None,
+            })
+            .collect();
+        for member in self.members.iter_mut().flatten() {
+            match member {
+                MemberSb::V1(sb) => {
+                    for (dev, role) in sb.dev_roles.iter_mut().enumerate() {
+                        if *role < sb1::ROLE_NON_DATA_MIN && !present_v1.contains(&dev) {
+                            *role = sb1::ROLE_FAULTY;
+                        }
+                    }
+                }
+                MemberSb::V0 { sb, .. } => {
+                    let absent: Vec<usize> = sb
+                        .disks
+                        .iter()
+                        .enumerate()
+                        .filter(|(n, d)| {
+                            d.state & sb0::DISK_FAULTY == 0
+                                && d.state & sb0::DISK_ACTIVE != 0
+                                && !present_v0.contains(n)
+                        })
+                        .map(|(n, _)| n)
+                        .collect();
+                    for n in absent {
+                        fail_descriptor_90(sb, n);
+                    }
+                }
+            }
+        }
     }
 
     /// The array's current `events`.

@@ -80,6 +80,12 @@ fn normalized(m: &Metadata, base: &Metadata) -> Metadata {
             sb.events = b.events;
             sb.utime = b.utime;
             sb.resync_offset = b.resync_offset;
+            // Roles of devices not in the set are written faulty, as md does.
+            for (role, base) in sb.dev_roles.iter_mut().zip(&b.dev_roles) {
+                if *role == umd_formats::sb1::ROLE_FAULTY {
+                    *role = *base;
+                }
+            }
             Metadata::V1(sb)
         }
         (Metadata::V0_90(mut sb), Metadata::V0_90(b)) => {
@@ -88,6 +94,15 @@ fn normalized(m: &Metadata, base: &Metadata) -> Metadata {
             sb.state = b.state;
             sb.recovery_cp = b.recovery_cp;
             sb.cp_events = b.cp_events;
+            // Descriptors of devices not in the set are written faulty.
+            for (d, base) in sb.disks.iter_mut().zip(b.disks.iter()) {
+                if d.state == umd_formats::sb0::DISK_FAULTY {
+                    *d = *base;
+                }
+            }
+            sb.active_disks = b.active_disks;
+            sb.working_disks = b.working_disks;
+            sb.failed_disks = b.failed_disks;
             Metadata::V0_90(sb)
         }
         _ => panic!("metadata kind changed"),

@@ -130,7 +130,10 @@ fn crash_case(level: &str, disks: usize, bitmap: bool) {
     // dirty superblocks are written before the first write proceeds).
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !matches!(run.get("array_state").as_str(), "active" | "write-pending") {
-        assert!(std::time::Instant::now() < deadline, "fio never started writing");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fio never started writing"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(500));

@@ -316,6 +316,7 @@ fn fio_randrw_verify_two_jobs() {
             "--iodepth=16",
             "--numjobs=2",
             "--verify=crc32c",
+            "--verify_state_save=0",
             "--verify_fatal=1",
             "--output-format=json",
         ],

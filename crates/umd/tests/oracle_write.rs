@@ -20,7 +20,8 @@
 //! before assembly must show the events and state the host saw, `mdadm --assemble --run`
 //! must start it without a resync (sync_action idle, resync_start none) and with the expected
 //! number of missing members, `check` must find mismatch_cnt 0, and the sha256 of `/dev/mdX`
-//! must be the data written.
+//! must be the data written. After the kernel stops it, the roles its superblock records as
+//! active ("Array State") must be those umd recorded after running the same members.
 //!
 //! The kernel and mdadm are the reference here. Without the harness or its dependencies this
 //! test fails, naming what is missing; it skips only when `UMD_SKIP_ORACLE=1` is set.
@@ -29,6 +30,8 @@
 //! `UMD_ORACLE_ACCEL` (md-vm `--accel`, default `tcg`), `UMD_ORACLE_KEEP` (keep the images
 //! and VM output even on success).
 
+#[path = "oracle_write/boot.rs"]
+mod boot;
 mod support;
 #[path = "oracle_write/verify.rs"]
 mod verify;
@@ -36,14 +39,13 @@ mod verify;
 #[path = "oracle/vm.rs"]
 mod vm;
 
+use boot::{boot, locate_oracle, parallel, restore_snapshot, snapshot};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::fs;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use support::{cat, examine_field, mdadm_examine, pseudo_random, run_ok, Running};
 use verify::{parse_verify_output, Verified};
@@ -51,20 +53,8 @@ use vm::{parse_vm_output, VmArray};
 
 /// One MiB, the unit of member sizes.
 const MIB: u64 = 1 << 20;
-/// Where md-vm sits relative to this crate when `UMD_ORACLE` is not set.
-const DEFAULT_ORACLE_DIR: &str = "../../../shared/oracle";
-/// Kill a VM that runs longer than this (a healthy boot takes about a minute).
-const VM_TIMEOUT_SECS: u32 = 300;
-/// Boots before giving up: a guest kernel that stalls at boot under software emulation
-/// ends in exit 124; such a boot is retried on the images as they were before it.
-const VM_ATTEMPTS_MAX: u32 = 3;
-/// md-vm's exit statuses for "the VM, not the script, failed" (its README).
-const VM_TIMED_OUT: i32 = 124;
-const VM_FAILED: i32 = 125;
 /// Disks per boot: from the 44th on, qemu refuses the PCI address md-vm gives a disk.
 const MAX_VM_DISKS: usize = 42;
-/// Host workers running at once: the machine has two cores.
-const PARALLEL: usize = 2;
 /// How long umd's initial resync of a few MiB may take.
 const RESYNC_TIMEOUT: Duration = Duration::from_secs(120);
 /// The role created as `missing` in the `missing` cases.
@@ -182,6 +172,8 @@ fn umd_cases() -> Vec<UmdCase> {
 struct HostExamine {
     events: Option<String>,
     state: Option<String>,
+    /// 1.x only: which roles the superblock records as active ("AA.").
+    array_state: Option<String>,
 }
 
 /// One array for the kernel to judge, with everything the host knows it must find.
@@ -276,6 +268,7 @@ fn host_examine(members: &[PathBuf], problems: &mut Vec<String>) -> Vec<HostExam
             let h = HostExamine {
                 events: examine_field(&text, "Events"),
                 state: examine_field(&text, "State"),
+                array_state: examine_field(&text, "Array State"),
             };
             if h.state.as_deref() != Some("clean") {
                 problems.push(format!(
@@ -480,55 +473,6 @@ fn umd_overwrites(
     })
 }
 
-/// One md-vm boot, retried when the VM (not the script) failed; `restore` puts the disks back
-/// as they were before the first attempt. Returns the guest output and the wall seconds.
-fn boot(
-    md_vm: &Path,
-    script: &Path,
-    dir: &Path,
-    disks: &[PathBuf],
-    restore: &dyn Fn() -> Result<(), String>,
-) -> Result<(String, f64), String> {
-    let accel = std::env::var("UMD_ORACLE_ACCEL").unwrap_or_else(|_| "tcg".to_string());
-    for attempt in 1..=VM_ATTEMPTS_MAX {
-        let start = Instant::now();
-        let out = Command::new(md_vm)
-            .arg("--quiet")
-            .args(["--accel", &accel])
-            .args(["--timeout", &VM_TIMEOUT_SECS.to_string()])
-            .arg("--script")
-            .arg(script)
-            .arg("--add")
-            .arg(dir.join("plan.txt"))
-            .arg("--console")
-            .arg(dir.join("console.log"))
-            .arg("--")
-            .args(disks)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", md_vm.display()))?;
-        let secs = start.elapsed().as_secs_f64();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let log = dir.join("vm-output.txt");
-        fs::write(&log, &stdout).map_err(|e| format!("{}: {e}", log.display()))?;
-        let code = out.status.code();
-        if matches!(code, Some(0 | 1)) {
-            return Ok((stdout, secs));
-        }
-        let err = format!(
-            "md-vm exited with {} after {secs:.1} s (output in {}): {}",
-            out.status,
-            log.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        if !matches!(code, Some(VM_TIMED_OUT | VM_FAILED)) || attempt == VM_ATTEMPTS_MAX {
-            return Err(err);
-        }
-        eprintln!("oracle_write: boot attempt {attempt} failed ({err}); retrying");
-        restore()?;
-    }
-    unreachable!("the last attempt returns")
-}
-
 /// Test 2's first half: mdadm creates the arrays in a VM and the kernel writes data A.
 struct LinuxArrays {
     /// (name, level, members) per plan line.
@@ -604,59 +548,6 @@ fn linux_creates(md_vm: &Path, oracle_tests: &Path, work: &Path) -> LinuxArrays 
         source,
         out,
     }
-}
-
-/// Runs `jobs` on [`PARALLEL`] threads; results in job order.
-fn parallel<J: Sync, R: Send>(jobs: &[J], f: impl Fn(&J) -> R + Sync) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..PARALLEL {
-            s.spawn(|| loop {
-                let j = next.fetch_add(1, Ordering::SeqCst);
-                let Some(job) = jobs.get(j) else { break };
-                let r = f(job);
-                results.lock().expect("no poisoned lock").push((j, r));
-            });
-        }
-    });
-    let mut results = results.into_inner().expect("no poisoned lock");
-    results.sort_by_key(|(j, _)| *j);
-    results.into_iter().map(|(_, r)| r).collect()
-}
-
-/// Copies the disks of a verify boot aside, so a retried boot starts from them again.
-fn snapshot(disks: &[PathBuf], to: &Path) -> Result<(), String> {
-    fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
-    for (i, d) in disks.iter().enumerate() {
-        let dst = to.join(format!("{i}.img"));
-        let st = Command::new("cp")
-            .arg("--sparse=always")
-            .arg(d)
-            .arg(&dst)
-            .status()
-            .map_err(|e| format!("cp: {e}"))?;
-        if !st.success() {
-            return Err(format!("cp {} {}: {st}", d.display(), dst.display()));
-        }
-    }
-    Ok(())
-}
-
-fn restore_snapshot(disks: &[PathBuf], from: &Path) -> Result<(), String> {
-    for (i, d) in disks.iter().enumerate() {
-        let src = from.join(format!("{i}.img"));
-        let st = Command::new("cp")
-            .arg("--sparse=always")
-            .arg(&src)
-            .arg(d)
-            .status()
-            .map_err(|e| format!("cp: {e}"))?;
-        if !st.success() {
-            return Err(format!("cp {} {}: {st}", src.display(), d.display()));
-        }
-    }
-    Ok(())
 }
 
 /// Groups the arrays into boots of at most [`MAX_VM_DISKS`] disks, in order.
@@ -737,7 +628,13 @@ fn judge(a: &ToVerify, v: &Verified) -> (String, Vec<String>) {
         );
     }
     let after = |k: &str| v.after.get(k).map_or("<none>", String::as_str);
-    if after("sync_action") != "idle" || after("resync_start") != "none" {
+    // Levels without redundancy have no sync_action attribute at all ("?").
+    let idle = if has_redundancy(&a.level) {
+        "idle"
+    } else {
+        "?"
+    };
+    if after("sync_action") != idle || after("resync_start") != "none" {
         p.push(format!(
             "not clean after assembly: sync_action={} resync_start={} array_state={}\n{}",
             after("sync_action"),
@@ -779,6 +676,21 @@ fn judge(a: &ToVerify, v: &Verified) -> (String, Vec<String>) {
             v.sha256, a.sha256
         ));
     }
+    // After running the same members, the kernel's own superblock says which roles are
+    // active; umd's must say the same (a re-add legitimately changes it).
+    if a.readd.is_empty() {
+        let kernel = v
+            .examine_after
+            .as_deref()
+            .and_then(|t| examine_field(t, "Array State"));
+        let umd = a.host.first().and_then(|h| h.array_state.clone());
+        if kernel != umd {
+            p.push(format!(
+                "member 0 Array State after umd's run {umd:?}, after the kernel's run of the \
+                 same members {kernel:?}"
+            ));
+        }
+    }
     if v.stop_failed {
         p.push("mdadm --stop failed".to_string());
     }
@@ -800,37 +712,6 @@ fn judge(a: &ToVerify, v: &Verified) -> (String, Vec<String>) {
         if p.is_empty() { "ok" } else { "PROBLEM" }
     );
     (line, p)
-}
-
-/// The md-vm script path, or the reasons the oracle cannot run.
-fn locate_oracle() -> Result<PathBuf, String> {
-    let dir = std::env::var_os("UMD_ORACLE").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_ORACLE_DIR),
-        PathBuf::from,
-    );
-    let md_vm = dir.join("md-vm");
-    if !md_vm.is_file() {
-        return Err(format!(
-            "{} not found (set UMD_ORACLE to its directory)",
-            md_vm.display()
-        ));
-    }
-    // md-vm checks qemu, the kernel, busybox-static and mdadm itself and names what is missing.
-    let out = Command::new(&md_vm)
-        .args(["--quiet", "--build-only"])
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", md_vm.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} --build-only failed: {}",
-            md_vm.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    for tool in ["mdadm", "nbdcopy", "nbdinfo", "qemu-io", "cp"] {
-        support::require_tool(tool);
-    }
-    Ok(md_vm)
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! flight at once and no further.
 
 use super::{HostError, Shared};
-use crate::batch::{Batch, Op};
+use crate::batch::{BackendKind, Batch, Op};
 use crate::member_file::{IoError, MemberFile};
 use umd_engine::read::{MemberMap, ReadPlan, ReadPlanner};
 use umd_engine::write::{BufRef, PlannedIo, WritePlan, WritePlanner};
@@ -16,11 +16,18 @@ use umd_engine::Errno;
 pub(crate) struct IoCtx {
     /// The member generation the planners were built for.
     pub(crate) generation: u64,
+    /// Whether the array was running when this context was taken (read
+    /// under the same lock as the generation, so a read takes `core` once).
+    pub(crate) array_running: bool,
     pub(crate) read_planner: ReadPlanner,
     pub(crate) write_planner: WritePlanner,
     pub(crate) read_plan: ReadPlan,
     pub(crate) write_plan: WritePlan,
     pub(crate) batch: Batch,
+    /// Positional syscalls for a lone op: with one I/O there is nothing to
+    /// overlap, and a direct `pread` beats a ring round trip (and io_uring's
+    /// punt of buffered file I/O to its worker threads).
+    pub(crate) single: Batch,
     /// Scratch for parity, old data and reconstruction.
     pub(crate) scratch: Vec<u8>,
     /// Extra read buffers for reconstruction (buffer 1.. of a read plan).
@@ -40,6 +47,7 @@ impl IoCtx {
     fn build(shared: &Shared, generation: u64, map: &MemberMap) -> Self {
         Self {
             generation,
+            array_running: true,
             read_planner: ReadPlanner::new(
                 shared.geometry.clone(),
                 map.clone(),
@@ -53,6 +61,7 @@ impl IoCtx {
             read_plan: ReadPlan::default(),
             write_plan: WritePlan::default(),
             batch: Batch::new(),
+            single: Batch::with_backend(BackendKind::Sync),
             scratch: Vec::new(),
             read_buffers: Vec::new(),
             results: Vec::new(),
@@ -72,7 +81,8 @@ impl IoCtx {
             .pop();
         let core = shared.core();
         let generation = core.members_generation;
-        match pooled {
+        let array_running = core.array.ro().is_some();
+        let mut ctx = match pooled {
             Some(ctx) if ctx.generation == generation => ctx,
             Some(mut ctx) => {
                 let map = core.member_map.clone();
@@ -89,7 +99,9 @@ impl IoCtx {
                 drop(core);
                 IoCtx::build(shared, generation, &map)
             }
-        }
+        };
+        ctx.array_running = array_running;
+        ctx
     }
 
     /// Return a context to the pool.
@@ -168,9 +180,14 @@ impl IoCtx {
             }
         }
         // Field-wise borrow: `ops` holds slices of `self.scratch`.
+        let batch = if ops.len() == 1 {
+            &mut self.single
+        } else {
+            &mut self.batch
+        };
         let outcome = run_ops(
             shared,
-            &mut self.batch,
+            batch,
             &mut ops,
             &mut self.results,
             &mut self.files_store,
@@ -188,13 +205,12 @@ impl IoCtx {
         shared: &Shared,
         ops: &mut [Op<'_>],
     ) -> Result<(), (usize, IoError)> {
-        run_ops(
-            shared,
-            &mut self.batch,
-            ops,
-            &mut self.results,
-            &mut self.files_store,
-        )
+        let batch = if ops.len() == 1 {
+            &mut self.single
+        } else {
+            &mut self.batch
+        };
+        run_ops(shared, batch, ops, &mut self.results, &mut self.files_store)
     }
 
     /// Sync the data of every present member among `members` to stable storage.

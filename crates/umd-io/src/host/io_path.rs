@@ -61,10 +61,11 @@ fn check_range(shared: &Shared, offset: u64, len: u64) -> Result<(), HostError> 
 /// Read `buf.len()` bytes at `offset`.
 pub(crate) fn read(shared: &Shared, offset: u64, buf: &mut [u8]) -> Result<(), HostError> {
     check_range(shared, offset, buf.len() as u64)?;
-    if shared.core().array.ro().is_none() {
+    let mut ctx = IoCtx::take(shared);
+    if !ctx.array_running {
+        ctx.give_back(shared);
         return Err(HostError::new(Errno::EIO, "the array is not running"));
     }
-    let mut ctx = IoCtx::take(shared);
     let result = read_with(shared, &mut ctx, offset / 512, buf);
     ctx.give_back(shared);
     result

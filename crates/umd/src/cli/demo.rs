@@ -72,7 +72,7 @@ pub(crate) fn run(dir: Option<&Path>) -> Result<ExitCode, String> {
     super::create::run(parsed.args)?;
 
     println!("2. umd run (in this process): assemble, start, initial resync");
-    let (host, _name) = open_array(&paths, None)?;
+    let (host, _name) = open_array(&paths, None, false)?;
     wait_idle(&host)?;
     let size = host.size_bytes();
     let mut expected = pseudo_random(usize::try_from(size).map_err(|e| e.to_string())?, 7);

@@ -45,6 +45,11 @@ pub(crate) struct RunArgs {
     /// raid0 layout for multi-zone arrays whose metadata does not record it.
     #[arg(long, value_enum)]
     raid0_layout: Option<Raid0LayoutArg>,
+    /// Start a raid4/5/6 that is both dirty (not shut down cleanly) and
+    /// degraded, as md's `start_dirty_degraded`: stripes that were being
+    /// written when it stopped may rebuild wrong data.
+    #[arg(long)]
+    force: bool,
     /// Member devices or image files, in any order.
     #[arg(required = true)]
     members: Vec<PathBuf>,
@@ -157,7 +162,7 @@ struct Started {
 }
 
 fn start(args: &RunArgs) -> Result<Started, String> {
-    let (host, name) = open_array(&args.members, args.raid0_layout)?;
+    let (host, name) = open_array(&args.members, args.raid0_layout, args.force)?;
     let control_path = args
         .control
         .clone()
@@ -179,6 +184,7 @@ fn start(args: &RunArgs) -> Result<Started, String> {
 pub(crate) fn open_array(
     members: &[PathBuf],
     raid0_layout: Option<Raid0LayoutArg>,
+    force: bool,
 ) -> Result<(Arc<ArrayHost>, String), String> {
     let opened = members
         .iter()
@@ -189,6 +195,18 @@ pub(crate) fn open_array(
         raid0_layout: raid0_layout.map(Into::into),
     };
     let assembly = assemble(&cands, &options).map_err(|e| e.to_string())?;
+    let dirty_degraded = !assembly.clean
+        && assembly.geometry.level().parity_members() > 0
+        && assembly.members.iter().any(Option::is_none);
+    if dirty_degraded && !force {
+        return Err(format!(
+            "{}: the array is dirty and degraded (missing roles {:?}): stripes being written \
+             when it stopped may rebuild wrong data; add the missing member, or start it \
+             anyway with --force",
+            array_name(&assembly.name, &assembly.uuid.to_string()),
+            assembly.missing_roles()
+        ));
+    }
     for w in &assembly.warnings {
         eprintln!("umd: warning: {w}");
     }

@@ -5,22 +5,24 @@
 //! policy (what to accept, which error to return) lives there; this file only
 //! moves bytes and bounds the work in flight.
 //!
-//! Threads: one acceptor; per connection one reader thread (negotiation, then
-//! request headers and write payloads) and `workers_per_connection` workers. The
-//! reader takes a buffer from the connection's pool before it reads a request's
-//! payload, so requests in flight never exceed the pool size, and memory never
-//! exceeds `workers × request_bytes_max` per connection. Each buffer grows to the
-//! largest request it has carried and is reused: steady state allocates nothing.
-//! Write payloads go straight from the socket into the pooled buffer, and read
-//! data from the export's buffer straight into one vectored `writev` with its
-//! reply header: one copy each way.
+//! Threads: one acceptor; per connection a thread that negotiates and then
+//! serves as one of `workers_per_connection` workers. Workers take turns as the
+//! reader (leader/follower, as nbdkit's parallel model does): the one holding
+//! the read side parses the next request and reads a WRITE's payload into its
+//! own buffer, lets go, executes and replies. No request changes threads, so
+//! none costs an extra wake-up; requests in flight never exceed the workers,
+//! and memory never exceeds `workers × request_bytes_max` per connection. Each
+//! buffer grows to the largest request it has carried and is reused: steady
+//! state allocates nothing. Write payloads go straight from the socket into the
+//! worker's buffer, and read data from that buffer straight into one vectored
+//! `writev` with its reply header: one copy each way.
 //!
 //! Locks, highest first (a thread may take a lower lock while holding a higher
 //! one, never the reverse): `Shared::connections` (acceptor and shutdown only,
-//! never held across I/O); `Connection::job_queue` (held by one idle worker while
-//! it waits for a job, released before the job runs); `Connection::reply_writer`
-//! (held while one reply is written, so header and payload stay contiguous). No
-//! thread holds two of them at once today.
+//! never held across I/O); `Connection::reader` (held by one worker while it
+//! reads one request; it may take `reply_writer` to answer a refused request);
+//! `Connection::reply_writer` (held while one reply is written, so header and
+//! payload stay contiguous).
 //!
 //! Shutdown: the listener is shut down (waking `accept`), every connection's read
 //! side is shut down (waking its reader with end-of-file), readers stop taking
@@ -33,7 +35,6 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -635,22 +636,32 @@ fn write_reply<W: Write>(w: &mut W, cookie: u64, error: u32, payload: &[u8]) -> 
     Ok(())
 }
 
-/// Per-connection state shared by its reader and workers.
+/// Per-connection state shared by its workers.
+///
+/// Workers take turns as the reader (leader/follower): the one holding
+/// `reader` parses the next request and reads its payload into its own
+/// buffer, releases the lock, executes and replies. No request is handed
+/// from thread to thread, so a request costs no extra wake-up, and at most
+/// `workers_per_connection` requests are in flight.
 struct Connection<'a> {
     export: &'a dyn BlockExport,
     /// The socket's write side. Lock order: lowest; held for one reply's write.
     reply_writer: Mutex<Stream>,
-    /// Jobs from the reader. Lock order: above `reply_writer`; one idle worker
-    /// holds it while waiting in `recv`, and releases it before running the job.
-    job_queue: Mutex<Receiver<Job>>,
-    /// Set when a reply could not be written; the reader then stops.
+    /// The socket's read side. Lock order: above `reply_writer`; held by one
+    /// worker while it reads one request (header and payload), never while
+    /// a request executes.
+    reader: Mutex<ReadSide<'a>>,
+    /// Set when a reply could not be written; the readers then stop.
     broken: AtomicBool,
 }
 
-/// A checked request and the pooled buffer it owns until its reply is sent.
-struct Job {
-    request: Request,
-    buf: Vec<u8>,
+/// What the worker holding [`Connection::reader`] owns.
+struct ReadSide<'a> {
+    stream: &'a mut Stream,
+    /// No more requests will be read (end of stream, DISC, error, shutdown).
+    done: bool,
+    /// Why reading stopped, if it was an error.
+    error: Option<ConnectionError>,
 }
 
 impl Connection<'_> {
@@ -677,17 +688,14 @@ fn transmission(
 ) -> Result<(), ConnectionError> {
     let workers = shared.config.workers_per_connection;
     assert!(workers >= 1, "config checked at bind");
-    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(workers);
-    let (buf_tx, buf_rx) = mpsc::sync_channel::<Vec<u8>>(workers);
-    for _ in 0..workers {
-        buf_tx
-            .send(Vec::new())
-            .map_err(|_| ProtoError::Unreachable("buffer pool closed while filling"))?;
-    }
     let conn = Connection {
         export: &*shared.export,
         reply_writer: Mutex::new(stream.try_clone()?),
-        job_queue: Mutex::new(job_rx),
+        reader: Mutex::new(ReadSide {
+            stream,
+            done: false,
+            error: None,
+        }),
         broken: AtomicBool::new(false),
     };
     let limits = limits(
@@ -696,20 +704,28 @@ fn transmission(
         shared.config.request_bytes_max,
     );
     thread::scope(|scope| {
-        for _ in 0..workers {
+        let mut started = 0usize;
+        for _ in 1..workers {
             let spawned = thread::Builder::new()
                 .name("nbd-worker".to_owned())
-                .spawn_scoped(scope, || worker(&conn, &buf_tx));
-            if let Err(error) = spawned {
-                // Fewer workers only means less parallelism, as long as one runs.
-                warn!(%error, "nbd: cannot start a worker");
+                .spawn_scoped(scope, || worker(&conn, &limits, &shared.stopping));
+            match spawned {
+                Ok(_) => started += 1,
+                // Fewer workers only means less parallelism: this thread serves too.
+                Err(error) => warn!(%error, "nbd: cannot start a worker"),
             }
         }
-        let result = read_requests(&conn, stream, &job_tx, &buf_rx, &limits, &shared.stopping);
-        // Workers drain the queue, then see it closed and exit; the scope joins them.
-        drop(job_tx);
-        result
-    })
+        debug!(workers = started + 1, "nbd: serving");
+        worker(&conn, &limits, &shared.stopping);
+    });
+    let side = conn
+        .reader
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    match side.error {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
 }
 
 fn limits(info: &ExportInfo, read_only: bool, request_bytes_max: u32) -> Limits {
@@ -720,67 +736,71 @@ fn limits(info: &ExportInfo, read_only: bool, request_bytes_max: u32) -> Limits 
     }
 }
 
-/// The reader: parses requests, reads WRITE payloads into pooled buffers and
-/// queues jobs. Loops until end of stream, DISC, shutdown or a protocol error.
-fn read_requests(
+/// Take a turn as the reader: the next request, its payload (WRITE) in
+/// `buf`; `None` when the connection is done (the reason is recorded).
+fn read_one(
     conn: &Connection<'_>,
-    stream: &mut Stream,
-    jobs: &SyncSender<Job>,
-    buffers: &Receiver<Vec<u8>>,
     limits: &Limits,
     stopping: &AtomicBool,
-) -> Result<(), ConnectionError> {
+    buf: &mut Vec<u8>,
+) -> Option<Request> {
+    let mut side = conn.reader.lock().unwrap_or_else(PoisonError::into_inner);
     loop {
+        if side.done {
+            return None;
+        }
         if stopping.load(Ordering::SeqCst) || conn.broken.load(Ordering::SeqCst) {
-            return Ok(());
+            side.done = true;
+            return None;
         }
-        let request = match next_request(stream, limits)? {
-            Incoming::Eof | Incoming::Disc => return Ok(()),
-            Incoming::Refused(rejection) => {
-                conn.send_reply(rejection.cookie, rejection.error, &[])?;
-                continue;
+        let outcome = match next_request(side.stream, limits) {
+            Ok(Incoming::Eof | Incoming::Disc) => Ok(None),
+            Ok(Incoming::Refused(rejection)) => conn
+                .send_reply(rejection.cookie, rejection.error, &[])
+                .map_err(ConnectionError::from)
+                .map(|()| Some(None)),
+            Ok(Incoming::Request(request)) => {
+                if request.command == Command::Write {
+                    let len = request.length as usize;
+                    assert!(
+                        request.length <= limits.request_bytes_max,
+                        "checked by check_request"
+                    );
+                    ensure_len(buf, len);
+                    side.stream
+                        .read_exact(&mut buf[..len])
+                        .map(|()| Some(Some(request)))
+                        .map_err(ConnectionError::from)
+                } else {
+                    Ok(Some(Some(request)))
+                }
             }
-            Incoming::Request(request) => request,
+            Err(error) => Err(error),
         };
-        // Blocks while every buffer is in flight: the bound on parallel requests.
-        let mut buf = buffers
-            .recv()
-            .map_err(|_| ProtoError::Unreachable("buffer pool closed"))?;
-        if request.command == Command::Write {
-            let len = request.length as usize;
-            assert!(
-                request.length <= limits.request_bytes_max,
-                "checked by check_request"
-            );
-            ensure_len(&mut buf, len);
-            stream.read_exact(&mut buf[..len])?;
-        }
-        if jobs.send(Job { request, buf }).is_err() {
-            return Err(ProtoError::Unreachable("no worker is running").into());
+        match outcome {
+            // A refused request was answered: read the next one.
+            Ok(Some(None)) => {}
+            Ok(Some(Some(request))) => return Some(request),
+            Ok(None) => {
+                side.done = true;
+                return None;
+            }
+            Err(error) => {
+                side.done = true;
+                side.error = Some(error);
+                return None;
+            }
         }
     }
 }
 
-/// A worker: runs jobs and sends their replies until the reader hangs up.
-fn worker(conn: &Connection<'_>, buffers: &SyncSender<Vec<u8>>) {
-    loop {
-        let job = {
-            let queue = conn
-                .job_queue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            match queue.recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            }
-        };
-        let Job { request, mut buf } = job;
+/// A worker: reads a request in its turn, runs it and sends its reply, until
+/// the connection is done. Each worker owns one buffer, grown once.
+fn worker(conn: &Connection<'_>, limits: &Limits, stopping: &AtomicBool) {
+    let mut buf = Vec::new();
+    while let Some(request) = read_one(conn, limits, stopping, &mut buf) {
         let (error, payload_len) = execute(conn.export, &request, &mut buf);
-        let sent = conn.send_reply(request.cookie, error, &buf[..payload_len]);
-        // The pool holds exactly `workers` buffers, so this never blocks; it only
-        // fails if the reader is gone, when the buffer is no longer needed.
-        let _ = buffers.send(buf);
-        if let Err(error) = sent {
+        if let Err(error) = conn.send_reply(request.cookie, error, &buf[..payload_len]) {
             debug!(%error, "nbd: reply not sent");
             return;
         }

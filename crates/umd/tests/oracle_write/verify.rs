@@ -1,6 +1,7 @@
 //! Parses what `oracle_write/verify.sh` prints in the VM: per array the members'
 //! `mdadm --examine` before assembly, the kernel's state right after assembly, the outcome of
-//! a re-add and of `check`, and the size and sha256 of `/dev/mdX`.
+//! a re-add and of `check`, the size and sha256 of `/dev/mdX`, and the first member's
+//! `mdadm --examine` after the kernel stopped it.
 //!
 //! Every line the host reads starts with `@@`; mdadm's and /proc/mdstat's own text passes
 //! through untouched between `@@examine IDX K DEV` or `@@mdstat IDX` and `@@end`.
@@ -30,6 +31,8 @@ pub(crate) struct Verified {
     pub(crate) sha256: Option<String>,
     /// `mdadm --stop` failed.
     pub(crate) stop_failed: bool,
+    /// `mdadm --examine` of the first assembled member after the kernel stopped the array.
+    pub(crate) examine_after: Option<String>,
 }
 
 fn pairs(words: &[&str]) -> BTreeMap<String, String> {
@@ -86,6 +89,7 @@ pub(crate) fn parse_verify_output(out: &str) -> BTreeMap<usize, Verified> {
             "@@size" => a.size_bytes = rest.first().and_then(|s| s.parse().ok()),
             "@@sha256" => a.sha256 = rest.first().map(|s| (*s).to_string()),
             "@@stop-failed" => a.stop_failed = true,
+            "@@examine-after" => a.examine_after = Some(block(&mut lines)),
             _ => {}
         }
     }

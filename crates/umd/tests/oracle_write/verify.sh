@@ -11,19 +11,24 @@
 # assembly: sync_action, resync_start, array_state, degraded and
 # /proc/mdstat (a clean array must not start a resync); then it waits for
 # any resync or recovery, runs `check`, and prints mismatch_cnt, the size
-# and the sha256 of /dev/mdIDX, and stops the array.
+# and the sha256 of /dev/mdIDX, stops the array, and prints `mdadm --examine`
+# of its first member again (what the kernel records after running it).
 #
 # Output: marker lines starting with "@@" (parsed by oracle_write/verify.rs);
-# raw text sits between "@@examine IDX K DEV" / "@@mdstat IDX" and "@@end".
+# raw text sits between "@@examine IDX K DEV" / "@@mdstat IDX" /
+# "@@examine-after IDX" and "@@end".
 set -u
 set -- $MDVM_DISKS
 next=1
 # bound every wait: 0.2 s steps, 150 s
 wait_max=750
 
+# sysfs() prints "?" for an attribute the level lacks (linear and raid0 have
+# no sync_action, degraded or mismatch_cnt).
 sysfs() { cat "/sys/block/md$1/md/$2" 2>/dev/null || echo "?"; }
 
 wait_idle() {
+    [ -e "/sys/block/md$1/md/sync_action" ] || return 0
     n=0
     while [ "$(sysfs "$1" sync_action)" != idle ] && [ $n -lt $wait_max ]; do
         usleep 200000
@@ -76,5 +81,11 @@ while read -r idx check nasm nreadd; do
     echo "@@size $idx $(blockdev --getsize64 "/dev/md$idx")"
     echo "@@sha256 $idx $(sha256sum "/dev/md$idx" | cut -d' ' -f1)"
     mdadm --stop "/dev/md$idx" >/dev/null 2>&1 || echo "@@stop-failed $idx"
+    # what the kernel itself records after running these members
+    set -- $asm
+    echo "@@examine-after $idx"
+    mdadm --examine "$1" 2>&1
+    echo "@@end"
+    set -- $MDVM_DISKS
 done <"$MDVM_FILES/plan.txt"
 exit 0
