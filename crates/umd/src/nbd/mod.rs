@@ -19,6 +19,7 @@ use umd_engine::Errno;
 pub mod mem_export;
 pub mod proto;
 mod server;
+mod socket;
 
 pub use server::{
     NbdServer, ServerHandle, CONNECTIONS_MAX_LIMIT, REJECTED_PAYLOAD_DRAIN_BYTES_MAX,

@@ -30,9 +30,8 @@
 //! that stops reading replies is cut off after [`SHUTDOWN_GRACE`].
 
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::net::{Shutdown, TcpListener};
+use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -40,6 +39,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
+
+use super::socket::{Listener, Stream};
 
 use super::proto::{
     self, Command, ExpectClientFlags, ExportInfo, Limits, OptionOutcome, ProtoError, Rejection,
@@ -89,93 +90,6 @@ impl From<io::Error> for ConnectionError {
 impl From<ProtoError> for ConnectionError {
     fn from(error: ProtoError) -> Self {
         ConnectionError::Proto(error)
-    }
-}
-
-/// A connected socket of either family.
-#[derive(Debug)]
-enum Stream {
-    Unix(UnixStream),
-    Tcp(TcpStream),
-}
-
-impl Stream {
-    fn try_clone(&self) -> io::Result<Stream> {
-        match self {
-            Stream::Unix(s) => s.try_clone().map(Stream::Unix),
-            Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
-        }
-    }
-
-    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.shutdown(how),
-            Stream::Tcp(s) => s.shutdown(how),
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.read(buf),
-            Stream::Tcp(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.write(buf),
-            Stream::Tcp(s) => s.write(buf),
-        }
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.write_vectored(bufs),
-            Stream::Tcp(s) => s.write_vectored(bufs),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A listening socket of either family.
-#[derive(Debug)]
-enum Listener {
-    Unix(UnixListener),
-    Tcp(TcpListener),
-}
-
-impl Listener {
-    fn accept(&self) -> io::Result<Stream> {
-        match self {
-            Listener::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(s)),
-            Listener::Tcp(l) => {
-                let (s, _) = l.accept()?;
-                // Replies are complete messages; Nagle would hold small ones back.
-                s.set_nodelay(true)?;
-                Ok(Stream::Tcp(s))
-            }
-        }
-    }
-
-    fn try_clone(&self) -> io::Result<Listener> {
-        match self {
-            Listener::Unix(l) => l.try_clone().map(Listener::Unix),
-            Listener::Tcp(l) => l.try_clone().map(Listener::Tcp),
-        }
-    }
-
-    fn raw_fd(&self) -> i32 {
-        match self {
-            Listener::Unix(l) => l.as_raw_fd(),
-            Listener::Tcp(l) => l.as_raw_fd(),
-        }
     }
 }
 
@@ -863,59 +777,5 @@ fn export_info(export: &dyn BlockExport, config: &ServerConfig) -> io::Result<Ex
     })
 }
 
-/// A client's byte stream from memory; replies go nowhere.
-struct Replay<'a> {
-    input: &'a [u8],
-}
-
-impl Read for Replay<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.input.read(buf)
-    }
-}
-
-impl Write for Replay<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Serves `input` as one client's whole byte stream on the calling thread, with
-/// the codec and request path the threaded server uses (fuzzing entry point).
-pub(crate) fn serve_sequential(input: &[u8], export: &dyn BlockExport, config: &ServerConfig) {
-    let Ok(info) = export_info(export, config) else {
-        return;
-    };
-    let mut stream = Replay { input };
-    if !matches!(negotiate(&mut stream, &info), Ok(Negotiated::Transmission)) {
-        return;
-    }
-    export.client_opened();
-    let limits = limits(&info, export.read_only(), config.request_bytes_max);
-    let mut buf = Vec::new();
-    // Bounded by the input: every pass consumes at least one request header.
-    while let Ok(incoming) = next_request(&mut stream, &limits) {
-        let request = match incoming {
-            Incoming::Eof | Incoming::Disc => break,
-            Incoming::Refused(rejection) => {
-                let _ = write_reply(&mut stream, rejection.cookie, rejection.error, &[]);
-                continue;
-            }
-            Incoming::Request(request) => request,
-        };
-        if request.command == Command::Write {
-            let len = request.length as usize;
-            ensure_len(&mut buf, len);
-            if stream.read_exact(&mut buf[..len]).is_err() {
-                break;
-            }
-        }
-        let (error, payload_len) = execute(export, &request, &mut buf);
-        let _ = write_reply(&mut stream, request.cookie, error, &buf[..payload_len]);
-    }
-    export.client_closed();
-}
+mod replay;
+pub(crate) use replay::serve_sequential;

@@ -1,0 +1,66 @@
+//! The fuzzing path: one client's whole byte stream served on the calling
+//! thread, through the same negotiation, request parsing, execution and
+//! reply encoding as the threaded server, with no sockets.
+
+use super::{
+    ensure_len, execute, export_info, limits, negotiate, next_request, write_reply, BlockExport,
+    Command, Incoming, Negotiated, ServerConfig,
+};
+use std::io::{self, Read, Write};
+
+/// A client's byte stream from memory; replies go nowhere.
+struct Replay<'a> {
+    input: &'a [u8],
+}
+
+impl Read for Replay<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.input.read(buf)
+    }
+}
+
+impl Write for Replay<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Serves `input` as one client's whole byte stream on the calling thread, with
+/// the codec and request path the threaded server uses (fuzzing entry point).
+pub(crate) fn serve_sequential(input: &[u8], export: &dyn BlockExport, config: &ServerConfig) {
+    let Ok(info) = export_info(export, config) else {
+        return;
+    };
+    let mut stream = Replay { input };
+    if !matches!(negotiate(&mut stream, &info), Ok(Negotiated::Transmission)) {
+        return;
+    }
+    export.client_opened();
+    let limits = limits(&info, export.read_only(), config.request_bytes_max);
+    let mut buf = Vec::new();
+    // Bounded by the input: every pass consumes at least one request header.
+    while let Ok(incoming) = next_request(&mut stream, &limits) {
+        let request = match incoming {
+            Incoming::Eof | Incoming::Disc => break,
+            Incoming::Refused(rejection) => {
+                let _ = write_reply(&mut stream, rejection.cookie, rejection.error, &[]);
+                continue;
+            }
+            Incoming::Request(request) => request,
+        };
+        if request.command == Command::Write {
+            let len = request.length as usize;
+            ensure_len(&mut buf, len);
+            if stream.read_exact(&mut buf[..len]).is_err() {
+                break;
+            }
+        }
+        let (error, payload_len) = execute(export, &request, &mut buf);
+        let _ = write_reply(&mut stream, request.cookie, error, &buf[..payload_len]);
+    }
+    export.client_closed();
+}
