@@ -25,6 +25,8 @@
 
 #[path = "oracle/examine.rs"]
 mod examine;
+#[path = "oracle/locate.rs"]
+mod locate;
 #[path = "oracle/vm.rs"]
 mod vm;
 
@@ -52,8 +54,6 @@ const VM_TIMEOUT_SECS: u32 = 180;
 const GUEST_SOME_ARRAY_FAILED: i32 = 1;
 /// VMs (and host workers) running at once: the machine has two cores.
 const PARALLEL: usize = 2;
-/// Where md-vm sits relative to this crate when `UMD_ORACLE` is not set.
-const DEFAULT_ORACLE_DIR: &str = "../../../shared/oracle";
 
 /// The matrix: one array per line, grouped into VM boots by the first column.
 ///
@@ -620,34 +620,6 @@ fn examine_fields(
     )
 }
 
-/// The md-vm script path, or the reasons the oracle cannot run.
-fn locate_oracle() -> Result<PathBuf, String> {
-    let dir = std::env::var_os("UMD_ORACLE").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_ORACLE_DIR),
-        PathBuf::from,
-    );
-    let md_vm = dir.join("md-vm");
-    if !md_vm.is_file() {
-        return Err(format!(
-            "{} not found (set UMD_ORACLE to its directory)",
-            md_vm.display()
-        ));
-    }
-    // md-vm checks qemu, the kernel, busybox-static and mdadm itself and names what is missing.
-    let out = Command::new(&md_vm)
-        .args(["--quiet", "--build-only"])
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", md_vm.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} --build-only failed: {}",
-            md_vm.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(md_vm)
-}
-
 /// Boots every batch, at most [`PARALLEL`] at once; returns per batch the output and seconds.
 fn run_all_batches(
     md_vm: &Path,
@@ -676,13 +648,8 @@ fn run_all_batches(
 
 #[test]
 fn umd_matches_kernel_md_and_mdadm() {
-    if std::env::var("UMD_SKIP_ORACLE").as_deref() == Ok("1") {
-        eprintln!("oracle: skipped because UMD_SKIP_ORACLE=1");
+    let Some(md_vm) = locate::oracle_or_skip("oracle") else {
         return;
-    }
-    let md_vm = match locate_oracle() {
-        Ok(p) => p,
-        Err(e) => panic!("kernel oracle unavailable: {e}\n(set UMD_SKIP_ORACLE=1 to skip)"),
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/batch.sh");
     let work =

@@ -32,14 +32,16 @@
 
 #[path = "oracle_write/boot.rs"]
 mod boot;
+#[allow(dead_code)] // the parser of the read-direction test; only part of it is used here
+#[path = "oracle/locate.rs"]
+mod locate;
 mod support;
 #[path = "oracle_write/verify.rs"]
 mod verify;
-#[allow(dead_code)] // the parser of the read-direction test; only part of it is used here
 #[path = "oracle/vm.rs"]
 mod vm;
 
-use boot::{boot, locate_oracle, parallel, restore_snapshot, snapshot};
+use boot::{boot, parallel, restore_snapshot, snapshot};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::fs;
@@ -716,14 +718,12 @@ fn judge(a: &ToVerify, v: &Verified) -> (String, Vec<String>) {
 
 #[test]
 fn kernel_accepts_what_umd_writes() {
-    if std::env::var("UMD_SKIP_ORACLE").as_deref() == Ok("1") {
-        eprintln!("oracle_write: skipped because UMD_SKIP_ORACLE=1");
+    let Some(md_vm) = locate::oracle_or_skip("oracle_write") else {
         return;
-    }
-    let md_vm = match locate_oracle() {
-        Ok(p) => p,
-        Err(e) => panic!("kernel oracle unavailable: {e}\n(set UMD_SKIP_ORACLE=1 to skip)"),
     };
+    for tool in ["mdadm", "nbdcopy", "nbdinfo", "qemu-io", "cp"] {
+        support::require_tool(tool);
+    }
     let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
     let work =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("oracle-write-{}", std::process::id()));

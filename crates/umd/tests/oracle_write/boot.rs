@@ -9,7 +9,6 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// Where md-vm sits relative to this crate when `UMD_ORACLE` is not set.
-const DEFAULT_ORACLE_DIR: &str = "../../../shared/oracle";
 /// Kill a VM that runs longer than this (a healthy boot takes about a minute).
 const VM_TIMEOUT_SECS: u32 = 300;
 /// Boots before giving up: a guest kernel that stalls at boot under software emulation
@@ -120,35 +119,4 @@ pub(crate) fn restore_snapshot(disks: &[PathBuf], from: &Path) -> Result<(), Str
         }
     }
     Ok(())
-}
-
-/// The md-vm script path, or the reasons the oracle cannot run.
-pub(crate) fn locate_oracle() -> Result<PathBuf, String> {
-    let dir = std::env::var_os("UMD_ORACLE").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_ORACLE_DIR),
-        PathBuf::from,
-    );
-    let md_vm = dir.join("md-vm");
-    if !md_vm.is_file() {
-        return Err(format!(
-            "{} not found (set UMD_ORACLE to its directory)",
-            md_vm.display()
-        ));
-    }
-    // md-vm checks qemu, the kernel, busybox-static and mdadm itself and names what is missing.
-    let out = Command::new(&md_vm)
-        .args(["--quiet", "--build-only"])
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", md_vm.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} --build-only failed: {}",
-            md_vm.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    for tool in ["mdadm", "nbdcopy", "nbdinfo", "qemu-io", "cp"] {
-        crate::support::require_tool(tool);
-    }
-    Ok(md_vm)
 }
