@@ -117,7 +117,9 @@ fn superblock_writes(shared: &Shared, core: &mut super::Core) -> (Vec<MetadataWr
         .filter_map(|name| shared.member_names.iter().position(|n| n == name))
         .collect();
     let update = SuperblockUpdate {
-        clean: state.clean,
+        // The native writer's `clean` is md's in_sync: with it the checkpoint is
+        // recorded (super_1_sync), without it resync_offset 0 (dirty).
+        clean: core.array.in_sync(),
         resync_offset_sectors: state.resync_offset_sectors,
         faulty_members,
         utime_seconds: wall_clock_seconds(),
