@@ -23,24 +23,68 @@ pub(crate) struct IoCtx {
     pub(crate) write_planner: WritePlanner,
     pub(crate) read_plan: ReadPlan,
     pub(crate) write_plan: WritePlan,
-    pub(crate) batch: Batch,
-    /// Positional syscalls for a lone op: with one I/O there is nothing to
-    /// overlap, and a direct `pread` beats a ring round trip (and io_uring's
-    /// punt of buffered file I/O to its worker threads).
-    pub(crate) single: Batch,
+    /// Member I/O: the batches and their reusable bookkeeping.
+    pub(crate) io: Executor,
     /// Scratch for parity, old data and reconstruction.
     pub(crate) scratch: Vec<u8>,
     /// Extra read buffers for reconstruction (buffer 1.. of a read plan).
     pub(crate) read_buffers: Vec<Vec<u8>>,
-    pub(crate) results: Vec<Result<(), IoError>>,
     /// I/O indices in submission order (reused).
     order: Vec<usize>,
     /// Roles of a read batch's ops (reused).
     pub(crate) roles_store: Vec<u32>,
     /// Empty; kept only for its capacity (see [`recycle`]).
     pub(crate) ops_store: Vec<Op<'static>>,
+}
+
+/// Runs batches of member ops, choosing the back end per batch.
+pub(crate) struct Executor {
+    /// io_uring (or its fallback) for batches: members work in parallel.
+    ring: Batch,
+    /// Positional syscalls for a lone op: with one I/O there is nothing to
+    /// overlap, and a direct `pread` beats a ring round trip (and io_uring's
+    /// punt of buffered file I/O to its worker threads).
+    single: Batch,
+    results: Vec<Result<(), IoError>>,
     /// Empty; kept only for its capacity (see [`recycle`]).
-    pub(crate) files_store: Vec<Option<&'static MemberFile>>,
+    files_store: Vec<Option<&'static MemberFile>>,
+}
+
+impl Executor {
+    fn new() -> Self {
+        Self {
+            ring: Batch::new(),
+            single: Batch::with_backend(BackendKind::Sync),
+            results: Vec::new(),
+            files_store: Vec::new(),
+        }
+    }
+
+    /// Run `ops` against the members; the first failure is returned as
+    /// (op index, error).
+    pub(crate) fn run(
+        &mut self,
+        shared: &Shared,
+        ops: &mut [Op<'_>],
+    ) -> Result<(), (usize, IoError)> {
+        let batch = if ops.len() == 1 {
+            &mut self.single
+        } else {
+            &mut self.ring
+        };
+        let mut files: Vec<Option<&MemberFile>> = recycle(std::mem::take(&mut self.files_store));
+        files.extend(shared.files.iter().map(Option::as_ref));
+        self.results.clear();
+        self.results.resize_with(ops.len(), || Ok(()));
+        batch.run(&files, ops, &mut self.results);
+        self.files_store = recycle(files);
+        for (i, r) in self.results.iter_mut().enumerate() {
+            if let Err(e) = std::mem::replace(r, Ok(())) {
+                return Err((i, e));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl IoCtx {
@@ -60,15 +104,12 @@ impl IoCtx {
             ),
             read_plan: ReadPlan::default(),
             write_plan: WritePlan::default(),
-            batch: Batch::new(),
-            single: Batch::with_backend(BackendKind::Sync),
+            io: Executor::new(),
             scratch: Vec::new(),
             read_buffers: Vec::new(),
-            results: Vec::new(),
             order: Vec::new(),
             roles_store: Vec::new(),
             ops_store: Vec::new(),
-            files_store: Vec::new(),
         }
     }
 
@@ -180,39 +221,13 @@ impl IoCtx {
             }
         }
         // Field-wise borrow: `ops` holds slices of `self.scratch`.
-        let batch = if ops.len() == 1 {
-            &mut self.single
-        } else {
-            &mut self.batch
-        };
-        let outcome = run_ops(
-            shared,
-            batch,
-            &mut ops,
-            &mut self.results,
-            &mut self.files_store,
-        );
+        let outcome = self.io.run(shared, &mut ops);
         self.ops_store = recycle(ops);
         outcome.map_err(|(op_index, e)| (ios[self.order[op_index]].role, e))
     }
 }
 
 impl IoCtx {
-    /// Run `ops` with this context's batch; the first failure is returned
-    /// as (op index, error).
-    pub(crate) fn run_batch(
-        &mut self,
-        shared: &Shared,
-        ops: &mut [Op<'_>],
-    ) -> Result<(), (usize, IoError)> {
-        let batch = if ops.len() == 1 {
-            &mut self.single
-        } else {
-            &mut self.batch
-        };
-        run_ops(shared, batch, ops, &mut self.results, &mut self.files_store)
-    }
-
     /// Sync the data of every present member among `members` to stable storage.
     pub(crate) fn sync_members(
         &mut self,
@@ -225,7 +240,7 @@ impl IoCtx {
                 ops.push(Op::SyncData { member });
             }
         }
-        let outcome = self.run_batch(shared, &mut ops);
+        let outcome = self.io.run(shared, &mut ops);
         self.ops_store = recycle(ops);
         outcome.map_err(|(_, e)| e)
     }
@@ -234,28 +249,6 @@ impl IoCtx {
 /// The member index holding `role`. Planners only plan present roles.
 pub(crate) fn member_of(shared: &Shared, role: u32) -> usize {
     shared.role_members[role as usize].expect("planners only plan roles that have a member")
-}
-
-/// Run a batch of ops; the first failure is returned as (op index, error).
-pub(crate) fn run_ops(
-    shared: &Shared,
-    batch: &mut Batch,
-    ops: &mut [Op<'_>],
-    results: &mut Vec<Result<(), IoError>>,
-    files_store: &mut Vec<Option<&'static MemberFile>>,
-) -> Result<(), (usize, IoError)> {
-    let mut files: Vec<Option<&MemberFile>> = recycle(std::mem::take(files_store));
-    files.extend(shared.files.iter().map(Option::as_ref));
-    results.clear();
-    results.resize_with(ops.len(), || Ok(()));
-    batch.run(&files, ops, results);
-    *files_store = recycle(files);
-    for (i, r) in results.iter_mut().enumerate() {
-        if let Err(e) = std::mem::replace(r, Ok(())) {
-            return Err((i, e));
-        }
-    }
-    Ok(())
 }
 
 /// Reuse a vector's allocation for another lifetime of the same element

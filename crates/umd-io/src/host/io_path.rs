@@ -113,7 +113,7 @@ fn read_with(
             roles.push(r.role);
             gathered += ctx.read_plan.len_sectors;
         }
-        let outcome = ctx.run_batch(shared, &mut ops);
+        let outcome = ctx.io.run(shared, &mut ops);
         let failed = outcome.err().map(|(i, e)| (roles[i], e));
         ctx.ops_store = recycle(ops);
         roles.clear();
@@ -207,24 +207,18 @@ fn member_failed(
     let member = member_of(shared, role);
     let name = &shared.member_names[member];
     let now = shared.now();
-    let notes = {
-        let mut core = shared.core();
-        let result = core
-            .array
-            .store(&format!("dev-{name}/state"), "faulty", now);
-        if let Err(refused) = result {
-            // md refuses to fail the last working member: the error stands.
-            tracing::error!(member = %name, %refused, "member not failed");
-            drain_events(&mut core);
-            return Err(io_failed(e));
-        }
-        core.member_map.mark_missing(role);
-        core.members_generation += 1;
-        drain_events(&mut core);
-        std::mem::take(&mut core.notify_queue)
-    };
-    shared.core_changed.notify_all();
-    shared.deliver_notifications(&notes);
+    let mut core = shared.core();
+    let result = core
+        .array
+        .store(&format!("dev-{name}/state"), "faulty", now);
+    // The engine's MemberFailed event (applied by `settle`) takes the role
+    // out of the shared member map; this context's planners follow here.
+    shared.settle(core, true);
+    if let Err(refused) = result {
+        // md refuses to fail the last working member: the error stands.
+        tracing::error!(member = %name, %refused, "member not failed");
+        return Err(io_failed(e));
+    }
     ctx.read_planner.mark_failed(role);
     ctx.write_planner.mark_failed(role);
     Ok(())
@@ -266,12 +260,7 @@ fn write_end(shared: &Shared) {
     let now = shared.now();
     let mut core = shared.core();
     core.array.write_end(now);
-    if drain_events(&mut core) {
-        shared.core_changed.notify_all();
-    }
-    let notes = std::mem::take(&mut core.notify_queue);
-    drop(core);
-    shared.deliver_notifications(&notes);
+    shared.settle(core, false);
 }
 
 /// Write `data` at byte `offset`.
@@ -365,12 +354,13 @@ fn write_piece(
 }
 
 /// The first stripe whose parity is not known good, from the engine's
-/// resync checkpoint (member sectors for parity levels).
-pub(crate) fn unsynced_stripe(shared: &Shared, sync_position: u64) -> u64 {
+/// resync checkpoint, in the sync planner's units (the one place that
+/// relates sync positions to stripes).
+fn unsynced_stripe(shared: &Shared, sync_position: u64) -> u64 {
     if sync_position == u64::MAX || !shared.is_parity_level() {
         return u64::MAX;
     }
-    sync_position / u64::from(shared.geometry.chunk_sectors().max(1))
+    shared.sync_units.stripe_of(sync_position)
 }
 
 /// The bitmap's sector range for a piece: member sectors of its stripes on

@@ -66,11 +66,8 @@ pub(crate) fn run(shared: &Shared) {
             if core.shutdown_started {
                 core.final_superblock_written = true;
             }
-            drain_events(&mut core);
-            let notes = std::mem::take(&mut core.notify_queue);
-            drop(core);
-            shared.core_changed.notify_all();
-            shared.deliver_notifications(&notes);
+            // Writers wait for exactly this: wake them whatever the events say.
+            shared.settle(core, true);
             continue;
         }
         if bitmap_due {
@@ -183,7 +180,7 @@ pub(crate) fn write_metadata(shared: &Shared, writes: &[MetadataWrite]) -> Resul
             ops.push(Op::SyncData { member });
         }
     }
-    let outcome = ctx.run_batch(shared, &mut ops);
+    let outcome = ctx.io.run(shared, &mut ops);
     ctx.ops_store = recycle(ops);
     ctx.give_back(shared);
     outcome.map_err(|(_, e)| HostError::new(Errno::EIO, e.to_string()))

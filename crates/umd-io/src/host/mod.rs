@@ -44,6 +44,7 @@ use umd_engine::array::{Array, ArrayEvent, Ro};
 use umd_engine::bitmap::WriteIntentBitmap;
 use umd_engine::native::NativeMetadata;
 use umd_engine::read::MemberMap;
+use umd_engine::resync::SyncPlanner;
 use umd_engine::time::Time;
 use umd_engine::{EngineError, Errno};
 use umd_layout::geometry::{Geometry, Level};
@@ -169,6 +170,9 @@ pub(crate) struct Shared {
     pub(crate) role_members: Vec<Option<usize>>,
     pub(crate) geometry: Geometry,
     pub(crate) array_sectors: u64,
+    /// Maps sync positions to stripes for the write path's checkpoint rule
+    /// (its member map is not consulted for that).
+    pub(crate) sync_units: SyncPlanner,
     pub(crate) origin: Instant,
     /// Lock order 1 (see the module doc).
     pub(crate) ranges: RangeLock,
@@ -215,6 +219,20 @@ impl Shared {
                 .wait(guard)
                 .unwrap_or_else(PoisonError::into_inner),
         }
+    }
+
+    /// Finish a call into the engine: drain its events, release `core`, wake
+    /// the md and sync threads and waiting writers when the events ask for
+    /// it (or always, with `force_wake`: the caller changed what a waiter
+    /// waits on), then deliver notifications outside the lock.
+    pub(crate) fn settle(&self, mut core: MutexGuard<'_, Core>, force_wake: bool) {
+        let wake = drain_events(&mut core) || force_wake;
+        let notes = std::mem::take(&mut core.notify_queue);
+        drop(core);
+        if wake {
+            self.core_changed.notify_all();
+        }
+        self.deliver_notifications(&notes);
     }
 
     /// Send queued notifications (after `core` was released).
@@ -335,10 +353,12 @@ impl ArrayHost {
             roles_by_name,
         };
         drain_events(&mut core);
+        let sync_units = SyncPlanner::new(geometry.clone(), core.member_map.clone());
         let shared = Arc::new(Shared {
             files,
             member_names,
             role_members,
+            sync_units,
             geometry,
             array_sectors,
             origin,
@@ -420,15 +440,9 @@ impl ArrayHost {
         let now = self.shared.now();
         let mut core = self.shared.core();
         let result = core.array.store(attr, value, now);
-        let wake = drain_events(&mut core);
         let stripes = u64::from(core.array.stripe_cache_size());
-        let notes = std::mem::take(&mut core.notify_queue);
-        drop(core);
+        self.shared.settle(core, result.is_ok());
         self.shared.ranges.set_stripes_max(stripes);
-        if wake || result.is_ok() {
-            self.shared.core_changed.notify_all();
-        }
-        self.shared.deliver_notifications(&notes);
         result
     }
 

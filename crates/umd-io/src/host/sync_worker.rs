@@ -8,7 +8,7 @@
 //! with an internal bitmap, only the chunks whose bits are set are synced.
 
 use super::ctx::IoCtx;
-use super::{drain_events, Shared};
+use super::Shared;
 use umd_engine::array::SyncAction;
 use umd_engine::resync::{SyncMode, SyncPlanner, SyncWindow};
 use umd_engine::write::{BufRef, PlannedIo};
@@ -76,11 +76,7 @@ pub(crate) fn run(shared: &Shared) {
         core.array.sync_started(action, total, now);
         core.sync_running = true;
         core.sync_abort = false;
-        drain_events(&mut core);
-        let notes = std::mem::take(&mut core.notify_queue);
-        drop(core);
-        shared.core_changed.notify_all();
-        shared.deliver_notifications(&notes);
+        shared.settle(core, true);
         tracing::info!(?action, start, total, "sync started");
         let (mismatches, completed) = sync_ranges(shared, &planner, mode, &ranges);
         finish(shared, action, mode, &ranges, mismatches, completed);
@@ -169,13 +165,7 @@ fn report(shared: &Shared, pos: u64) {
     let now = shared.now();
     let mut core = shared.core();
     core.array.sync_progress(pos, now);
-    let wake = drain_events(&mut core);
-    let notes = std::mem::take(&mut core.notify_queue);
-    drop(core);
-    if wake {
-        shared.core_changed.notify_all();
-    }
-    shared.deliver_notifications(&notes);
+    shared.settle(core, false);
 }
 
 fn finish(
@@ -212,9 +202,5 @@ fn finish(
     core.sync_abort = false;
     // Another action (e.g. a requested check) may be waiting.
     core.sync_kick = core.array.sync_request().is_some() && completed;
-    drain_events(&mut core);
-    let notes = std::mem::take(&mut core.notify_queue);
-    drop(core);
-    shared.core_changed.notify_all();
-    shared.deliver_notifications(&notes);
+    shared.settle(core, true);
 }
