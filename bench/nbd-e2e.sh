@@ -213,8 +213,9 @@ run_fio() {
     local name=$1
     shift
     # A generous timeout: a server that stops answering must not hang the run.
-    if ! timeout "$FIO_TIMEOUT" fio --name="$name" --output-format=json --output="$DIR/$name.json" "$@" \
-        >"$DIR/$name.out" 2>&1; then
+    # fio runs in the work directory so any state file it leaves goes with it.
+    if ! (cd "$DIR" && timeout "$FIO_TIMEOUT" fio --name="$name" --output-format=json --output="$DIR/$name.json" "$@" \
+        >"$DIR/$name.out" 2>&1); then
         fail "fio $name failed:"
         tail -n 20 "$DIR/$name.out" >&2 || true
         grep -v '^ ' "$DIR/$name.json" 2>/dev/null | grep -i -m 5 'verify\|error' >&2 || true
