@@ -5,4 +5,5 @@
 #![forbid(unsafe_code)]
 
 pub mod control;
+pub mod mon;
 pub mod nbd;
