@@ -323,7 +323,10 @@ impl Array {
         if self.state.safemode == SafeMode::Idle {
             self.state.safemode = SafeMode::Off;
         }
-        if self.state.in_sync {
+        // raid0 and linear never call md_write_start in md: with no
+        // redundancy there is nothing a resync could repair, so they never go
+        // dirty (and an external manager never watches them).
+        if self.state.in_sync && self.is_redundant() {
             self.state.in_sync = false;
             self.state
                 .sb_flags
@@ -334,14 +337,34 @@ impl Array {
             self.notify("array_state");
         }
         self.md_check_recovery();
-        assert!(!self.state.in_sync && self.state.writes_pending > 0);
+        assert!(self.state.writes_pending > 0);
+        assert!(!self.state.in_sync || !self.is_redundant());
         Ok(())
     }
 
-    /// Whether writes must wait: md's `CHANGE_PENDING` (protocol.md §3.1 step 6).
+    /// Whether writes must wait: md's `CHANGE_PENDING` (protocol.md §3.1
+    /// step 6), or a member still `Blocked` after a failure the metadata has
+    /// not recorded yet (§5.3, `md_wait_for_blocked_rdev`): a write that went
+    /// only to the survivors before the failure is on disk would, after a
+    /// crash, leave the failed member looking current.
     #[must_use]
     pub fn write_blocked(&self) -> bool {
+        self.state.sb_flags.contains(SbFlags::PENDING) || self.blocked_members().next().is_some()
+    }
+
+    /// md's `MD_SB_CHANGE_PENDING`: a metadata update must be recorded (and,
+    /// for external metadata, acknowledged with `active`) before writes go on.
+    #[must_use]
+    pub fn change_pending(&self) -> bool {
         self.state.sb_flags.contains(SbFlags::PENDING)
+    }
+
+    /// Names of members that are `Blocked` (writes wait for them).
+    pub fn blocked_members(&self) -> impl Iterator<Item = &str> {
+        self.members
+            .iter()
+            .filter(|m| m.is_blocked())
+            .map(Member::name)
     }
 
     /// md's `md_write_end`: drop the reference and (re)arm the safemode
@@ -711,7 +734,7 @@ impl Array {
     }
 
     fn check_invariants(&self) {
-        self.state.check(self.is_external());
+        self.state.check(self.is_external(), self.is_redundant());
         assert!(
             self.state.running.is_some() || self.safemode_timer.is_none(),
             "safemode timer armed on a stopped array"

@@ -191,7 +191,12 @@ impl Array {
     }
 
     /// `raid_disks`, `chunk_size`, `layout`, `component_size`: free while
-    /// inactive; unchanged values only while running (no reshape here).
+    /// inactive. While running, an unchanged value is accepted; a raid1
+    /// `raid_disks` change is md's `raid1_reshape`; any other change is the
+    /// personality's `check_reshape`, which for raid4/5/6 first needs
+    /// `md_allow_write` (it would allocate a new stripe cache), so on a clean
+    /// external array it fails with EAGAIN until the manager acknowledged
+    /// (protocol.md §4.3: "reshape is held off").
     fn store_geometry(&mut self, attr: &str, v: &str) -> Result<(), EngineError> {
         let n = parse_u64(attr, v)?;
         let too_big = || EngineError::new(Errno::EINVAL, format!("{attr}: out of range"));
@@ -208,14 +213,30 @@ impl Array {
             if new == current {
                 return Ok(());
             }
-            return Err(match (attr, ro) {
-                (_, Ro::ReadOnly | Ro::AutoRead) => EngineError::new(Errno::EROFS, attr),
-                (_, _) if self.sync.running.is_some() => EngineError::new(Errno::EBUSY, attr),
-                ("raid_disks" | "component_size", _) => {
-                    EngineError::new(Errno::EINVAL, format!("{attr}: reshape not supported"))
+            if matches!(ro, Ro::ReadOnly | Ro::AutoRead) {
+                return Err(EngineError::new(Errno::EROFS, attr));
+            }
+            if self.sync.running.is_some() {
+                return Err(EngineError::new(Errno::EBUSY, attr));
+            }
+            return match (attr, self.level) {
+                ("raid_disks", 1) => self.raid1_reshape(u32::try_from(new).map_err(|_| too_big())?),
+                ("raid_disks" | "chunk_size" | "layout", 4..=6) => {
+                    self.md_allow_write()?;
+                    Err(EngineError::new(
+                        Errno::EINVAL,
+                        format!("{attr}: reshaping raid{} is not supported yet", self.level),
+                    ))
                 }
-                _ => EngineError::new(Errno::EBUSY, format!("{attr}: reshape not supported")),
-            });
+                ("raid_disks" | "component_size", _) => Err(EngineError::new(
+                    Errno::EINVAL,
+                    format!("{attr}: reshape not supported"),
+                )),
+                _ => Err(EngineError::new(
+                    Errno::EBUSY,
+                    format!("{attr}: reshape not supported"),
+                )),
+            };
         }
         match attr {
             "raid_disks" => self.raid_disks = u32::try_from(new).map_err(|_| too_big())?,
@@ -232,6 +253,40 @@ impl Array {
                 self.component_sectors = new;
             }
         }
+        Ok(())
+    }
+
+    /// md's `raid1_reshape` through `update_raid_disks`: `md_allow_write`
+    /// first (EAGAIN on a clean external array until the manager has
+    /// acknowledged), then the new count. Growing adds empty slots (the
+    /// array is degraded until spares fill them); shrinking needs the
+    /// dropped slots empty (md would move members down into free lower
+    /// slots; here they must be removed first).
+    fn raid1_reshape(&mut self, new: u32) -> Result<(), EngineError> {
+        assert_eq!(self.level, 1, "raid1 only");
+        if new == 0 {
+            return Err(EngineError::new(Errno::EINVAL, "raid_disks: at least 1"));
+        }
+        self.md_allow_write()?;
+        if let Some(m) = self
+            .members
+            .iter()
+            .find(|m| m.slot.is_some_and(|s| s >= new))
+        {
+            return Err(EngineError::new(
+                Errno::EBUSY,
+                format!(
+                    "raid_disks: slot {} is held by {}",
+                    m.slot.unwrap_or(0),
+                    m.name
+                ),
+            ));
+        }
+        self.raid_disks = new;
+        self.update_degraded();
+        self.state.sb_flags.insert(SbFlags::DEVS);
+        self.notify("raid_disks");
+        assert!(self.members.iter().all(|m| m.slot.is_none_or(|s| s < new)));
         Ok(())
     }
 
@@ -366,6 +421,17 @@ impl Array {
             ));
         }
         Ok(())
+    }
+
+    /// md's GET_BITMAP_FILE ioctl: the path of a file-backed bitmap, or
+    /// empty (no bitmap, or an internal one: umd has no file bitmaps). Like
+    /// md it first calls `md_allow_write`; EAGAIN is not an error here (md
+    /// then allocated its reply without reclaim), so the query never fails
+    /// and never waits, though it may start the dirty transition.
+    pub fn get_bitmap_file(&mut self) -> String {
+        let _ = self.md_allow_write();
+        self.md_check_recovery();
+        String::new()
     }
 
     fn store_reshape_position(&mut self, v: &str) -> Result<(), EngineError> {

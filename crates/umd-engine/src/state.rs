@@ -21,7 +21,7 @@
 //! Transitions and their actors are the table of §2.2 (the manager or an
 //! admin writing the attribute) plus §2.3 (writes, the safemode timer,
 //! failures, resync end; see `array.rs`). Impossible combinations, asserted
-//! by [`MdState::check`]: `in_sync` with writes pending; `safemode` immediate on an external array; a running flag set
+//! by [`MdState::check`]: `in_sync` with writes pending on a redundant level; `safemode` immediate on an external array; a running flag set
 //! (`CHANGE_*`, `safemode`) while not running.
 
 use crate::array::{Array, ArrayEvent, MetadataKind};
@@ -132,7 +132,9 @@ impl MdState {
     }
 
     /// Asserts the impossible combinations of the module table never occur.
-    pub fn check(&self, external: bool) {
+    /// `redundant`: the level tracks clean/dirty (raid0 and linear do not:
+    /// md never marks them dirty, so they stay `in_sync` while writing).
+    pub fn check(&self, external: bool, redundant: bool) {
         if self.running.is_none() {
             assert_eq!(self.writes_pending, 0, "writes pending on a stopped array");
             assert!(self.sb_flags.is_empty(), "sb_flags on a stopped array");
@@ -142,7 +144,7 @@ impl MdState {
             "immediate safemode is native only"
         );
         assert!(
-            !(self.in_sync && self.writes_pending > 0),
+            !(redundant && self.in_sync && self.writes_pending > 0),
             "clean with writes in flight"
         );
     }
@@ -282,7 +284,7 @@ impl Array {
             self.notify("array_state");
         }
         self.md_check_recovery();
-        self.state.check(self.is_external());
+        self.state.check(self.is_external(), self.is_redundant());
         result
     }
 

@@ -12,5 +12,5 @@ pub mod member_file;
 #[allow(unsafe_code)]
 pub mod uring;
 
-pub use host::{ArrayHost, HostError, HostParts};
+pub use host::{AllowWrite, ArrayHost, HostError, HostParts};
 pub use member_file::{IoError, MemberFile};

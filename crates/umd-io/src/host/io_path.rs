@@ -224,7 +224,13 @@ fn member_failed(
     Ok(())
 }
 
-/// md_write_start: count the write; wait while the dirty transition is pending.
+/// md's `md_wait_for_blocked_rdev` timeout: while a write waits on a
+/// blocked member, the member's state is notified again this often, so a
+/// manager that missed the first notification (or was restarted) sees it.
+const BLOCKED_RENOTIFY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// md_write_start: count the write; wait while the dirty transition is
+/// pending or a member is blocked (never holding `core` while waiting).
 fn write_start(shared: &Shared) -> Result<(), HostError> {
     let now = shared.now();
     let mut core = shared.core();
@@ -234,6 +240,7 @@ fn write_start(shared: &Shared) -> Result<(), HostError> {
     if wake {
         shared.core_changed.notify_all();
     }
+    let mut renotify_at = std::time::Instant::now() + BLOCKED_RENOTIFY;
     while core.array.write_blocked() {
         if !notes.is_empty() {
             drop(core);
@@ -248,7 +255,17 @@ fn write_start(shared: &Shared) -> Result<(), HostError> {
                 "array stopped while the write waited",
             ));
         }
-        core = shared.wait(core, None);
+        let left = renotify_at.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            notes.extend(
+                core.array
+                    .blocked_members()
+                    .map(|m| format!("dev-{m}/state")),
+            );
+            renotify_at += BLOCKED_RENOTIFY;
+            continue;
+        }
+        core = shared.wait(core, Some(left));
     }
     drop(core);
     shared.deliver_notifications(&notes);

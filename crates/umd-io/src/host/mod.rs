@@ -14,6 +14,9 @@
 //!
 //! # Locks, highest first (style R12)
 //!
+//! 0. `config_lock`: md's `reconfig_mutex`, held across one configuration
+//!    store (`config.rs`). Acknowledgements from the metadata manager never
+//!    take it; that is the founding rule (protocol.md §4.3).
 //! 1. `RangeLock` ranges (stripes or regions): taken first by a request or a
 //!    sync window, held across its member I/O.
 //! 2. `bitmap_io`: serialises bitmap block writes so they reach the disk in
@@ -26,6 +29,7 @@
 //! Nothing here waits on the metadata manager while holding `core` (the
 //! founding rule, protocol.md §4.3): writers sleep on the condition variable.
 
+mod config;
 mod ctx;
 mod io_path;
 mod md_thread;
@@ -33,6 +37,7 @@ mod range_lock;
 mod sync_worker;
 
 use crate::member_file::MemberFile;
+pub use config::{is_acknowledgement, AllowWrite};
 use ctx::IoCtx;
 use range_lock::RangeLock;
 use std::fmt;
@@ -48,6 +53,9 @@ use umd_engine::resync::SyncPlanner;
 use umd_engine::time::Time;
 use umd_engine::{EngineError, Errno};
 use umd_layout::geometry::{Geometry, Level};
+
+/// The query name that answers like md's GET_BITMAP_FILE ioctl.
+pub const BITMAP_FILE_QUERY: &str = "bitmap_file";
 
 /// Everything a host needs, assembled by the caller (`umd run`).
 pub struct HostParts {
@@ -68,6 +76,13 @@ pub struct HostParts {
     /// Native superblocks to keep up to date, with the internal bitmap
     /// attached if the array has one (`None` for external metadata).
     pub native: Option<NativeMetadata>,
+    /// How the array starts: read-write for native metadata; external
+    /// redundant arrays start `readonly` and the manager moves them on
+    /// (protocol.md §7.1).
+    pub start: Ro,
+    /// What a configuration change does while an external manager has not
+    /// acknowledged the dirty transition.
+    pub allow_write: AllowWrite,
 }
 
 /// A failed front-end operation: md's code and what happened.
@@ -174,6 +189,9 @@ pub(crate) struct Shared {
     /// (its member map is not consulted for that).
     pub(crate) sync_units: SyncPlanner,
     pub(crate) origin: Instant,
+    /// Lock order 0: md's `reconfig_mutex` (see `config.rs`).
+    pub(crate) config_lock: Mutex<()>,
+    pub(crate) allow_write: AllowWrite,
     /// Lock order 1 (see the module doc).
     pub(crate) ranges: RangeLock,
     /// Lock order 2: bitmap block writes, in order. Holds the count of
@@ -326,10 +344,12 @@ impl ArrayHost {
             array_sectors,
             mut array,
             native,
+            start,
+            allow_write,
         } = parts;
         assert_eq!(files.len(), member_names.len(), "one name per member");
         let origin = Instant::now();
-        array.run(Ro::ReadWrite, Time(0))?;
+        array.run(start, Time(0))?;
         let stripes_max = u64::from(array.stripe_cache_size());
         let roles_by_name = role_members
             .iter()
@@ -362,6 +382,8 @@ impl ArrayHost {
             geometry,
             array_sectors,
             origin,
+            config_lock: Mutex::new(()),
+            allow_write,
             ranges: RangeLock::new(stripes_max.max(1)),
             bitmap_io: Mutex::new(0),
             core: Mutex::new(core),
@@ -430,20 +452,20 @@ impl ArrayHost {
         }
     }
 
-    /// Read an attribute (md's sysfs name).
+    /// Read an attribute (md's sysfs name). `bitmap_file` is umd's stand-in
+    /// for md's GET_BITMAP_FILE ioctl (see `config.rs`).
     pub fn get(&self, attr: &str) -> Result<String, EngineError> {
+        if attr == BITMAP_FILE_QUERY {
+            return Ok(self.shared.bitmap_file());
+        }
         self.shared.core().array.show(attr)
     }
 
-    /// Store an attribute; notifications and follow-up work are queued.
+    /// Store an attribute with md's locking: acknowledgements take only the
+    /// engine lock; everything else also takes the configuration lock and
+    /// follows the array's [`AllowWrite`] policy.
     pub fn set(&self, attr: &str, value: &str) -> Result<(), EngineError> {
-        let now = self.shared.now();
-        let mut core = self.shared.core();
-        let result = core.array.store(attr, value, now);
-        let stripes = u64::from(core.array.stripe_cache_size());
-        self.shared.settle(core, result.is_ok());
-        self.shared.ranges.set_stripes_max(stripes);
-        result
+        self.shared.store(attr, value)
     }
 
     /// Every attribute name.

@@ -14,14 +14,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use umd::control::{paths, AttrTree, ControlServer};
 use umd::nbd::{BlockExport, ExportError, Listen, NbdServer, ServerConfig};
-use umd_engine::array::{Array, ArrayConfig, BitmapConfig, MemberConfig, MetadataKind};
+use umd_engine::array::{Array, ArrayConfig, BitmapConfig, MemberConfig, MetadataKind, Ro};
 use umd_engine::bitmap::WriteIntentBitmap;
 use umd_engine::native::NativeMetadata;
 use umd_engine::time::Duration;
 use umd_engine::{assemble, AssembleOptions, Assembly, Candidate, EngineError};
 use umd_formats::bitmap::{BitmapSuper, BITMAP_SB_BYTES};
 use umd_formats::info::MetadataFormat;
-use umd_io::{ArrayHost, HostParts, MemberFile};
+use umd_io::{AllowWrite, ArrayHost, HostParts, MemberFile};
 use umd_layout::geometry::Level;
 
 /// md's `DEFAULT_SAFEMODE_DELAY` (protocol.md §1): 200 ms.
@@ -260,6 +260,8 @@ pub(crate) fn open_array(
         array_sectors: assembly.array_sectors,
         array: Array::new(config),
         native: Some(native),
+        start: Ro::ReadWrite,
+        allow_write: AllowWrite::default(),
     };
     let host = ArrayHost::start(parts).map_err(|e| format!("{name}: start: {e}"))?;
     Ok((host, name))
