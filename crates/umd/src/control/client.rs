@@ -114,17 +114,6 @@ impl Connection {
             self.framer.push(&chunk[..n]);
         }
     }
-
-    /// Send `request` and return the value of its `ok` reply.
-    fn call(path: &Path, request: &Request) -> Result<Option<String>, ClientError> {
-        let mut connection = Self::open(path, Some(REPLY_TIMEOUT))?;
-        connection.send(request)?;
-        match connection.recv()? {
-            Reply::Ok(value) => Ok(value),
-            Reply::Err(e) => Err(ClientError::Engine(e)),
-            other => Err(unexpected(&other)),
-        }
-    }
 }
 
 fn unexpected(reply: &Reply) -> ClientError {
@@ -133,30 +122,70 @@ fn unexpected(reply: &Reply) -> ClientError {
 
 /// Read attribute `attr` (md's sysfs name) of the array served at `path`.
 pub fn get(path: &Path, attr: &str) -> Result<String, ClientError> {
-    let value = Connection::call(path, &Request::Get(attr.to_owned()))?;
-    value.ok_or_else(|| ClientError::Protocol("get answered without a value".into()))
+    Session::open(path)?.get(attr)
 }
 
 /// Write `value` to attribute `attr`; md's refusal comes back as [`ClientError::Engine`].
 pub fn set(path: &Path, attr: &str, value: &str) -> Result<(), ClientError> {
-    let request = Request::Set {
-        attr: attr.to_owned(),
-        value: value.to_owned(),
-    };
-    match Connection::call(path, &request)? {
-        None => Ok(()),
-        Some(_) => Err(ClientError::Protocol("set answered with a value".into())),
-    }
+    Session::open(path)?.set(attr, value)
 }
 
 /// Every attribute name the array serves.
 pub fn list(path: &Path) -> Result<Vec<String>, ClientError> {
-    let names = Connection::call(path, &Request::List)?.unwrap_or_default();
-    Ok(names
-        .split('\n')
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned)
-        .collect())
+    Session::open(path)?.list()
+}
+
+/// One connection kept open for many requests: the metadata manager reads a
+/// few dozen attributes per pass, and a connection each would cost the
+/// server a thread each.
+pub struct Session {
+    connection: Connection,
+}
+
+impl Session {
+    /// Connect to the control socket at `path`.
+    pub fn open(path: &Path) -> Result<Self, ClientError> {
+        Ok(Self {
+            connection: Connection::open(path, Some(REPLY_TIMEOUT))?,
+        })
+    }
+
+    fn call(&mut self, request: &Request) -> Result<Option<String>, ClientError> {
+        self.connection.send(request)?;
+        match self.connection.recv()? {
+            Reply::Ok(value) => Ok(value),
+            Reply::Err(e) => Err(ClientError::Engine(e)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Read attribute `attr`.
+    pub fn get(&mut self, attr: &str) -> Result<String, ClientError> {
+        let value = self.call(&Request::Get(attr.to_owned()))?;
+        value.ok_or_else(|| ClientError::Protocol("get answered without a value".into()))
+    }
+
+    /// Write `value` to attribute `attr`.
+    pub fn set(&mut self, attr: &str, value: &str) -> Result<(), ClientError> {
+        let request = Request::Set {
+            attr: attr.to_owned(),
+            value: value.to_owned(),
+        };
+        match self.call(&request)? {
+            None => Ok(()),
+            Some(_) => Err(ClientError::Protocol("set answered with a value".into())),
+        }
+    }
+
+    /// Every attribute name the array serves.
+    pub fn list(&mut self) -> Result<Vec<String>, ClientError> {
+        let names = self.call(&Request::List)?.unwrap_or_default();
+        Ok(names
+            .split('\n')
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
 }
 
 /// Watch `attrs`: `on_event(attr, value)` runs once per attribute with its current value,

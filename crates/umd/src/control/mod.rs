@@ -10,12 +10,14 @@
 //! and the metadata manager use; the private `proto` module is the sans-I/O wire codec.
 
 pub mod client;
+mod container_tree;
 pub mod mdstat;
 pub mod paths;
 mod proto;
 mod server;
 
 pub use client::ClientError;
+pub use container_tree::{ContainerDiskAttrs, ContainerTree};
 pub use server::{ControlHandle, ControlServer, Notifier};
 
 use umd_engine::EngineError;

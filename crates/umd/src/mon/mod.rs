@@ -4,6 +4,25 @@
 //! recorded (a clean array's first write, a failed member, the end of a
 //! resync) through its attributes and waits; this manager records it in the
 //! container's metadata, writes it to the disks, and only then acknowledges.
-//! `handler.rs` is the interface a metadata format implements.
+//!
+//! Files: `handler.rs` is the interface a metadata format implements;
+//! `decide.rs` the per-subarray decisions of one pass (pure); `monitor.rs`
+//! the loop that observes, records, writes and acknowledges; `disks.rs` the
+//! container's disks as the manager writes them.
 
+pub mod decide;
+pub mod disks;
 pub mod handler;
+pub mod monitor;
+
+use disks::Disks;
+use handler::MetadataHandler;
+
+/// Load the metadata handler for `format` (`metadata_version`
+/// `external:<format>`) from the container's disks.
+pub fn load_handler(format: &str, disks: &Disks) -> Result<Box<dyn MetadataHandler>, String> {
+    let _ = disks;
+    Err(format!(
+        "external:{format}: no metadata handler for this format"
+    ))
+}

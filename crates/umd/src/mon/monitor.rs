@@ -1,0 +1,418 @@
+//! The monitor loop (mdmon's `wait_and_act`, protocol.md §6.2): wait for a
+//! change in any watched attribute, read every subarray, record what must be
+//! recorded, write the metadata, and only then acknowledge.
+//!
+//! Threads: the loop runs on the caller's thread; one watcher thread holds a
+//! `watch` on the container's control socket and only wakes the loop (values
+//! are re-read at each pass, as mdmon re-reads its sysfs files). Pings from
+//! the manager socket wait on [`MonShared::wait_pass`].
+//!
+//! The loop never waits on the engine while holding anything the engine
+//! needs: each control request is one short call, and acknowledgements never
+//! take the engine's configuration lock (protocol.md §4.4), so a pass always
+//! finishes.
+
+use super::decide::{decide, Acts, Observed, ObservedMember, Tracked};
+use super::disks::Disks;
+use super::handler::{DiskState, MetadataHandler, RESYNC_NONE};
+use crate::control::client::{self, ClientError, Session};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+use umd_engine::array::ArrayStateWord;
+use umd_engine::Errno;
+
+/// Longest time between passes with no notification: a safety net only,
+/// since every state the manager acts on is notified.
+const PASS_INTERVAL_MAX: Duration = Duration::from_secs(5);
+/// Pause before retrying after a pass failed (metadata write error, control
+/// connection hiccup).
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// mdmon's shutdown `safe_mode_delay` (1 ms): arrays go clean at once.
+const SHUTDOWN_SAFE_MODE_DELAY: &str = "0.001";
+
+/// Why the loop should stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Keep going.
+    No,
+    /// SIGTERM: make every array clean, then exit.
+    WhenClean,
+    /// Another manager took over: exit after the current pass.
+    Now,
+}
+
+/// What the loop shares with the watcher thread and ping handlers.
+#[derive(Debug)]
+pub struct MonShared {
+    state: Mutex<MonState>,
+    changed: Condvar,
+}
+
+#[derive(Debug)]
+struct MonState {
+    /// Notifications seen (bumped by the watcher, and by pings to force a pass).
+    events: u64,
+    /// Passes completed.
+    passes: u64,
+    stop: Stop,
+}
+
+impl Default for MonShared {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(MonState {
+                events: 0,
+                passes: 0,
+                stop: Stop::No,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+}
+
+impl MonShared {
+    fn lock(&self) -> MutexGuard<'_, MonState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Something changed: run a pass.
+    pub fn kick(&self) {
+        self.lock().events += 1;
+        self.changed.notify_all();
+    }
+
+    /// Ask the loop to stop.
+    pub fn request_stop(&self, how: Stop) {
+        let mut s = self.lock();
+        if how == Stop::Now || s.stop == Stop::No {
+            s.stop = how;
+        }
+        s.events += 1;
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    /// mdmon's ping: return once a full pass that started after this call
+    /// has completed (so everything observable before the ping has been
+    /// acted upon), or `false` after `timeout`.
+    pub fn wait_pass(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut s = self.lock();
+        // A pass running now started before the ping: wait for the one after.
+        let target = s.passes + 2;
+        s.events += 1;
+        self.changed.notify_all();
+        while s.passes < target {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            s = self
+                .changed
+                .wait_timeout(s, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
+    /// Passes completed so far.
+    #[must_use]
+    pub fn passes(&self) -> u64 {
+        self.lock().passes
+    }
+}
+
+/// One monitored subarray.
+struct Sub {
+    tracked: Tracked,
+    /// `"<index>/"`.
+    prefix: String,
+    /// Member names (`dev-NAME`).
+    members: Vec<String>,
+}
+
+/// The monitor of one container.
+pub struct Monitor {
+    control: PathBuf,
+    session: Session,
+    handler: Box<dyn MetadataHandler>,
+    disks: Disks,
+    subs: Vec<Sub>,
+    shared: Arc<MonShared>,
+}
+
+impl Monitor {
+    /// A monitor for the container served at `control`, with the metadata
+    /// already loaded into `handler` from `disks`.
+    pub fn new(
+        control: &Path,
+        handler: Box<dyn MetadataHandler>,
+        disks: Disks,
+        shared: Arc<MonShared>,
+    ) -> Result<Self, String> {
+        let mut session = Session::open(control).map_err(|e| e.to_string())?;
+        let names = session.list().map_err(|e| e.to_string())?;
+        let indices = session.get("subarrays").map_err(|e| e.to_string())?;
+        let mut subs = Vec::new();
+        for index in indices.split_whitespace() {
+            let Ok(n) = index.parse::<u32>() else {
+                return Err(format!("subarrays: {index:?} is not an index"));
+            };
+            let prefix = format!("{n}/");
+            let members = names
+                .iter()
+                .filter_map(|a| a.strip_prefix(&prefix))
+                .filter_map(|a| a.strip_prefix("dev-"))
+                .filter_map(|a| a.strip_suffix("/state"))
+                .map(str::to_owned)
+                .collect();
+            subs.push(Sub {
+                tracked: Tracked::new(n),
+                prefix,
+                members,
+            });
+        }
+        Ok(Self {
+            control: control.to_owned(),
+            session,
+            handler,
+            disks,
+            subs,
+            shared,
+        })
+    }
+
+    /// The attributes whose changes wake the loop.
+    fn watched(&self) -> Vec<String> {
+        let mut attrs = Vec::new();
+        for s in &self.subs {
+            for a in ["array_state", "sync_action", "sync_completed", "degraded"] {
+                attrs.push(format!("{}{a}", s.prefix));
+            }
+            attrs.extend(
+                s.members
+                    .iter()
+                    .map(|m| format!("{}dev-{m}/state", s.prefix)),
+            );
+        }
+        attrs
+    }
+
+    /// Start the watcher thread. It ends when the control socket closes
+    /// (the engine stopped or died), after waking the loop one last time.
+    fn spawn_watcher(&self) -> Result<(), String> {
+        let attrs = self.watched();
+        let path = self.control.clone();
+        let shared = self.shared.clone();
+        std::thread::Builder::new()
+            .name("umd-mon-watch".into())
+            .spawn(move || {
+                let result = client::watch(&path, &attrs, |_, _| {
+                    shared.kick();
+                    true
+                });
+                if let Err(e) = result {
+                    tracing::info!(error = %e, "watch ended");
+                }
+                shared.kick();
+            })
+            .map(|_| ())
+            .map_err(|e| format!("watch thread: {e}"))
+    }
+
+    /// Run until every subarray stopped, the engine went away, or a stop
+    /// request is satisfied. Returns how it ended.
+    pub fn run(mut self) -> Result<(), String> {
+        self.spawn_watcher()?;
+        let mut seen_events = u64::MAX;
+        let mut shutdown_prepared = false;
+        loop {
+            let stop = self.wait_for_work(&mut seen_events);
+            if stop == Stop::WhenClean && !shutdown_prepared {
+                self.prepare_shutdown();
+                shutdown_prepared = true;
+            }
+            let outcome = self.pass();
+            self.finish_pass();
+            if let Err(e) = &outcome {
+                tracing::warn!(error = %e, "monitor pass failed; retrying");
+                std::thread::sleep(RETRY_PAUSE);
+            }
+            if !self.subs.iter().any(|s| s.tracked.monitored) {
+                return Ok(());
+            }
+            match stop {
+                Stop::Now => return Ok(()),
+                Stop::WhenClean if outcome.is_ok() && self.all_clean() => return Ok(()),
+                _ => {}
+            }
+        }
+    }
+
+    fn wait_for_work(&self, seen_events: &mut u64) -> Stop {
+        let mut s = self.shared.lock();
+        let deadline = Instant::now() + PASS_INTERVAL_MAX;
+        while s.events == *seen_events && s.stop == Stop::No {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            s = self
+                .shared
+                .changed
+                .wait_timeout(s, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        *seen_events = s.events;
+        s.stop
+    }
+
+    fn finish_pass(&self) {
+        self.shared.lock().passes += 1;
+        self.shared.changed.notify_all();
+    }
+
+    /// mdmon on SIGTERM: make every array go clean at once.
+    fn prepare_shutdown(&mut self) {
+        for i in 0..self.subs.len() {
+            if self.subs[i].tracked.monitored {
+                let attr = format!("{}safe_mode_delay", self.subs[i].prefix);
+                if let Err(e) = self.session.set(&attr, SHUTDOWN_SAFE_MODE_DELAY) {
+                    tracing::warn!(attr, error = %e, "could not shorten safe mode");
+                }
+            }
+        }
+    }
+
+    /// Whether no monitored subarray has writes outstanding.
+    fn all_clean(&self) -> bool {
+        self.subs.iter().filter(|s| s.tracked.monitored).all(|s| {
+            s.tracked.prev_state.is_none_or(|w| {
+                matches!(
+                    w,
+                    ArrayStateWord::Clean
+                        | ArrayStateWord::Readonly
+                        | ArrayStateWord::ReadAuto
+                        | ArrayStateWord::Broken
+                )
+            })
+        })
+    }
+
+    /// One pass over every subarray (module doc).
+    fn pass(&mut self) -> Result<(), String> {
+        let mut planned: Vec<(usize, Acts)> = Vec::new();
+        for i in 0..self.subs.len() {
+            if !self.subs[i].tracked.monitored {
+                continue;
+            }
+            let seen = self.observe(i);
+            let sub = &mut self.subs[i];
+            let acts = decide(&mut sub.tracked, &seen, self.handler.as_mut());
+            planned.push((i, acts));
+        }
+        let mut writes = Vec::new();
+        self.handler.sync_metadata(&mut writes);
+        if !writes.is_empty() {
+            // Nothing is acknowledged unless the metadata is on disk.
+            self.disks.write(&writes)?;
+        }
+        for (i, acts) in &planned {
+            self.act(*i, acts);
+        }
+        self.propagate_failures(&planned);
+        Ok(())
+    }
+
+    /// Read one subarray's attributes.
+    fn observe(&mut self, i: usize) -> Observed {
+        let prefix = self.subs[i].prefix.clone();
+        let mut get = |attr: &str| self.session.get(&format!("{prefix}{attr}"));
+        let array_state = match get("array_state") {
+            Ok(v) => ArrayStateWord::parse(&v),
+            Err(e) => {
+                tracing::info!(subarray = %prefix, error = %e, "array_state unreadable");
+                None
+            }
+        };
+        let sync_action = get("sync_action").unwrap_or_else(|_| "idle".to_owned());
+        let resync_start = get("resync_start")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(RESYNC_NONE);
+        let sync_completed = get("sync_completed")
+            .ok()
+            .and_then(|v| v.split_whitespace().next().and_then(|d| d.parse().ok()));
+        let metadata_version = get("metadata_version").unwrap_or_default();
+        let names = self.subs[i].members.clone();
+        let mut members = Vec::with_capacity(names.len());
+        for name in names {
+            let state = self.session.get(&format!("{prefix}dev-{name}/state"));
+            let slot = self.session.get(&format!("{prefix}dev-{name}/slot"));
+            match (state, slot) {
+                (Ok(state), Ok(slot)) => members.push(ObservedMember {
+                    name,
+                    slot: slot.parse().ok(),
+                    state: DiskState::parse(&state),
+                }),
+                // A removed member's attributes are gone.
+                (Err(ClientError::Engine(e)), _) | (_, Err(ClientError::Engine(e)))
+                    if e.errno == Errno::ENOENT => {}
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::info!(member = %name, error = %e, "member unreadable");
+                }
+            }
+        }
+        Observed {
+            array_state,
+            sync_action,
+            resync_start,
+            sync_completed,
+            metadata_version,
+            members,
+        }
+    }
+
+    /// The engine writes of one subarray, in the order of [`Acts`].
+    fn act(&mut self, i: usize, acts: &Acts) {
+        let prefix = self.subs[i].prefix.clone();
+        let mut set = |attr: String, value: &str| {
+            if let Err(e) = self.session.set(&attr, value) {
+                tracing::warn!(attr, value, error = %e, "engine refused");
+            }
+        };
+        if let Some(state) = acts.array_state {
+            set(format!("{prefix}array_state"), state);
+        }
+        if let Some(action) = acts.sync_action {
+            set(format!("{prefix}sync_action"), action);
+        }
+        for m in &acts.unblock {
+            set(format!("{prefix}dev-{m}/state"), "-blocked");
+        }
+        for m in &acts.remove {
+            set(format!("{prefix}dev-{m}/state"), "remove");
+            self.subs[i].members.retain(|n| n != m);
+        }
+    }
+
+    /// A disk that failed in one subarray is failed in the others too
+    /// (mdmon: a disk is one device, whichever array noticed).
+    fn propagate_failures(&mut self, planned: &[(usize, Acts)]) {
+        let failed: Vec<&String> = planned.iter().flat_map(|(_, a)| &a.faulty).collect();
+        for name in failed {
+            for (i, acts) in planned {
+                if acts.faulty.contains(name) || !self.subs[*i].members.contains(name) {
+                    continue;
+                }
+                let attr = format!("{}dev-{name}/state", self.subs[*i].prefix);
+                if let Err(e) = self.session.set(&attr, "faulty") {
+                    tracing::warn!(attr, error = %e, "could not fail the disk here too");
+                }
+            }
+        }
+    }
+}
