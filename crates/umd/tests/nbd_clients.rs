@@ -1,10 +1,12 @@
 //! The NBD export against real clients (nbdinfo, qemu-io, qemu-img, nbdcopy,
 //! fio) and against a raw socket sending bad input.
 //!
-//! Each test serves an in-memory export from this process on a Unix socket in a
-//! fresh temporary directory, drives it with an external client, and checks the
-//! bytes that landed in the export, not just the client's exit status. A missing
-//! client fails the test unless `UMD_SKIP_NBD_CLIENTS` is set.
+//! Each test serves in-memory exports from this process on a Unix socket in a
+//! fresh temporary directory, drives them with an external client, and checks the
+//! bytes that landed in each export, not just the client's exit status. A missing
+//! client fails the test unless `UMD_SKIP_NBD_CLIENTS` is set. The multi-export
+//! tests serve several named exports on one socket and address them by name
+//! (`nbd+unix:///NAME?socket=PATH`).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -18,9 +20,9 @@ use umd::nbd::mem_export::MemExport;
 use umd::nbd::proto::{
     IHAVEOPT, NBDMAGIC, NBD_CMD_DISC, NBD_CMD_FLUSH, NBD_CMD_READ, NBD_CMD_WRITE, NBD_EINVAL,
     NBD_ENOSPC, NBD_EPERM, NBD_FLAG_CAN_MULTI_CONN, NBD_FLAG_C_FIXED_NEWSTYLE,
-    NBD_FLAG_C_NO_ZEROES, NBD_FLAG_READ_ONLY, NBD_OPT_GO, NBD_OPT_STRUCTURED_REPLY, NBD_REP_ACK,
-    NBD_REP_ERR_UNKNOWN, NBD_REP_ERR_UNSUP, NBD_REP_INFO, NBD_REP_MAGIC, NBD_REQUEST_MAGIC,
-    NBD_SIMPLE_REPLY_MAGIC,
+    NBD_FLAG_C_NO_ZEROES, NBD_FLAG_READ_ONLY, NBD_OPT_EXPORT_NAME, NBD_OPT_GO,
+    NBD_OPT_STRUCTURED_REPLY, NBD_REP_ACK, NBD_REP_ERR_UNKNOWN, NBD_REP_ERR_UNSUP, NBD_REP_INFO,
+    NBD_REP_MAGIC, NBD_REQUEST_MAGIC, NBD_SIMPLE_REPLY_MAGIC,
 };
 use umd::nbd::{BlockExport, Listen, NbdServer, ServerConfig, ServerHandle};
 
@@ -36,16 +38,22 @@ struct Served {
     socket: PathBuf,
 }
 
+/// A fresh, empty temporary directory for one test.
+fn fresh_dir() -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "umd-nbd-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
 impl Served {
     fn new(export: MemExport) -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "umd-nbd-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
+        let dir = fresh_dir();
         let socket = dir.join("nbd.sock");
         let export = Arc::new(export);
         let config = ServerConfig {
@@ -647,4 +655,312 @@ fn listen_parses_documented_forms() {
     ] {
         assert!(bad.parse::<Listen>().is_err(), "{bad} must not parse");
     }
+}
+
+// ---- Several named exports on one listener ----
+
+/// Sizes of the three named exports: different, so a client reaching the wrong
+/// one sees the wrong size.
+const MANY_SIZES: [(&str, u64); 3] = [("md0", 4 << 20), ("md1", 6 << 20), ("md2", 8 << 20)];
+
+/// Several in-memory exports served by name on one socket; `md0` is the default.
+struct ServedMany {
+    exports: Vec<(String, Arc<MemExport>)>,
+    handle: Option<ServerHandle>,
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+impl ServedMany {
+    fn new() -> Self {
+        let dir = fresh_dir();
+        let socket = dir.join("nbd.sock");
+        let exports: Vec<(String, Arc<MemExport>)> = MANY_SIZES
+            .iter()
+            .map(|&(name, bytes)| {
+                let export = MemExport::new(bytes).described(format!("test array {name}"));
+                (name.to_owned(), Arc::new(export))
+            })
+            .collect();
+        let named = exports
+            .iter()
+            .map(|(name, export)| {
+                let export: Arc<dyn BlockExport> = export.clone();
+                (name.clone(), export)
+            })
+            .collect();
+        let config = ServerConfig {
+            request_bytes_max: REQUEST_BYTES_MAX,
+            ..ServerConfig::default()
+        };
+        let server =
+            NbdServer::bind_exports(&Listen::Unix(socket.clone()), named, config).expect("bind");
+        Self {
+            exports,
+            handle: Some(server.spawn()),
+            dir,
+            socket,
+        }
+    }
+
+    fn handle(&self) -> &ServerHandle {
+        self.handle.as_ref().expect("running")
+    }
+
+    fn export(&self, name: &str) -> &MemExport {
+        let (_, export) = self
+            .exports
+            .iter()
+            .find(|(n, _)| n == name)
+            .expect("a test export");
+        export
+    }
+
+    /// The URI of export `name`; the empty name is the default export.
+    fn uri(&self, name: &str) -> String {
+        format!("nbd+unix:///{name}?socket={}", self.socket.display())
+    }
+
+    /// A raw connection in transmission on export `name`.
+    fn transmission(&self, name: &str) -> UnixStream {
+        let mut s = UnixStream::connect(&self.socket).expect("connect");
+        start_handshake(&mut s);
+        assert_eq!(go(&mut s, name).0, NBD_REP_ACK, "GO {name}");
+        s
+    }
+
+    /// The export names and sizes `nbdinfo --list` reports, in its order.
+    fn listed(&self) -> Vec<(String, u64)> {
+        let output = run("nbdinfo", &["--list", "--json", &self.uri("")]);
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+        json["exports"]
+            .as_array()
+            .expect("exports")
+            .iter()
+            .map(|e| {
+                let name = e["export-name"].as_str().expect("name").to_owned();
+                (name, e["export-size"].as_u64().expect("size"))
+            })
+            .collect()
+    }
+}
+
+impl Drop for ServedMany {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn sizes_of(names: &[&str]) -> Vec<(String, u64)> {
+    names
+        .iter()
+        .map(|&name| {
+            let (_, bytes) = MANY_SIZES.iter().find(|(n, _)| *n == name).expect("known");
+            (name.to_owned(), *bytes)
+        })
+        .collect()
+}
+
+/// True if `program args` exits with failure (the client refused or was refused).
+fn fails(program: &str, args: &[&str]) -> bool {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .expect("spawn client");
+    !output.status.success()
+}
+
+#[test]
+fn nbdinfo_list_sees_every_export_with_its_own_size_and_flags() {
+    if !have_client("nbdinfo") {
+        return;
+    }
+    let served = ServedMany::new();
+    assert_eq!(served.listed(), sizes_of(&["md0", "md1", "md2"]));
+    let output = run("nbdinfo", &["--list", "--json", &served.uri("")]);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    for export in json["exports"].as_array().expect("exports") {
+        let name = export["export-name"].as_str().expect("name");
+        assert_eq!(
+            export["description"],
+            format!("test array {name}"),
+            "{export}"
+        );
+        assert_eq!(export["can_multi_conn"], true, "multi-conn per export");
+        assert_eq!(export["block_size_maximum"], REQUEST_BYTES_MAX);
+    }
+    // The empty name is the default export, md0.
+    let output = run("nbdinfo", &["--json", &served.uri("")]);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(json["exports"][0]["export-size"], MANY_SIZES[0].1);
+}
+
+#[test]
+fn nbdcopy_writes_and_reads_each_export_by_name() {
+    if !have_client("nbdcopy") {
+        return;
+    }
+    let served = ServedMany::new();
+    for (seed, &(name, bytes)) in MANY_SIZES.iter().enumerate() {
+        let input = served.dir.join(format!("{name}.in"));
+        std::fs::write(&input, pattern(bytes as usize, seed as u64 + 11)).expect("input");
+        run(
+            "nbdcopy",
+            &["--connections=2", path_str(&input), &served.uri(name)],
+        );
+    }
+    for (seed, &(name, bytes)) in MANY_SIZES.iter().enumerate() {
+        let expected = pattern(bytes as usize, seed as u64 + 11);
+        let landed = served.export(name).snapshot().expect("snapshot");
+        assert!(landed == expected, "{name} holds its own copy");
+        let output = served.dir.join(format!("{name}.out"));
+        run("nbdcopy", &[&served.uri(name), path_str(&output)]);
+        let back = std::fs::read(&output).expect("read output");
+        assert!(back == expected, "{name} reads back its own copy");
+    }
+}
+
+#[test]
+fn qemu_io_writes_and_verifies_each_export_by_name() {
+    if !have_client("qemu-io") {
+        return;
+    }
+    let served = ServedMany::new();
+    let patterns = [("md0", 0x10u8), ("md1", 0x21), ("md2", 0x32)];
+    for (name, byte) in patterns {
+        let uri = served.uri(name);
+        let write = format!("write -P {byte:#x} 1M 256k");
+        let read = format!("read -P {byte:#x} 1M 256k");
+        let output = run("qemu-io", &["-f", "raw", "-c", &write, "-c", &read, &uri]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(!stdout.contains("failed"), "{name}: {stdout}");
+    }
+    for (name, byte) in patterns {
+        let data = served.export(name).snapshot().expect("snapshot");
+        let region = &data[1 << 20..(1 << 20) + (256 << 10)];
+        assert!(region.iter().all(|&b| b == byte), "{name} got its pattern");
+        assert!(
+            data[..1 << 20].iter().all(|&b| b == 0),
+            "{name}: rest untouched"
+        );
+    }
+}
+
+#[test]
+fn unknown_export_names_are_refused() {
+    let served = ServedMany::new();
+    if have_client("nbdinfo") {
+        assert!(fails("nbdinfo", &[&served.uri("md9")]), "nbdinfo md9");
+    }
+    if have_client("qemu-io") {
+        let uri = served.uri("md9");
+        assert!(fails("qemu-io", &["-f", "raw", "-c", "read 0 4k", &uri]));
+    }
+    let mut s = UnixStream::connect(&served.socket).expect("connect");
+    start_handshake(&mut s);
+    assert_eq!(go(&mut s, "md9").0, NBD_REP_ERR_UNKNOWN);
+    assert_eq!(go(&mut s, "md1").0, NBD_REP_ACK, "still negotiating");
+    assert_serves(&mut s);
+    // EXPORT_NAME has no error reply: an unknown name closes the connection.
+    let mut s = UnixStream::connect(&served.socket).expect("connect");
+    start_handshake(&mut s);
+    send_option(&mut s, NBD_OPT_EXPORT_NAME, b"md9");
+    assert!(closed_by_server(&mut s));
+    for (name, export) in &served.exports {
+        let touched = name == "md1";
+        let data = export.snapshot().expect("snapshot");
+        assert_eq!(
+            data[8192..12288] == pattern(4096, 7)[..],
+            touched,
+            "{name}: only md1 was written"
+        );
+    }
+}
+
+#[test]
+fn export_name_option_picks_by_name() {
+    let served = ServedMany::new();
+    let mut s = UnixStream::connect(&served.socket).expect("connect");
+    start_handshake(&mut s);
+    send_option(&mut s, NBD_OPT_EXPORT_NAME, b"md2");
+    assert_eq!(read_u64(&mut s), MANY_SIZES[2].1, "md2's size");
+    let mut flags = [0u8; 2];
+    s.read_exact(&mut flags).expect("flags");
+    assert_serves(&mut s);
+    let data = served.export("md2").snapshot().expect("snapshot");
+    assert_eq!(data[8192..12288], pattern(4096, 7)[..]);
+}
+
+#[test]
+fn withdrawn_export_disappears_while_its_clients_and_other_exports_keep_serving() {
+    if !have_client("nbdinfo") || !have_client("qemu-io") {
+        return;
+    }
+    let served = ServedMany::new();
+    let mut using_md1 = served.transmission("md1");
+    let withdrawn = served.handle().withdraw("md1").expect("md1 was served");
+    assert!(served.handle().withdraw("md1").is_none(), "only once");
+    assert_eq!(served.handle().export_names(), ["md0", "md2"]);
+    assert_eq!(served.listed(), sizes_of(&["md0", "md2"]));
+    assert!(fails("nbdinfo", &[&served.uri("md1")]), "md1 refused");
+    let mut s = UnixStream::connect(&served.socket).expect("connect");
+    start_handshake(&mut s);
+    assert_eq!(go(&mut s, "md1").0, NBD_REP_ERR_UNKNOWN);
+    // The connection that chose md1 before the withdrawal still reaches it.
+    assert_serves(&mut using_md1);
+    let md1 = served.export("md1").snapshot().expect("snapshot");
+    assert_eq!(md1[8192..12288], pattern(4096, 7)[..]);
+    drop(using_md1);
+    // Another export keeps serving.
+    let uri = served.uri("md2");
+    let script = ["write -P 0x5c 0 64k", "read -P 0x5c 0 64k"];
+    let output = run(
+        "qemu-io",
+        &["-f", "raw", "-c", script[0], "-c", script[1], &uri],
+    );
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("failed"));
+    let md2 = served.export("md2").snapshot().expect("snapshot");
+    assert!(md2[..64 << 10].iter().all(|&b| b == 0x5c));
+    // Offered again, it is listed and served again.
+    served.handle().add("md1", withdrawn).expect("add back");
+    assert_eq!(served.listed(), sizes_of(&["md0", "md2", "md1"]));
+    let mut again = served.transmission("md1");
+    assert_serves(&mut again);
+}
+
+#[test]
+fn withdrawn_default_export_leaves_the_empty_name_unknown() {
+    if !have_client("nbdinfo") {
+        return;
+    }
+    let served = ServedMany::new();
+    run("nbdinfo", &[&served.uri("")]);
+    served.handle().withdraw("md0").expect("md0 was served");
+    assert!(
+        fails("nbdinfo", &[&served.uri("")]),
+        "the default must not silently become md1"
+    );
+    let mut s = UnixStream::connect(&served.socket).expect("connect");
+    start_handshake(&mut s);
+    assert_eq!(go(&mut s, "").0, NBD_REP_ERR_UNKNOWN);
+    assert_eq!(served.listed(), sizes_of(&["md1", "md2"]));
+}
+
+#[test]
+fn bind_exports_refuses_duplicate_names() {
+    let dir = fresh_dir();
+    let a: Arc<dyn BlockExport> = Arc::new(MemExport::new(1 << 20));
+    let b: Arc<dyn BlockExport> = Arc::new(MemExport::new(1 << 20));
+    let listen = Listen::Unix(dir.join("nbd.sock"));
+    let result = NbdServer::bind_exports(
+        &listen,
+        vec![("md0".to_owned(), a), ("md0".to_owned(), b)],
+        ServerConfig::default(),
+    );
+    let error = result.expect_err("duplicate names");
+    assert!(error.to_string().contains("md0"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -17,6 +17,7 @@ pub struct MemExport {
     /// The export's contents. Lock order: leaf (nothing is locked while held).
     data: RwLock<Vec<u8>>,
     read_only: bool,
+    description: String,
     flushes: AtomicU64,
     fua_writes: AtomicU64,
     opened: AtomicU64,
@@ -36,11 +37,19 @@ impl MemExport {
         Self {
             data: RwLock::new(data),
             read_only,
+            description: String::new(),
             flushes: AtomicU64::new(0),
             fua_writes: AtomicU64::new(0),
             opened: AtomicU64::new(0),
             closed: AtomicU64::new(0),
         }
+    }
+
+    /// The same export, described as `text` in export lists.
+    #[must_use]
+    pub fn described(mut self, text: impl Into<String>) -> Self {
+        self.description = text.into();
+        self
     }
 
     /// A copy of the contents.
@@ -112,6 +121,10 @@ impl BlockExport for MemExport {
 
     fn read_only(&self) -> bool {
         self.read_only
+    }
+
+    fn description(&self) -> String {
+        self.description.clone()
     }
 
     fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), ExportError> {

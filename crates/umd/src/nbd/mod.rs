@@ -1,10 +1,13 @@
-//! The NBD export: serves one running array to NBD clients (qemu, libnbd's
+//! The NBD export: serves running arrays to NBD clients (qemu, libnbd's
 //! nbdcopy/nbdinfo, fio, the kernel's nbd client) over a Unix or TCP socket.
 //!
 //! The array host implements [`BlockExport`]; [`NbdServer::bind`] opens the
-//! listener and [`NbdServer::spawn`] starts serving, returning a [`ServerHandle`]
+//! listener for one export, [`NbdServer::bind_exports`] for several named ones
+//! (a DDF container's virtual disks), and [`NbdServer::spawn`] starts serving,
+//! returning a [`ServerHandle`] that can add and withdraw exports at runtime and
 //! whose [`ServerHandle::shutdown`] stops it. The wire codec is sans-I/O in
-//! [`proto`]; sockets and threads live in `server.rs`. Errors a client causes
+//! [`proto`]; the export registry lives in `exports.rs`, sockets and threads in
+//! `server.rs`. Errors a client causes
 //! become NBD error replies or a closed connection, never a panic, and never stop
 //! the server from serving its other clients.
 
@@ -15,6 +18,7 @@ use std::str::FromStr;
 
 use umd_engine::Errno;
 
+mod exports;
 #[doc(hidden)]
 pub mod mem_export;
 pub mod proto;
@@ -50,6 +54,13 @@ pub trait BlockExport: Send + Sync + 'static {
     /// True if writes must be refused (`NBD_FLAG_READ_ONLY`).
     fn read_only(&self) -> bool {
         false
+    }
+
+    /// One line for `NBD_OPT_LIST` and `NBD_INFO_DESCRIPTION` ("raid5, 4
+    /// members"); empty for none. Cut to
+    /// [`proto::NBD_DESCRIPTION_BYTES_MAX`] bytes.
+    fn description(&self) -> String {
+        String::new()
     }
 
     /// Fills `buf` from the export starting at byte `offset`.
@@ -177,7 +188,9 @@ impl fmt::Display for Listen {
 /// Server tunables; [`Default`] suits a local array.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// The export's name; clients may also ask for the empty (default) name.
+    /// The name of the one export [`NbdServer::bind`] serves; clients may also ask
+    /// for the empty (default) name. [`NbdServer::bind_exports`] does not use it:
+    /// each of its exports carries its own name.
     pub export_name: String,
     /// Connections served at once; more are accepted and closed at once.
     pub connections_max: usize,
@@ -212,8 +225,11 @@ impl Default for ServerConfig {
 /// Fuzzing entry points (style R21); not part of the API.
 #[doc(hidden)]
 pub mod fuzz {
+    use std::sync::Arc;
+
+    use super::exports::Registry;
     use super::mem_export::MemExport;
-    use super::{server, ServerConfig};
+    use super::server;
 
     /// Export size for fuzzing: small, so every range check is reachable.
     const FUZZ_EXPORT_BYTES: u64 = 1 << 20;
@@ -221,14 +237,23 @@ pub mod fuzz {
     const FUZZ_REQUEST_BYTES_MAX: u32 = 64 << 10;
 
     /// Feeds `data` as a client's whole byte stream (handshake, then requests)
-    /// through the codec against an in-memory export. Never panics.
+    /// through the codec against two in-memory exports, `fuzz` (the default)
+    /// and a read-only `ro`, so name lookup and per-export limits are reached.
+    /// Never panics.
     pub fn request_stream(data: &[u8]) {
-        let export = MemExport::new(FUZZ_EXPORT_BYTES);
-        let config = ServerConfig {
-            export_name: "fuzz".to_owned(),
-            request_bytes_max: FUZZ_REQUEST_BYTES_MAX,
-            ..ServerConfig::default()
-        };
-        server::serve_sequential(data, &export, &config);
+        let mut exports = Registry::new(FUZZ_REQUEST_BYTES_MAX);
+        let named = [
+            ("fuzz", MemExport::new(FUZZ_EXPORT_BYTES)),
+            (
+                "ro",
+                MemExport::with_contents(vec![0; FUZZ_EXPORT_BYTES as usize / 2], true),
+            ),
+        ];
+        for (name, export) in named {
+            exports
+                .add(name.to_owned(), Arc::new(export))
+                .expect("fuzz exports are valid and distinct");
+        }
+        server::serve_sequential(data, &exports, FUZZ_REQUEST_BYTES_MAX);
     }
 }

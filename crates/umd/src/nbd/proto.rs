@@ -13,6 +13,12 @@
 //! fixed newstyle only and reply with simple replies only: structured replies are
 //! refused with `NBD_REP_ERR_UNSUP`, which every client handles.
 //!
+//! Several named exports: every option is answered from an [`ExportSet`], the
+//! caller's snapshot of what may be chosen at that moment, so an export withdrawn
+//! between two options is already unknown to the second. The empty name means the
+//! default export, which the set names explicitly: when that export is withdrawn
+//! the empty name is unknown too, rather than silently meaning another array.
+//!
 //! Alignment: the export advertises a 512-byte minimum block, but byte-granular
 //! READ, WRITE, TRIM and WRITE_ZEROES are served rather than refused, since the
 //! host handles arbitrary byte ranges and refusing gains nothing.
@@ -147,6 +153,13 @@ pub const EXPORT_NAME_ZEROES_LEN: usize = 124;
 /// Longest string the protocol allows (export names, error messages: "MUST be no
 /// longer than 4096 bytes").
 pub const NBD_STRING_BYTES_MAX: usize = 4096;
+/// Longest export description we send (`NBD_REP_SERVER`, `NBD_INFO_DESCRIPTION`);
+/// longer ones are cut at a character boundary. Short, so a LIST reply item with a
+/// maximal name still fits [`OPTION_DATA_BYTES_MAX`].
+pub const NBD_DESCRIPTION_BYTES_MAX: usize = 1024;
+/// Most exports one server offers: far more arrays than one process hosts, and it
+/// bounds an `NBD_OPT_LIST` answer (each item at most about 5 KiB).
+pub const EXPORTS_MAX: usize = 256;
 /// Longest option data we read: an INFO/GO request with a maximal name and a
 /// generous list of info requests. Anything longer is a client wasting our memory,
 /// which the protocol lets us answer with a hard disconnect.
@@ -161,6 +174,11 @@ const _: () = assert!(OPTION_REPLY_HEADER_LEN == 20);
 const _: () = assert!(REQUEST_HEADER_LEN == 28);
 const _: () = assert!(SIMPLE_REPLY_LEN == 16);
 const _: () = assert!(CLIENT_FLAGS_KNOWN & !0b11 == 0);
+// A LIST item (length, maximal name, maximal description) fits one option reply.
+const _: () =
+    assert!(4 + NBD_STRING_BYTES_MAX + NBD_DESCRIPTION_BYTES_MAX <= OPTION_DATA_BYTES_MAX as usize);
+// An INFO_NAME item (type, maximal name) fits one option reply.
+const _: () = assert!(2 + NBD_STRING_BYTES_MAX <= OPTION_DATA_BYTES_MAX as usize);
 
 /// The client broke the protocol in a way that ends the connection (style R4:
 /// the peer misbehaved). Per-request problems are not errors here: they become
@@ -222,11 +240,14 @@ impl fmt::Display for ProtoError {
 
 impl std::error::Error for ProtoError {}
 
-/// What the negotiation tells the client about the one export we serve.
+/// What the negotiation tells the client about one export.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportInfo {
-    /// The export's name; the empty name also selects it (the default export).
+    /// The export's name: at most [`NBD_STRING_BYTES_MAX`] bytes.
     pub name: String,
+    /// A human-readable description, possibly empty: at most
+    /// [`NBD_DESCRIPTION_BYTES_MAX`] bytes.
+    pub description: String,
     /// Size in bytes, as sent in `NBD_INFO_EXPORT`.
     pub size_bytes: u64,
     /// Transmission flags (`NBD_FLAG_HAS_FLAGS` | ...).
@@ -239,9 +260,39 @@ pub struct ExportInfo {
     pub block_size_max: u32,
 }
 
-impl ExportInfo {
-    fn name_matches(&self, requested: &[u8]) -> bool {
-        requested.is_empty() || requested == self.name.as_bytes()
+/// The exports a client may choose from when one option arrives: the caller's
+/// snapshot, in listing order.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportSet<'a> {
+    /// Every export currently offered; at most [`EXPORTS_MAX`], names unique.
+    pub exports: &'a [ExportInfo],
+    /// The name the empty name stands for (the default export). It need not be in
+    /// `exports`: a withdrawn default leaves the empty name unknown.
+    pub default_name: &'a str,
+}
+
+impl ExportSet<'_> {
+    /// The index of the export `requested` names: an exact name first, then, for
+    /// the empty name, the default export.
+    #[must_use]
+    pub fn find(&self, requested: &[u8]) -> Option<usize> {
+        assert!(self.exports.len() <= EXPORTS_MAX, "export count is bounded");
+        let by_name = |name: &[u8]| self.exports.iter().position(|e| e.name.as_bytes() == name);
+        let found = by_name(requested).or_else(|| {
+            if requested.is_empty() {
+                by_name(self.default_name.as_bytes())
+            } else {
+                None
+            }
+        });
+        if let Some(index) = found {
+            let name = self.exports[index].name.as_bytes();
+            assert!(
+                name == requested || requested.is_empty(),
+                "a found export carries the name asked for"
+            );
+        }
+        found
     }
 }
 
@@ -313,8 +364,9 @@ pub struct ExpectOption {
 pub enum OptionOutcome {
     /// Read the next option in this state.
     Next(ExpectOption),
-    /// Enter the transmission phase.
-    Transmission,
+    /// Enter the transmission phase serving this export (an index into the
+    /// [`ExportSet`] the option was handled with).
+    Transmission(usize),
     /// Close the connection (abort, or an export we cannot serve after
     /// `NBD_OPT_EXPORT_NAME`, where the protocol has no error reply).
     Close,
@@ -322,12 +374,12 @@ pub enum OptionOutcome {
 
 impl ExpectOption {
     /// Handles one option whose data the caller read in full, appending the
-    /// reply bytes to `out`.
+    /// reply bytes to `out`. `exports` is what may be chosen right now.
     pub fn handle(
         mut self,
         header: OptionHeader,
         data: &[u8],
-        export: &ExportInfo,
+        exports: &ExportSet<'_>,
         out: &mut Vec<u8>,
     ) -> Result<OptionOutcome, ProtoError> {
         if data.len() != header.len as usize {
@@ -341,32 +393,23 @@ impl ExpectOption {
         }
         let option = header.option;
         match option {
-            NBD_OPT_EXPORT_NAME => Ok(self.export_name(data, export, out)),
+            NBD_OPT_EXPORT_NAME => Ok(self.export_name(data, exports, out)),
             NBD_OPT_ABORT => {
                 option_reply(out, option, NBD_REP_ACK, &[]);
                 Ok(OptionOutcome::Close)
             }
             NBD_OPT_LIST => {
                 if data.is_empty() {
-                    let name = export.name.as_bytes();
-                    let mut item = Vec::with_capacity(4 + name.len());
-                    item.extend_from_slice(&(name.len() as u32).to_be_bytes());
-                    item.extend_from_slice(name);
-                    option_reply(out, option, NBD_REP_SERVER, &item);
-                    option_reply(out, option, NBD_REP_ACK, &[]);
+                    list(exports, out);
                 } else {
                     option_reply(out, option, NBD_REP_ERR_INVALID, b"LIST takes no data");
                 }
                 Ok(OptionOutcome::Next(self))
             }
-            NBD_OPT_INFO | NBD_OPT_GO => {
-                let entered = info_or_go(option, data, export, out);
-                Ok(if entered {
-                    OptionOutcome::Transmission
-                } else {
-                    OptionOutcome::Next(self)
-                })
-            }
+            NBD_OPT_INFO | NBD_OPT_GO => Ok(match info_or_go(option, data, exports, out) {
+                Some(index) => OptionOutcome::Transmission(index),
+                None => OptionOutcome::Next(self),
+            }),
             NBD_OPT_STRUCTURED_REPLY => {
                 option_reply(out, option, NBD_REP_ERR_UNSUP, b"simple replies only");
                 Ok(OptionOutcome::Next(self))
@@ -378,17 +421,50 @@ impl ExpectOption {
         }
     }
 
-    fn export_name(self, data: &[u8], export: &ExportInfo, out: &mut Vec<u8>) -> OptionOutcome {
-        if !export.name_matches(data) {
+    fn export_name(self, data: &[u8], exports: &ExportSet<'_>, out: &mut Vec<u8>) -> OptionOutcome {
+        let Some(index) = exports.find(data) else {
             return OptionOutcome::Close;
-        }
+        };
+        let export = &exports.exports[index];
         out.extend_from_slice(&export.size_bytes.to_be_bytes());
         out.extend_from_slice(&export.transmission_flags.to_be_bytes());
         if !self.no_zeroes {
             out.extend_from_slice(&[0u8; EXPORT_NAME_ZEROES_LEN]);
         }
-        OptionOutcome::Transmission
+        OptionOutcome::Transmission(index)
     }
+}
+
+/// Answers `NBD_OPT_LIST`: one `NBD_REP_SERVER` per export (name, then its
+/// description), then the final ACK.
+fn list(exports: &ExportSet<'_>, out: &mut Vec<u8>) {
+    assert!(
+        exports.exports.len() <= EXPORTS_MAX,
+        "export count is bounded"
+    );
+    let start = out.len();
+    for export in exports.exports {
+        let name = export.name.as_bytes();
+        let description = export.description.as_bytes();
+        assert!(
+            name.len() <= NBD_STRING_BYTES_MAX,
+            "names are checked on entry"
+        );
+        assert!(
+            description.len() <= NBD_DESCRIPTION_BYTES_MAX,
+            "descriptions are cut on entry"
+        );
+        let mut item = Vec::with_capacity(4 + name.len() + description.len());
+        item.extend_from_slice(&(name.len() as u32).to_be_bytes());
+        item.extend_from_slice(name);
+        item.extend_from_slice(description);
+        option_reply(out, NBD_OPT_LIST, NBD_REP_SERVER, &item);
+    }
+    option_reply(out, NBD_OPT_LIST, NBD_REP_ACK, &[]);
+    assert!(
+        out.len() - start >= OPTION_REPLY_HEADER_LEN * (exports.exports.len() + 1),
+        "one reply per export plus the ACK"
+    );
 }
 
 /// An INFO/GO request's data: u32 name length, name, u16 count, count × u16.
@@ -409,9 +485,14 @@ fn parse_info_request(data: &[u8]) -> Option<InfoRequest<'_>> {
     Some(InfoRequest { name, infos })
 }
 
-/// Answers `NBD_OPT_INFO` or `NBD_OPT_GO`; returns true when GO succeeded and
-/// transmission begins.
-fn info_or_go(option: u32, data: &[u8], export: &ExportInfo, out: &mut Vec<u8>) -> bool {
+/// Answers `NBD_OPT_INFO` or `NBD_OPT_GO`; returns the chosen export's index
+/// when GO succeeded and transmission begins.
+fn info_or_go(
+    option: u32,
+    data: &[u8],
+    exports: &ExportSet<'_>,
+    out: &mut Vec<u8>,
+) -> Option<usize> {
     let Some(request) = parse_info_request(data) else {
         option_reply(
             out,
@@ -419,12 +500,13 @@ fn info_or_go(option: u32, data: &[u8], export: &ExportInfo, out: &mut Vec<u8>) 
             NBD_REP_ERR_INVALID,
             b"malformed INFO/GO request",
         );
-        return false;
+        return None;
     };
-    if !export.name_matches(request.name) {
+    let Some(index) = exports.find(request.name) else {
         option_reply(out, option, NBD_REP_ERR_UNKNOWN, b"no such export");
-        return false;
-    }
+        return None;
+    };
+    let export = &exports.exports[index];
     let mut item = [0u8; 2 + 8 + 2];
     item[0..2].copy_from_slice(&NBD_INFO_EXPORT.to_be_bytes());
     item[2..10].copy_from_slice(&export.size_bytes.to_be_bytes());
@@ -438,18 +520,23 @@ fn info_or_go(option: u32, data: &[u8], export: &ExportInfo, out: &mut Vec<u8>) 
     sizes[6..10].copy_from_slice(&export.block_size_preferred.to_be_bytes());
     sizes[10..14].copy_from_slice(&export.block_size_max.to_be_bytes());
     option_reply(out, option, NBD_REP_INFO, &sizes);
-    let name_wanted = request
-        .infos
-        .chunks_exact(2)
-        .any(|c| be_u16(c) == NBD_INFO_NAME);
-    if name_wanted {
-        let mut named = Vec::with_capacity(2 + export.name.len());
-        named.extend_from_slice(&NBD_INFO_NAME.to_be_bytes());
-        named.extend_from_slice(export.name.as_bytes());
-        option_reply(out, option, NBD_REP_INFO, &named);
+    let wanted = |info: u16| request.infos.chunks_exact(2).any(|c| be_u16(c) == info);
+    if wanted(NBD_INFO_NAME) {
+        info_string(out, option, NBD_INFO_NAME, &export.name);
+    }
+    if wanted(NBD_INFO_DESCRIPTION) && !export.description.is_empty() {
+        info_string(out, option, NBD_INFO_DESCRIPTION, &export.description);
     }
     option_reply(out, option, NBD_REP_ACK, &[]);
-    option == NBD_OPT_GO
+    (option == NBD_OPT_GO).then_some(index)
+}
+
+/// Appends an information item that carries one string (name, description).
+fn info_string(out: &mut Vec<u8>, option: u32, info: u16, text: &str) {
+    let mut item = Vec::with_capacity(2 + text.len());
+    item.extend_from_slice(&info.to_be_bytes());
+    item.extend_from_slice(text.as_bytes());
+    option_reply(out, option, NBD_REP_INFO, &item);
 }
 
 /// Appends one option reply (header and data) to `out`.

@@ -17,9 +17,16 @@
 //! worker's buffer, and read data from that buffer straight into one vectored
 //! `writev` with its reply header: one copy each way.
 //!
+//! Exports: the server offers every export in its registry (`exports.rs`) by
+//! name. A connection snapshots the registry for each negotiation option and,
+//! once it chose, holds that export's `Arc` for its whole life, so a withdrawn
+//! export keeps serving the connections that already use it.
+//!
 //! Locks, highest first (a thread may take a lower lock while holding a higher
 //! one, never the reverse): `Shared::connections` (acceptor and shutdown only,
-//! never held across I/O); `Connection::reader` (held by one worker while it
+//! never held across I/O); `Shared::exports` (held only to copy, add or remove
+//! entries, never across I/O or a call into an export other than its block size
+//! queries); `Connection::reader` (held by one worker while it
 //! reads one request; it may take `reply_writer` to answer a refused request);
 //! `Connection::reply_writer` (held while one reply is written, so header and
 //! payload stay contiguous).
@@ -42,11 +49,10 @@ use tracing::{debug, info, warn};
 
 use super::socket::{Listener, Stream};
 
+use super::exports::{Registry, Snapshot};
 use super::proto::{
     self, Command, ExpectClientFlags, ExportInfo, Limits, OptionOutcome, ProtoError, Rejection,
-    Request, CLIENT_FLAGS_LEN, NBD_FLAG_CAN_MULTI_CONN, NBD_FLAG_HAS_FLAGS, NBD_FLAG_READ_ONLY,
-    NBD_FLAG_SEND_FLUSH, NBD_FLAG_SEND_FUA, NBD_FLAG_SEND_TRIM, NBD_FLAG_SEND_WRITE_ZEROES,
-    NBD_STRING_BYTES_MAX, OPTION_HEADER_LEN, REQUEST_HEADER_LEN,
+    Request, CLIENT_FLAGS_LEN, OPTION_HEADER_LEN, REQUEST_HEADER_LEN,
 };
 use super::{BlockExport, Listen, ServerConfig};
 
@@ -67,8 +73,6 @@ pub const WORKERS_PER_CONNECTION_LIMIT: usize = 256;
 /// a disconnect when the server cannot read the payload). 64 MiB costs the server
 /// only reader time, through a small stack buffer.
 pub const REJECTED_PAYLOAD_DRAIN_BYTES_MAX: u32 = 64 << 20;
-/// Largest `NBD_INFO_BLOCK_SIZE` minimum the protocol allows (64 KiB).
-const BLOCK_SIZE_MIN_LIMIT: u32 = 64 << 10;
 
 /// Why a connection ended early; logged, never surfaced to the caller.
 #[derive(Debug)]
@@ -77,8 +81,6 @@ enum ConnectionError {
     Io(io::Error),
     /// The client broke the protocol.
     Proto(ProtoError),
-    /// The host's export reports values the protocol cannot carry.
-    Config(io::Error),
 }
 
 impl From<io::Error> for ConnectionError {
@@ -100,7 +102,7 @@ pub struct NbdServer {
     local: Listen,
     /// The Unix socket file we created, removed at shutdown.
     socket_path: Option<PathBuf>,
-    export: Arc<dyn BlockExport>,
+    exports: Registry,
     config: ServerConfig,
 }
 
@@ -111,15 +113,33 @@ impl std::fmt::Debug for dyn BlockExport {
 }
 
 impl NbdServer {
-    /// Binds the listener and checks the configuration against the export. A Unix
-    /// socket path must not exist yet.
+    /// Binds the listener for one export, named `config.export_name` (which is
+    /// also the default export). A Unix socket path must not exist yet.
     pub fn bind(
         listen: &Listen,
         export: Arc<dyn BlockExport>,
         config: ServerConfig,
     ) -> io::Result<NbdServer> {
+        let name = config.export_name.clone();
+        Self::bind_exports(listen, vec![(name, export)], config)
+    }
+
+    /// Binds the listener for several named exports; the first is the default
+    /// export (what the empty name selects). `config.export_name` is not used:
+    /// each export carries its name. The list may be empty: exports can be added
+    /// to the running server ([`ServerHandle::add`]). Refuses duplicate or bad
+    /// names, more than [`proto::EXPORTS_MAX`] exports, and block sizes the
+    /// protocol cannot carry. A Unix socket path must not exist yet.
+    pub fn bind_exports(
+        listen: &Listen,
+        exports: Vec<(String, Arc<dyn BlockExport>)>,
+        config: ServerConfig,
+    ) -> io::Result<NbdServer> {
         check_config(&config)?;
-        export_info(&*export, &config)?;
+        let mut registry = Registry::new(config.request_bytes_max);
+        for (name, export) in exports {
+            registry.add(name, export)?;
+        }
         let (listener, local, socket_path) = match listen {
             Listen::Unix(path) => {
                 let listener = UnixListener::bind(path)?;
@@ -135,7 +155,7 @@ impl NbdServer {
             listener,
             local,
             socket_path,
-            export,
+            exports: registry,
             config,
         })
     }
@@ -151,7 +171,7 @@ impl NbdServer {
     #[must_use]
     pub fn spawn(self) -> ServerHandle {
         let shared = Arc::new(Shared {
-            export: self.export,
+            exports: Mutex::new(self.exports),
             config: self.config,
             stopping: AtomicBool::new(false),
             connections: Mutex::new(Vec::new()),
@@ -198,6 +218,33 @@ impl ServerHandle {
         self.local.clone()
     }
 
+    /// Offers one more export as `name`, from the next negotiation option on.
+    /// Refuses what [`NbdServer::bind_exports`] refuses.
+    pub fn add(&self, name: impl Into<String>, export: Arc<dyn BlockExport>) -> io::Result<()> {
+        let name = name.into();
+        lock(&self.shared.exports).add(name.clone(), export)?;
+        info!(name, "nbd: export added");
+        Ok(())
+    }
+
+    /// Stops offering `name` (its array was stopped): new connections cannot
+    /// choose it and `NBD_OPT_LIST` omits it. Connections already using it keep
+    /// their reference and get whatever the export answers. Returns the export,
+    /// or `None` if no export has that name.
+    pub fn withdraw(&self, name: &str) -> Option<Arc<dyn BlockExport>> {
+        let withdrawn = lock(&self.shared.exports).withdraw(name);
+        if withdrawn.is_some() {
+            info!(name, "nbd: export withdrawn");
+        }
+        withdrawn
+    }
+
+    /// The names offered now, in listing order.
+    #[must_use]
+    pub fn export_names(&self) -> Vec<String> {
+        lock(&self.shared.exports).names()
+    }
+
     /// Stops accepting, lets in-flight requests finish and their replies go out,
     /// closes every connection and joins every thread. Returns within about
     /// [`SHUTDOWN_GRACE`] even if a client stops reading.
@@ -220,13 +267,7 @@ impl ServerHandle {
                 warn!("nbd: acceptor thread panicked");
             }
         }
-        let connections = std::mem::take(
-            &mut *self
-                .shared
-                .connections
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        let connections = std::mem::take(&mut *lock(&self.shared.connections));
         stop_connections(connections);
         if let Some(path) = self.socket_path.take() {
             if let Err(error) = std::fs::remove_file(&path) {
@@ -241,6 +282,12 @@ impl Drop for ServerHandle {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked (each
+/// critical section is one push, removal or copy).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn nix_shutdown_both() -> nix::sys::socket::Shutdown {
@@ -272,7 +319,9 @@ fn stop_connections(connections: Vec<ConnectionEntry>) {
 /// State shared by the acceptor, the connections and the handle.
 #[derive(Debug)]
 struct Shared {
-    export: Arc<dyn BlockExport>,
+    /// The exports offered. Lock order: below `connections` (never taken
+    /// together); held only to copy, add or remove entries.
+    exports: Mutex<Registry>,
     config: ServerConfig,
     /// Set once by shutdown; readers and the acceptor check it between messages.
     stopping: AtomicBool,
@@ -307,10 +356,7 @@ fn accept_loop(shared: &Arc<Shared>, listener: &Listener) {
 
 /// Starts a connection thread, or closes the socket if `connections_max` are live.
 fn admit(shared: &Arc<Shared>, stream: Stream) {
-    let mut connections = shared
-        .connections
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let mut connections = lock(&shared.connections);
     let (finished, live): (Vec<_>, Vec<_>) = std::mem::take(&mut *connections)
         .into_iter()
         .partition(|e| e.thread.is_finished());
@@ -358,34 +404,39 @@ fn serve_connection(shared: &Shared, mut stream: Stream) {
         Ok(()) => debug!("nbd: client disconnected"),
         Err(ConnectionError::Io(error)) => info!(%error, "nbd: connection closed"),
         Err(ConnectionError::Proto(error)) => warn!(%error, "nbd: client broke the protocol"),
-        Err(ConnectionError::Config(error)) => warn!(%error, "nbd: export cannot be served"),
     }
 }
 
 fn run_connection(shared: &Shared, stream: &mut Stream) -> Result<(), ConnectionError> {
-    // Recomputed per connection: the host may have resized the array meanwhile.
-    let info = export_info(&*shared.export, &shared.config).map_err(ConnectionError::Config)?;
-    if negotiate(stream, &info)? == Negotiated::Closed {
+    // A fresh snapshot per option: the host may have resized an array, added or
+    // withdrawn an export since the connection was accepted.
+    let snapshot = || lock(&shared.exports).snapshot();
+    let Negotiated::Transmission { info, export } = negotiate(stream, &snapshot)? else {
         return Ok(());
-    }
-    shared.export.client_opened();
-    let result = transmission(shared, &info, stream);
-    shared.export.client_closed();
+    };
+    debug!(name = %info.name, "nbd: export chosen");
+    export.client_opened();
+    let result = transmission(shared, &info, &*export, stream);
+    export.client_closed();
     result
 }
 
 /// How negotiation ended.
-#[derive(Debug, PartialEq, Eq)]
 enum Negotiated {
-    Transmission,
+    /// The client chose this export and transmission begins.
+    Transmission {
+        info: ExportInfo,
+        export: Arc<dyn BlockExport>,
+    },
     Closed,
 }
 
-/// Runs the handshake to its end. Bounded: the codec refuses more than
+/// Runs the handshake to its end, answering each option from a fresh
+/// `snapshot()` of the exports. Bounded: the codec refuses more than
 /// `OPTIONS_MAX` options, each at most `OPTION_DATA_BYTES_MAX` long.
 fn negotiate<S: Read + Write>(
     stream: &mut S,
-    info: &ExportInfo,
+    snapshot: &dyn Fn() -> Snapshot,
 ) -> Result<Negotiated, ConnectionError> {
     stream.write_all(&proto::greeting())?;
     let mut flags = [0u8; CLIENT_FLAGS_LEN];
@@ -400,11 +451,15 @@ fn negotiate<S: Read + Write>(
         data.resize(header.len as usize, 0);
         stream.read_exact(&mut data)?;
         out.clear();
-        let outcome = state.handle(header, &data, info, &mut out)?;
+        let exports = snapshot();
+        let outcome = state.handle(header, &data, &exports.set(), &mut out)?;
         stream.write_all(&out)?;
         match outcome {
             OptionOutcome::Next(next) => state = next,
-            OptionOutcome::Transmission => return Ok(Negotiated::Transmission),
+            OptionOutcome::Transmission(index) => {
+                let (info, export) = exports.take(index);
+                return Ok(Negotiated::Transmission { info, export });
+            }
             OptionOutcome::Close => return Ok(Negotiated::Closed),
         }
     }
@@ -594,16 +649,18 @@ impl Connection<'_> {
     }
 }
 
-/// Serves requests until the client leaves, then lets in-flight ones finish.
+/// Serves requests on the chosen `export` until the client leaves, then lets
+/// in-flight ones finish.
 fn transmission(
     shared: &Shared,
     info: &ExportInfo,
+    export: &dyn BlockExport,
     stream: &mut Stream,
 ) -> Result<(), ConnectionError> {
     let workers = shared.config.workers_per_connection;
     assert!(workers >= 1, "config checked at bind");
     let conn = Connection {
-        export: &*shared.export,
+        export,
         reply_writer: Mutex::new(stream.try_clone()?),
         reader: Mutex::new(ReadSide {
             stream,
@@ -612,11 +669,7 @@ fn transmission(
         }),
         broken: AtomicBool::new(false),
     };
-    let limits = limits(
-        info,
-        shared.export.read_only(),
-        shared.config.request_bytes_max,
-    );
+    let limits = limits(info, export.read_only(), shared.config.request_bytes_max);
     thread::scope(|scope| {
         let mut started = 0usize;
         for _ in 1..workers {
@@ -731,50 +784,7 @@ fn check_config(config: &ServerConfig) -> io::Result<()> {
     {
         return invalid("workers_per_connection must be between 1 and 256");
     }
-    if config.export_name.len() > NBD_STRING_BYTES_MAX || config.export_name.contains('\0') {
-        return invalid("export name must be at most 4096 bytes without NUL");
-    }
     Ok(())
-}
-
-/// What negotiation advertises, checked against the protocol's block size rules.
-fn export_info(export: &dyn BlockExport, config: &ServerConfig) -> io::Result<ExportInfo> {
-    let invalid = |what: String| Err(io::Error::new(io::ErrorKind::InvalidInput, what));
-    let min = export.block_size_min();
-    let preferred = export.block_size_preferred();
-    let max = config.request_bytes_max;
-    if !min.is_power_of_two() || min > BLOCK_SIZE_MIN_LIMIT {
-        return invalid(format!(
-            "block_size_min {min} must be a power of two up to 64 KiB"
-        ));
-    }
-    if !preferred.is_power_of_two() || preferred < min {
-        return invalid(format!(
-            "block_size_preferred {preferred} must be a power of two >= {min}"
-        ));
-    }
-    if max < preferred || !max.is_multiple_of(min) {
-        return invalid(format!(
-            "request_bytes_max {max} must be a multiple of {min} >= {preferred}"
-        ));
-    }
-    let mut flags = NBD_FLAG_HAS_FLAGS
-        | NBD_FLAG_SEND_FLUSH
-        | NBD_FLAG_SEND_FUA
-        | NBD_FLAG_SEND_TRIM
-        | NBD_FLAG_SEND_WRITE_ZEROES
-        | NBD_FLAG_CAN_MULTI_CONN;
-    if export.read_only() {
-        flags |= NBD_FLAG_READ_ONLY;
-    }
-    Ok(ExportInfo {
-        name: config.export_name.clone(),
-        size_bytes: export.size_bytes(),
-        transmission_flags: flags,
-        block_size_min: min,
-        block_size_preferred: preferred,
-        block_size_max: max,
-    })
 }
 
 mod replay;

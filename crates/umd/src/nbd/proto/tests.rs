@@ -5,12 +5,42 @@ use super::*;
 fn info() -> ExportInfo {
     ExportInfo {
         name: "md0".to_owned(),
+        description: String::new(),
         size_bytes: 1 << 20,
         transmission_flags: NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH,
         block_size_min: 512,
         block_size_preferred: 4096,
         block_size_max: 1 << 16,
     }
+}
+
+/// The one-export set most tests negotiate against: `md0`, the default.
+fn one() -> Vec<ExportInfo> {
+    vec![info()]
+}
+
+fn set(exports: &[ExportInfo]) -> ExportSet<'_> {
+    ExportSet {
+        exports,
+        default_name: "md0",
+    }
+}
+
+/// Three exports of different sizes and flags; `md0` is the default.
+fn three() -> Vec<ExportInfo> {
+    let md1 = ExportInfo {
+        name: "md1".to_owned(),
+        description: "raid5, 3 members".to_owned(),
+        size_bytes: 2 << 20,
+        transmission_flags: NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY,
+        ..info()
+    };
+    let md2 = ExportInfo {
+        name: "md2".to_owned(),
+        size_bytes: 3 << 20,
+        ..info()
+    };
+    vec![info(), md1, md2]
 }
 
 fn expect_option(flags: u32) -> ExpectOption {
@@ -35,7 +65,23 @@ fn handle(state: ExpectOption, option: u32, data: &[u8], out: &mut Vec<u8>) -> O
         len: data.len() as u32,
     };
     state
-        .handle(header, data, &info(), out)
+        .handle(header, data, &set(&one()), out)
+        .expect("option handled")
+}
+
+fn handle_in(
+    exports: &ExportSet<'_>,
+    state: ExpectOption,
+    option: u32,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> OptionOutcome {
+    let header = OptionHeader {
+        option,
+        len: data.len() as u32,
+    };
+    state
+        .handle(header, data, exports, out)
         .expect("option handled")
 }
 
@@ -108,7 +154,7 @@ fn go_sends_export_block_size_name_and_ack() {
     let mut out = Vec::new();
     let state = expect_option(NBD_FLAG_C_FIXED_NEWSTYLE);
     let outcome = handle(state, NBD_OPT_GO, &go_data(b"", &[NBD_INFO_NAME]), &mut out);
-    assert!(matches!(outcome, OptionOutcome::Transmission));
+    assert!(matches!(outcome, OptionOutcome::Transmission(0)));
     let r = replies(&out);
     assert_eq!(r.len(), 4);
     assert_eq!((r[0].0, r[0].1), (NBD_OPT_GO, NBD_REP_INFO));
@@ -160,13 +206,13 @@ fn info_stays_in_negotiation_and_unknown_names_are_refused() {
 fn export_name_replies_with_or_without_zeroes() {
     let mut out = Vec::new();
     let outcome = handle(expect_option(0), NBD_OPT_EXPORT_NAME, b"md0", &mut out);
-    assert!(matches!(outcome, OptionOutcome::Transmission));
+    assert!(matches!(outcome, OptionOutcome::Transmission(0)));
     assert_eq!(out.len(), 8 + 2 + EXPORT_NAME_ZEROES_LEN);
     assert_eq!(be_u64(&out[0..8]), 1 << 20);
     out.clear();
     let no_zeroes = expect_option(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
     let outcome = handle(no_zeroes, NBD_OPT_EXPORT_NAME, b"", &mut out);
-    assert!(matches!(outcome, OptionOutcome::Transmission));
+    assert!(matches!(outcome, OptionOutcome::Transmission(0)));
     assert_eq!(out.len(), 8 + 2);
     out.clear();
     let outcome = handle(expect_option(0), NBD_OPT_EXPORT_NAME, b"nope", &mut out);
@@ -213,14 +259,122 @@ fn options_are_bounded() {
     let mut out = Vec::new();
     for _ in 0..OPTIONS_MAX {
         let header = OptionHeader { option: 77, len: 0 };
-        match state.handle(header, &[], &info(), &mut out) {
+        match state.handle(header, &[], &set(&one()), &mut out) {
             Ok(OptionOutcome::Next(next)) => state = next,
             other => panic!("option within the limit: {other:?}"),
         }
     }
     let header = OptionHeader { option: 77, len: 0 };
-    let result = state.handle(header, &[], &info(), &mut out);
+    let result = state.handle(header, &[], &set(&one()), &mut out);
     assert!(matches!(result, Err(ProtoError::TooManyOptions)));
+}
+
+#[test]
+fn list_names_every_export_with_its_description() {
+    let exports = three();
+    let mut out = Vec::new();
+    let state = expect_option(NBD_FLAG_C_FIXED_NEWSTYLE);
+    let outcome = handle_in(&set(&exports), state, NBD_OPT_LIST, &[], &mut out);
+    assert!(matches!(outcome, OptionOutcome::Next(_)));
+    let expected = vec![
+        (NBD_OPT_LIST, NBD_REP_SERVER, b"\0\0\0\x03md0".to_vec()),
+        (
+            NBD_OPT_LIST,
+            NBD_REP_SERVER,
+            b"\0\0\0\x03md1raid5, 3 members".to_vec(),
+        ),
+        (NBD_OPT_LIST, NBD_REP_SERVER, b"\0\0\0\x03md2".to_vec()),
+        (NBD_OPT_LIST, NBD_REP_ACK, Vec::new()),
+    ];
+    assert_eq!(replies(&out), expected);
+    out.clear();
+    let empty = ExportSet {
+        exports: &[],
+        default_name: "md0",
+    };
+    handle_in(&empty, expect_option(1), NBD_OPT_LIST, &[], &mut out);
+    assert_eq!(replies(&out), vec![(NBD_OPT_LIST, NBD_REP_ACK, Vec::new())]);
+}
+
+#[test]
+fn go_and_info_choose_by_name_with_that_exports_size_and_flags() {
+    let exports = three();
+    let exports = set(&exports);
+    let mut out = Vec::new();
+    let state = expect_option(NBD_FLAG_C_FIXED_NEWSTYLE);
+    let data = go_data(b"md1", &[NBD_INFO_NAME, NBD_INFO_DESCRIPTION]);
+    let OptionOutcome::Next(state) = handle_in(&exports, state, NBD_OPT_INFO, &data, &mut out)
+    else {
+        panic!("INFO stays in negotiation");
+    };
+    let r = replies(&out);
+    assert_eq!(be_u64(&r[0].2[2..10]), 2 << 20, "md1's size");
+    assert_eq!(
+        be_u16(&r[0].2[10..12]),
+        NBD_FLAG_HAS_FLAGS | NBD_FLAG_READ_ONLY,
+        "md1's flags"
+    );
+    assert_eq!(r[2].2, [&NBD_INFO_NAME.to_be_bytes()[..], b"md1"].concat());
+    let description = [&NBD_INFO_DESCRIPTION.to_be_bytes()[..], b"raid5, 3 members"].concat();
+    assert_eq!(r[3].2, description);
+    assert_eq!(r[4].1, NBD_REP_ACK);
+    out.clear();
+    let outcome = handle_in(&exports, state, NBD_OPT_GO, &go_data(b"md2", &[]), &mut out);
+    assert!(matches!(outcome, OptionOutcome::Transmission(2)));
+    assert_eq!(be_u64(&replies(&out)[0].2[2..10]), 3 << 20, "md2's size");
+}
+
+#[test]
+fn the_empty_name_is_the_default_export_and_unknown_when_it_is_withdrawn() {
+    let exports = three();
+    let mut out = Vec::new();
+    let state = expect_option(NBD_FLAG_C_FIXED_NEWSTYLE);
+    let data = go_data(b"", &[NBD_INFO_NAME]);
+    let outcome = handle_in(&set(&exports), state, NBD_OPT_GO, &data, &mut out);
+    assert!(matches!(outcome, OptionOutcome::Transmission(0)));
+    assert_eq!(replies(&out)[2].2[2..], *b"md0", "canonical name sent");
+    // md0 withdrawn: the empty name must not fall through to md1.
+    let without_default = &exports[1..];
+    out.clear();
+    let state = expect_option(NBD_FLAG_C_FIXED_NEWSTYLE);
+    let outcome = handle_in(&set(without_default), state, NBD_OPT_GO, &data, &mut out);
+    assert!(matches!(outcome, OptionOutcome::Next(_)));
+    assert_eq!(replies(&out)[0].1, NBD_REP_ERR_UNKNOWN);
+    out.clear();
+    let outcome = handle_in(
+        &set(without_default),
+        expect_option(0),
+        NBD_OPT_EXPORT_NAME,
+        b"",
+        &mut out,
+    );
+    assert!(matches!(outcome, OptionOutcome::Close), "no default: close");
+    assert!(out.is_empty());
+}
+
+#[test]
+fn export_name_picks_by_name_and_closes_on_unknown() {
+    let exports = three();
+    let mut out = Vec::new();
+    let outcome = handle_in(
+        &set(&exports),
+        expect_option(0),
+        NBD_OPT_EXPORT_NAME,
+        b"md2",
+        &mut out,
+    );
+    assert!(matches!(outcome, OptionOutcome::Transmission(2)));
+    assert_eq!(be_u64(&out[0..8]), 3 << 20);
+    out.clear();
+    let outcome = handle_in(
+        &set(&exports),
+        expect_option(0),
+        NBD_OPT_EXPORT_NAME,
+        b"md9",
+        &mut out,
+    );
+    assert!(matches!(outcome, OptionOutcome::Close));
+    assert!(out.is_empty(), "EXPORT_NAME has no error reply");
 }
 
 fn header(command_type: u16, flags: u16, offset: u64, length: u32) -> RequestHeader {

@@ -3,8 +3,8 @@
 //! reply encoding as the threaded server, with no sockets.
 
 use super::{
-    ensure_len, execute, export_info, limits, negotiate, next_request, write_reply, BlockExport,
-    Command, Incoming, Negotiated, ServerConfig,
+    ensure_len, execute, limits, negotiate, next_request, write_reply, Command, Incoming,
+    Negotiated, Registry,
 };
 use std::io::{self, Read, Write};
 
@@ -31,16 +31,16 @@ impl Write for Replay<'_> {
 
 /// Serves `input` as one client's whole byte stream on the calling thread, with
 /// the codec and request path the threaded server uses (fuzzing entry point).
-pub(crate) fn serve_sequential(input: &[u8], export: &dyn BlockExport, config: &ServerConfig) {
-    let Ok(info) = export_info(export, config) else {
+/// The client may choose any export in `exports`.
+pub(crate) fn serve_sequential(input: &[u8], exports: &Registry, request_bytes_max: u32) {
+    let mut stream = Replay { input };
+    let snapshot = || exports.snapshot();
+    let Ok(Negotiated::Transmission { info, export }) = negotiate(&mut stream, &snapshot) else {
         return;
     };
-    let mut stream = Replay { input };
-    if !matches!(negotiate(&mut stream, &info), Ok(Negotiated::Transmission)) {
-        return;
-    }
+    let export = &*export;
     export.client_opened();
-    let limits = limits(&info, export.read_only(), config.request_bytes_max);
+    let limits = limits(&info, export.read_only(), request_bytes_max);
     let mut buf = Vec::new();
     // Bounded by the input: every pass consumes at least one request header.
     while let Ok(incoming) = next_request(&mut stream, &limits) {
