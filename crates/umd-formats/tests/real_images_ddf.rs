@@ -5,66 +5,12 @@
 //! formats.md §5.1, never from our own output. Corrupted copies must be refused
 //! with an error naming the structure, and truncated input must never panic.
 
-use std::io::Read;
-use std::path::PathBuf;
+mod ddf_support;
 
+use ddf_support::{images_dir, load, must_probe, probe_mem};
 use umd_formats::ddf::{self, level, Ddf};
 use umd_formats::info::SlotState;
 use umd_formats::probe::ProbeError;
-
-fn images_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("UMD_TESTDATA").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/real"),
-        PathBuf::from,
-    );
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("UMD_SKIP_REAL_IMAGES").is_some_and(|v| v == "1"),
-        "real images not found at {}; set UMD_TESTDATA, or UMD_SKIP_REAL_IMAGES=1 to skip",
-        dir.display()
-    );
-    None
-}
-
-fn load(dir: &std::path::Path, rel: &str) -> Vec<u8> {
-    let path = dir.join(rel);
-    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut out = Vec::new();
-    if std::path::Path::new(rel)
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("xz"))
-    {
-        let mut input = std::io::BufReader::new(file);
-        lzma_rs::xz_decompress(&mut input, &mut out).expect("valid xz");
-    } else {
-        flate2::read::GzDecoder::new(file)
-            .read_to_end(&mut out)
-            .expect("valid gzip");
-    }
-    out
-}
-
-fn probe_mem(image: &[u8]) -> Result<Option<Ddf>, ProbeError> {
-    let mut read = |offset: u64, buf: &mut [u8]| -> std::io::Result<()> {
-        let start = usize::try_from(offset).map_err(std::io::Error::other)?;
-        let src = image
-            .get(start..start + buf.len())
-            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
-        buf.copy_from_slice(src);
-        Ok(())
-    };
-    ddf::probe(image.len() as u64, &mut read)
-}
-
-fn must_probe(image: &[u8], name: &str) -> Ddf {
-    match probe_mem(image) {
-        Ok(Some(d)) => d,
-        Ok(None) => panic!("{name}: no DDF found"),
-        Err(e) => panic!("{name}: {e}"),
-    }
-}
 
 /// One dissect.volume DDF set: its README row.
 struct Set {

@@ -320,3 +320,33 @@ pub(crate) fn write_record(c: &VdConfig, kept: &[u8], geo: ConfigGeometry) -> Ve
     crc::seal(&mut out);
     out
 }
+
+/// mdadm's background-rate byte in a new record (`init_super_ddf_bvd`).
+const BG_RATE_MDADM: u8 = 0x80;
+
+/// A new configuration record as mdadm's `init_super_ddf_bvd` fills it before
+/// any typed field is set: 0xff everywhere except a zero cache policy, a
+/// background rate of 0x80 and zero `lba_offset` entries. [`write_record`]
+/// lays the typed fields over it.
+pub(crate) fn new_record_template(geo: ConfigGeometry) -> Vec<u8> {
+    let mut out = vec![0xffu8; geo.record_bytes];
+    let raw =
+        RawVdConfig::mut_from_bytes(&mut out[..FIXED_BYTES]).expect("the fixed part is 512 bytes");
+    raw.magic.set(VD_CONF_MAGIC);
+    raw.cache_pol = [0; 8];
+    raw.bg_rate = BG_RATE_MDADM;
+    let lbas_at = FIXED_BYTES + geo.mppe * REFNUM_BYTES;
+    out[lbas_at..lbas_at + geo.mppe * LBA_BYTES].fill(0);
+    assert!(
+        lbas_at + geo.mppe * LBA_BYTES <= geo.record_bytes,
+        "checked by geometry()"
+    );
+    out
+}
+
+/// The (GUID, `sec_elmnt_seq`) of the VD configuration record in `bytes`, if
+/// the slot holds one: which basic VD a kept slot describes.
+pub(crate) fn record_key(bytes: &[u8]) -> Option<([u8; GUID_LEN], u8)> {
+    let raw = RawVdConfig::ref_from_bytes(bytes.get(..FIXED_BYTES)?).ok()?;
+    (raw.magic.get() == VD_CONF_MAGIC).then_some((raw.guid, raw.sec_elmnt_seq))
+}

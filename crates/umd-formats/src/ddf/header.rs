@@ -82,7 +82,7 @@ pub(crate) struct RawHeader {
 }
 
 /// Number of (offset, length) pairs in a header.
-const SECTION_COUNT: usize = 8;
+pub(crate) const SECTION_COUNT: usize = 8;
 
 const _: () = assert!(size_of::<RawHeader>() == HEADER_BYTES);
 const _: () = assert!(offset_of!(RawHeader, crc) == crc::CRC_OFFSET);
@@ -360,6 +360,48 @@ impl Header {
         self.raw.openflag = openflag;
     }
 
+    /// A header of a new container, as mdadm's `init_super_ddf` and
+    /// `_write_super_to_disk` leave it on disk: every pad and reserved byte
+    /// 0xff, no foreign or enforce-groups flag, and the anchor marked "open"
+    /// with sequencing off (seq all ones) while the copies are closed.
+    pub(crate) fn new_mdadm(fields: &NewHeaderFields, kind: HeaderType, lba: u64) -> Self {
+        let mut bytes = [0xffu8; HEADER_BYTES];
+        let raw = RawHeader::mut_from_bytes(&mut bytes[..]).expect("a header is one sector");
+        raw.magic.set(HEADER_MAGIC);
+        raw.guid = fields.guid;
+        raw.revision = REVISION_2;
+        let anchor = kind == HeaderType::Anchor;
+        raw.seq.set(if anchor { ANCHOR_SEQ } else { fields.seq });
+        raw.timestamp.set(fields.timestamp);
+        raw.openflag = if anchor { ANCHOR_OPENFLAG } else { 0 };
+        raw.foreignflag = 0;
+        raw.enforcegroups = 0;
+        raw.primary_lba.set(fields.primary_lba);
+        raw.secondary_lba.set(fields.secondary_lba);
+        raw.header_type = kind as u8;
+        raw.workspace_len.set(fields.workspace_len_sectors);
+        raw.workspace_lba.set(fields.workspace_lba);
+        raw.max_pd_entries.set(fields.max_pd_entries);
+        raw.max_vd_entries.set(fields.max_vd_entries);
+        raw.max_partitions.set(fields.max_partitions);
+        raw.config_record_len.set(fields.config_record_len_sectors);
+        raw.max_primary_element_entries
+            .set(fields.max_primary_element_entries);
+        for (slot, loc) in raw.sections.iter_mut().zip(&fields.sections) {
+            let (offset, length) =
+                loc.map_or((ABSENT_SECTION, 0), |l| (l.offset_sectors, l.len_sectors));
+            slot.offset.set(offset);
+            slot.length.set(length);
+        }
+        let header = Self {
+            raw: raw.clone(),
+            lba,
+        };
+        assert_eq!(header.header_type(), kind, "the type was just set");
+        assert_eq!(header.guid(), fields.guid, "the GUID was just set");
+        header
+    }
+
     /// The same header as copy `kind` at device sector `lba`: what mdadm writes
     /// to the other copy, which differs only in its type (and so its CRC).
     pub(crate) fn as_copy(&self, kind: HeaderType, lba: u64) -> Self {
@@ -388,6 +430,30 @@ impl HeaderType {
             _ => Self::Anchor,
         }
     }
+}
+
+/// The anchor's `seq`: all ones, "no sequencing" (mdadm `_write_super_to_disk`).
+const ANCHOR_SEQ: u32 = u32::MAX;
+/// The anchor's open flag: mdadm writes 0xff, "open means nothing" there.
+const ANCHOR_OPENFLAG: u8 = 0xff;
+
+/// What a new header says; the rest is fixed by [`Header::new_mdadm`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NewHeaderFields {
+    pub(crate) guid: [u8; GUID_LEN],
+    pub(crate) seq: u32,
+    pub(crate) timestamp: u32,
+    pub(crate) primary_lba: u64,
+    pub(crate) secondary_lba: u64,
+    pub(crate) workspace_lba: u64,
+    pub(crate) workspace_len_sectors: u32,
+    pub(crate) max_pd_entries: u16,
+    pub(crate) max_vd_entries: u16,
+    pub(crate) max_partitions: u16,
+    pub(crate) config_record_len_sectors: u16,
+    pub(crate) max_primary_element_entries: u16,
+    /// Indexed by [`SectionKind`]; `None` = absent.
+    pub(crate) sections: [Option<SectionLocation>; SECTION_COUNT],
 }
 
 /// Offset of the section table in a header, for error reports.

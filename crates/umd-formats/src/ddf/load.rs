@@ -120,6 +120,8 @@ fn build(
         other,
         sections: parts.kept,
         positions,
+        erased_config_slots: Vec::new(),
+        rewrite_config_section: false,
     };
     Ddf {
         anchor,

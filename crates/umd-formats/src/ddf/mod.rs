@@ -9,14 +9,21 @@
 //! `MdInfo` per virtual disk this device is a member of. [`Ddf::write_metadata`]
 //! serialises it back, every structure resealed, for both header copies.
 //!
+//! [`Container`] views all devices of one container together, as mdadm and
+//! mdmon do, and [`Ddf::new_device`] lays out a new container's metadata.
+//!
 //! Files: `header.rs` (anchor and header copies), `records.rs` (controller, PD and
 //! VD tables, disk_data), `config.rs` (VD configuration records), `level.rs`
 //! (DDF level codes to md level/layout), `load.rs` (reading and choosing copies),
-//! `mdinfo.rs` (the `MdInfo` view), `write.rs` (edits and serialisation), `crc.rs`,
-//! `sha1.rs`.
+//! `mdinfo.rs` (the `MdInfo` view), `write.rs` (edits and serialisation),
+//! `edit.rs` (adding and removing records), `build.rs` (new metadata),
+//! `container.rs` (all devices of a container), `crc.rs`, `sha1.rs`.
 
+pub mod build;
 mod config;
+pub mod container;
 mod crc;
+mod edit;
 mod header;
 pub mod level;
 mod load;
@@ -25,7 +32,9 @@ mod records;
 mod sha1;
 mod write;
 
+pub use build::{probe_writes, BuildError, NewContainer};
 pub use config::{VdConfig, SPARE_ASSIGN_MAGIC, VD_CONF_MAGIC};
+pub use container::{Container, ContainerError, Extent};
 pub use crc::ddf_crc;
 pub use header::{
     Header, HeaderType, SectionKind, SectionLocation, HEADER_MAGIC, NO_SECONDARY_LBA, REVISION_0,
@@ -34,12 +43,13 @@ pub use header::{
 pub use level::{md_geometry, MdGeometry};
 pub use load::AnchorSearch;
 pub use records::{
-    Controller, DiskData, PhysDisk, VirtDisk, CONTROLLER_MAGIC, PD_STATE_FAILED, PD_STATE_MISSING,
-    PD_STATE_ONLINE, PD_STATE_READ_ERRORS, PD_STATE_REBUILDING, PD_STATE_SMART,
+    Controller, DiskData, PhysDisk, VirtDisk, CONTROLLER_MAGIC, PD_PATH_MDADM, PD_STATE_FAILED,
+    PD_STATE_MISSING, PD_STATE_ONLINE, PD_STATE_READ_ERRORS, PD_STATE_REBUILDING, PD_STATE_SMART,
     PD_STATE_TRANSITION, PD_TYPE_ACTIVE_IN_VD, PD_TYPE_FORCED_GUID, PD_TYPE_FOREIGN,
     PD_TYPE_GLOBAL_SPARE, PD_TYPE_LEGACY, PD_TYPE_SPARE, PHYS_DATA_MAGIC, PHYS_RECORDS_MAGIC,
-    VD_INIT_FULL, VD_INIT_MASK, VD_STATE_DEGRADED, VD_STATE_INCONSISTENT, VD_STATE_MASK,
-    VD_STATE_MORPHING, VD_STATE_OPTIMAL, VIRT_RECORDS_MAGIC,
+    VD_INIT_FULL, VD_INIT_MASK, VD_INIT_NOT, VD_INIT_QUICK, VD_STATE_DEGRADED, VD_STATE_DELETED,
+    VD_STATE_FAILED, VD_STATE_INCONSISTENT, VD_STATE_MASK, VD_STATE_MISSING, VD_STATE_MORPHING,
+    VD_STATE_OPTIMAL, VD_STATE_PART_OPTIMAL, VIRT_RECORDS_MAGIC,
 };
 
 use crate::probe::{ProbeError, ReadAt};

@@ -62,12 +62,25 @@ pub const VD_STATE_OPTIMAL: u8 = 0x0;
 /// VD condition degraded: still serves data, redundancy lost (mdadm
 /// `DDF_state_degraded`).
 pub const VD_STATE_DEGRADED: u8 = 0x1;
+/// VD condition deleted (mdadm `DDF_state_deleted`).
+pub const VD_STATE_DELETED: u8 = 0x2;
+/// VD condition missing (mdadm `DDF_state_missing`).
+pub const VD_STATE_MISSING: u8 = 0x3;
+/// VD condition failed: data lost (mdadm `DDF_state_failed`).
+pub const VD_STATE_FAILED: u8 = 0x4;
+/// VD condition partially optimal: degraded but still redundant (mdadm
+/// `DDF_state_part_optimal`).
+pub const VD_STATE_PART_OPTIMAL: u8 = 0x5;
 /// VD state bit: morphing (mdadm `DDF_state_morphing`).
 pub const VD_STATE_MORPHING: u8 = 0x8;
 /// VD state bit: not consistent, needs resync (mdadm `DDF_state_inconsistent`).
 pub const VD_STATE_INCONSISTENT: u8 = 0x10;
 /// VD init_state: low two bits (mdadm `DDF_initstate_mask`).
 pub const VD_INIT_MASK: u8 = 0x3;
+/// VD init_state: not initialised (mdadm `DDF_init_not`).
+pub const VD_INIT_NOT: u8 = 0x0;
+/// VD init_state: initialisation in progress (mdadm `DDF_init_quick`).
+pub const VD_INIT_QUICK: u8 = 0x1;
 /// VD init_state: fully initialised (mdadm `DDF_init_full`).
 pub const VD_INIT_FULL: u8 = 0x2;
 
@@ -526,3 +539,114 @@ pub(crate) fn write_disk_data(d: &DiskData, kept: &[u8]) -> Vec<u8> {
     crc::seal(&mut out);
     out
 }
+
+/// Which global table a section holds, for the structural edits below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Table {
+    /// Physical disk records (64-byte entries).
+    Phys,
+    /// Virtual disk records (64-byte entries).
+    Virt,
+}
+
+impl Table {
+    fn entry_bytes(self) -> usize {
+        match self {
+            Self::Phys => PD_ENTRY_BYTES,
+            Self::Virt => VD_ENTRY_BYTES,
+        }
+    }
+}
+
+/// Byte every unused table entry, pad and reserved field holds in metadata
+/// mdadm writes (formats.md §5.1: "Structures are padded with 0xff").
+pub(crate) const FILL: u8 = 0xff;
+
+/// Reset entry `index` of a table section to an unused entry (all 0xff, as
+/// mdadm's `init_super_ddf` leaves every free entry).
+///
+/// # Panics
+/// If `index` lies beyond the entries the section declares.
+pub(crate) fn clear_entry(section: &mut [u8], table: Table, index: u32) {
+    let max = table_max(section);
+    let index = index as usize;
+    assert!(
+        index < max,
+        "entry {index} is beyond the table of {max} entries"
+    );
+    let at = TABLE_HEAD_BYTES + index * table.entry_bytes();
+    section[at..at + table.entry_bytes()].fill(FILL);
+}
+
+/// Set the used-entry counter of a table section (`used_pdes`,
+/// `populated_vdes`); the CRC is resealed when the section is written.
+pub(crate) fn set_table_used(section: &mut [u8], used: usize) {
+    let used = u16::try_from(used).expect("a table holds at most u16::MAX entries");
+    assert!(
+        usize::from(used) <= table_max(section),
+        "more used entries than the table holds"
+    );
+    let head = RawTableHead::mut_from_bytes(&mut section[..TABLE_HEAD_BYTES])
+        .expect("the head is 64 bytes");
+    head.used.set(used);
+}
+
+/// The used-entry counter of a table section.
+pub(crate) fn table_used(section: &[u8]) -> usize {
+    let head = RawTableHead::ref_from_bytes(&section[..TABLE_HEAD_BYTES])
+        .expect("kept table sections hold their head (checked at load)");
+    usize::from(head.used.get())
+}
+
+/// A table section with no used entry, as mdadm's `init_super_ddf` makes it:
+/// head (magic, counter 0, `max` entries, pad 0xff), every entry 0xff, CRC
+/// sealed.
+pub(crate) fn new_table(table: Table, section_bytes: usize, max: u16) -> Vec<u8> {
+    assert!(
+        TABLE_HEAD_BYTES + usize::from(max) * table.entry_bytes() <= section_bytes,
+        "{max} entries fit in {section_bytes} bytes"
+    );
+    let mut out = vec![FILL; section_bytes];
+    let head =
+        RawTableHead::mut_from_bytes(&mut out[..TABLE_HEAD_BYTES]).expect("the head is 64 bytes");
+    head.magic.set(match table {
+        Table::Phys => PHYS_RECORDS_MAGIC,
+        Table::Virt => VIRT_RECORDS_MAGIC,
+    });
+    head.used.set(0);
+    head.max.set(max);
+    crc::seal(&mut out);
+    out
+}
+
+/// mdadm's controller data (`init_super_ddf`): the given GUID, PCI ids
+/// DEAD:BEEF:0:0, product "What Is My PID??", and `vendor_data` (mdadm puts
+/// the home host there, NUL-terminated) followed by 0xff.
+pub(crate) fn new_controller(c: &Controller, vendor_data: &[u8]) -> Vec<u8> {
+    let mut out = vec![FILL; ONE_SECTOR];
+    let raw = RawController::mut_from_bytes(&mut out).expect("one sector");
+    raw.magic.set(CONTROLLER_MAGIC);
+    let room = raw.vendor_data.len();
+    let len = vendor_data.len().min(room);
+    raw.vendor_data[..len].copy_from_slice(&vendor_data[..len]);
+    let written = write_controller(c, &out);
+    assert_eq!(written.len(), ONE_SECTOR, "controller data is one sector");
+    written
+}
+
+/// disk_data as mdadm's `add_to_super_ddf` writes it: GUID and refnum forced,
+/// vendor "Linux" padded with spaces, the rest 0xff.
+pub(crate) fn new_disk_data(d: &DiskData) -> Vec<u8> {
+    /// mdadm's vendor text in disk_data, space padded.
+    const VENDOR: &[u8] = b"Linux";
+    let mut out = vec![FILL; ONE_SECTOR];
+    let raw = RawDiskData::mut_from_bytes(&mut out).expect("one sector");
+    raw.magic.set(PHYS_DATA_MAGIC);
+    raw.vendor.fill(b' ');
+    raw.vendor[..VENDOR.len()].copy_from_slice(VENDOR);
+    write_disk_data(d, &out)
+}
+
+/// The `path` text mdadm writes in a new physical disk entry: "Information:
+/// nil" right-aligned in 17 characters, then NUL (`sprintf("%17.17s")`).
+pub const PD_PATH_MDADM: [u8; 18] = *b" Information: nil\0";

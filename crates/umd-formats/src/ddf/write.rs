@@ -42,8 +42,14 @@ pub(crate) struct Kept {
     pub(crate) other: Option<Header>,
     /// Verified bytes of the loaded copy's sections.
     pub(crate) sections: KeptSections,
-    /// Where each typed record was loaded from.
+    /// Where each typed record was loaded from (or last placed by an edit).
     pub(crate) positions: Positions,
+    /// Config slots an edit emptied since load: written as unused (0xff) so
+    /// the device stops holding the record.
+    pub(crate) erased_config_slots: Vec<u32>,
+    /// Write the whole config section, every slot, as one block: for new
+    /// metadata, whose device may hold anything where unused slots lie.
+    pub(crate) rewrite_config_section: bool,
 }
 
 impl Ddf {
@@ -52,9 +58,12 @@ impl Ddf {
     pub fn set_seq(&mut self, seq: u32) {
         self.for_each_copy(|h| h.set_seq(seq));
     }
-    /// Set the timestamp (seconds since 1980-01-01) of both header copies.
+    /// Set the timestamp (seconds since 1980-01-01) of both header copies
+    /// and of the anchor: mdadm's every metadata write stamps all three
+    /// (`_write_super_to_disk`).
     pub fn set_timestamp(&mut self, timestamp: u32) {
         self.for_each_copy(|h| h.set_timestamp(timestamp));
+        self.anchor.set_timestamp(timestamp);
     }
     /// Set the open flag of both header copies (non-zero while updating).
     pub fn set_openflag(&mut self, openflag: u8) {
@@ -122,6 +131,19 @@ impl Ddf {
         out
     }
 
+    /// The whole config section: every record resealed over its kept slot,
+    /// every other slot as kept.
+    fn config_section(&self, geo: config::ConfigGeometry) -> Vec<u8> {
+        let mut out = self.kept.sections.config.clone();
+        for c in &self.configs {
+            let start = c.slot as usize * geo.record_bytes;
+            let end = start + geo.record_bytes;
+            let bytes = config::write_record(c, &out[start..end], geo);
+            out[start..end].copy_from_slice(&bytes);
+        }
+        out
+    }
+
     fn check_positions(&self) {
         let pos = &self.kept.positions;
         let pd: Vec<u32> = self.phys.iter().map(|p| p.index).collect();
@@ -154,11 +176,23 @@ impl Ddf {
         )
         .expect("the config geometry was checked at load and the copies share it");
         let config_at = at(SectionKind::Config);
-        for c in &self.configs {
-            let start = c.slot as usize * geo.record_bytes;
-            let slot = &kept.config[start..start + geo.record_bytes];
-            let bytes = config::write_record(c, slot, geo);
-            out.push((config_at + start as u64, bytes));
+        if self.kept.rewrite_config_section {
+            out.push((config_at, self.config_section(geo)));
+        } else {
+            let mut records: Vec<(u32, Vec<u8>)> = Vec::new();
+            for c in &self.configs {
+                let start = c.slot as usize * geo.record_bytes;
+                let slot = &kept.config[start..start + geo.record_bytes];
+                records.push((c.slot, config::write_record(c, slot, geo)));
+            }
+            for &slot in &self.kept.erased_config_slots {
+                let start = slot as usize * geo.record_bytes;
+                records.push((slot, kept.config[start..start + geo.record_bytes].to_vec()));
+            }
+            records.sort_by_key(|r| r.0);
+            for (slot, bytes) in records {
+                out.push((config_at + slot as u64 * geo.record_bytes as u64, bytes));
+            }
         }
         let disk_data = records::write_disk_data(&self.disk_data, &kept.disk_data);
         out.push((at(SectionKind::DiskData), disk_data));

@@ -5,11 +5,12 @@
 //! resync) through its attributes and waits; this manager records it in the
 //! container's metadata, writes it to the disks, and only then acknowledges.
 //!
-//! Files: `handler.rs` is the interface a metadata format implements;
-//! `decide.rs` the per-subarray decisions of one pass (pure); `monitor.rs`
-//! the loop that observes, records, writes and acknowledges; `disks.rs` the
-//! container's disks as the manager writes them.
+//! Files: `handler.rs` is the interface a metadata format implements, `ddf/`
+//! the DDF implementation; `decide.rs` the per-subarray decisions of one
+//! pass (pure); `monitor.rs` the loop that observes, records, writes and
+//! acknowledges; `disks.rs` the container's disks as the manager writes them.
 
+pub mod ddf;
 pub mod decide;
 pub mod disks;
 pub mod handler;
