@@ -7,26 +7,13 @@
 //! out (redundant levels), and with each pair left out (raid6).
 
 use std::io::Read;
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use support::{testdata, unpack};
 
 const BLOCK_BYTES: usize = 4096;
-
-fn testdata() -> Option<PathBuf> {
-    let dir = std::env::var_os("UMD_TESTDATA").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/real"),
-        PathBuf::from,
-    );
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("UMD_SKIP_REAL_IMAGES").is_some(),
-        "real images not found at {} (set UMD_TESTDATA, or UMD_SKIP_REAL_IMAGES=1 to skip)",
-        dir.display()
-    );
-    None
-}
 
 /// A scratch directory unique to this test process and name.
 fn scratch(name: &str) -> PathBuf {
@@ -34,30 +21,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
-}
-
-/// Decompress `rel` (a .gz or .xz image) from the test data into `dir`.
-fn unpack(data: &Path, rel: &str, dir: &Path) -> PathBuf {
-    let src = data.join(rel);
-    let raw = std::fs::read(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
-    let mut out = Vec::new();
-    if Path::new(rel)
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
-    {
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .expect("gunzip");
-    } else {
-        lzma_rs::xz_decompress(&mut &raw[..], &mut out).expect("unxz");
-    }
-    let name = Path::new(rel)
-        .file_name()
-        .expect("file name")
-        .to_string_lossy();
-    let dst = dir.join(name.trim_end_matches(".gz").trim_end_matches(".xz"));
-    std::fs::write(&dst, out).expect("write image");
-    dst
 }
 
 fn umd(args: &[&str], members: &[&PathBuf]) -> std::process::Output {

@@ -1,11 +1,13 @@
 //! The `umd` command line: argument definitions and dispatch to one file per verb.
 
 mod cat;
+mod container;
 mod create;
 mod ctl;
 mod demo;
 mod examine;
 mod members;
+mod mon;
 mod names;
 mod run;
 mod status;
@@ -55,6 +57,8 @@ enum Command {
     Run(run::RunArgs),
     /// Read, write or watch a running array's attributes (md's sysfs names).
     Ctl(ctl::CtlArgs),
+    /// Manage a container's external metadata (DDF) while `umd run` serves it, as mdmon does.
+    Mon(mon::MonArgs),
     /// Summarise running arrays like /proc/mdstat.
     Status(status::StatusArgs),
     /// Build a small raid5 on temporary files, read it back healthy and
@@ -87,6 +91,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode, String> {
         Command::Create(a) => create::run(a),
         Command::Run(a) => run::run(a),
         Command::Ctl(a) => ctl::run(a),
+        Command::Mon(a) => mon::run(a),
         Command::Status(a) => status::run(a),
         Command::Demo { dir } => demo::run(dir.as_deref()),
     }

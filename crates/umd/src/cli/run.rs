@@ -7,12 +7,13 @@
 //! kept, members are flushed, superblocks are written clean), then close the
 //! control socket.
 
+use super::container::{is_container, open_container, stop_container, RunningContainer};
 use super::members::{candidates, open_and_probe_rw, Opened};
 use super::Raid0LayoutArg;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use umd::control::{paths, AttrTree, ControlServer};
+use umd::control::{paths, AttrTree, ContainerDiskAttrs, ContainerTree, ControlServer};
 use umd::nbd::{BlockExport, ExportError, Listen, NbdServer, ServerConfig};
 use umd_engine::array::{Array, ArrayConfig, BitmapConfig, MemberConfig, MetadataKind, Ro};
 use umd_engine::bitmap::WriteIntentBitmap;
@@ -50,9 +51,42 @@ pub(crate) struct RunArgs {
     /// written when it stopped may rebuild wrong data.
     #[arg(long)]
     force: bool,
+    /// For containers (DDF): run only this subarray, by index or name
+    /// (default: all of them).
+    #[arg(long)]
+    subarray: Option<String>,
+    /// For containers: do not start `umd mon` (run one yourself; until one
+    /// runs, redundant subarrays stay read-only and writes to clean arrays
+    /// wait).
+    #[arg(long)]
+    no_mon: bool,
+    /// What a configuration change (growing `stripe_cache_size`, changing
+    /// `raid_disks`) does while an external metadata manager has not yet
+    /// recorded the array dirty: fail with EAGAIN for the caller to retry
+    /// (md 2008-2017, the default), or wait for the manager (md today).
+    #[arg(long, value_enum, default_value_t = AllowWriteArg::Eagain)]
+    allow_write: AllowWriteArg,
     /// Member devices or image files, in any order.
     #[arg(required = true)]
     members: Vec<PathBuf>,
+}
+
+/// `--allow-write`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum AllowWriteArg {
+    /// Fail with EAGAIN; the caller retries after the acknowledgement.
+    Eagain,
+    /// Wait for the acknowledgement, holding only the configuration lock.
+    Wait,
+}
+
+impl From<AllowWriteArg> for AllowWrite {
+    fn from(a: AllowWriteArg) -> Self {
+        match a {
+            AllowWriteArg::Eagain => AllowWrite::Eagain,
+            AllowWriteArg::Wait => AllowWrite::Wait,
+        }
+    }
 }
 
 /// Adapts the host to the NBD server's export interface.
@@ -118,13 +152,26 @@ impl AttrTree for Tree {
 
 #[allow(clippy::needless_pass_by_value)] // clap hands each verb its arguments by value
 pub(crate) fn run(args: RunArgs) -> Result<ExitCode, String> {
-    let started = start(&args)?;
-    let Started {
-        host,
-        name,
-        nbd_listen,
-        control_path,
-    } = started;
+    let opened = args
+        .members
+        .iter()
+        .map(|p| open_and_probe_rw(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    if is_container(&opened) {
+        let container = open_container(
+            opened,
+            args.subarray.as_deref(),
+            args.force,
+            args.allow_write.into(),
+        )?;
+        return serve_container(&args, container);
+    }
+    if args.subarray.is_some() {
+        return Err("--subarray: the members are not a container".to_owned());
+    }
+    let (host, name) = open_opened(opened, &args.members, args.raid0_layout, args.force)?;
+    let control_path = control_path(&args, &name);
+    let nbd_listen = nbd_listen(&args, &control_path)?;
     let control = ControlServer::bind(&control_path, Arc::new(Tree(host.clone())))
         .map_err(|e| format!("{}: control socket: {e}", control_path.display()))?;
     let notifier = control.notifier();
@@ -154,29 +201,118 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-struct Started {
-    host: Arc<ArrayHost>,
-    name: String,
-    nbd_listen: Listen,
-    control_path: PathBuf,
+fn control_path(args: &RunArgs, name: &str) -> PathBuf {
+    args.control
+        .clone()
+        .unwrap_or_else(|| paths::default_control_path(name))
 }
 
-fn start(args: &RunArgs) -> Result<Started, String> {
-    let (host, name) = open_array(&args.members, args.raid0_layout, args.force)?;
-    let control_path = args
-        .control
-        .clone()
-        .unwrap_or_else(|| paths::default_control_path(&name));
-    let nbd_listen = match &args.nbd {
-        Some(s) => s.parse::<Listen>().map_err(|e| format!("--nbd {s}: {e}"))?,
-        None => Listen::Unix(control_path.with_extension("nbd")),
+fn nbd_listen(args: &RunArgs, control_path: &std::path::Path) -> Result<Listen, String> {
+    match &args.nbd {
+        Some(s) => s.parse::<Listen>().map_err(|e| format!("--nbd {s}: {e}")),
+        None => Ok(Listen::Unix(control_path.with_extension("nbd"))),
+    }
+}
+
+/// Serve a container's subarrays: one NBD export and one `<index>/`
+/// attribute directory each, then stop them as mdadm --stop does.
+fn serve_container(args: &RunArgs, container: RunningContainer) -> Result<ExitCode, String> {
+    let name = container.name.clone();
+    let control_path = control_path(args, &name);
+    let nbd_listen = nbd_listen(args, &control_path)?;
+    let disks = container
+        .disks
+        .iter()
+        .map(|d| ContainerDiskAttrs {
+            name: d.name.clone(),
+            path: std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone()),
+            size_kib: d.size_bytes / 1024,
+        })
+        .collect();
+    let subtrees: Vec<(String, Arc<dyn AttrTree>)> = container
+        .subarrays
+        .iter()
+        .map(|s| {
+            let tree: Arc<dyn AttrTree> = Arc::new(Tree(s.host.clone()));
+            (s.index.to_string(), tree)
+        })
+        .collect();
+    let tree = ContainerTree::new(container.format, disks, subtrees);
+    let control = ControlServer::bind(&control_path, Arc::new(tree))
+        .map_err(|e| format!("{}: control socket: {e}", control_path.display()))?;
+    for s in &container.subarrays {
+        let notifier = control.notifier();
+        let prefix = s.index.to_string();
+        s.host.set_notifier(Box::new(move |attr| {
+            notifier.notify(&format!("{prefix}/{attr}"));
+        }));
+    }
+    let control = control.spawn();
+    let mut mon = if args.no_mon {
+        None
+    } else {
+        Some(start_mon(&control_path)?)
     };
-    Ok(Started {
-        host,
-        name,
-        nbd_listen,
-        control_path,
-    })
+    let exports: Vec<(String, Arc<dyn BlockExport>)> = container
+        .subarrays
+        .iter()
+        .map(|s| {
+            let export: Arc<dyn BlockExport> = Arc::new(Export(s.host.clone()));
+            (s.export.clone(), export)
+        })
+        .collect();
+    let nbd = NbdServer::bind_exports(&nbd_listen, exports, ServerConfig::default())
+        .map_err(|e| format!("{nbd_listen}: NBD listener: {e}"))?
+        .spawn();
+    let list: Vec<String> = container
+        .subarrays
+        .iter()
+        .map(|s| format!("{} ({})", s.index, s.export))
+        .collect();
+    eprintln!(
+        "umd: {name}: serving subarrays {} on {nbd_listen}, control {}",
+        list.join(", "),
+        control_path.display()
+    );
+    wait_for_signal()?;
+    eprintln!("umd: {name}: stopping");
+    nbd.shutdown();
+    let outcome = stop_container(&container);
+    control.shutdown();
+    if let Some(mon) = mon.as_mut() {
+        reap_mon(mon);
+    }
+    outcome?;
+    eprintln!("umd: {name}: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How long the manager may take to exit once the container stopped.
+const MON_EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Start `umd mon` for the container, as mdadm starts mdmon.
+fn start_mon(control_path: &std::path::Path) -> Result<std::process::Child, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("umd mon: {e}"))?;
+    std::process::Command::new(exe)
+        .arg("mon")
+        .arg("--control")
+        .arg(control_path)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("umd mon: {e}"))
+}
+
+/// The manager exits by itself once every subarray stopped; make sure.
+fn reap_mon(mon: &mut std::process::Child) {
+    let deadline = std::time::Instant::now() + MON_EXIT_WAIT;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = mon.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = mon.kill();
+    let _ = mon.wait();
 }
 
 /// Assemble `members` read-write and start the array in this process;
@@ -190,6 +326,16 @@ pub(crate) fn open_array(
         .iter()
         .map(|p| open_and_probe_rw(p))
         .collect::<Result<Vec<_>, _>>()?;
+    open_opened(opened, members, raid0_layout, force)
+}
+
+/// [`open_array`] on members already opened and probed.
+fn open_opened(
+    opened: Vec<Opened>,
+    members: &[PathBuf],
+    raid0_layout: Option<Raid0LayoutArg>,
+    force: bool,
+) -> Result<(Arc<ArrayHost>, String), String> {
     let cands = candidates(&opened, None)?;
     let options = AssembleOptions {
         raid0_layout: raid0_layout.map(Into::into),
@@ -211,13 +357,7 @@ pub(crate) fn open_array(
         eprintln!("umd: warning: {w}");
     }
     let version = match assembly.format {
-        MetadataFormat::Ddf => {
-            return Err(
-                "DDF arrays are managed externally; running them needs `umd mon`, \
-                        which this version does not have yet"
-                    .to_string(),
-            )
-        }
+        MetadataFormat::Ddf => unreachable!("containers are run by serve_container"),
         f => f.to_string(),
     };
     let name = array_name(&assembly.name, &assembly.uuid.to_string());
@@ -245,7 +385,8 @@ pub(crate) fn open_array(
             .attach_bitmap(b)
             .map_err(|e| format!("{name}: bitmap: {e}"))?;
     }
-    let config = array_config(&assembly, fresh, &member_names, &version, bitmap_config);
+    let metadata = MetadataKind::Native { version };
+    let config = array_config(&assembly, fresh, &member_names, metadata, bitmap_config);
     let mut role_members = vec![None; assembly.members.len()];
     for (role, m) in assembly.members.iter().enumerate() {
         role_members[role] = m.as_ref().map(|m| m.index);
@@ -325,12 +466,13 @@ fn bitmap_location(fresh: &Candidate) -> String {
     }
 }
 
-/// The engine's view of the assembled array.
-fn array_config(
+/// The engine's view of the assembled array. `member_names` are indexed as
+/// the assembly's member indices.
+pub(crate) fn array_config(
     assembly: &Assembly,
     fresh: &Candidate,
     member_names: &[String],
-    version: &str,
+    metadata: MetadataKind,
     bitmap: Option<BitmapConfig>,
 ) -> ArrayConfig {
     let array = &fresh.info.array;
@@ -368,9 +510,7 @@ fn array_config(
         layout: array.layout,
         component_sectors: array.component_sectors,
         array_sectors: assembly.array_sectors,
-        metadata: MetadataKind::Native {
-            version: version.to_string(),
-        },
+        metadata,
         members,
         resync_start,
         bitmap,
@@ -381,7 +521,7 @@ fn array_config(
 
 /// The array's name for sockets and messages: md's name without any
 /// `homehost:` prefix, else the UUID.
-fn array_name(name: &str, uuid: &str) -> String {
+pub(crate) fn array_name(name: &str, uuid: &str) -> String {
     let short = name.rsplit(':').next().unwrap_or(name);
     let clean: String = short
         .chars()
@@ -395,7 +535,7 @@ fn array_name(name: &str, uuid: &str) -> String {
 }
 
 /// `dev-NAME` names: each member's file name, made unique.
-fn member_names(paths: &[PathBuf]) -> Vec<String> {
+pub(crate) fn member_names(paths: &[PathBuf]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for (i, p) in paths.iter().enumerate() {
         let base = p.file_name().map_or_else(

@@ -21,7 +21,7 @@ pub(crate) struct StatusArgs {
 pub(crate) fn run(args: StatusArgs) -> Result<ExitCode, String> {
     let reports: Vec<ArrayReport> = paths::list_control_sockets()
         .iter()
-        .map(|path| report(path))
+        .flat_map(|path| report(path))
         .collect();
     let text = if args.json {
         let value = serde_json::json!({
@@ -42,18 +42,47 @@ pub(crate) fn run(args: StatusArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One array's status, or why its socket is stale.
-fn report(path: &Path) -> ArrayReport {
+/// The status of the array served at `path`, or of a container and each of
+/// its subarrays (named `<container>/<index>`), or why the socket is stale.
+fn report(path: &Path) -> Vec<ArrayReport> {
     let name = path
         .file_stem()
         .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-    let read = client::list(path)
-        .and_then(|names| mdstat::read_array(&name, &names, |attr| client::get(path, attr)));
+    let names = match client::list(path) {
+        Ok(names) => names,
+        Err(e) => return vec![stale(name, &e)],
+    };
+    let mut reports = vec![one(&name, &names, path, "")];
+    let container = client::get(path, "level").is_ok_and(|l| l == "container");
+    if container {
+        let subarrays = client::get(path, "subarrays").unwrap_or_default();
+        for index in subarrays.split_whitespace() {
+            let prefix = format!("{index}/");
+            let sub_names: Vec<String> = names
+                .iter()
+                .filter_map(|n| n.strip_prefix(&prefix))
+                .map(str::to_owned)
+                .collect();
+            reports.push(one(&format!("{name}/{index}"), &sub_names, path, &prefix));
+        }
+    }
+    reports
+}
+
+/// One array's status through `prefix` (empty for a plain array).
+fn one(name: &str, names: &[String], path: &Path, prefix: &str) -> ArrayReport {
+    let read = mdstat::read_array(name, names, |attr| {
+        client::get(path, &format!("{prefix}{attr}"))
+    });
     match read {
         Ok(status) => ArrayReport::Running(status),
-        Err(e) => ArrayReport::Stale {
-            name,
-            error: e.to_string(),
-        },
+        Err(e) => stale(name.to_owned(), &e),
+    }
+}
+
+fn stale(name: String, error: &client::ClientError) -> ArrayReport {
+    ArrayReport::Stale {
+        name,
+        error: error.to_string(),
     }
 }

@@ -12,8 +12,10 @@
 //! `metadata_version` (`external:<format>`), `level` (`container`),
 //! `array_state` (`inactive`: a container never runs), plus `subarrays`
 //! (umd's: the subarray indices, space-separated) and per disk
-//! `dev-NAME/block` (its path, where md has a symlink to the block device)
-//! and `dev-NAME/size` (KiB). They are fixed while the process runs.
+//! `dev-NAME/block` (its path, where md has a symlink to the block device),
+//! `dev-NAME/size` (KiB), `dev-NAME/slot` (`none`) and `dev-NAME/state`
+//! (`spare`: a container holds disks, it uses none). They are fixed while the
+//! process runs.
 
 use super::AttrTree;
 use std::path::PathBuf;
@@ -37,6 +39,9 @@ pub struct ContainerTree {
     disks: Vec<ContainerDiskAttrs>,
     subarrays: Vec<(String, Arc<dyn AttrTree>)>,
 }
+
+/// Each disk's attributes.
+const DISK_ATTRS: [&str; 4] = ["block", "size", "slot", "state"];
 
 /// The container-level attribute names (besides `dev-NAME/*`).
 const CONTAINER_ATTRS: [&str; 4] = ["metadata_version", "level", "array_state", "subarrays"];
@@ -94,6 +99,8 @@ impl ContainerTree {
         match field {
             "block" => Ok(d.path.display().to_string()),
             "size" => Ok(d.size_kib.to_string()),
+            "slot" => Ok("none".to_owned()),
+            "state" => Ok("spare".to_owned()),
             _ => Err(missing()),
         }
     }
@@ -123,8 +130,9 @@ impl AttrTree for ContainerTree {
     fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = CONTAINER_ATTRS.iter().map(|a| (*a).to_owned()).collect();
         for d in &self.disks {
-            names.push(format!("dev-{}/block", d.name));
-            names.push(format!("dev-{}/size", d.name));
+            for field in DISK_ATTRS {
+                names.push(format!("dev-{}/{field}", d.name));
+            }
         }
         for (prefix, tree) in &self.subarrays {
             names.extend(tree.names().into_iter().map(|n| format!("{prefix}/{n}")));

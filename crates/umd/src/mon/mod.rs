@@ -22,8 +22,27 @@ use handler::MetadataHandler;
 /// Load the metadata handler for `format` (`metadata_version`
 /// `external:<format>`) from the container's disks.
 pub fn load_handler(format: &str, disks: &Disks) -> Result<Box<dyn MetadataHandler>, String> {
-    let _ = disks;
-    Err(format!(
-        "external:{format}: no metadata handler for this format"
-    ))
+    match format {
+        "ddf" => {
+            let devices = disks.list().iter().map(|d| {
+                let read = |offset: u64, buf: &mut [u8]| {
+                    d.file.read_exact_at(offset, buf).map_err(|e| e.source)
+                };
+                (d.file.len_bytes(), read)
+            });
+            let handler = ddf::DdfHandler::load(devices).map_err(|e| match e {
+                ddf::LoadError::Probe { disk, error } => {
+                    format!("{}: {error}", disks.list()[disk].name)
+                }
+                ddf::LoadError::NotDdf { disk } => {
+                    format!("{}: no DDF metadata", disks.list()[disk].name)
+                }
+                other => format!("DDF container: {other}"),
+            })?;
+            Ok(Box::new(handler))
+        }
+        _ => Err(format!(
+            "external:{format}: no metadata handler for this format"
+        )),
+    }
 }

@@ -161,6 +161,14 @@ impl Monitor {
                 return Err(format!("subarrays: {index:?} is not an index"));
             };
             let prefix = format!("{n}/");
+            // mdmon manages only arrays with redundancy: raid0 and linear
+            // never go dirty and have nothing to record.
+            let level = session
+                .get(&format!("{prefix}level"))
+                .map_err(|e| e.to_string())?;
+            if matches!(level.as_str(), "raid0" | "linear") {
+                continue;
+            }
             let members = names
                 .iter()
                 .filter_map(|a| a.strip_prefix(&prefix))

@@ -3,7 +3,10 @@
 //! sockets, and the external clients that talk to it.
 #![allow(dead_code)]
 
+pub(crate) mod external;
+
 use std::fs::{self, File};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -312,4 +315,47 @@ pub(crate) fn examine_field(text: &str, key: &str) -> Option<String> {
         let (k, v) = l.split_once(" : ")?;
         (k.trim() == key).then(|| v.trim().to_string())
     })
+}
+
+/// The real member images made by mdadm on Linux (`UMD_TESTDATA`, else
+/// `../shared/testdata/real` beside the repository). Missing: the test fails,
+/// unless `UMD_SKIP_REAL_IMAGES` says to skip (then `None`).
+pub(crate) fn testdata() -> Option<PathBuf> {
+    let dir = std::env::var_os("UMD_TESTDATA").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/real"),
+        PathBuf::from,
+    );
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("UMD_SKIP_REAL_IMAGES").is_some(),
+        "real images not found at {} (set UMD_TESTDATA, or UMD_SKIP_REAL_IMAGES=1 to skip)",
+        dir.display()
+    );
+    None
+}
+
+/// Decompress `rel` (a .gz or .xz image) from the test data into `dir`.
+pub(crate) fn unpack(data: &Path, rel: &str, dir: &Path) -> PathBuf {
+    let src = data.join(rel);
+    let raw = fs::read(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let mut out = Vec::new();
+    if Path::new(rel)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+    {
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .expect("gunzip");
+    } else {
+        lzma_rs::xz_decompress(&mut &raw[..], &mut out).expect("unxz");
+    }
+    let name = Path::new(rel)
+        .file_name()
+        .expect("file name")
+        .to_string_lossy();
+    let dst = dir.join(name.trim_end_matches(".gz").trim_end_matches(".xz"));
+    fs::write(&dst, out).expect("write image");
+    dst
 }

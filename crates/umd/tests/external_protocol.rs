@@ -1,0 +1,511 @@
+//! The engine <-> metadata manager protocol (protocol.md §8) with real
+//! processes: `umd run` serving a DDF container that mdadm made, `umd mon`
+//! managing it, real NBD clients (qemu-io) writing, and the host's mdadm
+//! reading what landed on disk. Each test names the behaviour it shows.
+//!
+//! The manager is paused with SIGSTOP to hold the protocol at the moment a
+//! behaviour is about: a write waiting in `write-pending`, a failure not yet
+//! recorded.
+
+mod support;
+
+use std::time::Duration;
+use support::external::{
+    examine, expect_event, finish, get, qemu_io, real_container, serve, set, still_blocked,
+    wait_for, watch, Mon, SETTLE,
+};
+use support::{mdadm_examine, require_tool, Running, TempDir};
+
+/// How long a write must stay blocked to count as waiting.
+const BLOCKED: Duration = Duration::from_millis(700);
+
+/// A container of `level` served and managed, with subarray 0 clean: written
+/// once and gone idle (`read-auto` until a write, then `active`, then
+/// `clean` after safe mode).
+struct Fixture {
+    dir: TempDir,
+    disks: Vec<std::path::PathBuf>,
+    run: Running,
+    mon: Option<Mon>,
+    export: String,
+}
+
+impl Fixture {
+    fn new(level: &str, run_args: &[&str]) -> Option<Fixture> {
+        require_tool("qemu-io");
+        let dir = TempDir::new(&format!("ext-{level}"));
+        let disks = real_container(dir.path(), level)?;
+        let run = serve(&dir, &disks, run_args);
+        let mon = Mon::start(&run, "1", &[]);
+        wait_for(&run, "0/array_state", "read-auto");
+        let export = format!("ddf-{level}");
+        Some(Fixture {
+            dir,
+            disks,
+            run,
+            mon: Some(mon),
+            export,
+        })
+    }
+
+    fn mon(&self) -> &Mon {
+        self.mon.as_ref().expect("manager running")
+    }
+
+    /// One write through NBD, waited for.
+    fn write(&self, offset: u64, pattern: u8) {
+        let cmd = format!("write -P {pattern} {offset} 4k");
+        finish(qemu_io(&self.run, &self.export, &cmd, false), SETTLE);
+    }
+
+    /// Write once and wait until the array is clean again.
+    fn make_clean(&self) {
+        self.write(0, 0x11);
+        wait_for(&self.run, "0/array_state", "clean");
+    }
+
+    fn vd_state(&self) -> String {
+        let text = mdadm_examine(&self.disks[0]);
+        text.lines()
+            .find(|l| l.trim_start().starts_with("state[0]"))
+            .unwrap_or_else(|| panic!("no VD state in mdadm --examine:\n{text}"))
+            .to_owned()
+    }
+
+    fn wait_vd_state(&self, consistent: bool) {
+        let deadline = std::time::Instant::now() + SETTLE;
+        loop {
+            let state = self.vd_state();
+            if state.contains("Not Consistent") != consistent {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "VD still {state:?}; waited for consistent={consistent}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// §8.2 and §8.3: with the manager paused, growing `stripe_cache_size` on a
+/// clean external raid5 fails with EAGAIN at once, leaves the array in
+/// `write-pending` (notified) and the cache unchanged; shrinking works even
+/// then; after the acknowledgement the retry succeeds.
+#[test]
+fn stripe_cache_growth_is_eagain_until_acknowledged() {
+    let Some(f) = Fixture::new("raid5", &[]) else {
+        return;
+    };
+    f.make_clean();
+    // As mdadm does around such changes: no drift back to clean.
+    set(&f.run, "0/safe_mode_delay", "0").expect("safe_mode_delay");
+    let events = watch(&f.run, &["0/array_state"]);
+    expect_event(&events, "0/array_state", "clean");
+    f.mon().pause();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        set(&f.run, "0/stripe_cache_size", "512"),
+        Err("EAGAIN".into())
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "EAGAIN must be prompt"
+    );
+    assert_eq!(get(&f.run, "0/array_state"), "write-pending");
+    expect_event(&events, "0/array_state", "write-pending");
+    assert_eq!(get(&f.run, "0/stripe_cache_size"), "256");
+    assert_eq!(set(&f.run, "0/stripe_cache_size", "128"), Ok(()));
+    assert_eq!(get(&f.run, "0/stripe_cache_size"), "128");
+    f.mon().resume();
+    wait_for(&f.run, "0/array_state", "active");
+    assert_eq!(set(&f.run, "0/stripe_cache_size", "512"), Ok(()));
+    assert_eq!(get(&f.run, "0/stripe_cache_size"), "512");
+}
+
+/// §8.5: the bitmap-file query answers at once even while the transition it
+/// starts is unacknowledged.
+#[test]
+fn bitmap_file_query_never_waits() {
+    let Some(f) = Fixture::new("raid5", &[]) else {
+        return;
+    };
+    f.make_clean();
+    set(&f.run, "0/safe_mode_delay", "0").expect("safe_mode_delay");
+    f.mon().pause();
+    let started = std::time::Instant::now();
+    assert_eq!(get(&f.run, "0/bitmap_file"), "");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(get(&f.run, "0/array_state"), "write-pending");
+    f.mon().resume();
+    wait_for(&f.run, "0/array_state", "active");
+}
+
+/// §8.6: with `--allow-write wait` (md today), the change waits for the
+/// acknowledgement instead of failing, and the acknowledgement gets through
+/// while it waits.
+#[test]
+fn modern_mode_waits_and_the_ack_gets_through() {
+    let Some(f) = Fixture::new("raid5", &["--allow-write", "wait"]) else {
+        return;
+    };
+    f.make_clean();
+    set(&f.run, "0/safe_mode_delay", "0").expect("safe_mode_delay");
+    f.mon().pause();
+    let mut change = support::umd()
+        .args(["ctl", "--control"])
+        .arg(&f.run.control)
+        .args(["set", "0/stripe_cache_size", "1024"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("umd ctl");
+    assert!(still_blocked(&mut change, BLOCKED), "the change must wait");
+    // Reads of the attribute tree are not blocked by the waiting change.
+    assert_eq!(get(&f.run, "0/array_state"), "write-pending");
+    f.mon().resume();
+    finish(change, SETTLE);
+    assert_eq!(get(&f.run, "0/stripe_cache_size"), "1024");
+}
+
+/// §8.7, §8.8, §8.9: the first write to a clean array waits in
+/// `write-pending` while reads go on; the manager records dirty on disk
+/// before it writes `active`; after `safe_mode_delay` idle the engine shows
+/// `active-idle`, the manager writes `clean`, and the disk says consistent
+/// again after that.
+#[test]
+fn first_write_waits_for_the_dirty_record_and_idle_goes_clean() {
+    let Some(f) = Fixture::new("raid1", &[]) else {
+        return;
+    };
+    f.make_clean();
+    f.wait_vd_state(true);
+    let events = watch(&f.run, &["0/array_state"]);
+    expect_event(&events, "0/array_state", "clean");
+    f.mon().pause();
+    let mut write = qemu_io(&f.run, &f.export, "write -P 0x22 8k 4k", false);
+    expect_event(&events, "0/array_state", "write-pending");
+    assert!(still_blocked(&mut write, BLOCKED), "the write must wait");
+    finish(qemu_io(&f.run, &f.export, "read 0 4k", true), SETTLE);
+    f.wait_vd_state(true);
+    f.mon().resume();
+    expect_event(&events, "0/array_state", "active");
+    // The acknowledgement came after the metadata write: the disk says dirty now.
+    assert!(f.vd_state().contains("Not Consistent"), "{}", f.vd_state());
+    finish(write, SETTLE);
+    expect_event(&events, "0/array_state", "active-idle");
+    expect_event(&events, "0/array_state", "clean");
+    f.wait_vd_state(true);
+}
+
+/// §8.10: `clean` is refused with EBUSY while a write is in flight.
+#[test]
+fn clean_refused_while_a_write_is_in_flight() {
+    let Some(f) = Fixture::new("raid1", &[]) else {
+        return;
+    };
+    f.make_clean();
+    f.mon().pause();
+    let write = qemu_io(&f.run, &f.export, "write -P 0x33 0 4k", false);
+    wait_for(&f.run, "0/array_state", "write-pending");
+    assert_eq!(set(&f.run, "0/array_state", "clean"), Err("EBUSY".into()));
+    assert_eq!(get(&f.run, "0/array_state"), "write-pending");
+    f.mon().resume();
+    finish(write, SETTLE);
+}
+
+/// §8.12, §8.13, §8.27: a failed member of an external raid1 is
+/// `faulty,blocked`, the array `write-pending`, writes wait, `remove` is
+/// refused while it holds its slot (promptly: removal never blocks the
+/// acknowledgement); the manager records the failure on disk, unblocks,
+/// acknowledges, and removes the member.
+#[test]
+fn member_failure_is_recorded_before_writes_go_on() {
+    let Some(f) = Fixture::new("raid1", &[]) else {
+        return;
+    };
+    f.make_clean();
+    let member = first_member(&f.run);
+    f.mon().pause();
+    set(&f.run, &format!("0/dev-{member}/state"), "faulty").expect("fail member");
+    assert_eq!(
+        get(&f.run, &format!("0/dev-{member}/state")),
+        "faulty,blocked"
+    );
+    assert_eq!(get(&f.run, "0/degraded"), "1");
+    assert_eq!(get(&f.run, "0/array_state"), "write-pending");
+    let mut write = qemu_io(&f.run, &f.export, "write -P 0x44 0 4k", false);
+    assert!(
+        still_blocked(&mut write, BLOCKED),
+        "writes wait for the record"
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(
+        set(&f.run, &format!("0/dev-{member}/state"), "remove"),
+        Err("EBUSY".into())
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    f.mon().resume();
+    finish(write, SETTLE);
+    let text = mdadm_examine(&f.disks[1]);
+    assert!(text.contains("Failed") || text.contains("failed"), "{text}");
+    let deadline = std::time::Instant::now() + SETTLE;
+    while support::external::get_opt(&f.run, &format!("0/dev-{member}/state")).is_some() {
+        assert!(std::time::Instant::now() < deadline, "member never removed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The name of the first member of subarray 0.
+fn first_member(run: &Running) -> String {
+    umd::control::client::list(&run.control)
+        .expect("list")
+        .into_iter()
+        .find_map(|a| {
+            a.strip_prefix("0/dev-")
+                .and_then(|r| r.strip_suffix("/state"))
+                .map(str::to_owned)
+        })
+        .expect("a member")
+}
+
+/// §8.17: assembly hand-off. Clean metadata: `read-auto`. The blocked
+/// marker `external:-`: stays `readonly`.
+#[test]
+fn assembly_hand_off_respects_the_blocked_marker() {
+    require_tool("qemu-io");
+    let dir = TempDir::new("ext-handoff");
+    let Some(disks) = real_container(dir.path(), "raid1") else {
+        return;
+    };
+    let run = serve(&dir, &disks, &[]);
+    assert_eq!(get(&run, "0/array_state"), "readonly");
+    let version = get(&run, "0/metadata_version");
+    let blocked = version.replacen("external:/", "external:-", 1);
+    set(&run, "0/metadata_version", &blocked).expect("external to external");
+    let _mon = Mon::start(&run, "1", &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(get(&run, "0/array_state"), "readonly");
+    set(&run, "0/metadata_version", &version).expect("unblock");
+    wait_for(&run, "0/array_state", "read-auto");
+}
+
+/// §8.17 (dirty side), §8.22: a container whose engine was killed while
+/// dirty is handed off `active`, resyncs, shows `write-pending` at the end of
+/// the resync until the manager acknowledges, and the manager then records
+/// it consistent.
+#[test]
+fn dirty_container_resyncs_and_the_end_waits_for_the_manager() {
+    let Some(f) = Fixture::new("raid1", &[]) else {
+        return;
+    };
+    f.mon().pause();
+    let write = qemu_io(&f.run, &f.export, "write -P 0x55 0 4k", false);
+    f.mon().resume();
+    finish(write, SETTLE);
+    assert!(f.vd_state().contains("Not Consistent"));
+    let Fixture {
+        dir,
+        disks,
+        run,
+        mon,
+        ..
+    } = f;
+    run.kill9();
+    drop(mon);
+    let run = serve(&dir, &disks, &[]);
+    set(&run, "0/sync_action", "frozen").expect("freeze before the hand-off");
+    let mon = Mon::start(&run, "2", &[]);
+    wait_for(&run, "0/array_state", "active");
+    mon.pause();
+    let events = watch(&run, &["0/sync_action", "0/array_state"]);
+    set(&run, "0/sync_action", "resync").expect("start the resync");
+    expect_event(&events, "0/sync_action", "idle");
+    wait_for(&run, "0/resync_start", "none");
+    assert_eq!(get(&run, "0/array_state"), "write-pending");
+    mon.resume();
+    wait_for(&run, "0/array_state", "clean");
+    let text = mdadm_examine(&disks[0]);
+    let deadline = std::time::Instant::now() + SETTLE;
+    let mut text = text;
+    while text.contains("Not Consistent") {
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        std::thread::sleep(Duration::from_millis(50));
+        text = mdadm_examine(&disks[0]);
+    }
+    assert!(examine(&disks[0]).contains("clean"));
+}
+
+/// §8.18: the first write to a `read-auto` array makes it read-write and
+/// passes through `write-pending`.
+#[test]
+fn read_auto_first_write_passes_through_write_pending() {
+    let Some(f) = Fixture::new("raid1", &[]) else {
+        return;
+    };
+    assert_eq!(get(&f.run, "0/array_state"), "read-auto");
+    f.mon().pause();
+    let write = qemu_io(&f.run, &f.export, "write -P 0x66 0 4k", false);
+    wait_for(&f.run, "0/array_state", "write-pending");
+    f.mon().resume();
+    finish(write, SETTLE);
+    let state = get(&f.run, "0/array_state");
+    assert!(
+        ["active", "active-idle", "clean"].contains(&state.as_str()),
+        "{state}"
+    );
+}
+
+/// §8.19: refused transitions with md's codes.
+#[test]
+fn refused_transitions() {
+    let Some(f) = Fixture::new("raid1", &[]) else {
+        return;
+    };
+    for word in [
+        "write-pending",
+        "active-idle",
+        "broken",
+        "suspended",
+        "bogus",
+    ] {
+        assert_eq!(
+            set(&f.run, "0/array_state", word),
+            Err("EINVAL".into()),
+            "{word}"
+        );
+    }
+    f.make_clean();
+    f.mon().pause();
+    let write = qemu_io(&f.run, &f.export, "write -P 0x77 0 4k", false);
+    wait_for(&f.run, "0/array_state", "write-pending");
+    assert_eq!(
+        set(&f.run, "0/array_state", "readonly"),
+        Err("EBUSY".into())
+    );
+    f.mon().resume();
+    finish(write, SETTLE);
+    // Open (an NBD client connected): leaving read-write is refused.
+    let mut reader = qemu_io(&f.run, &f.export, "sleep 3000", true);
+    std::thread::sleep(Duration::from_millis(500));
+    for word in ["readonly", "inactive", "clear"] {
+        assert_eq!(
+            set(&f.run, "0/array_state", word),
+            Err("EBUSY".into()),
+            "{word}"
+        );
+    }
+    let _ = reader.kill();
+    let _ = reader.wait();
+    std::thread::sleep(Duration::from_millis(200));
+    wait_for(&f.run, "0/array_state", "clean");
+    assert_eq!(set(&f.run, "0/array_state", "readonly"), Ok(()));
+    assert_eq!(
+        set(&f.run, "0/array_state", "readonly"),
+        Err("ENXIO".into())
+    );
+}
+
+/// §8.20: stopping an idle external array: the engine marks itself clean and
+/// reports `inactive`; the manager records clean and writes `clear`.
+#[test]
+fn stopping_an_external_array_is_recorded_clean() {
+    let Some(f) = Fixture::new("raid1", &[]) else {
+        return;
+    };
+    assert_eq!(set(&f.run, "0/safe_mode_delay", "10"), Ok(()));
+    f.write(0, 0x12);
+    wait_for(&f.run, "0/array_state", "active");
+    assert!(f.vd_state().contains("Not Consistent"));
+    assert_eq!(set(&f.run, "0/array_state", "inactive"), Ok(()));
+    wait_for(&f.run, "0/array_state", "clear");
+    f.wait_vd_state(true);
+}
+
+/// §8.21: `resync_start` is refused while running unless frozen.
+#[test]
+fn resync_start_needs_frozen() {
+    let Some(f) = Fixture::new("raid1", &[]) else {
+        return;
+    };
+    assert_eq!(set(&f.run, "0/resync_start", "0"), Err("EBUSY".into()));
+    assert_eq!(set(&f.run, "0/sync_action", "frozen"), Ok(()));
+    assert_eq!(set(&f.run, "0/resync_start", "none"), Ok(()));
+    assert_eq!(get(&f.run, "0/resync_start"), "none");
+}
+
+/// §8.28: an external member's `offset` cannot follow its `size`.
+#[test]
+fn offset_after_size_is_refused() {
+    let Some(f) = Fixture::new("raid1", &[]) else {
+        return;
+    };
+    let member = first_member(&f.run);
+    assert_eq!(
+        set(&f.run, &format!("0/dev-{member}/offset"), "0"),
+        Err("EBUSY".into())
+    );
+}
+
+/// §8.15: a slow manager delays the first write after clean by about its
+/// delay, and no write is lost: everything written reads back.
+#[test]
+fn slow_manager_delays_but_loses_nothing() {
+    let Some(f) = Fixture::new("raid1", &[]) else {
+        return;
+    };
+    set(&f.run, "0/safe_mode_delay", "0.05").expect("short safe mode");
+    for round in 0..3u8 {
+        f.make_clean();
+        f.mon().pause();
+        let started = std::time::Instant::now();
+        let write = qemu_io(
+            &f.run,
+            &f.export,
+            &format!("write -P {} {} 4k", 0x80 + round, u64::from(round) * 4096),
+            false,
+        );
+        std::thread::sleep(Duration::from_millis(400));
+        f.mon().resume();
+        finish(write, SETTLE);
+        assert!(started.elapsed() >= Duration::from_millis(400));
+    }
+    for round in 0..3u8 {
+        let cmd = format!("read -P {} {} 4k", 0x80 + round, u64::from(round) * 4096);
+        finish(qemu_io(&f.run, &f.export, &cmd, true), SETTLE);
+    }
+}
+
+/// §8.14: with no manager, a failure blocks writes indefinitely while reads
+/// go on and the member's state is notified again every 5 s; a new manager
+/// finds `write-pending`, records, acknowledges, and writes resume.
+#[test]
+fn manager_dead_during_failure_then_a_new_one_recovers() {
+    let Some(mut f) = Fixture::new("raid1", &[]) else {
+        return;
+    };
+    f.write(0, 0x10);
+    wait_for(&f.run, "0/array_state", "clean");
+    f.mon.take().expect("manager").kill9();
+    let member = first_member(&f.run);
+    let state_attr = format!("0/dev-{member}/state");
+    let events = watch(&f.run, &[&state_attr]);
+    set(&f.run, &state_attr, "faulty").expect("fail");
+    let mut write = qemu_io(&f.run, &f.export, "write -P 0x99 0 4k", false);
+    expect_event(&events, &state_attr, "faulty,blocked");
+    assert!(still_blocked(&mut write, Duration::from_secs(1)));
+    // The wait re-notifies the member's state every 5 s.
+    let again = events.recv_timeout(Duration::from_secs(8));
+    assert!(
+        matches!(&again, Ok((a, v)) if *a == state_attr && v == "faulty,blocked"),
+        "no repeated notification: {again:?}"
+    );
+    finish(qemu_io(&f.run, &f.export, "read 0 4k", true), SETTLE);
+    assert!(still_blocked(&mut write, Duration::from_millis(10)));
+    let _mon = Mon::start(&f.run, "2", &[]);
+    finish(write, SETTLE);
+    finish(
+        qemu_io(&f.run, &f.export, "read -P 0x99 0 4k", true),
+        SETTLE,
+    );
+}
