@@ -58,9 +58,10 @@ impl Fixture {
         finish(qemu_io(&self.run, &self.export, &cmd, false), SETTLE);
     }
 
-    /// Write once and wait until the array is clean again.
+    /// Write once (at 1 MiB, away from what the tests write) and wait until
+    /// the array is clean again.
     fn make_clean(&self) {
-        self.write(0, 0x11);
+        self.write(1 << 20, 0x11);
         wait_for(&self.run, "0/array_state", "clean");
     }
 
@@ -316,7 +317,10 @@ fn dirty_container_resyncs_and_the_end_waits_for_the_manager() {
     let run = serve(&dir, &disks, &[]);
     set(&run, "0/sync_action", "frozen").expect("freeze before the hand-off");
     let mon = Mon::start(&run, "2", &[]);
-    wait_for(&run, "0/array_state", "active");
+    // Dirty metadata: handed off read-write (md shows `clean` until the
+    // first write, since run starts in sync), never read-auto.
+    wait_for(&run, "0/array_state", "clean");
+    assert_eq!(get(&run, "0/resync_start"), "0");
     mon.pause();
     let events = watch(&run, &["0/sync_action", "0/array_state"]);
     set(&run, "0/sync_action", "resync").expect("start the resync");
@@ -508,4 +512,61 @@ fn manager_dead_during_failure_then_a_new_one_recovers() {
         qemu_io(&f.run, &f.export, "read -P 0x99 0 4k", true),
         SETTLE,
     );
+}
+
+/// §8.11: a native array needs no manager: the first write proceeds once the
+/// engine wrote its own superblocks, and it goes clean by itself after
+/// `safe_mode_delay`.
+#[test]
+fn native_arrays_need_no_manager() {
+    require_tool("qemu-io");
+    let dir = TempDir::new("ext-native");
+    let members = support::sparse_members(dir.path(), 2, 16);
+    support::create(&members, &["--level", "1", "--raid-devices", "2"]);
+    let run = Running::start(dir.path(), &members);
+    assert_eq!(get(&run, "array_state"), "clean");
+    let events = watch(&run, &["array_state"]);
+    expect_event(&events, "array_state", "clean");
+    finish(qemu_io(&run, "", "write -P 0x21 0 4k", false), SETTLE);
+    expect_event(&events, "array_state", "active");
+    expect_event(&events, "array_state", "clean");
+    let text = mdadm_examine(&members[0]);
+    assert!(text.contains("State : clean"), "{text}");
+}
+
+/// §8.29: an external raid0 with a failed member is `broken`: writes fail,
+/// reads go on.
+#[test]
+fn broken_raid0_refuses_writes_and_serves_reads() {
+    require_tool("qemu-io");
+    let dir = TempDir::new("ext-broken");
+    let Some(disks) = support::external::real_container_named(
+        dir.path(),
+        &[
+            "ddf-raid0-1.bin.gz",
+            "ddf-raid0-2.bin.gz",
+            "ddf-raid0-3.bin.gz",
+        ],
+    ) else {
+        return;
+    };
+    let run = serve(&dir, &disks, &[]);
+    assert_eq!(get(&run, "0/array_state"), "clean");
+    let member = first_member(&run);
+    let refused = set(&run, &format!("0/dev-{member}/state"), "faulty");
+    assert_eq!(
+        refused,
+        Err("EBUSY".into()),
+        "failing a raid0 member breaks it"
+    );
+    assert_eq!(get(&run, "0/array_state"), "broken");
+    let write = qemu_io(&run, "ddf-raid0", "write -P 0x31 0 4k", false);
+    let out = write.wait_with_output().expect("qemu-io");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("Input/output error") || text.contains("failed"),
+        "the write must fail: {text}"
+    );
+    finish(qemu_io(&run, "ddf-raid0", "read 0 64k", true), SETTLE);
 }

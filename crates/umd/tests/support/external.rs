@@ -34,13 +34,13 @@ pub(crate) fn ddf_images(level: &str) -> Vec<&'static str> {
 /// Copies of a real DDF container in `dir`; `None` when the test data is
 /// absent and skipping was asked for.
 pub(crate) fn real_container(dir: &Path, level: &str) -> Option<Vec<PathBuf>> {
+    real_container_named(dir, &ddf_images(level))
+}
+
+/// Copies of the named DDF images in `dir`.
+pub(crate) fn real_container_named(dir: &Path, names: &[&str]) -> Option<Vec<PathBuf>> {
     let data = testdata()?.join("dissect.volume/ddf");
-    Some(
-        ddf_images(level)
-            .into_iter()
-            .map(|name| unpack(&data, name, dir))
-            .collect(),
-    )
+    Some(names.iter().map(|name| unpack(&data, name, dir)).collect())
 }
 
 /// A running `umd mon`.
