@@ -480,6 +480,12 @@ impl Array {
         }
     }
 
+    /// md's `raid_disks`: the number of slots.
+    #[must_use]
+    pub fn raid_disks(&self) -> u32 {
+        self.raid_disks
+    }
+
     /// Number of openers of the exported device; stops and read-only
     /// switches refuse with EBUSY while it is non-zero (protocol.md §2.2 A).
     pub fn set_openers(&mut self, openers: u32) {

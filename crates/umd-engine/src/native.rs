@@ -65,6 +65,8 @@ pub struct SuperblockUpdate {
     pub faulty_members: Vec<usize>,
     /// Wall-clock seconds since the epoch, md's `utime`.
     pub utime_seconds: u64,
+    /// md's `raid_disks` when a raid1 reshape changed it (`None`: unchanged).
+    pub raid_disks: Option<u32>,
 }
 
 /// One member's superblock as loaded, with where it lives.
@@ -412,6 +414,9 @@ fn common_version(members: &[Option<MemberSb>]) -> Result<&'static str, EngineEr
 /// super_1_sync's share of an update: events, utime, resync_offset.
 fn sync_1(sb: &mut Superblock1, update: &SuperblockUpdate, events: u64) {
     sb.events = events;
+    if let Some(n) = update.raid_disks {
+        sb.raid_disks = n;
+    }
     sb.utime = update.utime_seconds;
     sb.resync_offset = if update.clean {
         update.resync_offset_sectors
@@ -424,6 +429,9 @@ fn sync_1(sb: &mut Superblock1, update: &SuperblockUpdate, events: u64) {
 /// recovery checkpoint.
 fn sync_90(sb: &mut Superblock0, update: &SuperblockUpdate, events: u64) {
     sb.events = events;
+    if let Some(n) = update.raid_disks {
+        sb.raid_disks = n;
+    }
     sb.utime = u32::try_from(update.utime_seconds).unwrap_or(u32::MAX);
     sb.state &= !sb0::STATE_CLEAN;
     if update.clean {

@@ -137,6 +137,7 @@ fn run_set(files: &[&str]) {
             resync_offset_sectors: MAX_SECTOR,
             faulty_members: Vec::new(),
             utime_seconds: UTIME,
+            raid_disks: None,
         };
         let mut out = Vec::new();
         md.update(&update, &mut out);
@@ -202,6 +203,7 @@ fn faulty_member_gets_faulty_role_and_no_write() {
         resync_offset_sectors: MAX_SECTOR,
         faulty_members: vec![1],
         utime_seconds: UTIME,
+        raid_disks: None,
     };
     md.update(&update, &mut out);
     assert!(
@@ -264,6 +266,7 @@ fn bitmap_on_real_member_reads_back_in_mdadm() {
         resync_offset_sectors: MAX_SECTOR,
         faulty_members: Vec::new(),
         utime_seconds: UTIME,
+        raid_disks: None,
     };
     md.update(&dirty, &mut out);
     let bm = md.bitmap_mut().expect("attached");

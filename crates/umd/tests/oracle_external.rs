@@ -6,30 +6,23 @@
 //! must assemble both under mdmon (resyncing the second), its `check` must
 //! find no mismatch, and every volume must hold exactly what umd wrote.
 
+#[allow(dead_code)] // the pool of workers is for oracle_write
 #[path = "oracle_write/boot.rs"]
 mod boot;
 #[path = "oracle/locate.rs"]
 mod locate;
 mod support;
 
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::{pseudo_random, require_tool, run_ok, Running};
+use support::{pseudo_random, require_tool, run_ok, sha256_hex, Running};
 
 /// Member size: DDF keeps its metadata in the last 32 MiB.
 const DISK_MIB: u64 = 64;
 /// The volumes mdadm creates in each container (create.sh), with their sizes.
 const VOLUMES: [(&str, u64); 2] = [("r1", 8 << 20), ("r5", 16 << 20)];
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// One md-vm boot on `disks`; the guest's output, or a failure message.
 fn vm(md_vm: &Path, script: &Path, work: &Path, disks: &[PathBuf]) -> String {

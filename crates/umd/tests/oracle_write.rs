@@ -42,14 +42,13 @@ mod verify;
 mod vm;
 
 use boot::{boot, parallel, restore_snapshot, snapshot};
-use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::fs;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{cat, examine_field, mdadm_examine, pseudo_random, run_ok, Running};
+use support::{cat, examine_field, mdadm_examine, pseudo_random, run_ok, sha256_hex, Running};
 use verify::{parse_verify_output, Verified};
 use vm::{parse_vm_output, VmArray};
 
@@ -206,15 +205,6 @@ impl ToVerify {
 
 fn has_redundancy(level: &str) -> bool {
     matches!(level, "1" | "4" | "5" | "6" | "10")
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .fold(String::new(), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// A seed per name, so every array holds different bytes.

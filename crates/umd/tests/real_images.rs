@@ -6,7 +6,6 @@
 //! set must read back as that pattern whole, with each single member left
 //! out (redundant levels), and with each pair left out (raid6).
 
-use std::io::Read;
 mod support;
 
 use std::path::{Path, PathBuf};

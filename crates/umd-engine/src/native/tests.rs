@@ -50,6 +50,7 @@ fn faulty_090_member_is_recorded_in_the_others() {
         resync_offset_sectors: 2048,
         faulty_members: vec![0],
         utime_seconds: 5,
+        raid_disks: None,
     };
     let mut out = Vec::new();
     md.update(&update, &mut out);

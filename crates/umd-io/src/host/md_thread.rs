@@ -120,6 +120,7 @@ fn superblock_writes(shared: &Shared, core: &mut super::Core) -> (Vec<MetadataWr
         resync_offset_sectors: state.resync_offset_sectors,
         faulty_members,
         utime_seconds: wall_clock_seconds(),
+        raid_disks: Some(core.array.raid_disks()),
     };
     native.update(&update, &mut writes);
     let bitmap_first = writes

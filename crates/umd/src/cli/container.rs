@@ -71,12 +71,12 @@ pub(crate) fn is_container(opened: &[Opened]) -> bool {
 /// Assemble and start every subarray of the container on `members` (or
 /// only `only`, by index or name).
 pub(crate) fn open_container(
-    opened: Vec<Opened>,
+    opened: &[Opened],
     only: Option<&str>,
     force: bool,
     allow_write: AllowWrite,
 ) -> Result<RunningContainer, String> {
-    let container_uuid = common_container(&opened)?;
+    let container_uuid = common_container(opened)?;
     let name = container_name(&container_uuid);
     let paths: Vec<PathBuf> = opened.iter().map(|o| o.path.clone()).collect();
     let names = member_names(&paths);
@@ -89,7 +89,7 @@ pub(crate) fn open_container(
             size_bytes: o.file.len_bytes(),
         })
         .collect();
-    let vds = subarrays_of(&opened);
+    let vds = subarrays_of(opened);
     if vds.is_empty() {
         return Err(format!(
             "{name}: the container holds no arrays (create one with umd create --metadata ddf)"
@@ -100,7 +100,7 @@ pub(crate) fn open_container(
         if only.is_some_and(|w| w != vd.index.to_string() && w != vd.name) {
             continue;
         }
-        let host = start_subarray(&opened, &names, &name, &vd, force, allow_write)?;
+        let host = start_subarray(opened, &names, &name, &vd, force, allow_write)?;
         let export = if vd.name.is_empty()
             || subarrays
                 .iter()

@@ -159,12 +159,12 @@ pub(crate) fn run(args: RunArgs) -> Result<ExitCode, String> {
         .collect::<Result<Vec<_>, _>>()?;
     if is_container(&opened) {
         let container = open_container(
-            opened,
+            &opened,
             args.subarray.as_deref(),
             args.force,
             args.allow_write.into(),
         )?;
-        return serve_container(&args, container);
+        return serve_container(&args, &container);
     }
     if args.subarray.is_some() {
         return Err("--subarray: the members are not a container".to_owned());
@@ -216,7 +216,7 @@ fn nbd_listen(args: &RunArgs, control_path: &std::path::Path) -> Result<Listen, 
 
 /// Serve a container's subarrays: one NBD export and one `<index>/`
 /// attribute directory each, then stop them as mdadm --stop does.
-fn serve_container(args: &RunArgs, container: RunningContainer) -> Result<ExitCode, String> {
+fn serve_container(args: &RunArgs, container: &RunningContainer) -> Result<ExitCode, String> {
     let name = container.name.clone();
     let control_path = control_path(args, &name);
     let nbd_listen = nbd_listen(args, &control_path)?;
@@ -277,7 +277,7 @@ fn serve_container(args: &RunArgs, container: RunningContainer) -> Result<ExitCo
     wait_for_signal()?;
     eprintln!("umd: {name}: stopping");
     nbd.shutdown();
-    let outcome = stop_container(&container);
+    let outcome = stop_container(container);
     control.shutdown();
     if let Some(mon) = mon.as_mut() {
         reap_mon(mon);

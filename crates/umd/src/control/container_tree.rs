@@ -115,16 +115,14 @@ impl AttrTree for ContainerTree {
     }
 
     fn set(&self, name: &str, value: &str) -> Result<(), EngineError> {
-        match self.route(name) {
-            Some((tree, rest)) => tree.set(rest, value),
-            None => {
-                self.own(name)?;
-                Err(EngineError::new(
-                    Errno::EBUSY,
-                    format!("{name}: container attributes are fixed while it runs"),
-                ))
-            }
+        if let Some((tree, rest)) = self.route(name) {
+            return tree.set(rest, value);
         }
+        self.own(name)?;
+        Err(EngineError::new(
+            Errno::EBUSY,
+            format!("{name}: container attributes are fixed while it runs"),
+        ))
     }
 
     fn names(&self) -> Vec<String> {

@@ -122,6 +122,7 @@ fn running(word: ArrayStateWord) -> bool {
 /// mdmon's `read_and_act` for one subarray: record in `handler`, return the
 /// engine writes.
 pub fn decide(t: &mut Tracked, seen: &Observed, handler: &mut dyn MetadataHandler) -> Acts {
+    use ArrayStateWord as W;
     assert!(t.monitored, "a stopped subarray is not decided on");
     let mut acts = Acts::default();
     let Some(cur) = seen.array_state else {
@@ -133,7 +134,6 @@ pub fn decide(t: &mut Tracked, seen: &Observed, handler: &mut dyn MetadataHandle
     let index = t.index;
     let was_running = t.prev_state.is_some_and(running);
     let clean_now = at_most_clean(cur);
-    use ArrayStateWord as W;
     match cur {
         W::Clear | W::Inactive if was_running => {
             // The engine stopped the array cleanly (it marks itself clean

@@ -195,10 +195,11 @@ pub(crate) fn expect_event(events: &Receiver<(String, String)>, attr: &str, want
     let deadline = Instant::now() + SETTLE;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match events.recv_timeout(left) {
-            Ok((a, v)) if a == attr && v == want => return,
-            Ok(_) => {}
-            Err(_) => panic!("no {attr}={want} notification within {SETTLE:?}"),
+        let (a, v) = events
+            .recv_timeout(left)
+            .unwrap_or_else(|e| panic!("no {attr}={want} notification within {SETTLE:?}: {e}"));
+        if a == attr && v == want {
+            return;
         }
     }
 }

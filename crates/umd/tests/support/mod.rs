@@ -359,3 +359,15 @@ pub(crate) fn unpack(data: &Path, rel: &str, dir: &Path) -> PathBuf {
     fs::write(&dst, out).expect("write image");
     dst
 }
+
+/// SHA-256 of `bytes` in lower-case hex, as `sha256sum` prints it.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    use std::fmt::Write as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
