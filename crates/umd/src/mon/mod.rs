@@ -4,6 +4,8 @@
 //! recorded (a clean array's first write, a failed member, the end of a
 //! resync) through its attributes and waits; this manager records it in the
 //! container's metadata, writes it to the disks, and only then acknowledges.
-//! `handler.rs` is the interface a metadata format implements.
+//! `handler.rs` is the interface a metadata format implements; `socket` is
+//! how tools reach a running manager (mdmon's control socket).
 
 pub mod handler;
+pub mod socket;
