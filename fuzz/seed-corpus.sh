@@ -39,8 +39,9 @@ for f in "$real"/util-linux/ddf-raid.img.xz "$real"/dissect.volume/ddf/*.bin.gz;
 done
 # NBD: what a client sends — flags, OPT_GO for the default export, then
 # READ, WRITE (+FUA) with its payload, FLUSH, TRIM, WRITE_ZEROES, DISC; and
-# a LIST + ABORT negotiation. Control: request lines of every verb.
-mkdir -p "$here/corpus/nbd" "$here/corpus/control"
+# a LIST + ABORT negotiation; a LIST, then GO by name for a second export.
+# Control: request lines of every verb. Manager socket: updates, both pings.
+mkdir -p "$here/corpus/nbd" "$here/corpus/control" "$here/corpus/mon_socket"
 python3 - "$here/corpus" <<'PY'
 import struct, sys
 d = sys.argv[1]
@@ -56,6 +57,15 @@ open(d + "/nbd/session", "wb").write(session)
 lst = struct.pack(">I", 3) + b"IHAVEOPT" + struct.pack(">II", 3, 0)
 lst += b"IHAVEOPT" + struct.pack(">II", 2, 0)
 open(d + "/nbd/list-abort", "wb").write(lst)
+name = b"ro"
+by_name = struct.pack(">I", 3) + b"IHAVEOPT" + struct.pack(">II", 3, 0)
+by_name += b"IHAVEOPT" + struct.pack(">II", 7, 4 + len(name) + 2) + struct.pack(">I", len(name)) + name + struct.pack(">H", 0)
+by_name += req(0, 0, 1, 0, 512) + req(0, 1, 2, 0, 512) + b"w" * 512
+open(d + "/nbd/go-by-name", "wb").write(by_name)
+def frame(length, payload=b""):
+    return b"umd{" + struct.pack("<i", length) + payload + b"}dmu"
+mon = frame(5, b"hello") + frame(-1) + frame(0) + frame(3, b"\xffno")
+open(d + "/mon_socket/session", "wb").write(mon)
 open(d + "/control/get-set-list", "wb").write(b"get array_state\nset stripe_cache_size 512\nlist\n")
 open(d + "/control/watch", "wb").write(b"watch array_state sync_action dev-m0.img/state\n")
 open(d + "/control/states", "wb").write(b"set dev-m1.img/state faulty\nset array_state readonly\n")

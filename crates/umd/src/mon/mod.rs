@@ -8,13 +8,15 @@
 //! Files: `handler.rs` is the interface a metadata format implements, `ddf/`
 //! the DDF implementation; `decide.rs` the per-subarray decisions of one
 //! pass (pure); `monitor.rs` the loop that observes, records, writes and
-//! acknowledges; `disks.rs` the container's disks as the manager writes them.
+//! acknowledges; `disks.rs` the container's disks as the manager writes them;
+//! `socket/` how tools reach a running manager (mdmon's control socket).
 
 pub mod ddf;
 pub mod decide;
 pub mod disks;
 pub mod handler;
 pub mod monitor;
+pub mod socket;
 
 use disks::Disks;
 use handler::MetadataHandler;
