@@ -570,3 +570,149 @@ fn broken_raid0_refuses_writes_and_serves_reads() {
     );
     finish(qemu_io(&run, "ddf-raid0", "read 0 64k", true), SETTLE);
 }
+
+/// The manager socket of a fixture's container.
+fn manager_socket(run: &Running) -> std::path::PathBuf {
+    let version = get(run, "0/metadata_version");
+    let container = version
+        .trim_start_matches("external:")
+        .trim_start_matches(['/', '-'])
+        .split('/')
+        .next()
+        .expect("container name")
+        .to_owned();
+    run.run_dir.join(format!("{container}.sock"))
+}
+
+/// §8.4: a `raid_disks` change on a clean external raid1 is EAGAIN before
+/// the acknowledgement and leaves the geometry alone; after it, the retry is
+/// accepted.
+#[test]
+fn raid_disks_change_is_eagain_until_acknowledged() {
+    let Some(f) = Fixture::new("raid1", &[]) else {
+        return;
+    };
+    f.make_clean();
+    set(&f.run, "0/safe_mode_delay", "0").expect("safe_mode_delay");
+    f.mon().pause();
+    assert_eq!(set(&f.run, "0/raid_disks", "3"), Err("EAGAIN".into()));
+    assert_eq!(get(&f.run, "0/raid_disks"), "2");
+    assert_eq!(get(&f.run, "0/array_state"), "write-pending");
+    f.mon().resume();
+    wait_for(&f.run, "0/array_state", "active");
+    assert_eq!(set(&f.run, "0/raid_disks", "3"), Ok(()));
+    assert_eq!(get(&f.run, "0/raid_disks"), "3");
+    assert_eq!(get(&f.run, "0/degraded"), "1");
+}
+
+/// §8.4, the client side: `umd grow` does mdadm's dance on an external
+/// array (safe_mode_delay 0, EAGAIN, ping the manager, one retry, delay
+/// restored).
+#[test]
+fn grow_retries_once_after_pinging_the_manager() {
+    let Some(f) = Fixture::new("raid5", &[]) else {
+        return;
+    };
+    f.make_clean();
+    let out = support::umd()
+        .env("UMD_RUN_DIR", &f.run.run_dir)
+        .args(["grow", "--control"])
+        .arg(&f.run.control)
+        .args(["--subarray", "0", "--stripe-cache-size", "1024"])
+        .output()
+        .expect("umd grow");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("EAGAIN: waiting for the metadata manager"),
+        "{stderr}"
+    );
+    assert_eq!(get(&f.run, "0/stripe_cache_size"), "1024");
+    assert_eq!(get(&f.run, "0/safe_mode_delay"), "0.200");
+    let refused = support::umd()
+        .env("UMD_RUN_DIR", &f.run.run_dir)
+        .args(["grow", "--control"])
+        .arg(&f.run.control)
+        .args(["--subarray", "0", "--raid-devices", "4"])
+        .output()
+        .expect("umd grow");
+    assert!(!refused.status.success());
+    assert_eq!(get(&f.run, "0/raid_disks"), "3");
+}
+
+/// §8.30: a ping returns only after a pass that started after it: a
+/// `write-pending` shown before the ping is acknowledged when it returns.
+#[test]
+fn ping_returns_after_a_full_pass() {
+    let Some(f) = Fixture::new("raid1", &[]) else {
+        return;
+    };
+    let socket = manager_socket(&f.run);
+    set(&f.run, "0/safe_mode_delay", "0.02").expect("short safe mode");
+    for round in 0..5u64 {
+        f.make_clean();
+        f.mon().pause();
+        let write = qemu_io(
+            &f.run,
+            &f.export,
+            &format!("write -P 7 {} 4k", round * 4096),
+            false,
+        );
+        wait_for(&f.run, "0/array_state", "write-pending");
+        f.mon().resume();
+        umd::mon::socket::client::ping_monitor(&socket, SETTLE).expect("ping");
+        assert_ne!(
+            get(&f.run, "0/array_state"),
+            "write-pending",
+            "round {round}"
+        );
+        finish(write, SETTLE);
+    }
+}
+
+/// §8.16: takeover. The new manager owns the socket and pid file, the old
+/// one exits, writes going on during the switch all complete, and nothing is
+/// left in `write-pending`.
+#[test]
+fn takeover_keeps_every_write_acknowledged() {
+    let Some(mut f) = Fixture::new("raid1", &[]) else {
+        return;
+    };
+    set(&f.run, "0/safe_mode_delay", "0.02").expect("short safe mode");
+    let socket = manager_socket(&f.run);
+    let pid_file = socket.with_extension("pid");
+    let old = f.mon.take().expect("manager");
+    let old_pid = old.id();
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).expect("pid file").trim(),
+        old_pid.to_string()
+    );
+    // Writes spread over the switch, each after the array went clean again.
+    let script: Vec<String> = (0..40u64)
+        .flat_map(|i| {
+            [
+                format!("write -P {} {} 4k", i + 1, i * 4096),
+                "sleep 60".to_owned(),
+            ]
+        })
+        .collect();
+    let writer = support::external::qemu_io_script(&f.run, &f.export, &script, false);
+    let new = Mon::start(&f.run, "2", &["--takeover"]);
+    let mut old = old;
+    let status = old.wait_exit(SETTLE);
+    assert!(status.success(), "old manager: {}", old.log_text());
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).expect("pid file").trim(),
+        new.id().to_string()
+    );
+    finish(writer, SETTLE);
+    for i in 0..40u64 {
+        let cmd = format!("read -P {} {} 4k", i + 1, i * 4096);
+        finish(qemu_io(&f.run, &f.export, &cmd, true), SETTLE);
+    }
+    umd::mon::socket::client::ping_monitor(&socket, SETTLE).expect("the new manager answers");
+    assert_ne!(get(&f.run, "0/array_state"), "write-pending");
+    finish(qemu_io(&f.run, &f.export, "write -P 9 0 4k", false), SETTLE);
+    finish(qemu_io(&f.run, &f.export, "read -P 9 0 4k", true), SETTLE);
+    f.mon = Some(new);
+}

@@ -84,7 +84,7 @@ pub(crate) fn run(args: CtlArgs) -> Result<ExitCode, String> {
 }
 
 /// The one socket to use when none was named, or an error listing the choices.
-fn choose_socket(sockets: &[PathBuf], run_dir: &Path) -> Result<PathBuf, String> {
+pub(crate) fn choose_socket(sockets: &[PathBuf], run_dir: &Path) -> Result<PathBuf, String> {
     match sockets {
         [only] => Ok(only.clone()),
         [] => Err(format!(

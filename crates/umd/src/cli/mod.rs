@@ -6,6 +6,7 @@ mod create;
 mod ctl;
 mod demo;
 mod examine;
+mod grow;
 mod members;
 mod mon;
 mod names;
@@ -57,6 +58,8 @@ enum Command {
     Run(run::RunArgs),
     /// Read, write or watch a running array's attributes (md's sysfs names).
     Ctl(ctl::CtlArgs),
+    /// Change a running array's raid_disks or stripe cache, as `mdadm --grow`.
+    Grow(grow::GrowArgs),
     /// Manage a container's external metadata (DDF) while `umd run` serves it, as mdmon does.
     Mon(mon::MonArgs),
     /// Summarise running arrays like /proc/mdstat.
@@ -92,6 +95,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode, String> {
         Command::Run(a) => run::run(a),
         Command::Ctl(a) => ctl::run(a),
         Command::Mon(a) => mon::run(a),
+        Command::Grow(a) => grow::run(a),
         Command::Status(a) => status::run(a),
         Command::Demo { dir } => demo::run(dir.as_deref()),
     }

@@ -207,13 +207,26 @@ pub(crate) fn expect_event(events: &Receiver<(String, String)>, attr: &str, want
 /// A qemu-io command against export `export` of `run`, started in the
 /// background (a real NBD client whose completion the test can observe).
 pub(crate) fn qemu_io(run: &Running, export: &str, command: &str, read_only: bool) -> Child {
+    qemu_io_script(run, export, &[command.to_owned()], read_only)
+}
+
+/// qemu-io running `commands` in order on one connection, in the background.
+pub(crate) fn qemu_io_script(
+    run: &Running,
+    export: &str,
+    commands: &[String],
+    read_only: bool,
+) -> Child {
     let uri = format!("nbd+unix:///{export}?socket={}", run.nbd.display());
     let mut cmd = Command::new("qemu-io");
     cmd.args(["-f", "raw"]);
     if read_only {
         cmd.arg("-r");
     }
-    cmd.args(["-c", command, &uri])
+    for c in commands {
+        cmd.args(["-c", c]);
+    }
+    cmd.arg(&uri)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
