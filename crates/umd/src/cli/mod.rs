@@ -2,6 +2,7 @@
 
 mod cat;
 mod create;
+mod create_ddf;
 mod ctl;
 mod demo;
 mod examine;
