@@ -24,6 +24,8 @@ use umd_formats::SECTOR_BYTES;
 use umd_layout::geometry::{Geometry, GeometrySpec, Level, Raid0Layout};
 
 mod bitmap_plan;
+pub mod ddf;
+mod ddf_vd;
 mod layout_names;
 mod superblocks;
 #[cfg(test)]

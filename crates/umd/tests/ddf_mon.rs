@@ -14,7 +14,7 @@ mod support;
 use ddf_support::{dissect_set, examine_image, field, handler_over, pd_row, sync_into};
 use support::TempDir;
 use umd::mon::ddf::DdfHandler;
-use umd::mon::handler::{Consistency, DiskState, MetadataHandler, RESYNC_NONE};
+use umd::mon::handler::{Consistency, DiskState, MetadataHandler, SpareAssignment, RESYNC_NONE};
 use umd_engine::native::MetadataWrite;
 
 const FAULTY: DiskState = DiskState {
@@ -283,4 +283,142 @@ fn nothing_changed_writes_nothing() {
     assert_eq!(subs[0].name, "ddf-raid1");
     assert!(subs[0].consistent);
     assert_eq!(subs[0].resync_start, RESYNC_NONE);
+}
+
+const IN_SYNC: DiskState = DiskState {
+    faulty: false,
+    in_sync: true,
+    write_mostly: false,
+    spare: false,
+    blocked: false,
+};
+
+/// A container umd made on three 64 MiB members, with a clean raid1 on the
+/// first two: the third is a global spare. Returns the images in memory.
+fn raid1_with_spare(dir: &TempDir) -> Vec<Vec<u8>> {
+    let members = support::sparse_members(dir.path(), 3, 64);
+    let paths: Vec<String> = members.iter().map(|p| p.display().to_string()).collect();
+    support::umd_ok(&[
+        "create",
+        "-e",
+        "ddf",
+        "-l",
+        "container",
+        "-n",
+        "3",
+        &paths[0],
+        &paths[1],
+        &paths[2],
+    ]);
+    support::umd_ok(&[
+        "create",
+        "-e",
+        "ddf",
+        "-l",
+        "1",
+        "-n",
+        "2",
+        "--assume-clean",
+        "--name",
+        "m",
+        &paths[0],
+        &paths[1],
+    ]);
+    members
+        .iter()
+        .map(|p| std::fs::read(p).expect("read member"))
+        .collect()
+}
+
+#[test]
+fn a_spare_replaces_a_failed_member_and_rebuilds() {
+    let dir = TempDir::new("ddf-mon-spare");
+    let mut images = raid1_with_spare(&dir);
+    let mut h = handler_over(&images);
+    let failed = refnum_in_slot(&h, 1);
+    let spare = h.container().devices()[2].disk_data().refnum;
+    h.set_disk(0, 1, FAULTY);
+    let got = h.activate_spare(0, &[1]);
+    assert_eq!(
+        got,
+        vec![SpareAssignment {
+            disk: 2,
+            slot: 1,
+            data_offset_sectors: 0,
+            size_sectors: 65536
+        }]
+    );
+    sync_into(&mut h, &mut images);
+    for (i, img) in images.iter().enumerate() {
+        let text = examine_image(dir.path(), &format!("x{i}.img"), img);
+        assert_eq!(
+            field(&text, "state[0]").as_deref(),
+            Some("Degraded, Consistent"),
+            "x{i}"
+        );
+        assert_eq!(
+            pd_row(&text, spare).as_deref(),
+            Some("active/Online, Rebuilding"),
+            "x{i}"
+        );
+        assert_eq!(
+            pd_row(&text, failed).as_deref(),
+            Some("Global-Spare/Offline, Failed"),
+            "x{i}"
+        );
+        // The failed disk no longer holds the VD's record; the spare does.
+        let devices = field(&text, "Raid Devices[0]");
+        if i == 1 {
+            assert_eq!(devices, None, "x{i}");
+        } else {
+            assert_eq!(devices.as_deref(), Some("2 (0@0K 2@0K)"), "x{i}");
+        }
+    }
+    // A rebuilding member is not assembled as in sync.
+    assert_eq!(h.subarrays()[0].slot_disks, vec![Some(0), None]);
+    // Nothing else to choose for the same slot now.
+    assert!(h.activate_spare(0, &[1]).is_empty());
+
+    h.set_disk(0, 1, IN_SYNC);
+    sync_into(&mut h, &mut images);
+    let text = examine_image(dir.path(), "x2.img", &images[2]);
+    assert_eq!(
+        field(&text, "state[0]").as_deref(),
+        Some("Optimal, Consistent")
+    );
+    assert_eq!(pd_row(&text, spare).as_deref(), Some("active/Online"));
+    assert_eq!(h.subarrays()[0].slot_disks, vec![Some(0), Some(2)]);
+}
+
+#[test]
+fn a_spare_for_an_absent_member_drops_it_from_the_table() {
+    let dir = TempDir::new("ddf-mon-spare-absent");
+    let all = raid1_with_spare(&dir);
+    let absent = handler_over(&all).container().devices()[1]
+        .disk_data()
+        .refnum;
+    let mut two = vec![all[0].clone(), all[2].clone()];
+    let mut h = handler_over(&two);
+    assert!(h.set_array_state(0, Consistency::Decide, RESYNC_NONE));
+    let got = h.activate_spare(0, &[1]);
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].disk, got[0].slot, got[0].data_offset_sectors),
+        (1, 1, 0)
+    );
+    sync_into(&mut h, &mut two);
+    for (i, img) in two.iter().enumerate() {
+        let text = examine_image(dir.path(), &format!("y{i}.img"), img);
+        assert_eq!(
+            ddf_support::pd_count(&text),
+            2,
+            "y{i}: the absent disk left the table"
+        );
+        assert_eq!(pd_row(&text, absent), None, "y{i}");
+        assert_eq!(
+            field(&text, "Raid Devices[0]").as_deref(),
+            Some("2 (0@0K 1@0K)"),
+            "y{i}"
+        );
+    }
 }

@@ -18,6 +18,21 @@ const CRC_PLACEHOLDER: [u8; CRC_LEN] = [0xff; CRC_LEN];
 /// initial value 0 (formats.md §5.1: "crc32(data, 0xFFFFFFFF) XOR 0xFFFFFFFF").
 const CRC32FAST_INIT: u32 = 0xFFFF_FFFF;
 
+/// The `guid_crc` mdadm stores in a new virtual disk entry: the low 16 bits
+/// of its CRC (no inversions) over the container GUID, stored in the host
+/// order of the little-endian machines mdadm runs on (`init_super_ddf_bvd`
+/// assigns the raw field). Returned as [`VirtDisk::guid_crc`] holds it
+/// (big-endian decoded), so the on-disk bytes match mdadm's.
+///
+/// [`VirtDisk::guid_crc`]: super::VirtDisk::guid_crc
+#[must_use]
+pub fn vd_guid_crc(container_guid: &[u8; super::GUID_LEN]) -> u16 {
+    let mut hasher = crc32fast::Hasher::new_with_initial(CRC32FAST_INIT);
+    hasher.update(container_guid);
+    let crc = hasher.finalize() ^ CRC32FAST_INIT;
+    (crc as u16).swap_bytes()
+}
+
 /// The DDF CRC of `structure`, computed as if its CRC field held all ones.
 ///
 /// `structure` must be at least 8 bytes long (every DDF structure is at least

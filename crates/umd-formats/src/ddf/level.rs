@@ -111,6 +111,71 @@ pub fn md_geometry(config: &VdConfig) -> Result<MdGeometry, &'static str> {
     })
 }
 
+/// The DDF description of an md level and layout: what a new configuration
+/// record says (mdadm `layout_md2ddf`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DdfLevel {
+    /// Primary RAID level.
+    pub prl: u8,
+    /// RAID level qualifier.
+    pub rlq: u8,
+    /// Members per basic VD.
+    pub prim_elmnt_count: u16,
+    /// Basic VDs (1 = no secondary level).
+    pub sec_elmnt_count: u8,
+    /// Secondary RAID level ([`SRL_NONE`] without one).
+    pub srl: u8,
+}
+
+/// SRL value of a VD without secondary level (mdadm `DDF_NO_SECONDARY`).
+pub const SRL_NONE: u8 = 0xff;
+/// The md raid4 layout mdadm accepts for DDF (parity on the last member).
+const MD_RAID4_LAYOUT: u32 = 0;
+
+/// How mdadm describes md `level`/`layout` over `raid_disks` in DDF (mdadm
+/// `layout_md2ddf`), or why DDF cannot. raid10 near-2 (near-3) over a
+/// multiple of 2 (3) disks becomes spanned two-way (three-way) mirrors; other
+/// raid10 layouts become RAID1E.
+pub fn ddf_level(level: i32, layout: u32, raid_disks: u32) -> Result<DdfLevel, &'static str> {
+    let n = u16::try_from(raid_disks).map_err(|_| "too many members")?;
+    let simple = |prl, rlq| DdfLevel {
+        prl,
+        rlq,
+        prim_elmnt_count: n,
+        sec_elmnt_count: 1,
+        srl: SRL_NONE,
+    };
+    let mirrors = |width: u16, rlq| {
+        let sets = u8::try_from(raid_disks / u32::from(width)).map_err(|_| "too many mirrors")?;
+        Ok(DdfLevel {
+            prl: PRL_RAID1,
+            rlq,
+            prim_elmnt_count: width,
+            sec_elmnt_count: sets,
+            srl: SRL_SPANNED,
+        })
+    };
+    match (level, layout) {
+        (MD_LEVEL_LINEAR, _) => Ok(simple(PRL_CONCAT, 0)),
+        (0, _) => Ok(simple(PRL_RAID0, RLQ_RAID0_SIMPLE)),
+        (1, _) if n == 2 => Ok(simple(PRL_RAID1, RLQ_RAID1_SIMPLE)),
+        (1, _) if n == 3 => Ok(simple(PRL_RAID1, RLQ_RAID1_MULTI)),
+        (1, _) => Err("DDF mirrors have two or three members"),
+        (4, MD_RAID4_LAYOUT) => Ok(simple(PRL_RAID4, RLQ_RAID4_N)),
+        (5, MD_LEFT_ASYMMETRIC) => Ok(simple(PRL_RAID5, RLQ_N_RESTART)),
+        (5, MD_RIGHT_ASYMMETRIC) => Ok(simple(PRL_RAID5, RLQ_RAID5_0_RESTART)),
+        (5, MD_LEFT_SYMMETRIC) => Ok(simple(PRL_RAID5, RLQ_N_CONTINUE)),
+        (6, MD_ROTATING_N_RESTART) => Ok(simple(PRL_RAID6, RLQ_N_RESTART)),
+        (6, MD_ROTATING_ZERO_RESTART) => Ok(simple(PRL_RAID6, RLQ_RAID6_0_RESTART)),
+        (6, MD_ROTATING_N_CONTINUE) => Ok(simple(PRL_RAID6, RLQ_N_CONTINUE)),
+        (10, MD_RAID10_NEAR2) if raid_disks.is_multiple_of(2) => mirrors(2, RLQ_RAID1_SIMPLE),
+        (10, MD_RAID10_NEAR3) if raid_disks.is_multiple_of(3) => mirrors(3, RLQ_RAID1_MULTI),
+        (10, MD_RAID10_OFFSET2) => Ok(simple(PRL_RAID1E, RLQ_RAID1E_OFFSET)),
+        (10, MD_RAID10_NEAR2) => Ok(simple(PRL_RAID1E, RLQ_RAID1E_ADJACENT)),
+        _ => Err("RAID level and layout DDF cannot describe"),
+    }
+}
+
 /// Spanned or striped sets of mirrors become md raid10 near-2 or near-3
 /// (mdadm `layout_ddf2md`, secondary branch).
 fn secondary(config: &VdConfig, n: u32) -> Result<MdGeometry, &'static str> {
@@ -209,5 +274,43 @@ mod tests {
             "only mirrors span"
         );
         assert!(md_geometry(&config(0x15, 0, 3, 1, 0xff)).is_err(), "RAID5E");
+    }
+
+    /// mdadm's `layout_md2ddf` is the inverse of `layout_ddf2md` on what it
+    /// accepts: every description maps back to the same md shape.
+    #[test]
+    fn ddf_level_inverts_md_geometry() {
+        let cases: [(i32, u32, u32); 15] = [
+            (0, 0, 3),
+            (1, 0, 2),
+            (1, 0, 3),
+            (4, 0, 3),
+            (5, 0, 3),
+            (5, 1, 4),
+            (5, 2, 5),
+            (6, 8, 4),
+            (6, 9, 5),
+            (6, 10, 6),
+            (10, 0x102, 4),
+            (10, 0x102, 6),
+            (10, 0x103, 6),
+            (10, 0x102, 3),
+            (10, 0x201, 4),
+        ];
+        for (lvl, layout, n) in cases {
+            let d = ddf_level(lvl, layout, n).expect("supported");
+            let mut c = config(d.prl, d.rlq, d.prim_elmnt_count, d.sec_elmnt_count, d.srl);
+            c.sec_elmnt_seq = 0;
+            let g = md_geometry(&c).expect("readable");
+            assert_eq!(
+                (g.level, g.layout, g.raid_disks),
+                (lvl, layout, n),
+                "{lvl}/{layout:#x}/{n}"
+            );
+        }
+        assert!(ddf_level(1, 0, 4).is_err(), "4-way mirror");
+        assert!(ddf_level(5, 3, 4).is_err(), "right-symmetric");
+        assert!(ddf_level(10, 0x202, 4).is_err(), "far 2");
+        assert_eq!(ddf_level(-1, 0, 2).map(|d| d.prl), Ok(PRL_CONCAT));
     }
 }

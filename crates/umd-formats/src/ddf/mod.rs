@@ -35,12 +35,12 @@ mod write;
 pub use build::{probe_writes, BuildError, NewContainer};
 pub use config::{VdConfig, SPARE_ASSIGN_MAGIC, VD_CONF_MAGIC};
 pub use container::{Container, ContainerError, Extent};
-pub use crc::ddf_crc;
+pub use crc::{ddf_crc, vd_guid_crc};
 pub use header::{
     Header, HeaderType, SectionKind, SectionLocation, HEADER_MAGIC, NO_SECONDARY_LBA, REVISION_0,
     REVISION_2,
 };
-pub use level::{md_geometry, MdGeometry};
+pub use level::{ddf_level, md_geometry, DdfLevel, MdGeometry};
 pub use load::AnchorSearch;
 pub use records::{
     Controller, DiskData, PhysDisk, VirtDisk, CONTROLLER_MAGIC, PD_PATH_MDADM, PD_STATE_FAILED,

@@ -29,39 +29,50 @@ const UUID_BYTES: usize = 16;
 /// Create a new md array on existing files or block devices.
 #[derive(Debug, clap::Args)]
 pub(crate) struct CreateArgs {
-    /// RAID level: linear, raid0, raid1, raid4, raid5, raid6, raid10 (or 0, 1, 4, 5, 6, 10).
+    /// RAID level: linear, raid0, raid1, raid4, raid5, raid6, raid10 (or 0, 1, 4, 5, 6,
+    /// 10); with `--metadata ddf` also `container` (an empty container).
     #[arg(long, short = 'l')]
-    level: String,
+    pub(super) level: String,
     /// Number of roles; must equal the number of MEMBER arguments.
     #[arg(long = "raid-devices", short = 'n')]
-    raid_devices: u32,
+    pub(super) raid_devices: u32,
     /// Chunk size in KiB (default 512 for striped levels).
     #[arg(long, short = 'c')]
-    chunk: Option<u32>,
+    pub(super) chunk: Option<u32>,
     /// Layout by mdadm name (left-symmetric, n2, f2, o2, ...) or number.
     #[arg(long, alias = "parity", short = 'p')]
-    layout: Option<String>,
-    /// Superblock format: 0.90, 1.0, 1.1 or 1.2.
+    pub(super) layout: Option<String>,
+    /// Metadata format: 0.90, 1.0, 1.1, 1.2, or ddf (a DDF container, as mdadm
+    /// -e ddf makes; given members of an existing container, a new virtual
+    /// disk in its free space).
     #[arg(long, short = 'e', default_value = "1.2")]
-    metadata: String,
+    pub(super) metadata: String,
     /// Write-intent bitmap: none or internal.
     #[arg(long, short = 'b', value_enum, default_value_t = BitmapArg::None)]
-    bitmap: BitmapArg,
+    pub(super) bitmap: BitmapArg,
     /// Data per bitmap bit in KiB (a power of two, at least 4); default 64 MiB.
     #[arg(long)]
     bitmap_chunk: Option<u32>,
-    /// Array name (at most 32 bytes).
+    /// Space used on each member in KiB (DDF only; default: the most every
+    /// member offers).
+    #[arg(long, short = 'z')]
+    pub(super) size: Option<u64>,
+    /// Array name (at most 32 bytes; DDF virtual disks: 16).
     #[arg(long, short = 'N')]
-    name: Option<String>,
+    pub(super) name: Option<String>,
     /// Mark the array in sync: skip the initial resync.
     #[arg(long)]
-    assume_clean: bool,
+    pub(super) assume_clean: bool,
     /// Overwrite members that already carry md or DDF metadata.
     #[arg(long, short = 'f')]
-    force: bool,
+    pub(super) force: bool,
+    /// Seed for the random identifiers of DDF metadata (GUIDs, refnums), for
+    /// reproducible tests; default: drawn from /dev/urandom.
+    #[arg(long, hide = true)]
+    pub(super) random_seed: Option<u64>,
     /// Member files or block devices, in role order; `missing` for an absent one.
     #[arg(required = true)]
-    members: Vec<PathBuf>,
+    pub(super) members: Vec<PathBuf>,
 }
 
 /// `--bitmap` choices.
@@ -74,7 +85,7 @@ pub(crate) enum BitmapArg {
 }
 
 /// md's level number for a `--level` word.
-fn parse_level(text: &str) -> Result<i32, String> {
+pub(super) fn parse_level(text: &str) -> Result<i32, String> {
     Ok(match text {
         "linear" | "-1" => -1,
         "raid0" | "0" | "stripe" => 0,
@@ -91,7 +102,7 @@ fn parse_level(text: &str) -> Result<i32, String> {
     })
 }
 
-fn is_missing(path: &Path) -> bool {
+pub(super) fn is_missing(path: &Path) -> bool {
     path.as_os_str() == MISSING
 }
 
@@ -211,11 +222,10 @@ fn write_plan(plan: &CreatePlan, files: &[Option<MemberFile>]) -> Result<(), Str
 #[allow(clippy::needless_pass_by_value)] // the dispatcher hands each verb its arguments
 pub(crate) fn run(args: CreateArgs) -> Result<ExitCode, String> {
     if args.metadata == "ddf" {
-        return Err(
-            "--metadata ddf: creating DDF containers is not supported yet; \
-                    use 0.90 or 1.x"
-                .to_string(),
-        );
+        return super::create_ddf::run(&args);
+    }
+    if args.size.is_some() {
+        return Err("--size: only with --metadata ddf (native arrays use whole members)".into());
     }
     let mut files = Vec::with_capacity(args.members.len());
     let mut seen: Vec<PathBuf> = Vec::new();

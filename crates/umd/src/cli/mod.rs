@@ -3,6 +3,7 @@
 mod cat;
 mod container;
 mod create;
+mod create_ddf;
 mod ctl;
 mod demo;
 mod examine;
