@@ -181,6 +181,8 @@ fn first_write_waits_for_the_dirty_record_and_idle_goes_clean() {
     };
     f.make_clean();
     f.wait_vd_state(true);
+    // Long enough that `active` is seen before safe mode, even on a busy host.
+    set(&f.run, "0/safe_mode_delay", "1").expect("safe_mode_delay");
     let events = watch(&f.run, &["0/array_state"]);
     expect_event(&events, "0/array_state", "clean");
     f.mon().pause();
@@ -194,7 +196,12 @@ fn first_write_waits_for_the_dirty_record_and_idle_goes_clean() {
     // The acknowledgement came after the metadata write: the disk says dirty now.
     assert!(f.vd_state().contains("Not Consistent"), "{}", f.vd_state());
     finish(write, SETTLE);
+    // Hold the manager so `active-idle` stays put: it is notified, and the
+    // metadata is not touched until the engine itself is clean.
+    f.mon().pause();
     expect_event(&events, "0/array_state", "active-idle");
+    assert!(f.vd_state().contains("Not Consistent"), "{}", f.vd_state());
+    f.mon().resume();
     expect_event(&events, "0/array_state", "clean");
     f.wait_vd_state(true);
 }
@@ -525,6 +532,7 @@ fn native_arrays_need_no_manager() {
     support::create(&members, &["--level", "1", "--raid-devices", "2"]);
     let run = Running::start(dir.path(), &members);
     assert_eq!(get(&run, "array_state"), "clean");
+    set(&run, "safe_mode_delay", "1").expect("safe_mode_delay");
     let events = watch(&run, &["array_state"]);
     expect_event(&events, "array_state", "clean");
     finish(qemu_io(&run, "", "write -P 0x21 0 4k", false), SETTLE);
@@ -715,4 +723,148 @@ fn takeover_keeps_every_write_acknowledged() {
     finish(qemu_io(&f.run, &f.export, "write -P 9 0 4k", false), SETTLE);
     finish(qemu_io(&f.run, &f.export, "read -P 9 0 4k", true), SETTLE);
     f.mon = Some(new);
+}
+
+/// A DDF container made by `umd create` on `n` sparse disks of `mib` MiB,
+/// with one virtual disk per `(level, size KiB, name)`.
+fn created_container(
+    dir: &TempDir,
+    n: usize,
+    mib: u64,
+    vds: &[(&str, u64, &str)],
+) -> Vec<std::path::PathBuf> {
+    let disks = support::sparse_members(dir.path(), n, mib);
+    for (level, size_kib, name) in vds {
+        let raid_devices = if *level == "1" { 2 } else { n };
+        let out = support::umd()
+            .args(["create", "--metadata", "ddf", "--level", level])
+            .args(["--raid-devices", &raid_devices.to_string()])
+            .args(["--size", &size_kib.to_string(), "--name", name])
+            .args(&disks[..raid_devices])
+            .output()
+            .expect("umd create");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    disks
+}
+
+/// §8.25: a disk that fails in one subarray is failed by the manager in the
+/// other subarray that uses it.
+#[test]
+fn a_failed_disk_is_failed_in_every_subarray() {
+    require_tool("qemu-io");
+    let dir = TempDir::new("ext-propagate");
+    let disks = created_container(&dir, 2, 64, &[("1", 8192, "m1"), ("1", 8192, "m2")]);
+    let run = serve(&dir, &disks, &[]);
+    let _mon = Mon::start(&run, "1", &[]);
+    for sub in ["0", "1"] {
+        wait_for(&run, &format!("{sub}/sync_action"), "idle");
+    }
+    let member = first_member(&run);
+    set(&run, &format!("0/dev-{member}/state"), "faulty").expect("fail in subarray 0");
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let other = support::external::get_opt(&run, &format!("1/dev-{member}/state"));
+        // Failed there too (and possibly already removed).
+        if other.as_deref().is_none_or(|s| s.contains("faulty")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {other:?} in subarray 1"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(get(&run, "1/degraded"), "1");
+    finish(qemu_io(&run, "m2", "write -P 3 0 4k", false), SETTLE);
+    finish(qemu_io(&run, "m2", "read -P 3 0 4k", true), SETTLE);
+}
+
+/// §8.23: a long resync's progress is notified at least every 1/16 of the
+/// range, the manager's checkpoints never go back and never pass
+/// `sync_completed`, and an interrupted resync resumes from its checkpoint
+/// (an `idle` restarts a needed resync at once, as md does; `frozen` holds it
+/// so the resume point can be read).
+#[test]
+fn resync_checkpoints_are_monotonic_and_resume() {
+    let dir = TempDir::new("ext-checkpoint");
+    let disks = created_container(&dir, 2, 160, &[("1", 120 * 1024, "big")]);
+    let run = serve(&dir, &disks, &[]);
+    set(&run, "0/sync_action", "frozen").expect("hold the resync");
+    let mut mon = Mon::start(&run, "1", &[]);
+    wait_for(&run, "0/array_state", "clean");
+    let events = watch(&run, &["0/sync_completed"]);
+    set(&run, "0/sync_action", "resync").expect("start");
+    // Interrupt after the first progress step.
+    let mut first = None;
+    let deadline = std::time::Instant::now() + SETTLE;
+    while first.is_none() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let (_, value) = events.recv_timeout(left).expect("progress notified");
+        first = value
+            .split_whitespace()
+            .next()
+            .and_then(|d| d.parse::<u64>().ok())
+            .filter(|d| *d > 0);
+    }
+    // Interrupt (md's `frozen`: stop and stay stopped, the checkpoint kept).
+    set(&run, "0/sync_action", "frozen").expect("interrupt");
+    // Past every value delivered before the interrupt.
+    expect_event(&events, "0/sync_completed", "none");
+    let checkpoint: u64 = get(&run, "0/resync_start")
+        .parse()
+        .expect("a checkpoint, not none");
+    assert!(
+        checkpoint >= first.unwrap_or(0),
+        "checkpoint {checkpoint} behind progress {first:?}"
+    );
+    set(&run, "0/sync_action", "resync").expect("restart");
+    let restarted = loop {
+        let (_, value) = events
+            .recv_timeout(SETTLE)
+            .expect("progress after the restart");
+        if let Some(done) = value
+            .split_whitespace()
+            .next()
+            .and_then(|d| d.parse::<u64>().ok())
+        {
+            break done;
+        }
+    };
+    assert!(
+        restarted >= checkpoint,
+        "restarted at {restarted}, before {checkpoint}"
+    );
+    wait_for(&run, "0/resync_start", "none");
+    wait_for(&run, "0/array_state", "clean");
+    // The manager's record: checkpoints monotonic, never past sync_completed.
+    let log = mon.log_text();
+    let mut last = 0u64;
+    let mut seen = 0;
+    for line in log
+        .lines()
+        .filter(|l| l.contains("resync checkpoint recorded"))
+    {
+        let field = |k: &str| -> u64 {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{k} in {line}"))
+        };
+        let (position, completed) = (field("position="), field("sync_completed="));
+        assert!(position <= completed, "{line}");
+        assert!(
+            position >= last || position == 0,
+            "checkpoint went back: {line}"
+        );
+        last = position;
+        seen += 1;
+    }
+    assert!(seen >= 2, "the manager recorded {seen} checkpoints:\n{log}");
+    drop(events);
+    let _ = mon.try_exit();
 }

@@ -200,7 +200,10 @@ fn finish(
     core.array.sync_finished(mismatches, completed, now);
     core.sync_running = false;
     core.sync_abort = false;
-    // Another action (e.g. a requested check) may be waiting.
-    core.sync_kick = core.array.sync_request().is_some() && completed;
+    // Another action (e.g. a requested check) may be waiting. A kick that
+    // arrived while this pass ran (an `idle` then `resync` store) must
+    // survive: it is what starts the next pass. An aborted pass does not
+    // kick itself, so a failing sync does not spin.
+    core.sync_kick |= core.array.sync_request().is_some() && completed;
     shared.settle(core, true);
 }

@@ -245,6 +245,12 @@ fn checkpoint(
     }
     t.last_checkpoint = done;
     let position = seen.resync_start.min(done);
+    tracing::debug!(
+        subarray = t.index,
+        position,
+        sync_completed = done,
+        "resync checkpoint recorded"
+    );
     handler.set_array_state(t.index, consistency(clean_now), position);
 }
 

@@ -55,7 +55,7 @@ impl Mon {
         let log = run.log.with_file_name(format!("umd-mon-{tag}.log"));
         let child = umd()
             .env("UMD_RUN_DIR", &run.run_dir)
-            .env("RUST_LOG", "umd=debug")
+            .env("UMD_LOG", "debug")
             .arg("mon")
             .arg("--control")
             .arg(&run.control)
