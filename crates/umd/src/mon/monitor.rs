@@ -387,9 +387,11 @@ impl Monitor {
     /// The engine writes of one subarray, in the order of [`Acts`].
     fn act(&mut self, i: usize, acts: &Acts) {
         let prefix = self.subs[i].prefix.clone();
+        // A refusal is a race the next pass resolves (the array stopped or
+        // changed since it was read), as mdmon treats it.
         let mut set = |attr: String, value: &str| {
             if let Err(e) = self.session.set(&attr, value) {
-                tracing::warn!(attr, value, error = %e, "engine refused");
+                tracing::info!(attr, value, error = %e, "engine refused");
             }
         };
         if let Some(state) = acts.array_state {
