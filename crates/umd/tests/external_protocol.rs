@@ -907,3 +907,32 @@ fn config_changes_never_hang_without_a_manager() {
         SETTLE,
     );
 }
+
+/// The manager keeps going when one subarray stops: the stopped one is
+/// recorded clean and released, the other is still managed.
+#[test]
+fn manager_keeps_going_when_a_subarray_stops() {
+    require_tool("qemu-io");
+    let dir = TempDir::new("ext-one-stops");
+    let disks = created_container(&dir, 2, 64, &[("1", 8192, "m1"), ("1", 8192, "m2")]);
+    let run = serve(&dir, &disks, &[]);
+    let mut mon = Mon::start(&run, "1", &[]);
+    for sub in ["0", "1"] {
+        wait_for(&run, &format!("{sub}/sync_action"), "idle");
+        wait_for(&run, &format!("{sub}/array_state"), "clean");
+    }
+    assert_eq!(set(&run, "0/array_state", "inactive"), Ok(()));
+    wait_for(&run, "0/array_state", "clear");
+    assert!(
+        mon.try_exit().is_none(),
+        "the manager must stay for subarray 1"
+    );
+    set(&run, "1/safe_mode_delay", "1").expect("safe_mode_delay");
+    mon.pause();
+    let mut write = qemu_io(&run, "m2", "write -P 5 0 4k", false);
+    wait_for(&run, "1/array_state", "write-pending");
+    assert!(still_blocked(&mut write, BLOCKED));
+    mon.resume();
+    finish(write, SETTLE);
+    finish(qemu_io(&run, "m2", "read -P 5 0 4k", true), SETTLE);
+}
