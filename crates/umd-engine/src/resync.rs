@@ -1,5 +1,6 @@
 //! Sync planning: reading a window of the array to verify, and making it
-//! consistent again, for md's resync, check and repair actions.
+//! consistent again, for md's resync, check and repair actions; and
+//! rebuilding members that are recovering (md's recovery onto a spare).
 //!
 //! Sans-I/O (style R8), on the model of [`crate::read`]: [`SyncPlanner::plan`]
 //! lists the member reads that cover one window into a [`SyncWindow`]; the
@@ -22,12 +23,20 @@
 //! A window with a role missing or not yet recovered is neither compared nor
 //! written: rebuilding a member is recovery's job, not resync's.
 //!
+//! Recovery ([`SyncPlanner::plan_recover`]) is the other way round: a role
+//! that is present but not yet valid at the window (its member is below its
+//! `recovery_offset` there) is a target. The window reads every usable role,
+//! rebuilds the targets' blocks (raid4/5 by XOR, raid6 with the P/Q
+//! recovery for up to two lost blocks, raid1/10 from the first usable copy)
+//! and writes only the targets. A window with more lost blocks than the
+//! level survives is skipped and counted: that data is gone.
+//!
 //! Windows reuse their vectors: no allocation per window once warmed up (R7).
 //! This module also holds [`Roles`], the per-role table of data offsets and
 //! recovery offsets that both the sync and the write planner consult.
 
 use crate::read::MemberMap;
-use crate::write::{gen_parity, BufRef, PlannedIo, SECTOR_BYTES};
+use crate::write::{gen_parity, recover, BufRef, PlannedIo, SECTOR_BYTES};
 use umd_layout::geometry::{Copy, Geometry, Level, StripeLayout, Target};
 
 /// Sectors compared and counted as one unit: md's 4 KiB stripe unit
@@ -60,6 +69,20 @@ enum Kind {
     },
     /// raid1/10: scratch block i = read i; block 0 is the source.
     Mirror,
+    /// Recovery, raid4/5/6: scratch = slots blocks then P (Q); `missing`
+    /// blocks are rebuilt, then `targets` written.
+    RecoverParity {
+        slots: usize,
+        parity: usize,
+        missing: [usize; 2],
+        missing_count: usize,
+        zero_slots: [usize; 2],
+        zero_count: usize,
+    },
+    /// Recovery, raid1/10: scratch block 0 = the source, written to `targets`.
+    RecoverMirror,
+    /// Recovery impossible here: more blocks lost than the level survives.
+    Lost,
 }
 
 /// One window of a sync: what to read, and what finish needs to know.
@@ -79,6 +102,17 @@ pub struct SyncWindow {
     layout: StripeLayout,
     copies: Vec<Copy>,
     slot_used: Vec<bool>,
+    /// Recovery: the writes of the rebuilt blocks, from scratch.
+    targets: Vec<PlannedIo>,
+}
+
+impl SyncWindow {
+    /// Recovery: whether this window had more blocks lost than the level
+    /// survives (its targets cannot be rebuilt).
+    #[must_use]
+    pub fn lost(&self) -> bool {
+        self.kind == Kind::Lost
+    }
 }
 
 /// Plans resync, check and repair of one assembled array.
@@ -235,6 +269,195 @@ impl SyncPlanner {
         window.scratch_bytes = window.reads.len() * wbytes;
     }
 
+    /// Plan rebuilding the recovering roles over `[position, position +
+    /// len)`, `len <= len_max` (same window bounds as [`Self::plan`]): the
+    /// reads of every usable role, and in [`Self::finish_recover`] the
+    /// writes of the targets. A window with no target reads nothing.
+    pub fn plan_recover(&self, position: u64, len_max: u64, window: &mut SyncWindow) {
+        let max = self.max_position();
+        assert!(position < max, "recovery position {position} past {max}");
+        assert!(len_max > 0, "empty recovery window");
+        // Where positions are member sectors, stop at a recovering member's
+        // checkpoint, so what it already holds is not rewritten.
+        let member_units = self.geometry.level() != Level::Raid10;
+        let len_max = if member_units {
+            self.roles
+                .checkpoints()
+                .filter(|&c| c > position)
+                .fold(len_max, |l, c| l.min(c - position))
+        } else {
+            len_max
+        };
+        window.position = position;
+        window.reads.clear();
+        window.targets.clear();
+        window.scratch_bytes = 0;
+        window.kind = Kind::Skip;
+        (window.p_io, window.q_io) = (None, None);
+        match self.geometry.level() {
+            Level::Raid4 | Level::Raid5 | Level::Raid6 => {
+                self.plan_recover_parity(position, len_max, window);
+            }
+            _ => self.plan_recover_mirror(position, len_max, window),
+        }
+        assert!(window.len > 0 && position + window.len <= max);
+        assert!(window.targets.is_empty() || window.kind != Kind::Skip);
+    }
+
+    fn plan_recover_parity(&self, position: u64, len_max: u64, window: &mut SyncWindow) {
+        let chunk = u64::from(self.geometry.chunk_sectors());
+        let len = len_max
+            .min(chunk - position % chunk)
+            .min(self.max_position() - position);
+        window.len = len;
+        self.geometry
+            .stripe_layout(position / chunk, &mut window.layout);
+        let layout = &window.layout;
+        let raid6 = layout.q_role.is_some();
+        let (slots, parity) = if raid6 {
+            (layout.q_slot_count as usize, 2)
+        } else {
+            (layout.data_roles.len(), 1)
+        };
+        let wbytes = len as usize * SECTOR_BYTES;
+        let io = |role: u32, block: usize| PlannedIo {
+            role,
+            device_sector: self.roles.data_offset(role) + position,
+            len_sectors: len,
+            buf: BufRef::Scratch {
+                offset_bytes: block * wbytes,
+            },
+        };
+        let blocks = layout
+            .data_roles
+            .iter()
+            .enumerate()
+            .map(|(j, &role)| (if raid6 { layout.q_slots[j] as usize } else { j }, role))
+            .chain([(slots, layout.p_role)])
+            .chain(layout.q_role.map(|q| (slots + 1, q)));
+        let mut missing = [0usize; 2];
+        let mut missing_count = 0usize;
+        let mut lost = 0usize;
+        window.slot_used.clear();
+        window.slot_used.resize(slots, false);
+        for (block, role) in blocks {
+            if block < slots {
+                window.slot_used[block] = true;
+            }
+            if self.roles.usable(role, position, len) {
+                window.reads.push(io(role, block));
+                continue;
+            }
+            lost += 1;
+            if missing_count < 2 {
+                missing[missing_count] = block;
+                missing_count += 1;
+            }
+            if self.roles.present(role) {
+                window.targets.push(io(role, block));
+            }
+        }
+        if window.targets.is_empty() {
+            window.reads.clear();
+            return;
+        }
+        if lost > parity {
+            window.reads.clear();
+            window.targets.clear();
+            window.kind = Kind::Lost;
+            return;
+        }
+        let mut zero_slots = [0; 2];
+        let mut zero_count = 0;
+        for (slot, _) in window.slot_used.iter().enumerate().filter(|(_, &u)| !u) {
+            zero_slots[zero_count] = slot;
+            zero_count += 1;
+        }
+        missing[..missing_count].sort_unstable();
+        window.kind = Kind::RecoverParity {
+            slots,
+            parity,
+            missing,
+            missing_count,
+            zero_slots,
+            zero_count,
+        };
+        window.scratch_bytes = (slots + parity) * wbytes;
+    }
+
+    fn plan_recover_mirror(&self, position: u64, len_max: u64, window: &mut SyncWindow) {
+        let extent = self.geometry.locate(position, &mut window.copies);
+        assert!(
+            extent.target == Target::Mirrored,
+            "raid1/10 sectors are mirrored"
+        );
+        let len = extent.len_sectors.min(len_max);
+        window.len = len;
+        let source = window
+            .copies
+            .iter()
+            .find(|c| self.roles.usable(c.role, c.dev_sector, len));
+        let targets = window.copies.iter().filter(|c| {
+            self.roles.present(c.role) && !self.roles.usable(c.role, c.dev_sector, len)
+        });
+        let io = |c: &Copy| PlannedIo {
+            role: c.role,
+            device_sector: self.roles.data_offset(c.role) + c.dev_sector,
+            len_sectors: len,
+            buf: BufRef::Scratch { offset_bytes: 0 },
+        };
+        window.targets.extend(targets.map(io));
+        if window.targets.is_empty() {
+            return;
+        }
+        let Some(source) = source else {
+            window.targets.clear();
+            window.kind = Kind::Lost;
+            return;
+        };
+        window.reads.push(io(source));
+        window.kind = Kind::RecoverMirror;
+        window.scratch_bytes = len as usize * SECTOR_BYTES;
+    }
+
+    /// After a recovery window's reads: rebuild the targets' blocks in
+    /// `scratch` and append their writes.
+    pub fn finish_recover(
+        &self,
+        window: &SyncWindow,
+        scratch: &mut [u8],
+        writes: &mut Vec<PlannedIo>,
+    ) {
+        assert!(scratch.len() >= window.scratch_bytes, "scratch too small");
+        let wbytes = window.len as usize * SECTOR_BYTES;
+        match window.kind {
+            Kind::Skip | Kind::Lost => return,
+            Kind::RecoverMirror => {}
+            Kind::RecoverParity {
+                slots,
+                parity,
+                missing,
+                missing_count,
+                zero_slots,
+                zero_count,
+            } => {
+                let region = &mut scratch[..(slots + parity) * wbytes];
+                for &z in &zero_slots[..zero_count] {
+                    region[z * wbytes..][..wbytes].fill(0);
+                }
+                recover(region, wbytes, slots, parity, &missing[..missing_count]);
+            }
+            Kind::Parity { .. } | Kind::Mirror => {
+                unreachable!("finish_recover on a resync window")
+            }
+        }
+        writes.extend_from_slice(&window.targets);
+        assert!(
+            !window.targets.is_empty(),
+            "a recovery window writes its targets"
+        );
+    }
+
     /// After the reads: compare. Resync and Repair append the writes that make
     /// the window consistent (parity recomputed from data for raid4/5/6; the
     /// first readable copy copied to the others for raid1/10), only over the
@@ -276,6 +499,9 @@ impl SyncPlanner {
                     (io, at)
                 });
                 Self::compare(window, computed, read, fix.then_some(&fixes), writes)
+            }
+            Kind::RecoverParity { .. } | Kind::RecoverMirror | Kind::Lost => {
+                unreachable!("finish on a recovery window")
             }
             Kind::Mirror => {
                 let (source, others) = scratch[..window.scratch_bytes].split_at(wbytes);
@@ -392,6 +618,13 @@ impl Roles {
             Some(Some((_, Some(valid_below)))) => dev_sector + len_sectors <= *valid_below,
             _ => false,
         }
+    }
+
+    /// The recovery checkpoints of the roles that are recovering.
+    pub(crate) fn checkpoints(&self) -> impl Iterator<Item = u64> + '_ {
+        self.roles
+            .iter()
+            .filter_map(|r| r.and_then(|(_, valid_below)| valid_below))
     }
 
     /// Data offset of a present role.

@@ -719,7 +719,7 @@ pub(crate) fn gen_parity(region: &mut [u8], w: usize, slots: usize, parity: usiz
 }
 
 /// Rebuild the `missing` blocks (sorted block indices) from the others.
-fn recover(region: &mut [u8], w: usize, slots: usize, parity: usize, missing: &[usize]) {
+pub(crate) fn recover(region: &mut [u8], w: usize, slots: usize, parity: usize, missing: &[usize]) {
     assert!(
         !missing.is_empty() && missing.len() <= parity,
         "1..=parity lost blocks"
