@@ -8,4 +8,6 @@
 //! DDF implementation.
 
 pub mod ddf;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod handler;
