@@ -140,7 +140,7 @@ pub struct CreateSpec {
     pub chunk_kib: Option<u32>,
     /// Layout by mdadm name or number (see [`parse_layout`]); `None` = default.
     pub layout: Option<String>,
-    /// "0.90", "1.0", "1.1" or "1.2" ("ddf" is refused for now).
+    /// "0.90", "1.0", "1.1" or "1.2" ("ddf" goes to [`ddf::plan_ddf_create`]).
     pub metadata: String,
     /// Add an internal write-intent bitmap.
     pub bitmap: bool,
@@ -206,7 +206,7 @@ impl Metadata {
             "1.2" | "1" | "default" => Ok(Self::V1 { minor: 2 }),
             "ddf" => Err(EngineError::new(
                 Errno::EOPNOTSUPP,
-                "--metadata ddf: creating DDF containers is not supported yet; use 0.90 or 1.x",
+                "--metadata ddf: DDF containers are planned by create::ddf::plan_ddf_create",
             )),
             other => Err(einval(format!(
                 "--metadata {other}: unknown (choose 0.90, 1.0, 1.1 or 1.2)"

@@ -538,8 +538,19 @@ fn cli_refusals_name_the_member_and_create_nothing() {
         &["--level", "5", "--raid-devices", "2", "--metadata", "ddf"],
         &[&a, &small],
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ddf"));
+    // DDF is created (tests/ddf_create.rs); a member too small for its
+    // 32 MiB metadata region is refused by name, before anything is written.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("m1.img") && err.contains("too small for DDF"),
+        "{err}"
+    );
     assert!(!out.status.success());
+    let untouched = std::fs::read(&a).expect("read");
+    assert!(
+        untouched.iter().all(|&b| b == 0),
+        "a refused DDF create wrote data"
+    );
 
     let missing = Path::new("missing");
     let out = umd(&["--level", "raid1", "--raid-devices", "2"], &[&a, missing]);

@@ -112,8 +112,9 @@ const CASES: &[Case] = &[
         opts: &[],
         raid_level: "RAID1E",
         device_kib: FREE_KIB,
-        // mdadm's calc_array_size: raid_disks / copies = 1 data disk.
-        array_kib: FREE_KIB,
+        // md's raid10 size (1.5 members' worth), which the kernel serves;
+        // mdadm's own formula would record one member's worth.
+        array_kib: FREE_KIB * 3 / 2,
         init: "Not Initialised",
     },
     Case {

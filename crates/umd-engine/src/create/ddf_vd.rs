@@ -96,22 +96,28 @@ fn vd_shape(spec: &DdfCreateSpec, level: i32) -> Result<VdShape, EngineError> {
     })
 }
 
-/// mdadm's `calc_array_size`: the array's sectors from the component size.
+/// The array's sectors from the component size: mdadm's `calc_array_size`,
+/// except for raid10, where it is md's own `raid10_size` (whole chunks, far
+/// copies, then near copies). The two agree for every raid10 mdadm describes
+/// as spanned mirrors; for RAID1E over an odd number of members mdadm's
+/// formula undercounts, and the kernel ignores the record when mdadm
+/// assembles a DDF container (it serves md's size), so umd records that.
 fn array_sectors(shape: &VdShape, raid_disks: u32, component: u64) -> u64 {
     if shape.level == 1 {
         return component;
     }
-    let rounded = component - component % shape.chunk_sectors.max(1);
+    let chunk = shape.chunk_sectors.max(1);
+    let rounded = component - component % chunk;
     let n = u64::from(raid_disks);
+    if shape.level == 10 {
+        let near = u64::from(shape.layout & 0xff).max(1);
+        let far = u64::from((shape.layout >> 8) & 0xff).max(1);
+        return rounded / chunk / far * n / near * chunk;
+    }
     let data_disks = match shape.level {
         0 => n,
         4 | 5 => n - 1,
         6 => n - 2,
-        10 => {
-            let near = u64::from(shape.layout & 0xff);
-            let far = u64::from((shape.layout >> 8) & 0xff);
-            n / near.max(1) / far.max(1)
-        }
         _ => 0,
     };
     data_disks * rounded
@@ -366,6 +372,9 @@ mod tests {
         );
         assert_eq!(array_sectors(&shape(6, 10, 1024, 4), 4, 8192), 2 * 8192);
         assert_eq!(array_sectors(&shape(10, 0x102, 1024, 4), 4, 8192), 2 * 8192);
+        // RAID1E over three: md serves 1.5 members' worth (mdadm records 1).
+        assert_eq!(array_sectors(&shape(10, 0x102, 1024, 3), 3, 8192), 12288);
+        assert_eq!(array_sectors(&shape(10, 0x201, 1024, 3), 3, 8192), 12288);
         assert_eq!(array_sectors(&shape(1, 0, 0, 2), 2, 777), 777);
         assert_eq!(chunk_shift(1024), 10);
         assert_eq!(chunk_shift(0), 0xff);

@@ -14,6 +14,8 @@
 pub mod ddf;
 pub mod decide;
 pub mod disks;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod handler;
 pub mod monitor;
 pub mod socket;
