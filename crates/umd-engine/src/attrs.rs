@@ -722,11 +722,15 @@ impl Array {
                         format!("{attr}: slot in use"),
                     ));
                 }
-                let m = &mut self.members[i];
-                m.slot = Some(slot);
-                m.health = MemberHealth::OutOfSync {
-                    recovery_offset_sectors: 0,
-                };
+                if self.members[i].size_sectors < self.component_sectors {
+                    return Err(EngineError::new(
+                        Errno::ENOSPC,
+                        format!("{attr}: member smaller than component_size"),
+                    ));
+                }
+                // md: the spare takes the slot; recovery is left to the
+                // writer (the manager writes `recover` when it is ready).
+                self.take_slot(i, slot);
                 Ok(())
             }
         }

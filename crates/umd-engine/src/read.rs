@@ -38,6 +38,16 @@ impl MemberMap {
         }
     }
 
+    /// `role`'s member from now on: `(data offset, valid below)`; `None`
+    /// valid-below means fully in sync. `role` must be within the map.
+    pub fn set_role(&mut self, role: u32, member: (u64, Option<u64>)) {
+        let slot = self
+            .roles
+            .get_mut(role as usize)
+            .expect("set_role within the array's roles");
+        *slot = Some(member);
+    }
+
     /// Whether `role` has a usable member.
     #[must_use]
     pub fn is_present(&self, role: u32) -> bool {

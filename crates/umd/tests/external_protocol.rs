@@ -936,3 +936,94 @@ fn manager_keeps_going_when_a_subarray_stops() {
     finish(write, SETTLE);
     finish(qemu_io(&run, "m2", "read -P 5 0 4k", true), SETTLE);
 }
+
+/// §8.24: spare activation. A raid1 in a three-disk container loses a
+/// member; the manager records the failure, picks the container's free
+/// disk, adds it to the engine while recovery is frozen, records it
+/// rebuilding, then starts the recovery; at the end the member is in sync,
+/// the data reads back from it, and mdadm reads the virtual disk as optimal.
+#[test]
+fn a_spare_is_activated_and_rebuilt() {
+    require_tool("qemu-io");
+    let dir = TempDir::new("ext-spare");
+    let disks = support::sparse_members(dir.path(), 3, 64);
+    let umd_create = |args: &[&str], members: &[std::path::PathBuf]| {
+        let out = support::umd()
+            .args(["create", "--metadata", "ddf"])
+            .args(args)
+            .args(members)
+            .output()
+            .expect("umd create");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    umd_create(&["--level", "container", "--raid-devices", "3"], &disks);
+    umd_create(
+        &[
+            "--level",
+            "1",
+            "--raid-devices",
+            "2",
+            "--size",
+            "8192",
+            "--name",
+            "m1",
+        ],
+        &disks[..2],
+    );
+    let run = serve(&dir, &disks, &[]);
+    let _mon = Mon::start(&run, "1", &[]);
+    wait_for(&run, "0/sync_action", "idle");
+    wait_for(&run, "0/array_state", "clean");
+    finish(qemu_io(&run, "m1", "write -P 0x6c 0 1M", false), SETTLE);
+    let members: Vec<String> = umd::control::client::list(&run.control)
+        .expect("list")
+        .into_iter()
+        .filter_map(|a| {
+            a.strip_prefix("0/dev-")
+                .and_then(|r| r.strip_suffix("/slot"))
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(members.len(), 2, "{members:?}");
+    let failed = &members[0];
+    let spare = disks[2]
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    set(&run, &format!("0/dev-{failed}/state"), "faulty").expect("fail");
+    // Rebuilt onto the spare.
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let state = support::external::get_opt(&run, &format!("0/dev-{spare}/state"));
+        if state.as_deref() == Some("in_sync") && get(&run, "0/sync_action") == "idle" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "spare is {state:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(get(&run, "0/degraded"), "0");
+    let slot = get(&run, &format!("0/dev-{spare}/slot"));
+    assert!(slot.parse::<u32>().is_ok(), "spare slot {slot}");
+    // The data is there, and the copies agree.
+    finish(qemu_io(&run, "m1", "read -P 0x6c 0 1M", true), SETTLE);
+    set(&run, "0/sync_action", "check").expect("check");
+    wait_for(&run, "0/sync_action", "idle");
+    assert_eq!(get(&run, "0/mismatch_cnt"), "0");
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let text = mdadm_examine(&disks[2]);
+        if text
+            .lines()
+            .any(|l| l.contains("state[0]") && l.contains("Optimal"))
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -161,6 +161,9 @@ impl Array {
                 self.recovery_cp = run.completed_sectors;
                 self.state.sb_flags.insert(SbFlags::CLEAN);
             }
+            if run.action == SyncAction::Recover {
+                self.record_recovery_progress(run.completed_sectors);
+            }
         }
         self.sync.running = Some(run);
         self.md_check_recovery();
@@ -195,21 +198,35 @@ impl Array {
     }
 
     fn finish_recovery(&mut self, done_sectors: u64, completed: bool) {
+        let mut in_sync = Vec::new();
         for m in &mut self.members {
-            if m.slot.is_some() {
-                if let MemberHealth::OutOfSync {
+            let (
+                Some(slot),
+                MemberHealth::OutOfSync {
                     recovery_offset_sectors,
-                } = m.health
-                {
-                    m.health = if completed {
-                        MemberHealth::InSync
-                    } else {
-                        MemberHealth::OutOfSync {
-                            recovery_offset_sectors: recovery_offset_sectors.max(done_sectors),
-                        }
-                    };
-                }
+                },
+            ) = (m.slot, m.health)
+            else {
+                continue;
+            };
+            if completed {
+                m.health = MemberHealth::InSync;
+                in_sync.push(ArrayEvent::MemberInSync {
+                    name: m.name.clone(),
+                    slot,
+                });
+            } else {
+                m.health = MemberHealth::OutOfSync {
+                    recovery_offset_sectors: recovery_offset_sectors.max(done_sectors),
+                };
             }
+        }
+        for event in in_sync {
+            if let ArrayEvent::MemberInSync { name, .. } = &event {
+                let attr = format!("dev-{name}/state");
+                self.notify(&attr);
+            }
+            self.push_event(event);
         }
         self.update_degraded();
     }

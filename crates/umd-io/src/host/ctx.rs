@@ -73,7 +73,7 @@ impl Executor {
             &mut self.ring
         };
         let mut files: Vec<Option<&MemberFile>> = recycle(std::mem::take(&mut self.files_store));
-        files.extend(shared.files.iter().map(Option::as_ref));
+        files.extend(shared.files.iter().map(std::sync::OnceLock::get));
         self.results.clear();
         self.results.resize_with(ops.len(), || Ok(()));
         batch.run(&files, ops, &mut self.results);
@@ -236,7 +236,7 @@ impl IoCtx {
     ) -> Result<(), IoError> {
         let mut ops = recycle(std::mem::take(&mut self.ops_store));
         for member in members {
-            if shared.files.get(member).is_some_and(Option::is_some) {
+            if shared.file(member).is_some() {
                 ops.push(Op::SyncData { member });
             }
         }
@@ -248,7 +248,9 @@ impl IoCtx {
 
 /// The member index holding `role`. Planners only plan present roles.
 pub(crate) fn member_of(shared: &Shared, role: u32) -> usize {
-    shared.role_members[role as usize].expect("planners only plan roles that have a member")
+    shared
+        .role_member(role)
+        .expect("planners only plan roles that have a member")
 }
 
 /// Reuse a vector's allocation for another lifetime of the same element

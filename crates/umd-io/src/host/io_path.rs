@@ -170,8 +170,8 @@ fn read_rebuilt(
     bufs.push(first);
     bufs.extend(others.iter_mut().map(|b| &mut b[..len]));
     for r in &plan.reads {
-        let file = shared.files[member_of(shared, r.role)]
-            .as_ref()
+        let file = shared
+            .file(member_of(shared, r.role))
             .ok_or_else(|| Err(HostError::new(Errno::EIO, "member file missing")))?;
         file.read_exact_at(r.device_sector * 512, bufs[r.buffer])
             .map_err(|e| Ok((r.role, e)))?;
@@ -205,7 +205,7 @@ fn member_failed(
     }
     tracing::error!(error = %e, role, "member I/O failed; failing the member");
     let member = member_of(shared, role);
-    let name = &shared.member_names[member];
+    let name = shared.member_name(member).unwrap_or("?");
     let now = shared.now();
     let mut core = shared.core();
     let result = core
@@ -236,6 +236,7 @@ fn write_start(shared: &Shared) -> Result<(), HostError> {
     let mut core = shared.core();
     core.array.write_start(now)?;
     let wake = drain_events(&mut core);
+    shared.apply_membership(&mut core);
     let mut notes = std::mem::take(&mut core.notify_queue);
     if wake {
         shared.core_changed.notify_all();

@@ -24,6 +24,9 @@ pub(crate) fn run(shared: &Shared) {
     loop {
         let now = shared.now();
         let mut core = shared.core();
+        // Whether the events drained here ask for the sync thread or a
+        // waiting writer: they must be woken, or a kick is lost.
+        let mut wake = false;
         if let Some(due) = core.array.poll_timeout() {
             if due <= now {
                 core.array.handle_timeout(now);
@@ -33,12 +36,13 @@ pub(crate) fn run(shared: &Shared) {
             // md's final pass: mark clean when no writes are pending.
             core.shutdown_started = true;
             core.array.shutdown(now);
-            drain_events(&mut core);
+            wake |= drain_events(&mut core);
             // The stop always records the final state, so the loop below
             // has one superblock write to wait for.
             core.superblock_due |= core.native.is_some();
         }
-        drain_events(&mut core);
+        wake |= drain_events(&mut core);
+        shared.apply_membership(&mut core);
         let notes = std::mem::take(&mut core.notify_queue);
         let superblock = if core.superblock_due {
             core.superblock_due = false;
@@ -48,6 +52,9 @@ pub(crate) fn run(shared: &Shared) {
         };
         let bitmap_due = core.bitmap_timeout().is_some_and(|t| t <= now);
         drop(core);
+        if wake {
+            shared.core_changed.notify_all();
+        }
         shared.deliver_notifications(&notes);
         if let Some((writes, bitmap_first)) = superblock {
             // md order: the bitmap superblock is durable before the md
@@ -111,7 +118,7 @@ fn superblock_writes(shared: &Shared, core: &mut super::Core) -> (Vec<MetadataWr
     let faulty_members = state
         .faulty_members
         .iter()
-        .filter_map(|name| shared.member_names.iter().position(|n| n == name))
+        .filter_map(|name| shared.member_index(name))
         .collect();
     let update = SuperblockUpdate {
         // The native writer's `clean` is md's in_sync: with it the checkpoint is
@@ -166,7 +173,7 @@ pub(crate) fn write_metadata(shared: &Shared, writes: &[MetadataWrite]) -> Resul
     let mut ctx = IoCtx::take(shared);
     let mut ops = recycle(std::mem::take(&mut ctx.ops_store));
     for w in writes {
-        if shared.files.get(w.member).is_some_and(Option::is_some) {
+        if shared.file(w.member).is_some() {
             ops.push(Op::Write {
                 member: w.member,
                 offset_bytes: w.offset_bytes,
@@ -177,7 +184,7 @@ pub(crate) fn write_metadata(shared: &Shared, writes: &[MetadataWrite]) -> Resul
     // One batch: the executor starts a member's sync only after that
     // member's writes in the batch completed, so the sync covers them.
     for member in 0..shared.files.len() {
-        if writes.iter().any(|w| w.member == member) && shared.files[member].is_some() {
+        if writes.iter().any(|w| w.member == member) && shared.file(member).is_some() {
             ops.push(Op::SyncData { member });
         }
     }

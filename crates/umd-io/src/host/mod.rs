@@ -33,6 +33,7 @@ mod config;
 mod ctx;
 mod io_path;
 mod md_thread;
+mod members;
 mod range_lock;
 mod sync_worker;
 
@@ -41,7 +42,7 @@ pub use config::{is_acknowledgement, AllowWrite};
 use ctx::IoCtx;
 use range_lock::RangeLock;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -53,6 +54,10 @@ use umd_engine::resync::SyncPlanner;
 use umd_engine::time::Time;
 use umd_engine::{EngineError, Errno};
 use umd_layout::geometry::{Geometry, Level};
+
+/// md's `new_dev`: a store of a device path adds it as a spare (md takes
+/// `major:minor`; umd names files and block devices by path).
+pub const NEW_DEV: &str = "new_dev";
 
 /// The query name that answers like md's GET_BITMAP_FILE ioctl.
 pub const BITMAP_FILE_QUERY: &str = "bitmap_file";
@@ -158,6 +163,9 @@ pub(crate) struct Core {
     /// (member name, role) of every member that holds a role, to apply the
     /// engine's `MemberFailed` events to the planners' map.
     pub(crate) roles_by_name: Vec<(String, u32)>,
+    /// Membership events drained but not yet applied (they need `Shared`;
+    /// `settle` applies them before releasing `core`).
+    pub(crate) membership: Vec<ArrayEvent>,
 }
 
 impl Core {
@@ -180,9 +188,15 @@ pub type Notify = Box<dyn Fn(&str) + Send + Sync>;
 
 /// Everything the host's threads share.
 pub(crate) struct Shared {
-    pub(crate) files: Vec<Option<MemberFile>>,
-    pub(crate) member_names: Vec<String>,
-    pub(crate) role_members: Vec<Option<usize>>,
+    /// Member files by member index; a slot is filled once (at start, or
+    /// when a member is added) and never emptied, so readers need no lock.
+    pub(crate) files: Vec<OnceLock<MemberFile>>,
+    /// Member names by member index, filled with `files`.
+    pub(crate) member_names: Vec<OnceLock<String>>,
+    /// `role_members[role]`: the member index holding that role, or
+    /// [`members::NO_MEMBER`]. Written under `core` before the member
+    /// generation moves on, so a context built for the new generation sees it.
+    pub(crate) role_members: Vec<AtomicUsize>,
     pub(crate) geometry: Geometry,
     pub(crate) array_sectors: u64,
     /// Maps sync positions to stripes for the write path's checkpoint rule
@@ -245,6 +259,7 @@ impl Shared {
     /// waits on), then deliver notifications outside the lock.
     pub(crate) fn settle(&self, mut core: MutexGuard<'_, Core>, force_wake: bool) {
         let wake = drain_events(&mut core) || force_wake;
+        self.apply_membership(&mut core);
         let notes = std::mem::take(&mut core.notify_queue);
         drop(core);
         if wake {
@@ -320,6 +335,10 @@ pub(crate) fn drain_events(core: &mut Core) -> bool {
                 tracing::info!(member = %name, "member removed from the array");
                 wake = true;
             }
+            ArrayEvent::MemberActivated { .. } | ArrayEvent::MemberInSync { .. } => {
+                core.membership.push(event);
+                wake = true;
+            }
             ArrayEvent::StripeCacheResize(_) => wake = true,
         }
     }
@@ -371,9 +390,12 @@ impl ArrayHost {
             members_generation: 0,
             member_map,
             roles_by_name,
+            membership: Vec::new(),
         };
         drain_events(&mut core);
         let sync_units = SyncPlanner::new(geometry.clone(), core.member_map.clone());
+        let (files, member_names, role_members) =
+            members::tables(files, member_names, &role_members);
         let shared = Arc::new(Shared {
             files,
             member_names,
@@ -465,7 +487,17 @@ impl ArrayHost {
     /// engine lock; everything else also takes the configuration lock and
     /// follows the array's [`AllowWrite`] policy.
     pub fn set(&self, attr: &str, value: &str) -> Result<(), EngineError> {
+        if attr == NEW_DEV {
+            let path = value.strip_suffix('\n').unwrap_or(value);
+            return self.shared.add_member(std::path::Path::new(path)).map(drop);
+        }
         self.shared.store(attr, value)
+    }
+
+    /// md's hot add: open `path` and add it to the array as a spare.
+    /// Returns the member's name.
+    pub fn add_member(&self, path: &std::path::Path) -> Result<String, EngineError> {
+        self.shared.add_member(path)
     }
 
     /// Every attribute name.

@@ -33,22 +33,23 @@ pub(crate) fn run(shared: &Shared) {
         let Some(action) = core.array.sync_request() else {
             continue;
         };
+        // `None`: recovery (rebuilding members), else a comparing pass.
         let mode = match action {
-            SyncAction::Resync => SyncMode::Resync,
-            SyncAction::Check => SyncMode::Check,
-            SyncAction::Repair => SyncMode::Repair,
-            // Rebuilding onto a new member belongs to spare handling.
-            SyncAction::Recover => continue,
+            SyncAction::Resync => Some(SyncMode::Resync),
+            SyncAction::Check => Some(SyncMode::Check),
+            SyncAction::Repair => Some(SyncMode::Repair),
+            SyncAction::Recover => None,
         };
         let planner = SyncPlanner::new(shared.geometry.clone(), core.member_map.clone());
         let total = planner.max_position();
-        let start = if mode == SyncMode::Resync {
-            core.array.sync_position().min(total)
-        } else {
-            0
+        let start = match mode {
+            Some(SyncMode::Resync) => core.array.sync_position().min(total),
+            // A recovery resumes at its members' checkpoint.
+            None => core.array.recovery_start().min(total),
+            Some(_) => 0,
         };
         let ranges: Vec<(u64, u64)> = match (core.bitmap(), mode) {
-            (Some(bitmap), SyncMode::Resync) => bitmap
+            (Some(bitmap), Some(SyncMode::Resync)) => bitmap
                 .dirty_ranges()
                 .into_iter()
                 .filter_map(|(a, len)| {
@@ -59,7 +60,7 @@ pub(crate) fn run(shared: &Shared) {
                 .collect(),
             _ => vec![(start, total - start)],
         };
-        if mode == SyncMode::Resync && core.bitmap().is_some() {
+        if mode == Some(SyncMode::Resync) && core.bitmap().is_some() {
             let dirty: u64 = ranges.iter().map(|r| r.1).sum();
             tracing::info!(
                 ranges = ranges.len(),
@@ -83,13 +84,16 @@ pub(crate) fn run(shared: &Shared) {
     }
 }
 
-/// Run the windows of every range; returns (mismatched sectors, completed).
+/// Run the windows of every range (`mode` `None`: recovery); returns
+/// (mismatched sectors, completed). A recovery with windows lost beyond
+/// the level's redundancy is not complete: its members stay recovering.
 fn sync_ranges(
     shared: &Shared,
     planner: &SyncPlanner,
-    mode: SyncMode,
+    mode: Option<SyncMode>,
     ranges: &[(u64, u64)],
 ) -> (u64, bool) {
+    let mut lost_windows = 0u64;
     let mut ctx = IoCtx::take(shared);
     let mut window = SyncWindow::default();
     let mut writes: Vec<PlannedIo> = Vec::new();
@@ -101,7 +105,11 @@ fn sync_ranges(
                 ctx.give_back(shared);
                 return (mismatches, false);
             }
-            planner.plan(pos, WINDOW_MAX.min(first + len - pos), &mut window);
+            let len_max = WINDOW_MAX.min(first + len - pos);
+            match mode {
+                Some(_) => planner.plan(pos, len_max, &mut window),
+                None => planner.plan_recover(pos, len_max, &mut window),
+            }
             assert!(window.len > 0, "a sync window makes progress");
             let guard = lock_window(shared, planner, pos, window.len);
             ctx.ensure_scratch(window.scratch_bytes);
@@ -113,7 +121,12 @@ fn sync_ranges(
                 return (mismatches, false);
             }
             writes.clear();
-            mismatches += planner.finish(&window, mode, &mut ctx.scratch, &mut writes);
+            if let Some(mode) = mode {
+                mismatches += planner.finish(&window, mode, &mut ctx.scratch, &mut writes);
+            } else {
+                planner.finish_recover(&window, &mut ctx.scratch, &mut writes);
+                lost_windows += u64::from(window.lost());
+            }
             debug_assert!(writes
                 .iter()
                 .all(|w| matches!(w.buf, BufRef::Scratch { .. })));
@@ -131,7 +144,13 @@ fn sync_ranges(
     // Repairs must be durable before the engine records the array in sync.
     let synced = ctx.sync_members(shared, 0..shared.files.len());
     ctx.give_back(shared);
-    (mismatches, synced.is_ok())
+    if lost_windows > 0 {
+        tracing::error!(
+            lost_windows,
+            "recovery could not rebuild every window: more members lost than the level survives"
+        );
+    }
+    (mismatches, synced.is_ok() && lost_windows == 0)
 }
 
 fn lock_window<'a>(
@@ -171,13 +190,15 @@ fn report(shared: &Shared, pos: u64) {
 fn finish(
     shared: &Shared,
     action: SyncAction,
-    mode: SyncMode,
+    mode: Option<SyncMode>,
     ranges: &[(u64, u64)],
     mismatches: u64,
     completed: bool,
 ) {
     tracing::info!(?action, mismatches, completed, "sync finished");
-    if completed && mode != SyncMode::Check {
+    // Bits clear once the ranges are known consistent: after a resync or
+    // repair (a recovery leaves them to the next bitmap pass).
+    if completed && matches!(mode, Some(SyncMode::Resync | SyncMode::Repair)) {
         let _order = shared
             .bitmap_io
             .lock()

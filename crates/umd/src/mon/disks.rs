@@ -15,6 +15,8 @@ use umd_io::MemberFile;
 pub struct Disk {
     /// `dev-NAME` in the engine's attributes.
     pub name: String,
+    /// Where it is (what `new_dev` is given when it becomes a spare).
+    pub path: std::path::PathBuf,
     /// The open device.
     pub file: MemberFile,
 }
@@ -32,6 +34,7 @@ impl Disks {
             let file = MemberFile::open_read_write(path).map_err(|e| format!("{name}: {e}"))?;
             disks.push(Disk {
                 name: name.clone(),
+                path: path.clone(),
                 file,
             });
         }

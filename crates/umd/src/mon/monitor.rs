@@ -332,7 +332,79 @@ impl Monitor {
             self.act(*i, acts);
         }
         self.propagate_failures(&planned);
+        for i in 0..self.subs.len() {
+            if self.subs[i].tracked.monitored {
+                self.activate_spares(i)?;
+            }
+        }
         Ok(())
+    }
+
+    /// mdmon's spare activation (protocol.md §6.4, §8.24): for a degraded,
+    /// writable, idle subarray, let the handler pick spares for the empty
+    /// slots; freeze, add each to the engine (`new_dev`, `offset`, `size`,
+    /// `slot`), write the metadata that records them rebuilding, and only
+    /// then start the recovery (`recover`).
+    fn activate_spares(&mut self, i: usize) -> Result<(), String> {
+        let prefix = self.subs[i].prefix.clone();
+        let writable = matches!(
+            self.subs[i].tracked.prev_state,
+            Some(ArrayStateWord::Clean | ArrayStateWord::Active | ArrayStateWord::ActiveIdle)
+        );
+        if !writable {
+            return Ok(());
+        }
+        let mut get = |attr: &str| {
+            self.session
+                .get(&format!("{prefix}{attr}"))
+                .unwrap_or_default()
+        };
+        let degraded: u32 = get("degraded").parse().unwrap_or(0);
+        let idle = get("sync_action") == "idle";
+        let blocked_marker = get("metadata_version").starts_with("external:-");
+        let raid_disks: u32 = get("raid_disks").parse().unwrap_or(0);
+        if degraded == 0 || !idle || blocked_marker {
+            return Ok(());
+        }
+        let mut taken = Vec::new();
+        for name in self.subs[i].members.clone() {
+            if let Ok(slot) = self.session.get(&format!("{prefix}dev-{name}/slot")) {
+                taken.extend(slot.parse::<u32>().ok());
+            }
+        }
+        let missing: Vec<u32> = (0..raid_disks).filter(|s| !taken.contains(s)).collect();
+        let index = self.subs[i].tracked.index;
+        let chosen = self.handler.activate_spare(index, &missing);
+        if chosen.is_empty() {
+            return Ok(());
+        }
+        let mut set = |attr: String, value: String| {
+            self.session
+                .set(&attr, &value)
+                .map_err(|e| format!("{attr} {value}: {e}"))
+        };
+        set(format!("{prefix}sync_action"), "frozen".to_owned())?;
+        for a in &chosen {
+            let disk = &self.disks.list()[a.disk];
+            let dev = format!("{prefix}dev-{}", disk.name);
+            set(format!("{prefix}new_dev"), disk.path.display().to_string())?;
+            set(format!("{dev}/offset"), a.data_offset_sectors.to_string())?;
+            set(format!("{dev}/size"), (a.size_sectors / 2).to_string())?;
+            set(format!("{dev}/slot"), a.slot.to_string())?;
+            tracing::info!(subarray = index, disk = %disk.name, slot = a.slot, "spare activated");
+        }
+        let mut writes = Vec::new();
+        self.handler.sync_metadata(&mut writes);
+        self.disks.write(&writes)?;
+        for a in &chosen {
+            let name = self.disks.list()[a.disk].name.clone();
+            if !self.subs[i].members.contains(&name) {
+                self.subs[i].members.push(name);
+            }
+        }
+        self.session
+            .set(&format!("{prefix}sync_action"), "recover")
+            .map_err(|e| format!("{prefix}sync_action recover: {e}"))
     }
 
     /// Read one subarray's attributes.

@@ -205,7 +205,10 @@ impl Running {
             }
             assert!(
                 Instant::now() < deadline,
-                "sync_action still {action} after {timeout:?}"
+                "sync_action still {action} after {timeout:?} (sync_completed {}, array_state {}); log:\n{}",
+                self.get("sync_completed"),
+                self.get("array_state"),
+                self.log_text()
             );
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -1,0 +1,176 @@
+//! The host's member table while the array runs: members added as spares
+//! (md's hot add), and the engine's activations and completed recoveries
+//! applied to the role map the planners use.
+//!
+//! Why lock-free tables: every member I/O looks up its file and every plan
+//! its role's member. Files and names live in slots that are filled once and
+//! never emptied (a removed member's file stays open, unused), so readers
+//! take no lock; a role's member is an atomic written under `core` before the
+//! member generation moves on, and request contexts rebuild their planners
+//! when the generation changes, so no plan uses a role before its member is
+//! visible. The table has room for [`SPARE_SLOTS`] members beyond those the
+//! array started with: a bound, as every table here has one (style R7).
+
+use super::{Core, Shared};
+use crate::member_file::MemberFile;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use umd_engine::array::{ArrayEvent, MemberConfig, MetadataKind};
+use umd_engine::{EngineError, Errno};
+
+/// A role with no member.
+pub(crate) const NO_MEMBER: usize = usize::MAX;
+
+/// Members that can be added while the array runs, beyond the initial ones.
+pub(crate) const SPARE_SLOTS: usize = 32;
+
+/// The shared tables for `files` and `names` (by member index) and
+/// `role_members` (by role), with room for [`SPARE_SLOTS`] more members.
+pub(crate) fn tables(
+    files: Vec<Option<MemberFile>>,
+    names: Vec<String>,
+    role_members: &[Option<usize>],
+) -> (
+    Vec<OnceLock<MemberFile>>,
+    Vec<OnceLock<String>>,
+    Vec<AtomicUsize>,
+) {
+    assert_eq!(files.len(), names.len(), "one name per member");
+    let capacity = files.len() + SPARE_SLOTS;
+    let file_slots: Vec<OnceLock<MemberFile>> = (0..capacity).map(|_| OnceLock::new()).collect();
+    let name_slots: Vec<OnceLock<String>> = (0..capacity).map(|_| OnceLock::new()).collect();
+    for (i, (file, name)) in files.into_iter().zip(names).enumerate() {
+        if let Some(file) = file {
+            let _ = file_slots[i].set(file);
+        }
+        let _ = name_slots[i].set(name);
+    }
+    let roles = role_members
+        .iter()
+        .map(|m| AtomicUsize::new(m.unwrap_or(NO_MEMBER)))
+        .collect();
+    (file_slots, name_slots, roles)
+}
+
+impl Shared {
+    /// The open file of member `member`, if any.
+    pub(crate) fn file(&self, member: usize) -> Option<&MemberFile> {
+        self.files.get(member).and_then(OnceLock::get)
+    }
+
+    /// The name of member `member`.
+    pub(crate) fn member_name(&self, member: usize) -> Option<&str> {
+        self.member_names
+            .get(member)
+            .and_then(OnceLock::get)
+            .map(String::as_str)
+    }
+
+    /// The member index named `name`.
+    pub(crate) fn member_index(&self, name: &str) -> Option<usize> {
+        self.member_names
+            .iter()
+            .position(|n| n.get().is_some_and(|n| n == name))
+    }
+
+    /// The member holding `role`, if any.
+    pub(crate) fn role_member(&self, role: u32) -> Option<usize> {
+        let m = self
+            .role_members
+            .get(role as usize)?
+            .load(Ordering::Acquire);
+        (m != NO_MEMBER).then_some(m)
+    }
+
+    /// Apply the engine's membership events (activation, end of recovery)
+    /// to the role table and the planners' map. Called with `core` held.
+    pub(crate) fn apply_membership(&self, core: &mut Core) {
+        for event in std::mem::take(&mut core.membership) {
+            match event {
+                ArrayEvent::MemberActivated {
+                    name,
+                    slot,
+                    data_offset_sectors,
+                    recovery_offset_sectors,
+                } => {
+                    let (Some(member), Some(role)) = (
+                        self.member_index(&name),
+                        self.role_members.get(slot as usize),
+                    ) else {
+                        tracing::warn!(member = %name, slot, "activated outside the running geometry; not served");
+                        continue;
+                    };
+                    role.store(member, Ordering::Release);
+                    core.member_map
+                        .set_role(slot, (data_offset_sectors, Some(recovery_offset_sectors)));
+                    core.roles_by_name.retain(|(n, _)| *n != name);
+                    core.roles_by_name.push((name, slot));
+                    core.members_generation += 1;
+                    tracing::info!(slot, "spare activated; recovery follows");
+                }
+                ArrayEvent::MemberInSync { name, slot } => {
+                    let Some(offset) = core.member_map.role(slot).map(|(o, _)| o) else {
+                        continue;
+                    };
+                    core.member_map.set_role(slot, (offset, None));
+                    core.members_generation += 1;
+                    tracing::info!(member = %name, slot, "member in sync");
+                }
+                other => unreachable!("not a membership event: {other:?}"),
+            }
+        }
+    }
+
+    /// md's hot add (`new_dev`): open `path` and add it as a spare. For
+    /// native metadata it needs a superblock like the others' (not yet: the
+    /// caller is refused); for external metadata the manager sets `offset`
+    /// and `size` next, then `slot`. Returns the member's name.
+    pub(crate) fn add_member(&self, path: &Path) -> Result<String, EngineError> {
+        let _config = self
+            .config_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let file = MemberFile::open_read_write(path)
+            .map_err(|e| EngineError::new(Errno::EINVAL, format!("new_dev: {e}")))?;
+        let base = path
+            .file_name()
+            .map_or_else(|| "member".to_owned(), |n| n.to_string_lossy().into_owned());
+        let mut core = self.core();
+        if !matches!(core.array.metadata(), MetadataKind::External { .. }) {
+            return Err(EngineError::new(
+                Errno::EOPNOTSUPP,
+                "new_dev: adding to an array with native metadata needs a superblock; not supported yet",
+            ));
+        }
+        if self.member_index(&base).is_some() {
+            return Err(EngineError::new(
+                Errno::EEXIST,
+                format!("new_dev: {base} is already a member"),
+            ));
+        }
+        let slot = self
+            .files
+            .iter()
+            .zip(&self.member_names)
+            .position(|(f, n)| f.get().is_none() && n.get().is_none())
+            .ok_or_else(|| {
+                EngineError::new(Errno::ENOSPC, "new_dev: no room for another member")
+            })?;
+        core.array.add_member(MemberConfig {
+            name: base.clone(),
+            slot: None,
+            data_offset_sectors: 0,
+            // The manager sets offset and size (md: offset before size).
+            size_sectors: 0,
+            in_sync: false,
+            faulty: false,
+            write_mostly: false,
+            recovery_offset_sectors: None,
+        })?;
+        let _ = self.files[slot].set(file);
+        let _ = self.member_names[slot].set(base.clone());
+        self.settle(core, true);
+        Ok(base)
+    }
+}
