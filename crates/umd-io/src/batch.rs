@@ -300,6 +300,16 @@ fn validate(files: &[Option<&MemberFile>], op: &Op<'_>) -> Result<(), IoError> {
             source: io::Error::new(io::ErrorKind::InvalidInput, "extent ends past 2^64"),
         });
     }
+    let write = matches!(op, Op::Write { .. });
+    let data_op = !matches!(op, Op::SyncData { .. });
+    if data_op && file.injected_fault(write, op.offset_bytes(), op.len_bytes() as u64) {
+        return Err(IoError {
+            path: file.path().to_path_buf(),
+            op: op.name(),
+            offset,
+            source: crate::faults::error(),
+        });
+    }
     Ok(())
 }
 

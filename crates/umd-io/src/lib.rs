@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 pub mod batch;
+pub mod faults;
 pub mod host;
 pub mod member_file;
 #[allow(unsafe_code)]

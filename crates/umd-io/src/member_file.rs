@@ -50,6 +50,8 @@ pub struct MemberFile {
     path: PathBuf,
     file: File,
     len_bytes: u64,
+    /// Injected faults for this member (`faults.rs`); empty in normal use.
+    faults: Vec<crate::faults::Fault>,
 }
 
 impl MemberFile {
@@ -71,13 +73,44 @@ impl MemberFile {
             offset: None,
             source,
         };
+        let injected = crate::faults::injected().map_err(|e| {
+            err(
+                "open",
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+            )
+        })?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let faults = injected
+            .iter()
+            .filter(|f| name.as_deref() == Some(f.name.as_str()))
+            .cloned()
+            .collect();
         let mut file = options.open(path).map_err(|e| err("open", e))?;
         let len_bytes = file.seek(SeekFrom::End(0)).map_err(|e| err("size", e))?;
         Ok(Self {
             path: path.to_path_buf(),
             file,
             len_bytes,
+            faults,
         })
+    }
+
+    /// Whether an injected fault fails an op over `[offset, offset + len)`.
+    #[must_use]
+    pub fn injected_fault(&self, write: bool, offset: u64, len: u64) -> bool {
+        self.faults.iter().any(|f| f.hits(write, offset, len))
+    }
+
+    fn check_fault(&self, write: bool, offset: u64, len: usize) -> Result<(), IoError> {
+        if self.injected_fault(write, offset, len as u64) {
+            return Err(IoError {
+                path: self.path.clone(),
+                op: if write { "write" } else { "read" },
+                offset: Some(offset),
+                source: crate::faults::error(),
+            });
+        }
+        Ok(())
     }
 
     /// The member's path.
@@ -97,6 +130,7 @@ impl MemberFile {
     /// layout never asks for it on a healthy member, so it means a truncated
     /// or wrong device).
     pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        self.check_fault(false, offset, buf.len())?;
         self.file
             .read_exact_at(buf, offset)
             .map_err(|source| IoError {
@@ -110,6 +144,7 @@ impl MemberFile {
     /// Write all of `buf` at byte `offset`; short writes are continued and
     /// `EINTR` retried by the standard library.
     pub fn write_all_at(&self, offset: u64, buf: &[u8]) -> Result<(), IoError> {
+        self.check_fault(true, offset, buf.len())?;
         self.file
             .write_all_at(buf, offset)
             .map_err(|source| IoError {

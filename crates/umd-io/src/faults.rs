@@ -1,0 +1,158 @@
+//! Injected member faults, for exercising failure paths on real processes:
+//! sectors of a named member that fail to read or write with EIO, as md's
+//! `faulty` personality makes them fail.
+//!
+//! Why an environment variable: the failure paths worth testing run inside
+//! `umd run` and `umd mon`, behind real NBD clients; a test sets
+//! `UMD_FAULT_INJECT` for the process it starts and the members it names
+//! misbehave from their first I/O. Nothing changes when it is unset: every
+//! member then has an empty fault list, checked before each op is issued.
+//!
+//! Syntax: comma-separated `NAME:OP:SECTOR[+SECTORS]`, where `NAME` is the
+//! member's file name, `OP` is `read`, `write` or `rw`, and the range is in
+//! 512-byte sectors from the start of the device (one sector if no count).
+//! A malformed entry is refused when the process starts, naming it.
+
+use std::io;
+use std::sync::OnceLock;
+
+/// The environment variable that injects faults.
+pub const FAULT_ENV: &str = "UMD_FAULT_INJECT";
+
+/// Most faults one process takes: a bound on the list checked per op.
+pub const FAULTS_MAX: usize = 64;
+
+/// Which operations a fault fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultOp {
+    /// Reads.
+    Read,
+    /// Writes.
+    Write,
+    /// Both.
+    ReadWrite,
+}
+
+/// One injected fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// The member's file name.
+    pub name: String,
+    /// Which operations fail.
+    pub op: FaultOp,
+    /// First failing byte.
+    pub start_bytes: u64,
+    /// Failing bytes from there.
+    pub len_bytes: u64,
+}
+
+impl Fault {
+    /// Whether an op of kind `write` over `[offset, offset + len)` hits this fault.
+    #[must_use]
+    pub fn hits(&self, write: bool, offset: u64, len: u64) -> bool {
+        let kind = match self.op {
+            FaultOp::ReadWrite => true,
+            FaultOp::Write => write,
+            FaultOp::Read => !write,
+        };
+        kind && len > 0
+            && offset < self.start_bytes + self.len_bytes
+            && self.start_bytes < offset + len
+    }
+}
+
+/// Parse a fault list (module doc syntax).
+pub fn parse(spec: &str) -> Result<Vec<Fault>, String> {
+    let mut faults = Vec::new();
+    for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let bad = || format!("{FAULT_ENV}: {entry:?} is not NAME:read|write|rw:SECTOR[+SECTORS]");
+        let mut parts = entry.rsplitn(3, ':');
+        let (range, op, name) = (parts.next(), parts.next(), parts.next());
+        let (Some(range), Some(op), Some(name)) = (range, op, name) else {
+            return Err(bad());
+        };
+        let op = match op {
+            "read" => FaultOp::Read,
+            "write" => FaultOp::Write,
+            "rw" => FaultOp::ReadWrite,
+            _ => return Err(bad()),
+        };
+        let (start, count) = range.split_once('+').unwrap_or((range, "1"));
+        let (Ok(start), Ok(count)) = (start.parse::<u64>(), count.parse::<u64>()) else {
+            return Err(bad());
+        };
+        let (Some(start_bytes), Some(len_bytes)) = (start.checked_mul(512), count.checked_mul(512))
+        else {
+            return Err(bad());
+        };
+        if name.is_empty() || count == 0 {
+            return Err(bad());
+        }
+        faults.push(Fault {
+            name: name.to_owned(),
+            op,
+            start_bytes,
+            len_bytes,
+        });
+    }
+    if faults.len() > FAULTS_MAX {
+        return Err(format!("{FAULT_ENV}: more than {FAULTS_MAX} faults"));
+    }
+    Ok(faults)
+}
+
+/// The faults this process was started with (parsed once).
+pub fn injected() -> Result<&'static [Fault], String> {
+    static FAULTS: OnceLock<Result<Vec<Fault>, String>> = OnceLock::new();
+    FAULTS
+        .get_or_init(|| match std::env::var(FAULT_ENV) {
+            Ok(spec) => parse(&spec),
+            Err(_) => Ok(Vec::new()),
+        })
+        .as_deref()
+        .map_err(Clone::clone)
+}
+
+/// The injected I/O error.
+pub(crate) fn error() -> io::Error {
+    io::Error::other(format!("injected fault ({FAULT_ENV})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_matches() {
+        let f = parse("d1.img:write:2048+8, d0.img:rw:0").expect("valid");
+        assert_eq!(f.len(), 2);
+        assert_eq!(
+            f[0],
+            Fault {
+                name: "d1.img".into(),
+                op: FaultOp::Write,
+                start_bytes: 2048 * 512,
+                len_bytes: 8 * 512
+            }
+        );
+        assert!(f[0].hits(true, 2048 * 512, 512));
+        assert!(f[0].hits(true, 2047 * 512, 1024));
+        assert!(!f[0].hits(false, 2048 * 512, 512), "reads are fine");
+        assert!(!f[0].hits(true, 2056 * 512, 512), "past the range");
+        assert!(f[1].hits(false, 0, 512) && f[1].hits(true, 0, 4096));
+    }
+
+    #[test]
+    fn refuses_malformed_entries() {
+        for bad in [
+            "d1",
+            "d1:write",
+            "d1:erase:0",
+            "d1:read:x",
+            ":read:0",
+            "d1:read:0+0",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+}
