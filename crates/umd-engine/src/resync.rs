@@ -178,22 +178,36 @@ impl SyncPlanner {
         );
     }
 
-    fn plan_parity(&self, position: u64, len_max: u64, window: &mut SyncWindow) {
+    /// A raid4/5/6 window: its length (inside one chunk row) and stripe
+    /// layout in `window`; returns (Q-ordered slots, parity blocks).
+    fn parity_window(
+        &self,
+        position: u64,
+        len_max: u64,
+        window: &mut SyncWindow,
+    ) -> (usize, usize) {
         let chunk = u64::from(self.geometry.chunk_sectors());
-        let len = len_max
+        window.len = len_max
             .min(chunk - position % chunk)
             .min(self.max_position() - position);
-        window.len = len;
         self.geometry
             .stripe_layout(position / chunk, &mut window.layout);
         let layout = &window.layout;
-        let raid6 = layout.q_role.is_some();
-        let d = layout.data_roles.len();
-        let (slots, parity) = if raid6 {
+        let slots_parity = if layout.q_role.is_some() {
             (layout.q_slot_count as usize, 2)
         } else {
-            (d, 1)
+            (layout.data_roles.len(), 1)
         };
+        assert!(window.len > 0 && slots_parity.0 >= layout.data_roles.len());
+        slots_parity
+    }
+
+    fn plan_parity(&self, position: u64, len_max: u64, window: &mut SyncWindow) {
+        let (slots, parity) = self.parity_window(position, len_max, window);
+        let len = window.len;
+        let layout = &window.layout;
+        let raid6 = parity == 2;
+        let d = layout.data_roles.len();
         let every_role = layout
             .data_roles
             .iter()
@@ -305,20 +319,10 @@ impl SyncPlanner {
     }
 
     fn plan_recover_parity(&self, position: u64, len_max: u64, window: &mut SyncWindow) {
-        let chunk = u64::from(self.geometry.chunk_sectors());
-        let len = len_max
-            .min(chunk - position % chunk)
-            .min(self.max_position() - position);
-        window.len = len;
-        self.geometry
-            .stripe_layout(position / chunk, &mut window.layout);
+        let (slots, parity) = self.parity_window(position, len_max, window);
+        let len = window.len;
         let layout = &window.layout;
-        let raid6 = layout.q_role.is_some();
-        let (slots, parity) = if raid6 {
-            (layout.q_slot_count as usize, 2)
-        } else {
-            (layout.data_roles.len(), 1)
-        };
+        let raid6 = parity == 2;
         let wbytes = len as usize * SECTOR_BYTES;
         let io = |role: u32, block: usize| PlannedIo {
             role,

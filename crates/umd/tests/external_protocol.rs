@@ -11,8 +11,8 @@ mod support;
 
 use std::time::Duration;
 use support::external::{
-    examine, expect_event, finish, get, qemu_io, real_container, serve, set, still_blocked,
-    wait_for, watch, Mon, SETTLE,
+    eventually, examine, expect_event, finish, get, qemu_io, real_container, serve, set,
+    still_blocked, wait_for, watch, Mon, SETTLE,
 };
 use support::{mdadm_examine, require_tool, Running, TempDir};
 
@@ -74,18 +74,13 @@ impl Fixture {
     }
 
     fn wait_vd_state(&self, consistent: bool) {
-        let deadline = std::time::Instant::now() + SETTLE;
-        loop {
-            let state = self.vd_state();
-            if state.contains("Not Consistent") != consistent {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "VD still {state:?}; waited for consistent={consistent}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        eventually(
+            &format!("VD state (waiting for consistent={consistent})"),
+            || {
+                let state = self.vd_state();
+                (state.contains("Not Consistent") != consistent, state)
+            },
+        );
     }
 }
 
@@ -257,11 +252,10 @@ fn member_failure_is_recorded_before_writes_go_on() {
     finish(write, SETTLE);
     let text = mdadm_examine(&f.disks[1]);
     assert!(text.contains("Failed") || text.contains("failed"), "{text}");
-    let deadline = std::time::Instant::now() + SETTLE;
-    while support::external::get_opt(&f.run, &format!("0/dev-{member}/state")).is_some() {
-        assert!(std::time::Instant::now() < deadline, "member never removed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually("the failed member's removal", || {
+        let state = support::external::get_opt(&f.run, &format!("0/dev-{member}/state"));
+        (state.is_none(), state)
+    });
 }
 
 /// The name of the first member of subarray 0.
@@ -336,14 +330,10 @@ fn dirty_container_resyncs_and_the_end_waits_for_the_manager() {
     assert_eq!(get(&run, "0/array_state"), "write-pending");
     mon.resume();
     wait_for(&run, "0/array_state", "clean");
-    let text = mdadm_examine(&disks[0]);
-    let deadline = std::time::Instant::now() + SETTLE;
-    let mut text = text;
-    while text.contains("Not Consistent") {
-        assert!(std::time::Instant::now() < deadline, "{text}");
-        std::thread::sleep(Duration::from_millis(50));
-        text = mdadm_examine(&disks[0]);
-    }
+    eventually("the VD recorded consistent", || {
+        let text = mdadm_examine(&disks[0]);
+        (!text.contains("Not Consistent"), text)
+    });
     assert!(examine(&disks[0]).contains("clean"));
 }
 
@@ -410,11 +400,14 @@ fn refused_transitions() {
     let _ = reader.wait();
     std::thread::sleep(Duration::from_millis(200));
     wait_for(&f.run, "0/array_state", "clean");
+    // Held, or the manager hands the read-only array on to read-auto.
+    f.mon().pause();
     assert_eq!(set(&f.run, "0/array_state", "readonly"), Ok(()));
     assert_eq!(
         set(&f.run, "0/array_state", "readonly"),
         Err("ENXIO".into())
     );
+    f.mon().resume();
 }
 
 /// §8.20: stopping an idle external array: the engine marks itself clean and
@@ -766,19 +759,11 @@ fn a_failed_disk_is_failed_in_every_subarray() {
     }
     let member = first_member(&run);
     set(&run, &format!("0/dev-{member}/state"), "faulty").expect("fail in subarray 0");
-    let deadline = std::time::Instant::now() + SETTLE;
-    loop {
+    eventually("the disk failed in subarray 1 too", || {
         let other = support::external::get_opt(&run, &format!("1/dev-{member}/state"));
         // Failed there too (and possibly already removed).
-        if other.as_deref().is_none_or(|s| s.contains("faulty")) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still {other:?} in subarray 1"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        (other.as_deref().is_none_or(|s| s.contains("faulty")), other)
+    });
     assert_eq!(get(&run, "1/degraded"), "1");
     finish(qemu_io(&run, "m2", "write -P 3 0 4k", false), SETTLE);
     finish(qemu_io(&run, "m2", "read -P 3 0 4k", true), SETTLE);
@@ -997,15 +982,11 @@ fn a_spare_is_activated_and_rebuilt() {
         .into_owned();
     set(&run, &format!("0/dev-{failed}/state"), "faulty").expect("fail");
     // Rebuilt onto the spare.
-    let deadline = std::time::Instant::now() + SETTLE;
-    loop {
+    eventually("the spare rebuilt", || {
         let state = support::external::get_opt(&run, &format!("0/dev-{spare}/state"));
-        if state.as_deref() == Some("in_sync") && get(&run, "0/sync_action") == "idle" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "spare is {state:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        let idle = get(&run, "0/sync_action") == "idle";
+        (state.as_deref() == Some("in_sync") && idle, state)
+    });
     assert_eq!(get(&run, "0/degraded"), "0");
     let slot = get(&run, &format!("0/dev-{spare}/slot"));
     assert!(slot.parse::<u32>().is_ok(), "spare slot {slot}");
@@ -1014,16 +995,11 @@ fn a_spare_is_activated_and_rebuilt() {
     set(&run, "0/sync_action", "check").expect("check");
     wait_for(&run, "0/sync_action", "idle");
     assert_eq!(get(&run, "0/mismatch_cnt"), "0");
-    let deadline = std::time::Instant::now() + SETTLE;
-    loop {
+    eventually("mdadm reads the VD optimal", || {
         let text = mdadm_examine(&disks[2]);
-        if text
+        let optimal = text
             .lines()
-            .any(|l| l.contains("state[0]") && l.contains("Optimal"))
-        {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{text}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+            .any(|l| l.contains("state[0]") && l.contains("Optimal"));
+        (optimal, text)
+    });
 }

@@ -148,6 +148,26 @@ pub(crate) fn serve(dir: &TempDir, disks: &[PathBuf], extra: &[&str]) -> Running
     Running::start_with(dir.path(), disks, &args)
 }
 
+/// Poll `probe` until it says done (bounded by [`SETTLE`]); panics with
+/// what it saw last.
+pub(crate) fn eventually<T: std::fmt::Debug>(
+    what: &str,
+    mut probe: impl FnMut() -> (bool, T),
+) -> T {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let (done, seen) = probe();
+        if done {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still {seen:?} after {SETTLE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// An attribute through the control library.
 pub(crate) fn get(run: &Running, attr: &str) -> String {
     client::get(&run.control, attr).unwrap_or_else(|e| panic!("get {attr}: {e}"))
@@ -163,18 +183,10 @@ pub(crate) fn set(run: &Running, attr: &str, value: &str) -> Result<(), String> 
 
 /// Wait (bounded) until `attr` reads `want`.
 pub(crate) fn wait_for(run: &Running, attr: &str, want: &str) {
-    let deadline = Instant::now() + SETTLE;
-    loop {
+    eventually(&format!("{attr} (waiting for {want:?})"), || {
         let got = get(run, attr);
-        if got == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{attr} is {got:?}, waited for {want:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        (got == want, got)
+    });
 }
 
 /// A watch on `attrs` running in a thread: every `(attr, value)` event.
