@@ -4,6 +4,7 @@
 //! so the fuzz targets can reach their parsers (style R21).
 #![forbid(unsafe_code)]
 
+mod acceptor;
 pub mod control;
 pub mod mon;
 pub mod nbd;

@@ -41,9 +41,6 @@ pub(crate) const MAX_CLIENTS: usize = 64;
 /// that stops reading must not pin a delivery thread (or shutdown) forever.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Pause after a failed `accept` (out of descriptors, say) so the acceptor does not spin.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
-
 /// Bytes read from a socket per call; requests are short lines.
 const READ_CHUNK_BYTES: usize = 4096;
 
@@ -386,29 +383,11 @@ impl Drop for ControlHandle {
     }
 }
 
-/// Accept until stopped; returns the connection threads for the handle to join. Runs for
-/// the server's whole life by design.
+/// Accept until stopped; returns the connection threads for the handle to join.
 fn accept_loop(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
-    let mut connections: Vec<JoinHandle<()>> = Vec::new();
-    loop {
-        let accepted = shared.listener.accept();
-        if shared.stopping.load(Ordering::SeqCst) {
-            return connections;
-        }
-        match accepted {
-            Ok((stream, _)) => {
-                connections.retain(|c| !c.is_finished());
-                if let Some(connection) = start_connection(shared, stream) {
-                    connections.push(connection);
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "control socket accept failed");
-                std::thread::sleep(ACCEPT_ERROR_BACKOFF);
-            }
-        }
-    }
+    crate::acceptor::accept_until_stopped(&shared.listener, &shared.stopping, "control", |stream| {
+        start_connection(shared, stream)
+    })
 }
 
 /// Register a new connection and start its thread, or refuse it when full.

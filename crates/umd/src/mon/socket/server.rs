@@ -47,9 +47,6 @@ const MONITOR_PASS_TIMEOUT_DEFAULT: Duration = Duration::from_secs(15);
 const CLIENTS_MAX_DEFAULT: usize = 16;
 /// Upper bound on `clients_max`: each connection costs a thread.
 const CLIENTS_MAX_LIMIT: usize = 256;
-/// Pause after a failed `accept` (out of descriptors, say) so the acceptor does
-/// not spin while the condition lasts.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 /// Bytes read from a socket per call.
 const READ_CHUNK_BYTES: usize = 16 << 10;
 
@@ -236,28 +233,11 @@ struct Clients {
 }
 
 /// Accepts until stopped; returns the connection threads for the handle to
-/// join. Runs for the server's whole life by design.
+/// join.
 fn accept_loop(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
-    let mut connections: Vec<JoinHandle<()>> = Vec::new();
-    loop {
-        let accepted = shared.listener.accept();
-        if shared.stopping.load(Ordering::SeqCst) {
-            return connections;
-        }
-        match accepted {
-            Ok((stream, _)) => {
-                connections.retain(|c| !c.is_finished());
-                if let Some(connection) = start_connection(shared, stream) {
-                    connections.push(connection);
-                }
-            }
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => {
-                warn!(%error, "mon: accept failed");
-                thread::sleep(ACCEPT_ERROR_BACKOFF);
-            }
-        }
-    }
+    crate::acceptor::accept_until_stopped(&shared.listener, &shared.stopping, "mon", |stream| {
+        start_connection(shared, stream)
+    })
 }
 
 /// Registers a connection and starts its thread, or refuses it when full.
