@@ -24,6 +24,8 @@ use crate::member::{Member, MemberFlags, MemberHealth};
 use crate::state::{MdState, SafeMode, SbFlags};
 use crate::time::{Duration, Time};
 
+#[cfg(test)]
+mod bad_blocks_tests;
 mod spares;
 mod sync;
 #[cfg(test)]
@@ -229,12 +231,41 @@ impl Array {
         self.state.sb_flags.contains(SbFlags::PENDING)
     }
 
-    /// Names of members that are `Blocked` (writes wait for them).
+    /// Names of members writes wait for (md's `rdev_blocked`).
     pub fn blocked_members(&self) -> impl Iterator<Item = &str> {
         self.members
             .iter()
-            .filter(|m| m.is_blocked())
+            .filter(|m| m.blocks_writes())
             .map(Member::name)
+    }
+
+    /// md's `rdev_set_badblocks` after a write error: member `name`'s
+    /// sectors `[start, start + len)` (from its data offset) are bad and
+    /// unacknowledged. Writes wait until the metadata records them (native:
+    /// the superblock's log; external: the manager acknowledges through
+    /// `bad_blocks`). Returns `false` when the member cannot record more:
+    /// the caller must fail it instead.
+    pub fn record_bad_block(&mut self, name: &str, start_sectors: u64, len_sectors: u64) -> bool {
+        let Some(i) = self.members.iter().position(|m| m.name == name) else {
+            return false;
+        };
+        if self.members[i].is_faulty() {
+            return true;
+        }
+        if !self.members[i].set_bad_blocks(start_sectors, len_sectors, false) {
+            return false;
+        }
+        if self.state.running == Some(Ro::ReadWrite) {
+            self.state
+                .sb_flags
+                .insert(SbFlags::CLEAN.union(SbFlags::PENDING));
+        }
+        self.notify(&format!("dev-{name}/state"));
+        self.notify(&format!("dev-{name}/unacknowledged_bad_blocks"));
+        self.notify("array_state");
+        self.md_check_recovery();
+        assert!(self.members[i].blocks_writes());
+        true
     }
 
     /// md's `md_write_end`: drop the reference and (re)arm the safemode
@@ -670,5 +701,6 @@ fn member_from_config(c: MemberConfig) -> Member {
         health,
         flags,
         errors: 0,
+        bad_blocks: Vec::new(),
     }
 }

@@ -11,12 +11,14 @@
 //! including md's `md_allow_write` for `stripe_cache_size` growth in the
 //! 2008-2017 EAGAIN form (protocol.md §4.3).
 
+mod members;
+
 use crate::array::{
     level_name, Array, ArrayEvent, MetadataKind, LEVEL_LINEAR, LEVEL_NONE, MAX_SECTOR,
     STRIPE_CACHE_SIZE_MAX, STRIPE_CACHE_SIZE_MIN,
 };
 use crate::errno::{EngineError, Errno};
-use crate::member::{parse_u64, trim_value, MemberFlags, MemberHealth, StateStore};
+use crate::member::{parse_u64, trim_value};
 use crate::state::{Ro, SafeMode, SbFlags};
 use crate::time::{Duration, Time};
 
@@ -546,194 +548,6 @@ impl Array {
             _ => return Err(no_attr(attr)),
         }
         Ok(())
-    }
-
-    fn member_index(&self, attr: &str, rest: &str) -> Result<(usize, String), EngineError> {
-        let (name, field) = rest.rsplit_once('/').ok_or_else(|| no_attr(attr))?;
-        let index = self
-            .members
-            .iter()
-            .position(|m| m.name == name)
-            .ok_or_else(|| no_attr(attr))?;
-        Ok((index, field.to_owned()))
-    }
-
-    fn show_member(&self, attr: &str, rest: &str) -> Result<String, EngineError> {
-        let (i, field) = self.member_index(attr, rest)?;
-        let m = &self.members[i];
-        Ok(match field.as_str() {
-            "state" => m.show_state(),
-            "slot" => m.show_slot(),
-            "offset" => m.data_offset_sectors.to_string(),
-            "size" => (m.size_sectors / 2).to_string(),
-            "errors" => m.errors.to_string(),
-            "recovery_start" => m.show_recovery_start(),
-            _ => return Err(no_attr(attr)),
-        })
-    }
-
-    fn store_member(&mut self, attr: &str, rest: &str, v: &str) -> Result<(), EngineError> {
-        let (i, field) = self.member_index(attr, rest)?;
-        let running = self.state.running.is_some();
-        let slotted = self.members[i].slot.is_some();
-        match field.as_str() {
-            "state" => return self.store_member_state(i, v),
-            "slot" => return self.store_member_slot(attr, i, v),
-            "offset" => {
-                let external_sized = self.is_external() && self.members[i].size_sectors != 0;
-                if (running && slotted) || external_sized {
-                    return Err(EngineError::new(Errno::EBUSY, format!("{attr}: in use")));
-                }
-                self.members[i].data_offset_sectors = parse_u64(attr, v)?;
-            }
-            "size" => {
-                let sectors = parse_u64(attr, v)?
-                    .checked_mul(2)
-                    .ok_or_else(|| EngineError::new(Errno::EINVAL, format!("{attr}: too large")))?;
-                if sectors < self.component_sectors {
-                    return Err(EngineError::new(
-                        Errno::EINVAL,
-                        format!("{attr}: below component_size"),
-                    ));
-                }
-                if running && slotted {
-                    return Err(EngineError::new(Errno::EBUSY, format!("{attr}: in use")));
-                }
-                self.members[i].size_sectors = sectors;
-            }
-            "errors" => self.members[i].errors = parse_u64(attr, v)?,
-            "recovery_start" => {
-                if running && slotted {
-                    return Err(EngineError::new(
-                        Errno::EBUSY,
-                        format!("{attr}: member active"),
-                    ));
-                }
-                let m = &mut self.members[i];
-                if v == "none" {
-                    m.health = MemberHealth::InSync;
-                } else {
-                    let offset = parse_u64(attr, v)?;
-                    m.health = MemberHealth::OutOfSync {
-                        recovery_offset_sectors: offset,
-                    };
-                }
-            }
-            _ => return Err(no_attr(attr)),
-        }
-        Ok(())
-    }
-
-    fn store_member_state(&mut self, i: usize, word: &str) -> Result<(), EngineError> {
-        let running = self.state.running.is_some();
-        let external = self.is_external();
-        let name = self.members[i].name.clone();
-        let effect = self.members[i].store_state(word, running, external)?;
-        match effect {
-            StateStore::Done => {}
-            StateStore::Fail => {
-                if self.md_error(i) {
-                    return Err(EngineError::new(
-                        Errno::EBUSY,
-                        format!("dev-{name}/state: array is broken"),
-                    ));
-                }
-            }
-            StateStore::Remove => {
-                self.members.remove(i);
-                self.update_degraded();
-                if running {
-                    self.state.sb_flags.insert(SbFlags::DEVS);
-                }
-                self.push_event(ArrayEvent::MemberRemoved { name });
-                return Ok(());
-            }
-            StateStore::Unblocked => self.recovery_needed = true,
-            StateStore::ReAdd => {
-                return Err(EngineError::new(
-                    Errno::EBUSY,
-                    format!("dev-{name}/state: re-add"),
-                ))
-            }
-        }
-        self.notify(&format!("dev-{name}/state"));
-        Ok(())
-    }
-
-    fn store_member_slot(&mut self, attr: &str, i: usize, v: &str) -> Result<(), EngineError> {
-        let requested = if v == "none" {
-            None
-        } else {
-            Some(parse_u64(attr, v)?)
-        };
-        if self.state.running.is_none() {
-            let Some(slot) = requested else {
-                self.members[i].slot = None;
-                return Ok(());
-            };
-            if slot >= u64::from(self.raid_disks) {
-                return Err(EngineError::new(
-                    Errno::ENOSPC,
-                    format!("{attr}: beyond raid_disks"),
-                ));
-            }
-            // md assumes a member given a slot while inactive is working.
-            let m = &mut self.members[i];
-            m.slot = Some(slot as u32);
-            m.health = MemberHealth::InSync;
-            m.flags.set(MemberFlags::WRITE_MOSTLY, false);
-            let name = format!("dev-{}/state", m.name);
-            self.notify(&name);
-            return Ok(());
-        }
-        match requested {
-            None => {
-                let m = &self.members[i];
-                if m.slot.is_none() {
-                    return Err(EngineError::new(Errno::EEXIST, format!("{attr}: no slot")));
-                }
-                if m.is_in_sync() {
-                    return Err(EngineError::new(
-                        Errno::EBUSY,
-                        format!("{attr}: member working"),
-                    ));
-                }
-                let m = &mut self.members[i];
-                m.flags.set(MemberFlags::BLOCKED, false);
-                m.slot = None;
-                self.update_degraded();
-                Ok(())
-            }
-            Some(slot) => {
-                if self.members[i].slot.is_some() || self.sync.running.is_some() {
-                    return Err(EngineError::new(Errno::EBUSY, format!("{attr}: busy")));
-                }
-                if slot >= u64::from(self.raid_disks) {
-                    return Err(EngineError::new(
-                        Errno::ENOSPC,
-                        format!("{attr}: beyond raid_disks"),
-                    ));
-                }
-                let slot = slot as u32;
-                if self.members.iter().any(|m| m.slot == Some(slot)) || self.members[i].is_faulty()
-                {
-                    return Err(EngineError::new(
-                        Errno::EBUSY,
-                        format!("{attr}: slot in use"),
-                    ));
-                }
-                if self.members[i].size_sectors < self.component_sectors {
-                    return Err(EngineError::new(
-                        Errno::ENOSPC,
-                        format!("{attr}: member smaller than component_size"),
-                    ));
-                }
-                // md: the spare takes the slot; recovery is left to the
-                // writer (the manager writes `recover` when it is ready).
-                self.take_slot(i, slot);
-                Ok(())
-            }
-        }
     }
 }
 

@@ -23,14 +23,32 @@ use std::fmt::Write as _;
 use crate::errno::{EngineError, Errno};
 
 /// The attributes every member has under `dev-NAME/` (protocol.md §7).
-pub const MEMBER_ATTRS: [&str; 6] = [
+pub const MEMBER_ATTRS: [&str; 8] = [
     "state",
     "slot",
     "offset",
     "size",
     "errors",
     "recovery_start",
+    "bad_blocks",
+    "unacknowledged_bad_blocks",
 ];
+
+/// Most bad ranges one member records: md's `MAX_BADBLOCKS` (one page of
+/// 8-byte entries). A member with more is failed instead.
+pub const BAD_BLOCKS_MAX: usize = 512;
+
+/// One recorded bad range (md's badblocks entry), in member sectors from
+/// the data offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadBlock {
+    /// First bad sector.
+    pub start_sectors: u64,
+    /// Bad sectors from there.
+    pub len_sectors: u64,
+    /// Recorded in the metadata (acknowledged); until then writes wait.
+    pub acked: bool,
+}
 
 /// Whether a member's data can be trusted (md's `Faulty` / `In_sync` bits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +114,8 @@ pub struct Member {
     pub(crate) health: MemberHealth,
     pub(crate) flags: MemberFlags,
     pub(crate) errors: u64,
+    /// md's bad-block list, at most [`BAD_BLOCKS_MAX`] entries.
+    pub(crate) bad_blocks: Vec<BadBlock>,
 }
 
 /// What a `dev-NAME/state` store asks of the array, beyond flag changes the
@@ -169,6 +189,69 @@ impl Member {
         self.flags.contains(MemberFlags::BLOCKED)
     }
 
+    /// Whether bad ranges wait for the metadata to record them (md's
+    /// `BlockedBadBlocks`).
+    #[must_use]
+    pub fn has_unacked_bad_blocks(&self) -> bool {
+        self.bad_blocks.iter().any(|b| !b.acked)
+    }
+
+    /// Whether writes must wait for this member (md's `rdev_blocked`):
+    /// `Blocked`, or unacknowledged bad blocks on a member that is not faulty.
+    #[must_use]
+    pub fn blocks_writes(&self) -> bool {
+        self.is_blocked() || (self.has_unacked_bad_blocks() && !self.is_faulty())
+    }
+
+    /// `bad_blocks` (acknowledged) or `unacknowledged_bad_blocks`: md's
+    /// `sector length` lines.
+    #[must_use]
+    pub fn show_bad_blocks(&self, acked: bool) -> String {
+        self.bad_blocks
+            .iter()
+            .filter(|b| b.acked == acked)
+            .map(|b| format!("{} {}", b.start_sectors, b.len_sectors))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Record a bad range, acknowledged or not (md's `badblocks_set`). An
+    /// acknowledged range also acknowledges the unacknowledged ranges inside
+    /// it. Returns `false` when the list is full.
+    pub(crate) fn set_bad_blocks(
+        &mut self,
+        start_sectors: u64,
+        len_sectors: u64,
+        acked: bool,
+    ) -> bool {
+        assert!(len_sectors > 0, "an empty bad range");
+        let end = start_sectors + len_sectors;
+        if acked {
+            for b in &mut self.bad_blocks {
+                if b.start_sectors >= start_sectors && b.start_sectors + b.len_sectors <= end {
+                    b.acked = true;
+                }
+            }
+        }
+        let same = self
+            .bad_blocks
+            .iter_mut()
+            .find(|b| b.start_sectors == start_sectors && b.len_sectors == len_sectors);
+        if let Some(b) = same {
+            b.acked |= acked;
+            return true;
+        }
+        if self.bad_blocks.len() >= BAD_BLOCKS_MAX {
+            return false;
+        }
+        self.bad_blocks.push(BadBlock {
+            start_sectors,
+            len_sectors,
+            acked,
+        });
+        true
+    }
+
     /// Whether the member fills its slot with current data (counts as working).
     #[must_use]
     pub fn is_working(&self) -> bool {
@@ -179,11 +262,15 @@ impl Member {
     #[must_use]
     pub fn show_state(&self) -> String {
         let f = self.flags;
+        let unacked = self.has_unacked_bad_blocks();
+        let external_bbl = f.contains(MemberFlags::EXTERNAL_BBL);
         let words: [(&str, bool); 10] = [
-            ("faulty", self.is_faulty()),
+            // md shows unacknowledged bad blocks on a member whose manager
+            // keeps no bad-block list as faulty (protocol.md §7).
+            ("faulty", self.is_faulty() || (unacked && !external_bbl)),
             ("in_sync", self.is_in_sync()),
             ("write_mostly", f.contains(MemberFlags::WRITE_MOSTLY)),
-            ("blocked", f.contains(MemberFlags::BLOCKED)),
+            ("blocked", self.blocks_writes()),
             ("spare", !self.is_faulty() && !self.is_in_sync()),
             ("write_error", f.contains(MemberFlags::WRITE_ERROR)),
             (

@@ -22,13 +22,28 @@ pub struct MemberMap {
     /// `roles[role]` = `(data_offset_sectors, valid_below_sectors)`, or `None`
     /// when the role has no usable member.
     roles: Vec<Option<(u64, Option<u64>)>>,
+    /// Bad ranges `(role, first member sector, sectors)`: never read (md's
+    /// `is_badblock`); usually empty.
+    bad: Vec<(u32, u64, u64)>,
 }
 
 impl MemberMap {
     /// A map from per-role `(data_offset, recovery_offset)` pairs.
     #[must_use]
     pub fn new(roles: Vec<Option<(u64, Option<u64>)>>) -> Self {
-        Self { roles }
+        Self {
+            roles,
+            bad: Vec::new(),
+        }
+    }
+
+    /// Member sectors `[start, start + len)` of `role` (from its data
+    /// offset) hold no good data: plans read them elsewhere.
+    pub fn add_bad(&mut self, role: u32, start_sectors: u64, len_sectors: u64) {
+        assert!(len_sectors > 0, "an empty bad range");
+        if !self.bad.contains(&(role, start_sectors, len_sectors)) {
+            self.bad.push((role, start_sectors, len_sectors));
+        }
     }
 
     /// Stop using `role`: its member failed or left the array.
@@ -69,6 +84,12 @@ impl MemberMap {
 
     /// Whether `role` can supply member sectors `[dev_sector, dev_sector + len)`.
     fn usable(&self, role: u32, dev_sector: u64, len_sectors: u64) -> bool {
+        let bad = self.bad.iter().any(|&(r, start, len)| {
+            r == role && start < dev_sector + len_sectors && dev_sector < start + len
+        });
+        if bad {
+            return false;
+        }
         match self.roles.get(role as usize) {
             Some(Some((_, None))) => true,
             Some(Some((_, Some(valid_below)))) => dev_sector + len_sectors <= *valid_below,

@@ -66,6 +66,7 @@ impl Array {
             },
             flags: MemberFlags::default(),
             errors: 0,
+            bad_blocks: Vec::new(),
         });
         self.recovery_needed = true;
         self.notify(&format!("dev-{name}/state"));
