@@ -23,6 +23,7 @@ const FAULTY: DiskState = DiskState {
     write_mostly: false,
     spare: false,
     blocked: false,
+    external_bbl: false,
 };
 
 /// The refnum in md role `slot` of VD 0.
@@ -291,6 +292,7 @@ const IN_SYNC: DiskState = DiskState {
     write_mostly: false,
     spare: false,
     blocked: false,
+    external_bbl: false,
 };
 
 /// A container umd made on three 64 MiB members, with a clean raid1 on the

@@ -401,6 +401,7 @@ const FAULTY: DiskState = DiskState {
     write_mostly: false,
     spare: false,
     blocked: false,
+    external_bbl: false,
 };
 const IN_SYNC: DiskState = DiskState {
     faulty: false,
@@ -408,6 +409,7 @@ const IN_SYNC: DiskState = DiskState {
     write_mostly: false,
     spare: false,
     blocked: false,
+    external_bbl: false,
 };
 
 /// The handler's edits between the boots; returns the guest names of the

@@ -101,6 +101,10 @@ pub struct Acts {
     pub remove: Vec<String>,
     /// Members that are faulty here (to fail them in the other subarrays).
     pub faulty: Vec<String>,
+    /// Members whose bad blocks the metadata cannot record: write
+    /// `-external_bbl`, so the engine shows them faulty and the next pass
+    /// fails them (mdmon does this when `record_bad_block` fails).
+    pub drop_external_bbl: Vec<String>,
 }
 
 /// `cur <= clean` in mdmon's state order (clear, inactive, suspended,
@@ -206,6 +210,14 @@ fn failures(
     handler: &mut dyn MetadataHandler,
     acts: &mut Acts,
 ) {
+    // Blocked on bad blocks this manager keeps but no handler here records.
+    for m in seen
+        .members
+        .iter()
+        .filter(|m| m.state.external_bbl && m.state.blocked && !m.state.faulty)
+    {
+        acts.drop_external_bbl.push(m.name.clone());
+    }
     for m in seen.members.iter().filter(|m| m.state.faulty) {
         acts.faulty.push(m.name.clone());
         if let Some(slot) = m.slot {

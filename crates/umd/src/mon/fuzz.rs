@@ -211,6 +211,7 @@ fn disk_state(bits: u8) -> DiskState {
         write_mostly: bits & 4 != 0,
         spare: bits & 8 != 0,
         blocked: bits & 16 != 0,
+        external_bbl: bits & 32 != 0,
     }
 }
 

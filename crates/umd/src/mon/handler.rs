@@ -36,6 +36,8 @@ pub struct DiskState {
     pub spare: bool,
     /// `blocked`.
     pub blocked: bool,
+    /// `external_bbl`: the manager keeps this member's bad-block list.
+    pub external_bbl: bool,
 }
 
 impl DiskState {
@@ -51,6 +53,7 @@ impl DiskState {
                 "write_mostly" => s.write_mostly = true,
                 "spare" => s.spare = true,
                 "blocked" => s.blocked = true,
+                "external_bbl" => s.external_bbl = true,
                 _ => {}
             }
         }

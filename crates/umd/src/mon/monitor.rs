@@ -475,6 +475,9 @@ impl Monitor {
         for m in &acts.unblock {
             set(format!("{prefix}dev-{m}/state"), "-blocked");
         }
+        for m in &acts.drop_external_bbl {
+            set(format!("{prefix}dev-{m}/state"), "-external_bbl");
+        }
         for m in &acts.remove {
             set(format!("{prefix}dev-{m}/state"), "remove");
             self.subs[i].members.retain(|n| n != m);

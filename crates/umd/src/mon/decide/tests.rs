@@ -205,3 +205,19 @@ fn resync_progress_is_checkpointed_monotonically_and_its_end_recorded() {
     assert_eq!(h.calls, ["state 3 Dirty none", "state 3 Dirty none"]);
     assert_eq!(acts.array_state, Some("active"));
 }
+
+#[test]
+fn bad_blocks_the_metadata_cannot_record_drop_external_bbl() {
+    let mut h = Recorder::default();
+    let mut t = running("active");
+    let mut s = seen("write-pending");
+    s.members[1].state = DiskState::parse("in_sync,blocked,external_bbl");
+    let acts = decide(&mut t, &s, &mut h);
+    assert_eq!(acts.drop_external_bbl, ["d1"]);
+    assert!(acts.faulty.is_empty() && acts.unblock.is_empty());
+    // The engine then shows it faulty: the next pass fails it.
+    s.members[1].state = DiskState::parse("faulty,in_sync,blocked");
+    let acts = decide(&mut t, &s, &mut h);
+    assert_eq!(acts.unblock, ["d1"]);
+    assert!(h.calls.iter().any(|c| c == "disk 3 1 faulty=true"));
+}
