@@ -598,6 +598,7 @@ fn zero_slots(used: &mut Vec<bool>, slots: usize, chunks: &[ChunkOp]) -> ([usize
 }
 
 mod compute;
+pub mod gather;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -9,6 +9,7 @@ use super::{HostError, Shared};
 use crate::batch::{BackendKind, Batch, Op};
 use crate::member_file::{IoError, MemberFile};
 use umd_engine::read::{MemberMap, ReadPlan, ReadPlanner};
+use umd_engine::write::gather::{GatherFlush, GatherPiece};
 use umd_engine::write::{BufRef, PlannedIo, WritePlan, WritePlanner};
 use umd_engine::Errno;
 
@@ -29,12 +30,23 @@ pub(crate) struct IoCtx {
     pub(crate) scratch: Vec<u8>,
     /// Extra read buffers for reconstruction (buffer 1.. of a read plan).
     pub(crate) read_buffers: Vec<Vec<u8>>,
+    /// Plans of stripe gathering (`gather_write.rs`).
+    pub(crate) gather: GatherKit,
     /// I/O indices in submission order (reused).
     order: Vec<usize>,
     /// Roles of a read batch's ops (reused).
     pub(crate) roles_store: Vec<u32>,
     /// Empty; kept only for its capacity (see [`recycle`]).
     pub(crate) ops_store: Vec<Op<'static>>,
+}
+
+/// A gathered piece and an entry's flush, planned (reused per request).
+#[derive(Default)]
+pub(crate) struct GatherKit {
+    pub(crate) piece: GatherPiece,
+    /// The flush planner's own layout scratch.
+    pub(crate) flush_piece: GatherPiece,
+    pub(crate) flush: GatherFlush,
 }
 
 /// Runs batches of member ops, choosing the back end per batch.
@@ -107,6 +119,7 @@ impl IoCtx {
             io: Executor::new(),
             scratch: Vec::new(),
             read_buffers: Vec::new(),
+            gather: GatherKit::default(),
             order: Vec::new(),
             roles_store: Vec::new(),
             ops_store: Vec::new(),
@@ -143,6 +156,21 @@ impl IoCtx {
         };
         ctx.array_running = array_running;
         ctx
+    }
+
+    /// Rebuild the planners if the members changed since they were built
+    /// (another request failed a member).
+    pub(crate) fn refresh(&mut self, shared: &Shared) {
+        let core = shared.core();
+        if core.members_generation == self.generation {
+            return;
+        }
+        let (generation, map) = (core.members_generation, core.member_map.clone());
+        drop(core);
+        self.read_planner =
+            ReadPlanner::new(shared.geometry.clone(), map.clone(), shared.array_sectors);
+        self.write_planner = WritePlanner::new(shared.geometry.clone(), map, shared.array_sectors);
+        self.generation = generation;
     }
 
     /// Return a context to the pool.

@@ -112,6 +112,12 @@ impl BlockExport for Export {
     fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), ExportError> {
         self.0.read(offset, buf).map_err(export_error)
     }
+    fn write_announce(&self, offset: u64, len: u64) {
+        self.0.announce_write(offset, len);
+    }
+    fn write_withdraw(&self, offset: u64, len: u64) {
+        self.0.withdraw_write(offset, len);
+    }
     fn write(&self, offset: u64, data: &[u8], fua: bool) -> Result<(), ExportError> {
         self.0.write(offset, data, fua).map_err(export_error)
     }

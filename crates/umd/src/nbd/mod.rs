@@ -69,6 +69,19 @@ pub trait BlockExport: Send + Sync + 'static {
     /// Writes `data` at byte `offset`; with `fua`, durable before returning.
     fn write(&self, offset: u64, data: &[u8], fua: bool) -> Result<(), ExportError>;
 
+    /// A WRITE of `len` bytes at `offset` was parsed and its payload is being
+    /// received; [`BlockExport::write`] with the same range follows, or
+    /// [`BlockExport::write_withdraw`] if the payload never arrives. Lets a
+    /// RAID export hold a neighbouring partial-stripe write for it briefly.
+    fn write_announce(&self, offset: u64, len: u64) {
+        let _ = (offset, len);
+    }
+
+    /// An announced WRITE will not be executed (its payload did not arrive).
+    fn write_withdraw(&self, offset: u64, len: u64) {
+        let _ = (offset, len);
+    }
+
     /// Makes every completed write durable (`NBD_CMD_FLUSH`).
     fn flush(&self) -> Result<(), ExportError>;
 

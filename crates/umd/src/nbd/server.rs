@@ -734,8 +734,13 @@ fn read_one(
                         "checked by check_request"
                     );
                     ensure_len(buf, len);
-                    side.stream
-                        .read_exact(&mut buf[..len])
+                    let (offset, len_bytes) = (request.offset, u64::from(request.length));
+                    conn.export.write_announce(offset, len_bytes);
+                    let payload = side.stream.read_exact(&mut buf[..len]);
+                    if payload.is_err() {
+                        conn.export.write_withdraw(offset, len_bytes);
+                    }
+                    payload
                         .map(|()| Some(Some(request)))
                         .map_err(ConnectionError::from)
                 } else {

@@ -115,6 +115,16 @@ impl Running {
     }
 
     pub(crate) fn start_with(dir: &Path, members: &[PathBuf], extra: &[&str]) -> Running {
+        Self::start_with_env(dir, members, extra, &[])
+    }
+
+    /// As [`Running::start_with`], with extra environment variables.
+    pub(crate) fn start_with_env(
+        dir: &Path,
+        members: &[PathBuf],
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Running {
         let run_dir = dir.join("run");
         fs::create_dir_all(&run_dir).expect("run dir");
         let nbd = dir.join("array.nbd");
@@ -124,6 +134,7 @@ impl Running {
         let log = dir.join("umd-run.log");
         let mut cmd = umd();
         cmd.env("UMD_RUN_DIR", &run_dir)
+            .envs(envs.iter().copied())
             .arg("run")
             .arg("--nbd")
             .arg(format!("unix:{}", nbd.display()))
