@@ -50,6 +50,9 @@ pub struct MemberFile {
     path: PathBuf,
     file: File,
     len_bytes: u64,
+    /// The file cannot do non-blocking buffered I/O (no `FMODE_NOWAIT`: tmpfs,
+    /// for one), so io_uring hands every op on it to a kernel worker thread.
+    punts_to_workers: bool,
 }
 
 impl MemberFile {
@@ -73,11 +76,22 @@ impl MemberFile {
         };
         let mut file = options.open(path).map_err(|e| err("open", e))?;
         let len_bytes = file.seek(SeekFrom::End(0)).map_err(|e| err("size", e))?;
+        let punts_to_workers = !crate::uring::nowait_supported(&file);
         Ok(Self {
             path: path.to_path_buf(),
             file,
             len_bytes,
+            punts_to_workers,
         })
+    }
+
+    /// Whether io_uring would hand every buffered op on this file to a kernel
+    /// worker thread (the file cannot do non-blocking I/O). For such files a
+    /// positional system call in the calling thread does the same work
+    /// without two thread switches.
+    #[must_use]
+    pub fn punts_to_workers(&self) -> bool {
+        self.punts_to_workers
     }
 
     /// The member's path.

@@ -53,9 +53,9 @@ pub(crate) struct GatherKit {
 pub(crate) struct Executor {
     /// io_uring (or its fallback) for batches: members work in parallel.
     ring: Batch,
-    /// Positional syscalls for a lone op: with one I/O there is nothing to
-    /// overlap, and a direct `pread` beats a ring round trip (and io_uring's
-    /// punt of buffered file I/O to its worker threads).
+    /// Positional syscalls for a lone op (with one I/O there is nothing to
+    /// overlap, and a direct `pread` beats a ring round trip) and for ops on
+    /// members where io_uring would punt every op to its worker threads.
     single: Batch,
     results: Vec<Result<(), IoError>>,
     /// Empty; kept only for its capacity (see [`recycle`]).
@@ -79,7 +79,16 @@ impl Executor {
         shared: &Shared,
         ops: &mut [Op<'_>],
     ) -> Result<(), (usize, IoError)> {
-        let batch = if ops.len() == 1 {
+        // The ring only pays where it can complete ops inline or keep a device
+        // busy; on files that punt every op to a kernel thread it adds two
+        // thread switches to the same copying.
+        let punted = ops.iter().all(|op| {
+            shared
+                .files
+                .get(op.member())
+                .is_some_and(|f| f.as_ref().is_some_and(MemberFile::punts_to_workers))
+        });
+        let batch = if ops.len() == 1 || punted {
             &mut self.single
         } else {
             &mut self.ring
