@@ -36,6 +36,8 @@ pub(crate) struct IoCtx {
     order: Vec<usize>,
     /// Roles of a read batch's ops (reused).
     pub(crate) roles_store: Vec<u32>,
+    /// Requests of a multi-request read to be read on their own (reused).
+    pub(crate) alone: Vec<usize>,
     /// Empty; kept only for its capacity (see [`recycle`]).
     pub(crate) ops_store: Vec<Op<'static>>,
 }
@@ -131,6 +133,7 @@ impl IoCtx {
             gather: GatherKit::default(),
             order: Vec::new(),
             roles_store: Vec::new(),
+            alone: Vec::new(),
             ops_store: Vec::new(),
         }
     }

@@ -29,7 +29,7 @@ use umd_engine::Errno;
 const PIECE_SECTORS_MAX: u64 = 2048;
 
 /// Direct extents gathered into one read batch at most.
-const READ_OPS_MAX: usize = 256;
+pub(super) const READ_OPS_MAX: usize = 256;
 
 /// Zeroes written per step of WRITE_ZEROES.
 const ZERO_STEP_BYTES: usize = 1 << 20;
@@ -39,7 +39,7 @@ const REPLANS_MAX: usize = 4;
 
 static ZEROES: [u8; ZERO_STEP_BYTES] = [0; ZERO_STEP_BYTES];
 
-fn check_range(shared: &Shared, offset: u64, len: u64) -> Result<(), HostError> {
+pub(super) fn check_range(shared: &Shared, offset: u64, len: u64) -> Result<(), HostError> {
     if !offset.is_multiple_of(512) || !len.is_multiple_of(512) {
         return Err(HostError::new(
             Errno::EINVAL,
@@ -74,7 +74,9 @@ pub(crate) fn read(shared: &Shared, offset: u64, buf: &mut [u8]) -> Result<(), H
     result
 }
 
-fn read_with(
+/// Read logical sectors from `first_sector` into `out`, rebuilding what
+/// must be rebuilt and failing members that fail (planning again).
+pub(super) fn read_with(
     shared: &Shared,
     ctx: &mut IoCtx,
     first_sector: u64,

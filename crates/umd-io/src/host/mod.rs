@@ -38,6 +38,7 @@ mod gather_write;
 mod io_path;
 mod md_thread;
 mod range_lock;
+mod read_many;
 mod sync_worker;
 
 use crate::member_file::MemberFile;
@@ -551,6 +552,17 @@ impl ArrayHost {
     /// Read `buf.len()` bytes at byte `offset` (both multiples of 512).
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), HostError> {
         io_path::read(&self.shared, offset, buf)
+    }
+
+    /// Several reads at once, each `(offset, buf)` as for [`ArrayHost::read`]:
+    /// their member reads go out together. `failed(i, error)` reports each
+    /// request that could not be read; the others are filled.
+    pub fn read_many(
+        &self,
+        reads: &mut [(u64, &mut [u8])],
+        mut failed: impl FnMut(usize, HostError),
+    ) {
+        read_many::read_many(&self.shared, reads, &mut failed);
     }
 
     /// Write `data` at byte `offset` (both multiples of 512); with `fua`

@@ -112,6 +112,11 @@ impl BlockExport for Export {
     fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), ExportError> {
         self.0.read(offset, buf).map_err(export_error)
     }
+    fn read_batch(&self, reads: &mut [(u64, &mut [u8])], results: &mut [Result<(), ExportError>]) {
+        assert_eq!(reads.len(), results.len(), "one result per read");
+        self.0
+            .read_many(reads, |i, error| results[i] = Err(export_error(error)));
+    }
     fn write_announce(&self, offset: u64, len: u64) {
         self.0.announce_write(offset, len);
     }
