@@ -14,26 +14,31 @@
 //!
 //! # When a piece parks, and for how long
 //!
-//! Only while a neighbour is *known*: a write the host was told about
-//! ([`RangeLock::announce_write`], by the NBD reader as soon as it parsed the
-//! request's header, before its payload arrives) or one it is running
-//! ([`RangeLock::begin_write`]) that overlaps a part of the stripe nobody
-//! contributed yet. An entry is only created when such a neighbour exists, so
-//! random writes never wait and take the ordinary planner (which picks rmw or
-//! rcw by cost). A parked piece stops waiting when the stripe is complete, when
-//! no known neighbour is left (it finished or went another way), when
-//! [`GATHER_WAIT_MAX`] passed since the entry was created, or when the entry is
-//! asked to flush: by a FUA write joining it, by an NBD FLUSH
-//! ([`RangeLock::unplug_all`]), or by anyone whose stripe lock it is in the way
-//! of ([`RangeLock::lock`]: an overlapping write, a resync window, a degraded
-//! read). Acknowledgements are never held longer than that.
+//! Only while a neighbour is *known* or *expected*. Known: a write the host
+//! was told about ([`RangeLock::announce_write`], by the NBD reader as soon as
+//! it parsed the request's header, before its payload arrives) or one it is
+//! running ([`RangeLock::begin_write`]) that overlaps a part of the stripe
+//! nobody contributed yet. Expected: the piece is the tail of a write that
+//! continues a stream with more than one write in flight (the write ending
+//! where it starts is still known), so the stream's next write is on its way
+//! once its client's other writes move; it is waited for only while some
+//! tracked write is still running rather than parked. An entry is only created
+//! for such a piece, so random writes and one-at-a-time streams never wait and
+//! take the ordinary planner (which picks rmw or rcw by cost). A parked piece
+//! stops waiting when the stripe is complete, when nothing is known or
+//! expected any more (when every tracked write is parked, every entry looks
+//! again), when [`GATHER_WAIT_MAX`] passed since the entry was created, or
+//! when the entry is asked to flush: by a FUA write joining it, by an NBD
+//! FLUSH ([`RangeLock::unplug_all`]), or by anyone whose stripe lock it is in
+//! the way of ([`RangeLock::lock`]: an overlapping write, a resync window, a
+//! degraded read). Acknowledgements are never held longer than that.
 //!
 //! # Entry states (one per slot; `Slot::state`)
 //!
 //! | state | meaning | next, trigger (actor) |
 //! | --- | --- | --- |
-//! | `Free` | no stripe; the slot keeps its accumulator | `Gathering`: a piece with a known neighbour, a free slot and room under `stripe_cache_size` (the creating writer) |
-//! | `Gathering` | accepts disjoint pieces; each contributor folds its payload into the accumulator | `Flushing`: the stripe is complete (the completing writer), or a parked participant sees a flush request, the deadline, or no neighbour left (that participant) |
+//! | `Free` | no stripe; the slot keeps its accumulator | `Gathering`: a piece with a known or expected neighbour, a free slot and room under `stripe_cache_size` (the creating writer) |
+//! | `Gathering` | accepts disjoint pieces; each contributor folds its payload into the accumulator | `Flushing`: the stripe is complete (the completing writer), or a parked participant sees a flush request, the deadline, or no neighbour known or expected (that participant) |
 //! | `Flushing` | one participant, the flusher, waits for every accepted piece's fold, reads what nobody contributed and finishes parity; nobody joins | `Committed`: parity computed (flusher); `Aborted`: a read failed or the members changed (flusher) |
 //! | `Committed` | every participant writes its own data; the flusher writes its data and parity | `Written` (flusher, after its batch completed) |
 //! | `Written` | parity is on the members (or its member was failed) | `Free`: the last participant leaves |
@@ -89,10 +94,6 @@ pub(crate) const GATHER_WAIT_MAX: Duration = Duration::from_millis(10);
 /// Most writes tracked as neighbours at once (announced or running). More
 /// are simply not seen: they are never waited for.
 pub(crate) const WRITES_TRACKED_MAX: usize = 256;
-
-/// Ends of the last writes seen, to tell a sequential stream: a write that
-/// starts where one of these ended continues a stream. A few per client.
-pub(crate) const RECENT_ENDS: usize = 32;
 
 /// What a slot is doing (module doc, state table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,9 +160,6 @@ pub(crate) struct Table {
     writes: Vec<(u64, u64)>,
     /// Participants parked in [`RangeLock::gather_decide`] right now.
     parked: usize,
-    /// Ends of recent writes (a ring, [`RECENT_ENDS`] long).
-    recent_ends: [u64; RECENT_ENDS],
-    recent_at: usize,
 }
 
 impl Table {
@@ -184,14 +182,7 @@ impl Table {
                 .collect(),
             writes: Vec::with_capacity(if slots > 0 { WRITES_TRACKED_MAX } else { 0 }),
             parked: 0,
-            recent_ends: [u64::MAX; RECENT_ENDS],
-            recent_at: 0,
         }
-    }
-
-    fn remember_end(&mut self, hi: u64) {
-        self.recent_ends[self.recent_at] = hi;
-        self.recent_at = (self.recent_at + 1) % RECENT_ENDS;
     }
 
     /// Whether a tracked write is running rather than parked: one that may
@@ -289,24 +280,26 @@ impl RangeLock {
         let mut held = self.held();
         if held.gather.writes.len() < WRITES_TRACKED_MAX {
             held.gather.writes.push((lo, hi));
-            held.gather.remember_end(hi);
         }
     }
 
     /// The write of `[lo, hi)` starts: adopt its announcement, or track it
-    /// now. Returns whether it continues a stream (it starts where a recent
-    /// write ended).
+    /// now. Returns whether it continues a stream that keeps more than one
+    /// write in flight: the write that ends where this one starts is still
+    /// known. (A client that waits for each write before sending the next
+    /// never looks like one, so its writes never wait for a successor that
+    /// cannot come before they are acknowledged.)
     pub(crate) fn begin_write(&self, lo: u64, hi: u64) -> bool {
         if !self.gathering() || lo >= hi {
             return false;
         }
         let mut held = self.held();
+        let stream = held.gather.writes.iter().any(|&(_, end)| end == lo);
         let announced = held.gather.writes.contains(&(lo, hi));
         if !announced && held.gather.writes.len() < WRITES_TRACKED_MAX {
             held.gather.writes.push((lo, hi));
-            held.gather.remember_end(hi);
         }
-        held.gather.recent_ends.contains(&lo)
+        stream
     }
 
     /// The write of `[lo, hi)` finished, or an announced one will not come:

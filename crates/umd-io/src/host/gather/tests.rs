@@ -217,3 +217,15 @@ fn entries_and_stripes_are_bounded() {
     );
     assert_eq!(lock.held().stripes_in_use, 2);
 }
+
+#[test]
+fn a_stream_is_a_write_whose_predecessor_is_still_in_flight() {
+    let lock = RangeLock::new(16, 4);
+    assert!(!lock.begin_write(0, 8), "nothing before it");
+    lock.announce_write(8, 16);
+    assert!(lock.begin_write(8, 16), "its predecessor is still running");
+    lock.withdraw_write(0, 8);
+    lock.withdraw_write(8, 16);
+    // One write at a time (queue depth 1): never a stream.
+    assert!(!lock.begin_write(16, 24));
+}
