@@ -19,10 +19,13 @@
 //! it parsed the request's header, before its payload arrives) or one it is
 //! running ([`RangeLock::begin_write`]) that overlaps a part of the stripe
 //! nobody contributed yet. Expected: the piece is the tail of a write that
-//! continues a stream with more than one write in flight (the write ending
-//! where it starts is still known), so the stream's next write is on its way
-//! once its client's other writes move; it is waited for only while some
-//! tracked write is still running rather than parked. An entry is only created
+//! continues a pipelined stream (`Table::pipelined`: its client sent it
+//! before the previous one was acknowledged), so the stream's next write is
+//! on its way; it is waited for at most [`GATHER_SUCCESSOR_WAIT`] before its
+//! header arrives, and only while some tracked write is still running rather
+//! than parked. A piece that had to wait for an ordinary holder of its
+//! stripe creates no entry (the stripe was just written, most likely by the
+//! neighbour it would wait for). An entry is only created
 //! for such a piece, so random writes and one-at-a-time streams never wait and
 //! take the ordinary planner (which picks rmw or rcw by cost). A parked piece
 //! stops waiting when the stripe is complete, when nothing is known or
@@ -91,9 +94,20 @@ pub(crate) const GATHER_ACC_BYTES_MAX: usize = 32 << 20;
 /// several times a 1 MiB request's transfer time.
 pub(crate) const GATHER_WAIT_MAX: Duration = Duration::from_millis(10);
 
+/// Longest a stream's tail piece waits for the stream's next write to be
+/// announced (after which it is a known neighbour, under
+/// [`GATHER_WAIT_MAX`]). The next header normally arrives within
+/// microseconds of the previous payload; a client that has stopped
+/// pipelining (it waits for this very acknowledgement) costs at most this.
+pub(crate) const GATHER_SUCCESSOR_WAIT: Duration = Duration::from_millis(2);
+
 /// Most writes tracked as neighbours at once (announced or running). More
 /// are simply not seen: they are never waited for.
 pub(crate) const WRITES_TRACKED_MAX: usize = 256;
+
+/// Ends of recent writes of pipelined streams: a write starting at one of
+/// them continues such a stream. A few per client; older ends are forgotten.
+pub(crate) const PIPELINED_ENDS: usize = 32;
 
 /// What a slot is doing (module doc, state table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +164,8 @@ pub(crate) struct Slot {
     /// Stripe-relative sector where a sequential stream's next write is
     /// expected to start (set by a piece at the tail of its request).
     successor_at: Option<u64>,
+    /// Until when that write is waited for before it is announced.
+    successor_until: Instant,
 }
 
 /// The gathering entries and the writes they may wait for.
@@ -160,6 +176,9 @@ pub(crate) struct Table {
     writes: Vec<(u64, u64)>,
     /// Participants parked in [`RangeLock::gather_decide`] right now.
     parked: usize,
+    /// Ends of writes of pipelined streams (a ring, [`PIPELINED_ENDS`] long).
+    pipelined_ends: [u64; PIPELINED_ENDS],
+    pipelined_at: usize,
 }
 
 impl Table {
@@ -178,11 +197,29 @@ impl Table {
                     flush_requested: false,
                     deadline: now,
                     successor_at: None,
+                    successor_until: now,
                 })
                 .collect(),
             writes: Vec::with_capacity(if slots > 0 { WRITES_TRACKED_MAX } else { 0 }),
             parked: 0,
+            pipelined_ends: [u64::MAX; PIPELINED_ENDS],
+            pipelined_at: 0,
         }
+    }
+
+    /// Whether the write `[lo, hi)` continues a pipelined stream: the write
+    /// ending where it starts is still in flight (its client sent this one
+    /// before that one was acknowledged), or was itself part of one. Its
+    /// end is remembered as such. A client that waits for each write before
+    /// sending the next never starts one.
+    fn pipelined(&mut self, lo: u64, hi: u64) -> bool {
+        let in_flight = self.writes.iter().any(|&(_, end)| end == lo);
+        let pipelined = in_flight || self.pipelined_ends.contains(&lo);
+        if pipelined && !self.pipelined_ends.contains(&hi) {
+            self.pipelined_ends[self.pipelined_at] = hi;
+            self.pipelined_at = (self.pipelined_at + 1) % PIPELINED_ENDS;
+        }
+        pipelined
     }
 
     /// Whether a tracked write is running rather than parked: one that may
@@ -192,16 +229,14 @@ impl Table {
     }
 
     /// Whether a parked participant of `slot` should keep waiting: a known
-    /// write would contribute, or the stream's next write is expected while
-    /// its client is still busy with others.
-    fn worth_waiting(&self, slot: &Slot) -> bool {
+    /// write would contribute, or the stream's next write is expected (not
+    /// for longer than [`GATHER_SUCCESSOR_WAIT`]) while some write is still
+    /// running rather than parked.
+    fn worth_waiting(&self, slot: &Slot, now: Instant) -> bool {
         let Some(coverage) = slot.coverage else {
             return false;
         };
-        let successor = slot
-            .successor_at
-            .is_some_and(|at| coverage.overlaps_uncovered(at, at + 1));
-        self.neighbour_known(&coverage) || successor && self.someone_running()
+        self.neighbour_known(&coverage) || expecting(slot, now) && self.someone_running()
     }
 
     /// Whether a known write overlaps a part of `coverage`'s stripe that nobody
@@ -218,6 +253,15 @@ impl Table {
             .iter()
             .position(|s| s.coverage.is_some_and(|c| c.stripe() == stripe))
     }
+}
+
+/// Whether `slot` still waits for its stream's next write, not yet announced.
+fn expecting(slot: &Slot, now: Instant) -> bool {
+    let uncovered = |at: u64| {
+        slot.coverage
+            .is_some_and(|c| c.overlaps_uncovered(at, at + 1))
+    };
+    now < slot.successor_until && slot.successor_at.is_some_and(uncovered)
 }
 
 /// The outcome of [`RangeLock::gather_join`].
@@ -278,23 +322,21 @@ impl RangeLock {
             return;
         }
         let mut held = self.held();
+        held.gather.pipelined(lo, hi);
         if held.gather.writes.len() < WRITES_TRACKED_MAX {
             held.gather.writes.push((lo, hi));
         }
     }
 
     /// The write of `[lo, hi)` starts: adopt its announcement, or track it
-    /// now. Returns whether it continues a stream that keeps more than one
-    /// write in flight: the write that ends where this one starts is still
-    /// known. (A client that waits for each write before sending the next
-    /// never looks like one, so its writes never wait for a successor that
-    /// cannot come before they are acknowledged.)
+    /// now. Returns whether it continues a pipelined stream (`Table::pipelined`),
+    /// whose next write is worth waiting for.
     pub(crate) fn begin_write(&self, lo: u64, hi: u64) -> bool {
         if !self.gathering() || lo >= hi {
             return false;
         }
         let mut held = self.held();
-        let stream = held.gather.writes.iter().any(|&(_, end)| end == lo);
+        let stream = held.gather.pipelined(lo, hi);
         let announced = held.gather.writes.contains(&(lo, hi));
         if !announced && held.gather.writes.len() < WRITES_TRACKED_MAX {
             held.gather.writes.push((lo, hi));
@@ -368,6 +410,7 @@ impl RangeLock {
             "piece inside its stripe"
         );
         let mut held = self.held();
+        let mut waited = false;
         loop {
             if let Some(i) = held.gather.stripe_slot(piece.stripe) {
                 return self.join_existing(held, i, piece, generation, (force, successor));
@@ -380,7 +423,13 @@ impl RangeLock {
                     .released
                     .wait(held)
                     .unwrap_or_else(PoisonError::into_inner);
+                waited = true;
                 continue;
+            }
+            if waited {
+                // The stripe was just written the ordinary way, most likely by
+                // the very neighbour this piece would wait for: no entry.
+                return Join::Refused;
             }
             return Self::create(&mut held, piece, generation, (force, successor));
         }
@@ -412,6 +461,7 @@ impl RangeLock {
         slot.flush_requested |= force;
         if successor {
             slot.successor_at = Some(piece.hi);
+            slot.successor_until = Instant::now() + GATHER_SUCCESSOR_WAIT;
         }
         if completes {
             slot.state = SlotState::Flushing;
@@ -470,6 +520,7 @@ impl RangeLock {
             flush_requested: false,
             deadline: Instant::now() + GATHER_WAIT_MAX,
             successor_at: successor.then_some(piece.hi),
+            successor_until: Instant::now() + GATHER_SUCCESSOR_WAIT,
         };
         Join::Joined {
             slot: i,
@@ -501,7 +552,7 @@ impl RangeLock {
         }
         let decision = loop {
             let now = Instant::now();
-            let worth = held.gather.worth_waiting(&held.gather.slots[slot]);
+            let worth = held.gather.worth_waiting(&held.gather.slots[slot], now);
             let s = &mut held.gather.slots[slot];
             assert!(s.participants > 0, "a participant waits on a used slot");
             let timeout = match s.state {
@@ -523,7 +574,13 @@ impl RangeLock {
                         s.state = SlotState::Flushing;
                         break Decision::Flush(reason);
                     }
-                    Some(s.deadline - now)
+                    // Look again when the expected write's grace ends, too.
+                    let until = if expecting(s, now) {
+                        s.deadline.min(s.successor_until)
+                    } else {
+                        s.deadline
+                    };
+                    Some(until - now)
                 }
             };
             held = self.wait_slot(slot, held, timeout);

@@ -219,13 +219,18 @@ fn entries_and_stripes_are_bounded() {
 }
 
 #[test]
-fn a_stream_is_a_write_whose_predecessor_is_still_in_flight() {
+fn a_stream_is_pipelined_writes_one_after_another() {
     let lock = RangeLock::new(16, 4);
     assert!(!lock.begin_write(0, 8), "nothing before it");
     lock.announce_write(8, 16);
-    assert!(lock.begin_write(8, 16), "its predecessor is still running");
+    assert!(lock.begin_write(8, 16), "sent while its predecessor ran");
     lock.withdraw_write(0, 8);
     lock.withdraw_write(8, 16);
-    // One write at a time (queue depth 1): never a stream.
-    assert!(!lock.begin_write(16, 24));
+    // The stream stays one after a pause in its pipeline.
+    assert!(lock.begin_write(16, 24));
+    lock.withdraw_write(16, 24);
+    // One write at a time from the start (queue depth 1): never a stream.
+    assert!(!lock.begin_write(100, 108));
+    lock.withdraw_write(100, 108);
+    assert!(!lock.begin_write(108, 116));
 }
