@@ -17,6 +17,8 @@
 #   BENCH_SECONDS     measured seconds per workload (default 10; --quick: 3)
 #   BENCH_MEMBER_MIB  size of each member file in MiB (default 256; --quick: 64)
 #   BENCH_TARGETS     subset of "limit nbdkit raid0 raid5" (default: all)
+#   BENCH_REPEAT      runs of each workload on each target, interleaved; the
+#                     table shows the median (default 1)
 #   BENCH_KEEP=1      keep the work directory and server logs
 #   UMD_BIN           umd binary to use; otherwise `cargo build --release -p umd`
 set -euo pipefail
@@ -42,6 +44,7 @@ else
     MEMBER_MIB=${BENCH_MEMBER_MIB:-256}
 fi
 TARGETS=${BENCH_TARGETS:-limit nbdkit raid0 raid5}
+REPEAT=${BENCH_REPEAT:-1}
 RAMP=2
 MEMBERS=4
 CHUNK_KIB=512
@@ -54,6 +57,7 @@ die() { echo "nbd-e2e: $*" >&2; exit 1; }
 
 [[ $SECONDS_PER_JOB =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECONDS must be a positive integer"
 [[ $MEMBER_MIB =~ ^[1-9][0-9]*$ ]] || die "BENCH_MEMBER_MIB must be a positive integer"
+[[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a positive integer"
 ((MEMBER_MIB >= 16)) || die "BENCH_MEMBER_MIB must be at least 16"
 for t in $TARGETS; do
     case "$t" in limit | nbdkit | raid0 | raid5) ;; *) die "unknown target in BENCH_TARGETS: $t" ;; esac
@@ -236,6 +240,16 @@ declare -A W_LABEL=([randread4k]="4k randread, qd32 x4 (IOPS)"
     [fullstripe]="${STRIPE_KIB}k seq write, qd8 x2 (MiB/s)")
 declare -A RESULT=()
 
+# record KIND WORKLOAD VALUE: one run's result; RESULT holds the median so far
+# (the lower middle value for an even count), RUNS every value in run order.
+declare -A RUNS=()
+record() {
+    local key=$1,$2
+    RUNS[$key]="${RUNS[$key]:+${RUNS[$key]} }$3"
+    # shellcheck disable=SC2086
+    RESULT[$key]=$(printf '%s\n' ${RUNS[$key]} | sort -g | awk '{v[NR] = $1} END { print v[int((NR + 1) / 2)] }')
+}
+
 metric_kind() { [[ ${W_RW[$1]} == randread ]] && echo iops || echo mibs; }
 metric_dir() { [[ ${W_RW[$1]} == write ]] && echo write || echo read; }
 
@@ -271,7 +285,7 @@ limit_job() {
         --numjobs="$MEMBERS" --rw="${W_RW[$w]}" --bs="${W_BS[$w]}" --iodepth="${W_QD[$w]}" \
         --size="${MEMBER_MIB}m" --group_reporting "${TIMED[@]}" || return 1
     v=$(json_metric "$DIR/limit-$w.json" "$(metric_dir "$w")" "$(metric_kind "$w")") || return 1
-    RESULT[limit,$w]=$v
+    record limit "$w" "$v"
 }
 
 # nbd_job KIND WORKLOAD: one fio nbd run of WORKLOAD against a fresh server.
@@ -290,7 +304,7 @@ nbd_job() {
     run_fio "$kind-$w" "${args[@]}" "${TIMED[@]}" || { stop_server || true; return 1; }
     stop_server || return 1
     v=$(json_metric "$DIR/$kind-$w.json" "$(metric_dir "$w")" "$(metric_kind "$w")") || return 1
-    RESULT[$kind,$w]=$v
+    record "$kind" "$w" "$v"
 }
 
 # setup_nbd KIND: create the backing file or the array, fill the export once,
@@ -364,13 +378,15 @@ for kind in limit nbdkit raid0 raid5; do
     fi
 done
 for w in "${WORKLOADS[@]}"; do
-    echo "== ${W_LABEL[$w]}: ${ready[*]}" >&2
-    for kind in "${ready[@]}"; do
-        if [[ $kind == limit ]]; then
-            limit_job "$w" || fail "limit $w: no result"
-        else
-            nbd_job "$kind" "$w" || fail "$kind $w: no result"
-        fi
+    for ((r = 1; r <= REPEAT; r++)); do
+        echo "== ${W_LABEL[$w]}: ${ready[*]} (run $r of $REPEAT)" >&2
+        for kind in "${ready[@]}"; do
+            if [[ $kind == limit ]]; then
+                limit_job "$w" || fail "limit $w: no result"
+            else
+                nbd_job "$kind" "$w" || fail "$kind $w: no result"
+            fi
+        done
     done
 done
 
@@ -389,7 +405,7 @@ verdict() {
 
 echo
 echo "umd NBD export vs references: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs," \
-    "members $MEMBERS x $MEMBER_MIB MiB in tmpfs, ${SECONDS_PER_JOB}s per workload"
+    "members $MEMBERS x $MEMBER_MIB MiB in tmpfs, ${SECONDS_PER_JOB}s per workload, $REPEAT run(s) each"
 echo "load average at start: $load_start; at end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")"
 fmt="%-32s %10s %10s %10s %10s %9s %9s %9s %9s\n"
 # shellcheck disable=SC2059
@@ -402,6 +418,15 @@ for w in "${WORKLOADS[@]}"; do
 done
 fs=$(ratio "$(val raid5 fullstripe)" "$(val raid0 seqwrite1m)")
 echo "raid5 full-stripe write / raid0 1M seq write: $fs"
+if ((REPEAT > 1)); then
+    echo
+    echo "every run (the table shows medians):"
+    for w in "${WORKLOADS[@]}"; do
+        for kind in limit nbdkit raid0 raid5; do
+            [[ -n ${RUNS[$kind,$w]:-} ]] && printf "  %-32s %-7s %s\n" "${W_LABEL[$w]}" "$kind" "${RUNS[$kind,$w]}"
+        done
+    done
+fi
 
 echo
 echo "targets:"

@@ -52,6 +52,9 @@ pub struct MemberFile {
     len_bytes: u64,
     /// Injected faults for this member (`faults.rs`); empty in normal use.
     faults: Vec<crate::faults::Fault>,
+    /// The file cannot do non-blocking buffered I/O (no `FMODE_NOWAIT`: tmpfs,
+    /// for one), so io_uring hands every op on it to a kernel worker thread.
+    punts_to_workers: bool,
 }
 
 impl MemberFile {
@@ -87,11 +90,13 @@ impl MemberFile {
             .collect();
         let mut file = options.open(path).map_err(|e| err("open", e))?;
         let len_bytes = file.seek(SeekFrom::End(0)).map_err(|e| err("size", e))?;
+        let punts_to_workers = !crate::uring::nowait_supported(&file);
         Ok(Self {
             path: path.to_path_buf(),
             file,
             len_bytes,
             faults,
+            punts_to_workers,
         })
     }
 
@@ -111,6 +116,15 @@ impl MemberFile {
             });
         }
         Ok(())
+    }
+
+    /// Whether io_uring would hand every buffered op on this file to a kernel
+    /// worker thread (the file cannot do non-blocking I/O). For such files a
+    /// positional system call in the calling thread does the same work
+    /// without two thread switches.
+    #[must_use]
+    pub fn punts_to_workers(&self) -> bool {
+        self.punts_to_workers
     }
 
     /// The member's path.

@@ -66,6 +66,28 @@ const _: () = assert!(TRANSFER_BYTES_MAX <= u32::MAX as usize);
 /// passes well within this; a ring that fails this often will not recover.
 pub const ENTER_RETRIES_MAX: u32 = 1024;
 
+/// Whether `file` takes non-blocking buffered I/O (`RWF_NOWAIT`, which needs
+/// the kernel's `FMODE_NOWAIT`). io_uring first tries every op without
+/// blocking and completes it inline when it can; on a file without it (tmpfs,
+/// for one) every op goes to an io-wq worker thread instead, two thread
+/// switches per batch for work the caller could do itself. Probed with a
+/// one-byte `preadv2(RWF_NOWAIT)` at offset 0: `EOPNOTSUPP` means no; data
+/// or `EAGAIN` (not cached) mean yes; any other error is taken as yes, which
+/// keeps io_uring, the default.
+pub(crate) fn nowait_supported(file: &std::fs::File) -> bool {
+    let mut byte = [0u8; 1];
+    let iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: byte.len(),
+    };
+    // SAFETY: `iov` describes `byte`, a live local buffer of exactly
+    // `iov_len` bytes, for the whole call; the descriptor is borrowed from
+    // `file`, open for the call's duration; preadv2 writes at most one byte
+    // into it and keeps no pointer after returning.
+    let n = unsafe { libc::preadv2(file.as_raw_fd(), &raw const iov, 1, 0, libc::RWF_NOWAIT) };
+    n >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EOPNOTSUPP)
+}
+
 /// Pack an op index and run tag into a `user_data` value (layout in the module doc).
 fn user_data_encode(index: usize, run_tag: u16) -> u64 {
     let index = index as u64;

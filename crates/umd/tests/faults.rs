@@ -67,7 +67,7 @@ fn raid5_read_error_fails_the_member_and_data_is_rebuilt() {
     // Reads of m1's data area fail from the first sector on.
     let at = data_offset_sectors(&members[1]);
     let fault = format!("m1.img:read:{at}+64");
-    let run = Running::start_env(dir.path(), &members, &[], &[("UMD_FAULT_INJECT", &fault)]);
+    let run = Running::start_with_env(dir.path(), &members, &[], &[("UMD_FAULT_INJECT", &fault)]);
     assert!(
         copy_out(&dir, &run) == data,
         "data read back through a failing member differs"
@@ -96,7 +96,7 @@ fn raid1_write_error_fails_the_member_and_the_write_lands() {
     );
     let at = data_offset_sectors(&members[0]);
     let fault = format!("m0.img:write:{}+8", at + 1024);
-    let run = Running::start_env(dir.path(), &members, &[], &[("UMD_FAULT_INJECT", &fault)]);
+    let run = Running::start_with_env(dir.path(), &members, &[], &[("UMD_FAULT_INJECT", &fault)]);
     let size = export_size(&run);
     let data = pseudo_random(size, 66);
     copy_in(&dir, &run, &data);

@@ -9,6 +9,7 @@ use super::{HostError, Shared};
 use crate::batch::{BackendKind, Batch, Op};
 use crate::member_file::{IoError, MemberFile};
 use umd_engine::read::{MemberMap, ReadPlan, ReadPlanner};
+use umd_engine::write::gather::{GatherFlush, GatherPiece};
 use umd_engine::write::{BufRef, PlannedIo, WritePlan, WritePlanner};
 use umd_engine::Errno;
 
@@ -29,21 +30,34 @@ pub(crate) struct IoCtx {
     pub(crate) scratch: Vec<u8>,
     /// Extra read buffers for reconstruction (buffer 1.. of a read plan).
     pub(crate) read_buffers: Vec<Vec<u8>>,
+    /// Plans of stripe gathering (`gather_write.rs`).
+    pub(crate) gather: GatherKit,
     /// I/O indices in submission order (reused).
     order: Vec<usize>,
     /// Roles of a read batch's ops (reused).
     pub(crate) roles_store: Vec<u32>,
+    /// Requests of a multi-request read to be read on their own (reused).
+    pub(crate) alone: Vec<usize>,
     /// Empty; kept only for its capacity (see [`recycle`]).
     pub(crate) ops_store: Vec<Op<'static>>,
+}
+
+/// A gathered piece and an entry's flush, planned (reused per request).
+#[derive(Default)]
+pub(crate) struct GatherKit {
+    pub(crate) piece: GatherPiece,
+    /// The flush planner's own layout scratch.
+    pub(crate) flush_piece: GatherPiece,
+    pub(crate) flush: GatherFlush,
 }
 
 /// Runs batches of member ops, choosing the back end per batch.
 pub(crate) struct Executor {
     /// io_uring (or its fallback) for batches: members work in parallel.
     ring: Batch,
-    /// Positional syscalls for a lone op: with one I/O there is nothing to
-    /// overlap, and a direct `pread` beats a ring round trip (and io_uring's
-    /// punt of buffered file I/O to its worker threads).
+    /// Positional syscalls for a lone op (with one I/O there is nothing to
+    /// overlap, and a direct `pread` beats a ring round trip) and for ops on
+    /// members where io_uring would punt every op to its worker threads.
     single: Batch,
     results: Vec<Result<(), IoError>>,
     /// Empty; kept only for its capacity (see [`recycle`]).
@@ -67,7 +81,15 @@ impl Executor {
         shared: &Shared,
         ops: &mut [Op<'_>],
     ) -> Result<(), (usize, IoError)> {
-        let batch = if ops.len() == 1 {
+        // The ring only pays where it can complete ops inline or keep a device
+        // busy; on files that punt every op to a kernel thread it adds two
+        // thread switches to the same copying.
+        let punted = ops.iter().all(|op| {
+            shared
+                .file(op.member())
+                .is_some_and(MemberFile::punts_to_workers)
+        });
+        let batch = if ops.len() == 1 || punted {
             &mut self.single
         } else {
             &mut self.ring
@@ -107,8 +129,10 @@ impl IoCtx {
             io: Executor::new(),
             scratch: Vec::new(),
             read_buffers: Vec::new(),
+            gather: GatherKit::default(),
             order: Vec::new(),
             roles_store: Vec::new(),
+            alone: Vec::new(),
             ops_store: Vec::new(),
         }
     }
@@ -143,6 +167,21 @@ impl IoCtx {
         };
         ctx.array_running = array_running;
         ctx
+    }
+
+    /// Rebuild the planners if the members changed since they were built
+    /// (another request failed a member).
+    pub(crate) fn refresh(&mut self, shared: &Shared) {
+        let core = shared.core();
+        if core.members_generation == self.generation {
+            return;
+        }
+        let (generation, map) = (core.members_generation, core.member_map.clone());
+        drop(core);
+        self.read_planner =
+            ReadPlanner::new(shared.geometry.clone(), map.clone(), shared.array_sectors);
+        self.write_planner = WritePlanner::new(shared.geometry.clone(), map, shared.array_sectors);
+        self.generation = generation;
     }
 
     /// Return a context to the pool.

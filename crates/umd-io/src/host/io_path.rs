@@ -10,11 +10,14 @@
 //!   pending, never holding `core`), then per piece: plan, hold the stripes,
 //!   set bitmap bits on disk, read what the plan needs, compute parity, write;
 //!   `md_write_end` last. With FUA the members are synced before returning.
+//!   A raid4/5 piece that covers part of a stripe first tries stripe
+//!   gathering (`gather_write.rs`), which falls back to this path.
 //!
 //! A member that fails an I/O is marked faulty in the engine (which records
 //! it in the superblocks) and the piece is planned again without it.
 
 use super::ctx::{io_failed, member_of, recycle, IoCtx};
+use super::gather_write::{write_gathered, Gathered};
 use super::sync_worker::MIRROR_REGION_SECTORS;
 use super::{drain_events, HostError, Shared};
 use crate::batch::Op;
@@ -26,7 +29,7 @@ use umd_engine::Errno;
 const PIECE_SECTORS_MAX: u64 = 2048;
 
 /// Direct extents gathered into one read batch at most.
-const READ_OPS_MAX: usize = 256;
+pub(super) const READ_OPS_MAX: usize = 256;
 
 /// Zeroes written per step of WRITE_ZEROES.
 const ZERO_STEP_BYTES: usize = 1 << 20;
@@ -36,7 +39,7 @@ const REPLANS_MAX: usize = 4;
 
 static ZEROES: [u8; ZERO_STEP_BYTES] = [0; ZERO_STEP_BYTES];
 
-fn check_range(shared: &Shared, offset: u64, len: u64) -> Result<(), HostError> {
+pub(super) fn check_range(shared: &Shared, offset: u64, len: u64) -> Result<(), HostError> {
     if !offset.is_multiple_of(512) || !len.is_multiple_of(512) {
         return Err(HostError::new(
             Errno::EINVAL,
@@ -71,7 +74,9 @@ pub(crate) fn read(shared: &Shared, offset: u64, buf: &mut [u8]) -> Result<(), H
     result
 }
 
-fn read_with(
+/// Read logical sectors from `first_sector` into `out`, rebuilding what
+/// must be rebuilt and failing members that fail (planning again).
+pub(super) fn read_with(
     shared: &Shared,
     ctx: &mut IoCtx,
     first_sector: u64,
@@ -192,7 +197,7 @@ fn stripe_span(shared: &Shared, sector: u64, len: u64) -> Option<(u64, u64)> {
 }
 
 /// Record a member failure in the engine and make later plans avoid it.
-fn member_failed(
+pub(super) fn member_failed(
     shared: &Shared,
     ctx: &mut IoCtx,
     role: u32,
@@ -281,8 +286,24 @@ fn write_end(shared: &Shared) {
     shared.settle(core, false);
 }
 
-/// Write `data` at byte `offset`.
+/// Write `data` at byte `offset`. While it runs it is a known neighbour for
+/// stripe gathering (adopting the front end's announcement of it, if any;
+/// every announcement ends here, whatever the outcome).
 pub(crate) fn write(shared: &Shared, offset: u64, data: &[u8], fua: bool) -> Result<(), HostError> {
+    let (lo, hi) = super::sector_range(offset, data.len() as u64);
+    let stream = shared.ranges.begin_write(lo, hi);
+    let result = write_tracked(shared, offset, data, (fua, stream));
+    shared.ranges.withdraw_write(lo, hi);
+    result
+}
+
+/// The write proper; `stream`: it continues a sequential stream.
+fn write_tracked(
+    shared: &Shared,
+    offset: u64,
+    data: &[u8],
+    (fua, stream): (bool, bool),
+) -> Result<(), HostError> {
     check_range(shared, offset, data.len() as u64)?;
     if data.is_empty() {
         return Ok(());
@@ -295,7 +316,13 @@ pub(crate) fn write(shared: &Shared, offset: u64, data: &[u8], fua: bool) -> Res
         let sector = offset / 512 + (done / 512) as u64;
         let len = piece_sectors(shared, sector, ((data.len() - done) / 512) as u64);
         let bytes = (len * 512) as usize;
-        result = write_piece(shared, &mut ctx, sector, &data[done..done + bytes]);
+        let piece = &data[done..done + bytes];
+        let tail = done + bytes == data.len();
+        result = match write_gathered(shared, &mut ctx, sector, piece, (fua, stream && tail)) {
+            Ok(Gathered::Done) => Ok(()),
+            Ok(Gathered::Ordinary) => write_piece(shared, &mut ctx, sector, piece),
+            Err(e) => Err(e),
+        };
         done += bytes;
     }
     if result.is_ok() && fua {
@@ -306,19 +333,28 @@ pub(crate) fn write(shared: &Shared, offset: u64, data: &[u8], fua: bool) -> Res
     result
 }
 
-/// Sectors of the next piece from `sector`: aligned to stripe rows on
-/// parity levels so that large writes become full-stripe writes.
+/// Sectors of the next piece from `sector`. On parity levels a piece is
+/// either whole stripes (full-stripe writes) or the part of one stripe at the
+/// head or tail of the request, which stripe gathering may complete with a
+/// neighbour's piece.
 fn piece_sectors(shared: &Shared, sector: u64, remaining: u64) -> u64 {
+    assert!(remaining > 0, "a piece of nothing");
     let g = &shared.geometry;
-    let align = if shared.is_parity_level() {
-        let data = u64::from(g.raid_disks() - g.level().parity_members());
-        let row = u64::from(g.chunk_sectors()) * data;
-        (PIECE_SECTORS_MAX / row).max(1) * row
+    if !shared.is_parity_level() {
+        return remaining.min(PIECE_SECTORS_MAX - sector % PIECE_SECTORS_MAX);
+    }
+    let data = u64::from(g.raid_disks() - g.level().parity_members());
+    let row = u64::from(g.chunk_sectors()) * data;
+    let into = sector % row;
+    let len = if into != 0 {
+        remaining.min(row - into)
+    } else if remaining < row {
+        remaining
     } else {
-        PIECE_SECTORS_MAX
+        (remaining / row * row).min((PIECE_SECTORS_MAX / row).max(1) * row)
     };
-    let to_boundary = align - sector % align;
-    remaining.min(to_boundary)
+    assert!(len > 0 && len <= remaining, "piece inside the request");
+    len
 }
 
 /// Plan and perform one piece, planning again after member failures.
@@ -395,7 +431,7 @@ fn bitmap_range(shared: &Shared, sector: u64, len: u64, span: Option<(u64, u64)>
 
 /// Count the write in the bitmap; make sure every bit it needs is on disk
 /// before the data write goes out (md's bitmap_startwrite + unplug).
-fn bitmap_start(
+pub(super) fn bitmap_start(
     shared: &Shared,
     sector: u64,
     len: u64,
@@ -439,7 +475,8 @@ pub(crate) fn flush_bitmap(shared: &Shared) -> Result<(), HostError> {
     Ok(())
 }
 
-fn bitmap_end(shared: &Shared, sector: u64, len: u64, span: Option<(u64, u64)>) {
+/// The write is done: the bitmap may clear its bits once they stay idle.
+pub(super) fn bitmap_end(shared: &Shared, sector: u64, len: u64, span: Option<(u64, u64)>) {
     let (b_sector, b_len) = bitmap_range(shared, sector, len, span);
     let now = shared.now();
     let mut core = shared.core();
@@ -454,8 +491,11 @@ fn sync_members(shared: &Shared, ctx: &mut IoCtx) -> Result<(), HostError> {
         .map_err(|e| io_failed(&e))
 }
 
-/// FLUSH: every completed write is on the members' stable storage.
+/// FLUSH: every completed write is on the members' stable storage. Parked
+/// partial-stripe writes are not completed, so need not be; they are sent on
+/// their way anyway, as md unplugs its queue on a flush.
 pub(crate) fn flush_all(shared: &Shared) -> Result<(), HostError> {
+    shared.ranges.unplug_all();
     let mut ctx = IoCtx::take(shared);
     let result = sync_members(shared, &mut ctx);
     ctx.give_back(shared);

@@ -18,7 +18,9 @@
 //!    store (`config.rs`). Acknowledgements from the metadata manager never
 //!    take it; that is the founding rule (protocol.md §4.3).
 //! 1. `RangeLock` ranges (stripes or regions): taken first by a request or a
-//!    sync window, held across its member I/O.
+//!    sync window, held across its member I/O. The same mutex protects the
+//!    stripe-gathering entries (`gather.rs`), which hold their stripe as a
+//!    range from creation until their last participant leaves.
 //! 2. `bitmap_io`: serialises bitmap block writes so they reach the disk in
 //!    the order their contents were computed; taken before `core`.
 //! 3. `core`: the engine's `Array`, native metadata and bitmap counters.
@@ -31,10 +33,13 @@
 
 mod config;
 mod ctx;
+mod gather;
+mod gather_write;
 mod io_path;
 mod md_thread;
 mod members;
 mod range_lock;
+mod read_many;
 mod sync_worker;
 
 use crate::member_file::MemberFile;
@@ -131,6 +136,10 @@ pub struct Stats {
     pub superblock_writes: AtomicU64,
     /// Bitmap block flushes written.
     pub bitmap_flushes: AtomicU64,
+    /// Stripe-gathering entries flushed, by why: complete (full stripe, no
+    /// reads), no neighbour left, deadline, forced (FUA, FLUSH, a stripe lock);
+    /// last, pieces written again the ordinary way after an abort or failure.
+    pub gather_flushes: [AtomicU64; 5],
 }
 
 /// The engine state shared by every thread (behind `Shared::core`).
@@ -345,6 +354,17 @@ pub(crate) fn drain_events(core: &mut Core) -> bool {
     wake
 }
 
+/// Gathering entries for an array: raid4/5 only (raid6 parity cannot be
+/// folded one contribution at a time with a plain XOR), as many as the
+/// accumulator memory bound allows.
+fn gather_slots(geometry: &Geometry) -> usize {
+    if !matches!(geometry.level(), Level::Raid4 | Level::Raid5) {
+        return 0;
+    }
+    let chunk_bytes = (geometry.chunk_sectors() as usize * 512).max(512);
+    (gather::GATHER_ACC_BYTES_MAX / chunk_bytes).clamp(1, gather::GATHER_SLOTS_MAX)
+}
+
 /// A running array.
 pub struct ArrayHost {
     shared: Arc<Shared>,
@@ -370,6 +390,7 @@ impl ArrayHost {
         let origin = Instant::now();
         array.run(start, Time(0))?;
         let stripes_max = u64::from(array.stripe_cache_size());
+        let gather_slots = gather_slots(&geometry);
         let roles_by_name = role_members
             .iter()
             .enumerate()
@@ -406,7 +427,7 @@ impl ArrayHost {
             origin,
             config_lock: Mutex::new(()),
             allow_write,
-            ranges: RangeLock::new(stripes_max.max(1)),
+            ranges: RangeLock::new(stripes_max.max(1), gather_slots),
             bitmap_io: Mutex::new(0),
             core: Mutex::new(core),
             core_changed: Condvar::new(),
@@ -548,6 +569,15 @@ impl ArrayHost {
                 return Err(HostError::new(Errno::EIO, "a host thread panicked"));
             }
         }
+        let load = |counters: &[AtomicU64]| -> Vec<u64> {
+            counters.iter().map(|c| c.load(Ordering::Relaxed)).collect()
+        };
+        let stats = &self.shared.stats;
+        tracing::info!(
+            stripe_modes = ?load(&stats.stripe_modes),
+            gather_flushes = ?load(&stats.gather_flushes),
+            "array host stopping (direct, full, rcw, rmw, degraded; gathered: full, no neighbour, deadline, forced, rewritten)"
+        );
         io_path::flush_all(&self.shared)
     }
 
@@ -556,10 +586,36 @@ impl ArrayHost {
         io_path::read(&self.shared, offset, buf)
     }
 
+    /// Several reads at once, each `(offset, buf)` as for [`ArrayHost::read`]:
+    /// their member reads go out together. `failed(i, error)` reports each
+    /// request that could not be read; the others are filled.
+    pub fn read_many(
+        &self,
+        reads: &mut [(u64, &mut [u8])],
+        mut failed: impl FnMut(usize, HostError),
+    ) {
+        read_many::read_many(&self.shared, reads, &mut failed);
+    }
+
     /// Write `data` at byte `offset` (both multiples of 512); with `fua`
     /// the data is on the members' stable storage before this returns.
     pub fn write(&self, offset: u64, data: &[u8], fua: bool) -> Result<(), HostError> {
         io_path::write(&self.shared, offset, data, fua)
+    }
+
+    /// A write of `len` bytes at `offset` is on its way (a front end parsed
+    /// its header and is receiving its payload): partial-stripe writes it
+    /// would complete wait for it. Every announcement must be followed by
+    /// [`ArrayHost::write`] with the same range, or withdrawn.
+    pub fn announce_write(&self, offset: u64, len: u64) {
+        let (lo, hi) = sector_range(offset, len);
+        self.shared.ranges.announce_write(lo, hi);
+    }
+
+    /// An announced write will not be issued after all.
+    pub fn withdraw_write(&self, offset: u64, len: u64) {
+        let (lo, hi) = sector_range(offset, len);
+        self.shared.ranges.withdraw_write(lo, hi);
     }
 
     /// Write zeroes over `len` bytes at `offset`.
@@ -571,6 +627,12 @@ impl ArrayHost {
     pub fn flush(&self) -> Result<(), HostError> {
         io_path::flush_all(&self.shared)
     }
+}
+
+/// Logical sectors touched by a byte range (empty when it is empty).
+pub(crate) fn sector_range(offset: u64, len: u64) -> (u64, u64) {
+    let end = offset.saturating_add(len);
+    (offset / 512, end.div_ceil(512))
 }
 
 impl Drop for ArrayHost {

@@ -8,23 +8,35 @@
 //! that reconstructs from parity holds its stripes for the duration. The
 //! number of stripes held at once is bounded by md's `stripe_cache_size`,
 //! which is what that attribute limits in md too.
+//!
+//! The same mutex protects the stripe-gathering entries (`gather.rs`): an entry
+//! holds its stripe here like any range, so resync windows, degraded reads and
+//! ordinary writes exclude it. A [`RangeLock::lock`] that finds a gathering
+//! entry in its way asks it to flush at once, so nobody waits on a parked
+//! write for longer than its own I/O.
 
+use super::gather::Table;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 /// Ranges held right now. Lock order: innermost of the host's locks except
 /// the per-request context pool; never held while waiting on another lock.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct RangeLock {
-    /// Held ranges and the number of stripes they cover (protected by this mutex).
-    state: Mutex<Held>,
-    released: Condvar,
+    /// Held ranges, the number of stripes they cover and the gathering
+    /// entries (protected by this mutex).
+    pub(super) state: Mutex<Held>,
+    /// Signalled when a range is released.
+    pub(super) released: Condvar,
+    /// One per gathering entry: signalled when that entry changes.
+    pub(super) slot_changed: Box<[Condvar]>,
 }
 
-#[derive(Debug, Default)]
-struct Held {
-    ranges: Vec<(u64, u64)>,
-    stripes_in_use: u64,
-    max_stripes: u64,
+#[derive(Debug)]
+pub(super) struct Held {
+    pub(super) ranges: Vec<(u64, u64)>,
+    pub(super) stripes_in_use: u64,
+    pub(super) max_stripes: u64,
+    pub(super) gather: Table,
 }
 
 /// Proof that a range is held; releases it on drop.
@@ -36,20 +48,23 @@ pub(crate) struct RangeGuard<'a> {
 
 impl RangeLock {
     /// A lock admitting at most `stripes_max` stripes held at once (a single
-    /// larger range is still admitted when nothing else is held).
-    pub(crate) fn new(stripes_max: u64) -> Self {
+    /// larger range is still admitted when nothing else is held), with
+    /// `gather_slots` stripe-gathering entries (0: no gathering).
+    pub(crate) fn new(stripes_max: u64, gather_slots: usize) -> Self {
         assert!(stripes_max > 0, "a stripe limit of zero would deadlock");
         Self {
             state: Mutex::new(Held {
                 ranges: Vec::new(),
                 stripes_in_use: 0,
                 max_stripes: stripes_max,
+                gather: Table::new(gather_slots),
             }),
             released: Condvar::new(),
+            slot_changed: (0..gather_slots).map(|_| Condvar::new()).collect(),
         }
     }
 
-    fn held(&self) -> MutexGuard<'_, Held> {
+    pub(super) fn held(&self) -> MutexGuard<'_, Held> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -70,6 +85,7 @@ impl RangeLock {
             if !overlaps && fits {
                 break;
             }
+            self.unplug_slots(&mut held, first, last);
             held = self
                 .released
                 .wait(held)
@@ -104,7 +120,7 @@ mod tests {
 
     #[test]
     fn overlapping_ranges_exclude_each_other() {
-        let lock = Arc::new(RangeLock::new(1024));
+        let lock = Arc::new(RangeLock::new(1024, 0));
         let inside = Arc::new(AtomicU32::new(0));
         let threads: Vec<_> = (0..8)
             .map(|i| {
@@ -131,7 +147,7 @@ mod tests {
 
     #[test]
     fn disjoint_ranges_are_held_together_within_the_limit() {
-        let lock = RangeLock::new(4);
+        let lock = RangeLock::new(4, 0);
         let a = lock.lock(0, 1);
         let b = lock.lock(10, 11);
         assert_eq!(lock.held().stripes_in_use, 4);

@@ -112,6 +112,17 @@ impl BlockExport for Export {
     fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), ExportError> {
         self.0.read(offset, buf).map_err(export_error)
     }
+    fn read_batch(&self, reads: &mut [(u64, &mut [u8])], results: &mut [Result<(), ExportError>]) {
+        assert_eq!(reads.len(), results.len(), "one result per read");
+        self.0
+            .read_many(reads, |i, error| results[i] = Err(export_error(error)));
+    }
+    fn write_announce(&self, offset: u64, len: u64) {
+        self.0.announce_write(offset, len);
+    }
+    fn write_withdraw(&self, offset: u64, len: u64) {
+        self.0.withdraw_write(offset, len);
+    }
     fn write(&self, offset: u64, data: &[u8], fua: bool) -> Result<(), ExportError> {
         self.0.write(offset, data, fua).map_err(export_error)
     }

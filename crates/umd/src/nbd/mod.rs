@@ -66,8 +66,32 @@ pub trait BlockExport: Send + Sync + 'static {
     /// Fills `buf` from the export starting at byte `offset`.
     fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), ExportError>;
 
+    /// Fills each `(offset, buf)` of `reads`; `results[i]` gets request `i`'s
+    /// outcome (`results` is as long as `reads`, every entry `Ok` on entry).
+    /// The server calls this for the small READs it received together; an
+    /// export that can submit them together should.
+    fn read_batch(&self, reads: &mut [(u64, &mut [u8])], results: &mut [Result<(), ExportError>]) {
+        assert_eq!(reads.len(), results.len(), "one result per read");
+        for ((offset, buf), result) in reads.iter_mut().zip(results) {
+            *result = self.read(*offset, buf);
+        }
+    }
+
     /// Writes `data` at byte `offset`; with `fua`, durable before returning.
     fn write(&self, offset: u64, data: &[u8], fua: bool) -> Result<(), ExportError>;
+
+    /// A WRITE of `len` bytes at `offset` was parsed and its payload is being
+    /// received; [`BlockExport::write`] with the same range follows, or
+    /// [`BlockExport::write_withdraw`] if the payload never arrives. Lets a
+    /// RAID export hold a neighbouring partial-stripe write for it briefly.
+    fn write_announce(&self, offset: u64, len: u64) {
+        let _ = (offset, len);
+    }
+
+    /// An announced WRITE will not be executed (its payload did not arrive).
+    fn write_withdraw(&self, offset: u64, len: u64) {
+        let _ = (offset, len);
+    }
 
     /// Makes every completed write durable (`NBD_CMD_FLUSH`).
     fn flush(&self) -> Result<(), ExportError>;

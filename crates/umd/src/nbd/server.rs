@@ -6,16 +6,22 @@
 //! moves bytes and bounds the work in flight.
 //!
 //! Threads: one acceptor; per connection a thread that negotiates and then
-//! serves as one of `workers_per_connection` workers. Workers take turns as the
-//! reader (leader/follower, as nbdkit's parallel model does): the one holding
-//! the read side parses the next request and reads a WRITE's payload into its
-//! own buffer, lets go, executes and replies. No request changes threads, so
-//! none costs an extra wake-up; requests in flight never exceed the workers,
-//! and memory never exceeds `workers × request_bytes_max` per connection. Each
-//! buffer grows to the largest request it has carried and is reused: steady
-//! state allocates nothing. Write payloads go straight from the socket into the
-//! worker's buffer, and read data from that buffer straight into one vectored
-//! `writev` with its reply header: one copy each way.
+//! serves as one of `workers_per_connection` workers (`server/transmission.rs`).
+//! Workers take turns as the reader (leader/follower, as nbdkit's parallel
+//! model does): the one holding the read side parses the next request and
+//! reads a WRITE's payload into its own buffer, lets go, executes and replies.
+//! Small READs already received together are taken as one batch
+//! (`server/reader.rs`), read through one call into the export and answered
+//! with one vectored write (`server/reads.rs`); the worker keeps the read side
+//! after such a batch, so a stream of small reads costs no hand-off between
+//! workers at all. No request changes threads, so none costs an extra wake-up;
+//! requests in flight never exceed the workers (times a batch), and memory
+//! never exceeds `workers × request_bytes_max` per connection (a batch is at
+//! most 2 MiB). Each buffer grows to the largest request it has carried and
+//! is reused: steady state allocates nothing. Write payloads go from the
+//! socket (past at most one receive buffer) into the worker's buffer, and read
+//! data from that buffer straight into a vectored `writev` with its reply
+//! header: one copy each way.
 //!
 //! Exports: the server offers every export in its registry (`exports.rs`) by
 //! name. A connection snapshots the registry for each negotiation option and,
@@ -51,8 +57,8 @@ use super::socket::{Listener, Stream};
 
 use super::exports::{Registry, Snapshot};
 use super::proto::{
-    self, Command, ExpectClientFlags, ExportInfo, Limits, OptionOutcome, ProtoError, Rejection,
-    Request, CLIENT_FLAGS_LEN, OPTION_HEADER_LEN, REQUEST_HEADER_LEN,
+    self, Command, ExpectClientFlags, ExportInfo, Limits, OptionOutcome, ProtoError, Request,
+    CLIENT_FLAGS_LEN, OPTION_HEADER_LEN,
 };
 use super::{BlockExport, Listen, ServerConfig};
 
@@ -465,66 +471,6 @@ fn negotiate<S: Read + Write>(
     }
 }
 
-/// One step of the request stream, after header checks and payload skipping.
-#[derive(Debug)]
-enum Incoming {
-    /// The client closed the socket between requests.
-    Eof,
-    /// `NBD_CMD_DISC`.
-    Disc,
-    /// Refused; its payload is already skipped, the caller sends the error reply.
-    Refused(Rejection),
-    /// Valid; a WRITE's payload is still on the wire for the caller to read.
-    Request(Request),
-}
-
-/// Reads and checks the next request header, skipping a refused WRITE's payload.
-fn next_request<R: Read>(stream: &mut R, limits: &Limits) -> Result<Incoming, ConnectionError> {
-    let mut header = [0u8; REQUEST_HEADER_LEN];
-    if !read_exact_or_eof(stream, &mut header)? {
-        return Ok(Incoming::Eof);
-    }
-    let header = proto::parse_request_header(&header)?;
-    match proto::check_request(&header, limits) {
-        Ok(request) if request.command == Command::Disc => Ok(Incoming::Disc),
-        Ok(request) => Ok(Incoming::Request(request)),
-        Err(rejection) => {
-            skip_payload(stream, rejection.payload_bytes, limits.request_bytes_max)?;
-            Ok(Incoming::Refused(rejection))
-        }
-    }
-}
-
-/// Fills `buf`; false if the stream ended before its first byte (a clean close).
-fn read_exact_or_eof<R: Read>(stream: &mut R, buf: &mut [u8]) -> io::Result<bool> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match stream.read(&mut buf[filled..]) {
-            Ok(0) if filled == 0 => return Ok(false),
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => filled += n,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(true)
-}
-
-/// Reads and discards a refused WRITE's payload, within a bound.
-fn skip_payload<R: Read>(stream: &mut R, len: u32, request_bytes_max: u32) -> io::Result<()> {
-    if len > request_bytes_max.max(REJECTED_PAYLOAD_DRAIN_BYTES_MAX) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("refused write payload of {len} bytes is too large to skip"),
-        ));
-    }
-    let skipped = io::copy(&mut stream.take(u64::from(len)), &mut io::sink())?;
-    if skipped != u64::from(len) {
-        return Err(io::ErrorKind::UnexpectedEof.into());
-    }
-    Ok(())
-}
-
 /// Grows `buf` to at least `len` bytes; never shrinks it, so a pooled buffer
 /// allocates only while it grows toward the largest request it carries.
 fn ensure_len(buf: &mut Vec<u8>, len: usize) {
@@ -593,106 +539,7 @@ fn write_reply<W: Write>(w: &mut W, cookie: u64, error: u32, payload: &[u8]) -> 
     let header = proto::encode_simple_reply(cookie, error);
     let mut slices = [IoSlice::new(&header), IoSlice::new(payload)];
     let count = if payload.is_empty() { 1 } else { 2 };
-    let mut pending = &mut slices[..count];
-    while !pending.is_empty() {
-        match w.write_vectored(pending) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut pending, n),
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(())
-}
-
-/// Per-connection state shared by its workers.
-///
-/// Workers take turns as the reader (leader/follower): the one holding
-/// `reader` parses the next request and reads its payload into its own
-/// buffer, releases the lock, executes and replies. No request is handed
-/// from thread to thread, so a request costs no extra wake-up, and at most
-/// `workers_per_connection` requests are in flight.
-struct Connection<'a> {
-    export: &'a dyn BlockExport,
-    /// The socket's write side. Lock order: lowest; held for one reply's write.
-    reply_writer: Mutex<Stream>,
-    /// The socket's read side. Lock order: above `reply_writer`; held by one
-    /// worker while it reads one request (header and payload), never while
-    /// a request executes.
-    reader: Mutex<ReadSide<'a>>,
-    /// Set when a reply could not be written; the readers then stop.
-    broken: AtomicBool,
-}
-
-/// What the worker holding [`Connection::reader`] owns.
-struct ReadSide<'a> {
-    stream: &'a mut Stream,
-    /// No more requests will be read (end of stream, DISC, error, shutdown).
-    done: bool,
-    /// Why reading stopped, if it was an error.
-    error: Option<ConnectionError>,
-}
-
-impl Connection<'_> {
-    fn send_reply(&self, cookie: u64, error: u32, payload: &[u8]) -> io::Result<()> {
-        let mut writer = self
-            .reply_writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let written = write_reply(&mut *writer, cookie, error, payload);
-        if written.is_err() {
-            self.broken.store(true, Ordering::SeqCst);
-            // Wake the reader: replies can no longer reach the client.
-            let _ = writer.shutdown(Shutdown::Both);
-        }
-        written
-    }
-}
-
-/// Serves requests on the chosen `export` until the client leaves, then lets
-/// in-flight ones finish.
-fn transmission(
-    shared: &Shared,
-    info: &ExportInfo,
-    export: &dyn BlockExport,
-    stream: &mut Stream,
-) -> Result<(), ConnectionError> {
-    let workers = shared.config.workers_per_connection;
-    assert!(workers >= 1, "config checked at bind");
-    let conn = Connection {
-        export,
-        reply_writer: Mutex::new(stream.try_clone()?),
-        reader: Mutex::new(ReadSide {
-            stream,
-            done: false,
-            error: None,
-        }),
-        broken: AtomicBool::new(false),
-    };
-    let limits = limits(info, export.read_only(), shared.config.request_bytes_max);
-    thread::scope(|scope| {
-        let mut started = 0usize;
-        for _ in 1..workers {
-            let spawned = thread::Builder::new()
-                .name("nbd-worker".to_owned())
-                .spawn_scoped(scope, || worker(&conn, &limits, &shared.stopping));
-            match spawned {
-                Ok(_) => started += 1,
-                // Fewer workers only means less parallelism: this thread serves too.
-                Err(error) => warn!(%error, "nbd: cannot start a worker"),
-            }
-        }
-        debug!(workers = started + 1, "nbd: serving");
-        worker(&conn, &limits, &shared.stopping);
-    });
-    let side = conn
-        .reader
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner);
-    match side.error {
-        Some(error) => Err(error),
-        None => Ok(()),
-    }
+    write_all_vectored(w, &mut slices[..count])
 }
 
 fn limits(info: &ExportInfo, read_only: bool, request_bytes_max: u32) -> Limits {
@@ -700,77 +547,6 @@ fn limits(info: &ExportInfo, read_only: bool, request_bytes_max: u32) -> Limits 
         size_bytes: info.size_bytes,
         request_bytes_max,
         read_only,
-    }
-}
-
-/// Take a turn as the reader: the next request, its payload (WRITE) in
-/// `buf`; `None` when the connection is done (the reason is recorded).
-fn read_one(
-    conn: &Connection<'_>,
-    limits: &Limits,
-    stopping: &AtomicBool,
-    buf: &mut Vec<u8>,
-) -> Option<Request> {
-    let mut side = conn.reader.lock().unwrap_or_else(PoisonError::into_inner);
-    loop {
-        if side.done {
-            return None;
-        }
-        if stopping.load(Ordering::SeqCst) || conn.broken.load(Ordering::SeqCst) {
-            side.done = true;
-            return None;
-        }
-        let outcome = match next_request(side.stream, limits) {
-            Ok(Incoming::Eof | Incoming::Disc) => Ok(None),
-            Ok(Incoming::Refused(rejection)) => conn
-                .send_reply(rejection.cookie, rejection.error, &[])
-                .map_err(ConnectionError::from)
-                .map(|()| Some(None)),
-            Ok(Incoming::Request(request)) => {
-                if request.command == Command::Write {
-                    let len = request.length as usize;
-                    assert!(
-                        request.length <= limits.request_bytes_max,
-                        "checked by check_request"
-                    );
-                    ensure_len(buf, len);
-                    side.stream
-                        .read_exact(&mut buf[..len])
-                        .map(|()| Some(Some(request)))
-                        .map_err(ConnectionError::from)
-                } else {
-                    Ok(Some(Some(request)))
-                }
-            }
-            Err(error) => Err(error),
-        };
-        match outcome {
-            // A refused request was answered: read the next one.
-            Ok(Some(None)) => {}
-            Ok(Some(Some(request))) => return Some(request),
-            Ok(None) => {
-                side.done = true;
-                return None;
-            }
-            Err(error) => {
-                side.done = true;
-                side.error = Some(error);
-                return None;
-            }
-        }
-    }
-}
-
-/// A worker: reads a request in its turn, runs it and sends its reply, until
-/// the connection is done. Each worker owns one buffer, grown once.
-fn worker(conn: &Connection<'_>, limits: &Limits, stopping: &AtomicBool) {
-    let mut buf = Vec::new();
-    while let Some(request) = read_one(conn, limits, stopping, &mut buf) {
-        let (error, payload_len) = execute(conn.export, &request, &mut buf);
-        if let Err(error) = conn.send_reply(request.cookie, error, &buf[..payload_len]) {
-            debug!(%error, "nbd: reply not sent");
-            return;
-        }
     }
 }
 
@@ -787,5 +563,11 @@ fn check_config(config: &ServerConfig) -> io::Result<()> {
     Ok(())
 }
 
+mod reader;
+mod reads;
 mod replay;
+mod transmission;
+use reader::{batchable, next_request, take_read_batch, Incoming, RecvBuffer, BATCH_REQUESTS_MAX};
+use reads::{execute_reads, write_all_vectored, write_read_replies, BatchErrors};
 pub(crate) use replay::serve_sequential;
+use transmission::transmission;

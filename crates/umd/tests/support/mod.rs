@@ -115,15 +115,15 @@ impl Running {
     }
 
     pub(crate) fn start_with(dir: &Path, members: &[PathBuf], extra: &[&str]) -> Running {
-        Self::start_env(dir, members, extra, &[])
+        Self::start_with_env(dir, members, extra, &[])
     }
 
-    /// [`Running::start_with`] with extra environment variables.
-    pub(crate) fn start_env(
+    /// As [`Running::start_with`], with extra environment variables.
+    pub(crate) fn start_with_env(
         dir: &Path,
         members: &[PathBuf],
         extra: &[&str],
-        env: &[(&str, &str)],
+        envs: &[(&str, &str)],
     ) -> Running {
         let run_dir = dir.join("run");
         fs::create_dir_all(&run_dir).expect("run dir");
@@ -134,7 +134,7 @@ impl Running {
         let log = dir.join("umd-run.log");
         let mut cmd = umd();
         cmd.env("UMD_RUN_DIR", &run_dir)
-            .envs(env.iter().copied())
+            .envs(envs.iter().copied())
             .arg("run")
             .arg("--nbd")
             .arg(format!("unix:{}", nbd.display()))

@@ -3,8 +3,9 @@
 //! reply encoding as the threaded server, with no sockets.
 
 use super::{
-    ensure_len, execute, limits, negotiate, next_request, write_reply, Command, Incoming,
-    Negotiated, Registry,
+    batchable, ensure_len, execute, execute_reads, limits, negotiate, next_request,
+    take_read_batch, write_read_replies, write_reply, BatchErrors, Incoming, Negotiated,
+    RecvBuffer, Registry, BATCH_REQUESTS_MAX,
 };
 use std::io::{self, Read, Write};
 
@@ -42,8 +43,11 @@ pub(crate) fn serve_sequential(input: &[u8], exports: &Registry, request_bytes_m
     export.client_opened();
     let limits = limits(&info, export.read_only(), request_bytes_max);
     let mut buf = Vec::new();
+    let mut rbuf = RecvBuffer::new();
+    let mut batch = Vec::with_capacity(BATCH_REQUESTS_MAX);
+    let mut errors: BatchErrors = [0; BATCH_REQUESTS_MAX];
     // Bounded by the input: every pass consumes at least one request header.
-    while let Ok(incoming) = next_request(&mut stream, &limits) {
+    while let Ok(incoming) = next_request(&mut rbuf, &mut stream, &limits) {
         let request = match incoming {
             Incoming::Eof | Incoming::Disc => break,
             Incoming::Refused(rejection) => {
@@ -52,10 +56,18 @@ pub(crate) fn serve_sequential(input: &[u8], exports: &Registry, request_bytes_m
             }
             Incoming::Request(request) => request,
         };
-        if request.command == Command::Write {
+        if batchable(&request) {
+            batch.clear();
+            batch.push(request);
+            take_read_batch(&mut rbuf, &limits, &mut batch);
+            execute_reads(export, &batch, &mut buf, &mut errors);
+            let _ = write_read_replies(&mut stream, &batch, &errors, &buf);
+            continue;
+        }
+        if request.command == super::Command::Write {
             let len = request.length as usize;
             ensure_len(&mut buf, len);
-            if stream.read_exact(&mut buf[..len]).is_err() {
+            if rbuf.read_payload(&mut stream, &mut buf[..len]).is_err() {
                 break;
             }
         }
