@@ -32,10 +32,17 @@ struct Fixture {
 
 impl Fixture {
     fn new(level: &str, run_args: &[&str]) -> Option<Fixture> {
+        Self::with_env(level, run_args, &[])
+    }
+
+    /// A fixture whose `umd run` gets `env` too.
+    fn with_env(level: &str, run_args: &[&str], env: &[(&str, &str)]) -> Option<Fixture> {
         require_tool("qemu-io");
         let dir = TempDir::new(&format!("ext-{level}"));
         let disks = real_container(dir.path(), level)?;
-        let run = serve(&dir, &disks, run_args);
+        let mut args = vec!["--no-mon"];
+        args.extend_from_slice(run_args);
+        let run = Running::start_with_env(dir.path(), &disks, &args, env);
         let mon = Mon::start(&run, "1", &[]);
         wait_for(&run, "0/array_state", "read-auto");
         let export = format!("ddf-{level}");
@@ -1002,4 +1009,66 @@ fn a_spare_is_activated_and_rebuilt() {
             .any(|l| l.contains("state[0]") && l.contains("Optimal"));
         (optimal, text)
     });
+}
+
+/// §8.26: bad blocks. A write error on a member whose manager keeps its
+/// bad-block list (`external_bbl`) records the range: the member shows
+/// `blocked`, later writes wait until the range is written to `bad_blocks`,
+/// and the data reads back from the other copy. Without `external_bbl` the
+/// member shows `faulty,blocked`, and the manager's `-blocked` fails it.
+#[test]
+fn bad_blocks_block_writes_until_recorded_or_fail_the_member() {
+    let faults = "ddf-raid1-2.bin:write:3072+8,ddf-raid1-2.bin:write:6144+8";
+    let Some(f) = Fixture::with_env("raid1", &[], &[("UMD_FAULT_INJECT", faults)]) else {
+        return;
+    };
+    f.make_clean();
+    let state = "0/dev-ddf-raid1-2.bin/state";
+    set(&f.run, state, "external_bbl").expect("external_bbl");
+    // The test is the manager for the first part.
+    f.mon().pause();
+    let write = qemu_io(&f.run, &f.export, "write -P 0x26 1536k 4k", false);
+    wait_for(&f.run, "0/array_state", "write-pending");
+    set(&f.run, "0/array_state", "active").expect("ack the dirty mark");
+    finish(write, SETTLE);
+    assert_eq!(get(&f.run, state), "in_sync,blocked,external_bbl");
+    assert_eq!(
+        get(&f.run, "0/dev-ddf-raid1-2.bin/unacknowledged_bad_blocks"),
+        "3072 8"
+    );
+    let mut later = qemu_io(&f.run, &f.export, "write -P 0x27 0 4k", false);
+    assert!(
+        still_blocked(&mut later, BLOCKED),
+        "writes wait for the record"
+    );
+    // mdmon's order: record the range, acknowledge it, then `active`.
+    assert_eq!(get(&f.run, "0/array_state"), "write-pending");
+    set(&f.run, "0/dev-ddf-raid1-2.bin/bad_blocks", "3072 8").expect("acknowledge");
+    set(&f.run, "0/array_state", "active").expect("ack");
+    finish(later, SETTLE);
+    assert_eq!(get(&f.run, state), "in_sync,external_bbl");
+    finish(
+        qemu_io(&f.run, &f.export, "read -P 0x26 1536k 4k", true),
+        SETTLE,
+    );
+    // Second part: no external_bbl, the real manager answers.
+    set(&f.run, state, "-external_bbl").expect("-external_bbl");
+    f.mon().resume();
+    finish(
+        qemu_io(&f.run, &f.export, "write -P 0x28 3m 4k", false),
+        SETTLE,
+    );
+    eventually("the member failed by the manager's -blocked", || {
+        let st = support::external::get_opt(&f.run, state);
+        (
+            st.as_deref()
+                .is_none_or(|s| s.starts_with("faulty") && !s.contains("blocked")),
+            st,
+        )
+    });
+    assert_eq!(get(&f.run, "0/degraded"), "1");
+    finish(
+        qemu_io(&f.run, &f.export, "read -P 0x28 3m 4k", true),
+        SETTLE,
+    );
 }

@@ -23,6 +23,7 @@ use super::{drain_events, HostError, Shared};
 use crate::batch::Op;
 use crate::member_file::IoError;
 use umd_engine::Errno;
+use umd_layout::geometry::Level;
 
 /// Sectors written per plan: large enough for full-stripe writes on wide
 /// arrays, small enough to bound scratch memory per request.
@@ -389,7 +390,8 @@ fn write_piece(
         let plan = std::mem::take(&mut ctx.write_plan);
         ctx.ensure_scratch(plan.scratch_bytes);
         let mut outcome = ctx.run_planned(shared, &plan.reads, false, data);
-        if outcome.is_ok() {
+        let writing = outcome.is_ok();
+        if writing {
             ctx.write_planner.compute(&plan, data, &mut ctx.scratch);
             outcome = ctx.run_planned(shared, &plan.writes, true, data);
         }
@@ -402,9 +404,36 @@ fn write_piece(
         drop(guard);
         match outcome {
             Ok(()) => return Ok(()),
+            Err((role, e)) if writing && record_bad_range(shared, role, sector, len, &e) => {
+                return Ok(());
+            }
             Err((role, e)) => member_failed(shared, ctx, role, &e, &mut replans)?,
         }
     }
+}
+
+/// md's bad-block path for a write error: on an external raid1 (where the
+/// manager may keep a bad-block list and the member's range is the piece's
+/// range), record the piece's range as bad on the member instead of failing
+/// it. The other copies hold the data, reads avoid the range from now on,
+/// and writes wait until the range is recorded (or the member is failed).
+/// Returns whether the range was recorded; if not, the member is failed.
+fn record_bad_range(shared: &Shared, role: u32, sector: u64, len: u64, e: &IoError) -> bool {
+    if shared.geometry.level() != Level::Raid1 {
+        return false;
+    }
+    let Some(name) = shared.role_member(role).and_then(|m| shared.member_name(m)) else {
+        return false;
+    };
+    let mut core = shared.core();
+    if !core.array.is_external() || !core.array.record_bad_block(name, sector, len) {
+        return false;
+    }
+    core.member_map.add_bad(role, sector, len);
+    core.members_generation += 1;
+    shared.settle(core, true);
+    tracing::warn!(error = %e, member = %name, sector, len, "write error recorded as a bad range");
+    true
 }
 
 /// The first stripe whose parity is not known good, from the engine's
