@@ -75,7 +75,9 @@ for ((i = 0; i < N; i++)); do
     truncate -s "${MEMBER_MIB}M" "$DIR/m$i"
     MEMBERS+=("$DIR/m$i")
 done
-"$UMD" create --level "$LEVEL" --raid-devices "$N" --chunk 64 --bitmap internal \
+chunk=(--chunk 64)
+[[ $LEVEL == 1 ]] && chunk=()
+"$UMD" create --level "$LEVEL" --raid-devices "$N" "${chunk[@]}" --bitmap internal \
     "${MEMBERS[@]}" >"$DIR/create.log" 2>&1 || { cat "$DIR/create.log" >&2; exit 1; }
 
 ctl() { "$UMD" ctl --control "$CTL" "$@"; }
