@@ -220,9 +220,17 @@ pub fn assemble(
     ))?;
     let geometry = build_geometry(level, fresh, &members, candidates, options)?;
     check_redundancy(&geometry, &members)?;
-    let array_sectors = array.array_sectors.map_or(geometry.array_sectors(), |a| {
-        a.min(geometry.array_sectors())
-    });
+    // A recorded length (DDF's array_blocks) is not what md serves: mdadm
+    // assembles DDF arrays without setting array_size, so the kernel serves
+    // the personality's own size. They differ only where mdadm's formula
+    // undercounts (RAID1E over an odd number of members); say so.
+    let array_sectors = geometry.array_sectors();
+    if let Some(recorded) = array.array_sectors.filter(|&a| a != array_sectors) {
+        warnings.push(format!(
+            "the metadata records {recorded} sectors but the layout holds {array_sectors}; \
+             serving {array_sectors}, as md does"
+        ));
+    }
     let clean = array.clean && array.resync_offset_sectors == u64::MAX;
     if !clean && level.parity_members() > 0 && members.iter().any(Option::is_none) {
         warnings.push(

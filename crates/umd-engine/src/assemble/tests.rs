@@ -76,6 +76,28 @@ fn roles_come_from_dev_ids_not_argument_order() {
     assert_eq!(asm.array_sectors, 8192);
 }
 
+/// mdadm records RAID1E over three members as one member's worth, but it
+/// assembles DDF arrays without setting `array_size`, so the kernel serves
+/// raid10's own size (1.5 members' worth). The record must not truncate it.
+#[test]
+fn a_recorded_length_short_of_the_layout_is_not_what_md_serves() {
+    let mut set = full_set();
+    for c in &mut set {
+        c.info.array.level = 10;
+        c.info.array.layout = 0x102; // near 2 over 3 members: RAID1E
+        c.info.array.array_sectors = Some(4096);
+    }
+    let asm = assemble(&set, &AssembleOptions::default()).expect("assembles");
+    assert_eq!(asm.array_sectors, 3 * 4096 / 2);
+    assert!(
+        asm.warnings
+            .iter()
+            .any(|w| w.contains("records 4096 sectors")),
+        "{:?}",
+        asm.warnings
+    );
+}
+
 #[test]
 fn one_missing_member_is_degraded_two_is_refused() {
     let mut set = full_set();
