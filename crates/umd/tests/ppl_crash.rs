@@ -15,19 +15,16 @@
 //! every stripe the logs name are overwritten with garbage, as if every
 //! parity write in flight was lost half done. Only replay makes them right.
 
+#[path = "ppl/crash.rs"]
+mod crash;
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use support::{
-    create, examine_field, mdadm_examine, pseudo_random, require_tool, run_ok, sparse_members,
-    wait_until_writing, write_storm, Running, TempDir,
-};
-use umd_formats::ppl::{PplHeader, PPL_HEADER_BYTES};
+use support::{pseudo_random, require_tool, run_ok, sparse_members, Running, TempDir};
 
 const MEMBER_MIB: u64 = 32;
-const CHUNK: usize = 64 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Read the whole array through NBD.
@@ -40,57 +37,15 @@ fn read_all(run: &Running, dir: &Path, name: &str) -> Vec<u8> {
 /// Every second data chunk (never written in flight) equals `before`.
 fn assert_untouched_chunks(got: &[u8], before: &[u8], what: &str) {
     assert_eq!(got.len(), before.len(), "{what}: array size");
-    for (i, (g, b)) in got.chunks(CHUNK).zip(before.chunks(CHUNK)).enumerate() {
+    for (i, (g, b)) in got
+        .chunks(crash::CHUNK)
+        .zip(before.chunks(crash::CHUNK))
+        .enumerate()
+    {
         if i % 2 == 1 {
             assert!(g == b, "{what}: chunk {i}, not written in flight, changed");
         }
     }
-}
-
-/// The PPL area of a 1.2 member created by umd: superblock at sector 8,
-/// area 8 sectors after it.
-const PPL_AREA_BYTE: u64 = 16 * 512;
-/// Sectors per chunk.
-const CHUNK_SECTORS: u64 = (CHUNK / 512) as u64;
-
-/// Overwrite, on each member, the parity rows of every entry of its log
-/// (member i holds role i: `umd create` order). Returns the entries hit.
-fn lose_logged_parity(members: &[PathBuf]) -> usize {
-    use std::os::unix::fs::FileExt;
-    let mut hit = 0;
-    for m in members {
-        let text = mdadm_examine(m);
-        let data_offset: u64 = examine_field(&text, "Data Offset")
-            .and_then(|v| v.split_whitespace().next().map(str::to_owned))
-            .and_then(|v| v.parse().ok())
-            .expect("data offset");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(m)
-            .expect("open");
-        let mut head = vec![0u8; PPL_HEADER_BYTES];
-        file.read_exact_at(&mut head, PPL_AREA_BYTE)
-            .expect("read log");
-        let Ok(header) = PplHeader::parse(&head) else {
-            continue;
-        };
-        for e in &header.entries {
-            let data_disks = 2;
-            let rows = if e.pp_size > 0 {
-                u64::from(e.pp_size) / 512
-            } else {
-                u64::from(e.data_size) / 512 / data_disks
-            };
-            let stripe = e.data_sector / (CHUNK_SECTORS * data_disks);
-            let row = e.data_sector % CHUNK_SECTORS;
-            let at = (data_offset + stripe * CHUNK_SECTORS + row) * 512;
-            file.write_all_at(&vec![0x5a; rows as usize * 512], at)
-                .expect("clobber parity");
-            hit += 1;
-        }
-    }
-    hit
 }
 
 fn copy_members(members: &[PathBuf], dir: &Path) -> Vec<PathBuf> {
@@ -111,19 +66,7 @@ fn ppl_raid5_survives_kill9_and_a_missing_member() {
     }
     let dir = TempDir::new("ppl-crash");
     let members = sparse_members(dir.path(), 3, MEMBER_MIB);
-    create(
-        &members,
-        &[
-            "--level",
-            "5",
-            "--raid-devices",
-            "3",
-            "--chunk",
-            "64",
-            "--consistency-policy",
-            "ppl",
-        ],
-    );
+    crash::create_ppl_raid5(&members);
     let run = Running::start(dir.path(), &members);
     assert_eq!(run.get("consistency_policy"), "ppl");
     run.wait_idle(TIMEOUT);
@@ -144,31 +87,16 @@ fn ppl_raid5_survives_kill9_and_a_missing_member() {
     let src = dir.path().join("before.bin");
     std::fs::write(&src, &before).expect("write source");
     run_ok(Command::new("nbdcopy").arg(&src).arg(run.uri()));
-    // Only the first data chunk of each stripe: 64 KiB written, 64 KiB skipped.
-    let mut storm = write_storm(
-        &run,
-        &[
-            "--zonemode=strided".to_owned(),
-            format!("--zonerange={CHUNK}"),
-            format!("--zonesize={CHUNK}"),
-            format!("--zoneskip={CHUNK}"),
-            format!("--size={size}"),
-        ],
-    );
-    wait_until_writing(&run);
-    std::thread::sleep(Duration::from_millis(800));
-    run.kill9();
-    let _ = storm.kill();
-    let _ = storm.wait();
+    crash::crash_mid_write(run, size);
 
     // The same crash, started with the last member missing: no --force.
     let copy_dir = TempDir::new("ppl-crash-degraded");
     let copies = copy_members(&members, copy_dir.path());
     assert!(
-        lose_logged_parity(&copies) > 0,
+        crash::lose_logged_parity(&copies) > 0,
         "the crash left no log entries"
     );
-    lose_logged_parity(&members);
+    crash::lose_logged_parity(&members);
     let degraded = Running::start(copy_dir.path(), &copies[..2]);
     assert_eq!(degraded.get("degraded"), "1");
     let got = read_all(&degraded, copy_dir.path(), "degraded.bin");

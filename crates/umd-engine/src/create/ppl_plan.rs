@@ -81,3 +81,87 @@ pub(super) fn ppl_area_write(spec: &CreateSpec, p: &Placement, shape: &Shape) ->
         bytes,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use umd_formats::ppl::PPL_HEADER_BYTES;
+
+    const MIB: u64 = 1024 * 1024;
+
+    fn spec(level: i32, metadata: &str) -> CreateSpec {
+        CreateSpec {
+            level,
+            raid_disks: 3,
+            chunk_kib: Some(64),
+            layout: None,
+            metadata: metadata.to_string(),
+            bitmap: false,
+            bitmap_chunk_kib: None,
+            name: "p".to_string(),
+            assume_clean: false,
+            member_bytes: vec![Some(64 * MIB); 3],
+            member_names: (0..3).map(|i| format!("m{i}")).collect(),
+            uuid: [0x42; 16],
+            device_uuids: (0..3).map(|i| [i as u8; 16]).collect(),
+            ctime_seconds: 1_700_000_000,
+            ppl: true,
+        }
+    }
+
+    /// The superblock and the PPL area a member gets, found by where md
+    /// looks: the superblock where its minor says, the area at `ppl.offset`.
+    fn placed(plan: &CreatePlan, sb_sector: u64) -> (Superblock1, Vec<u8>) {
+        let writes = &plan.members[0];
+        let sb_write = writes
+            .iter()
+            .find(|w| w.offset_bytes == sb_sector * SECTOR_BYTES && w.bytes.len() == SB_AREA_BYTES)
+            .expect("a superblock write");
+        let sb = Superblock1::parse(&sb_write.bytes, sb_sector, 64 * MIB / SECTOR_BYTES)
+            .expect("planned superblock parses");
+        let (area_sector, area_sectors, multiple) = sb.ppl_area().expect("a PPL area");
+        assert!(!multiple, "mdadm writes the PPL bit, not MULTIPLE_PPLS");
+        let area = writes
+            .iter()
+            .find(|w| w.offset_bytes == area_sector * SECTOR_BYTES)
+            .expect("the area is written");
+        assert_eq!(area.bytes.len() as u64, area_sectors * SECTOR_BYTES);
+        (sb, area.bytes.clone())
+    }
+
+    #[test]
+    fn areas_sit_where_mdadm_puts_them() {
+        // 1.2: +8 sectors, 2048 of them, bad-block log after (formats.md §2.9).
+        let plan = plan_create(&spec(5, "1.2")).expect("raid5 1.2 with PPL");
+        let (sb, area) = placed(&plan, 8);
+        assert_eq!(sb.feature_map & sb1::FEATURE_PPL, sb1::FEATURE_PPL);
+        assert_eq!((sb.ppl_offset(), sb.ppl_size()), (8, 2048));
+        assert_eq!((sb.bblog_offset, sb.bblog_size), (2056, 8));
+        assert!(
+            sb.data_offset >= 8 + 8 + 2048 + 8,
+            "data after the area and the log"
+        );
+        let header = PplHeader::parse(&area).expect("an empty header");
+        assert_eq!(header, PplHeader::empty(signature(&[0x42; 16])));
+        assert!(
+            area[PPL_HEADER_BYTES..].iter().all(|&b| b == 0),
+            "the rest zeroed"
+        );
+        // 1.0: below the bad-block log, below the superblock at the end.
+        let plan = plan_create(&spec(5, "1.0")).expect("raid5 1.0 with PPL");
+        let sb_sector = sb1::super_offset_sectors(0, 64 * MIB / SECTOR_BYTES).expect("fits");
+        let (sb, _) = placed(&plan, sb_sector);
+        assert_eq!((sb.ppl_offset(), sb.ppl_size()), (-2056, 2048));
+        assert_eq!(sb.data_offset + sb.data_size, sb_sector - 2056);
+    }
+
+    #[test]
+    fn what_md_refuses_is_refused() {
+        let refused = |s: CreateSpec| plan_create(&s).expect_err("refused").to_string();
+        assert!(refused(spec(6, "1.2")).contains("only raid5"));
+        assert!(refused(spec(5, "0.90")).contains("metadata 1.x"));
+        let mut with_bitmap = spec(5, "1.2");
+        with_bitmap.bitmap = true;
+        assert!(refused(with_bitmap).contains("bitmap"));
+    }
+}

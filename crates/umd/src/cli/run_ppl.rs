@@ -8,7 +8,7 @@
 
 use super::members::Opened;
 use umd_engine::Assembly;
-use umd_formats::ppl::signature;
+use umd_formats::ppl::{signature, PPL_HEADER_BYTES};
 use umd_formats::probe::Metadata;
 use umd_io::host::PplArea;
 use umd_io::ppl::{replay_and_reset, PplMember};
@@ -62,6 +62,15 @@ pub(crate) fn start(
     for (role, m) in &present {
         let area = areas[m.index]
             .ok_or_else(|| format!("{}: PPL array member without a PPL area", m.name))?;
+        // A unit holds up to a chunk of partial parity after its header.
+        let chunk_bytes = u64::from(assembly.geometry.chunk_sectors()) * 512;
+        if area.sectors * 512 < chunk_bytes + PPL_HEADER_BYTES as u64 {
+            return Err(format!(
+                "{}: its PPL area ({} sectors) cannot hold a chunk ({chunk_bytes} bytes) of \
+                 partial parity; umd logs a stripe's partial parity in one unit",
+                m.name, area.sectors
+            ));
+        }
         members.push(PplMember {
             role: *role,
             name: &m.name,

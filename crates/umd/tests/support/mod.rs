@@ -407,6 +407,16 @@ pub(crate) fn write_storm(run: &Running, extra: &[String]) -> Child {
         .expect("start fio")
 }
 
+/// Wait until the array is clean (no write for `safe_mode_delay`), so that
+/// [`wait_until_writing`] then sees new writes, not the last ones.
+pub(crate) fn wait_until_clean(run: &Running) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while run.get("array_state") != "clean" {
+        assert!(Instant::now() < deadline, "the array never went clean");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Wait until writes are flowing: the array is dirty (its dirty superblocks
 /// are written before the first write proceeds).
 pub(crate) fn wait_until_writing(run: &Running) {
