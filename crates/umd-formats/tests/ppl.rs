@@ -149,3 +149,26 @@ fn an_empty_area_has_no_log() {
     assert_eq!(found.header, None);
     assert_eq!(found.stopped.map(|e| e.field), Some("checksum"));
 }
+
+proptest! {
+    /// The fuzz entry on bent headers and areas: never a panic.
+    #[test]
+    fn bent_headers_never_panic(
+        entries in proptest::collection::vec(entry(), 0..4),
+        edits in proptest::collection::vec((0usize..3 * PPL_HEADER_BYTES, any::<u8>()), 0..16),
+        extra_units in 0usize..3,
+    ) {
+        let h = PplHeader { signature: 9, generation: 1, entries };
+        let unit = h.to_bytes().expect("few entries");
+        let mut area = Vec::new();
+        for _ in 0..=extra_units {
+            area.extend_from_slice(&unit);
+        }
+        for (at, byte) in edits {
+            if let Some(b) = area.get_mut(at) {
+                *b = byte;
+            }
+        }
+        umd_formats::fuzz::ppl(&area);
+    }
+}
