@@ -16,6 +16,11 @@
 //! for (d) it must start degraded and, in both, every chunk that was not
 //! written in flight must read back as before.
 //!
+//! The other direction (`umd_replays_the_kernels_log`): the kernel loses
+//! power (`mdvm-crash`) while writing a PPL raid5; umd replays the kernel's
+//! MULTIPLE_PPLS log, with every member (no resync, `check` clean) and with
+//! one missing (starts without `--force`), and untouched chunks are intact.
+//!
 //! Environment as `oracle_write.rs`: `UMD_ORACLE`, `UMD_SKIP_ORACLE=1`,
 //! `UMD_ORACLE_ACCEL`.
 
@@ -212,4 +217,97 @@ fn kernel_and_umd_share_the_partial_parity_log() {
         "d: chunks not written in flight, rebuilt:\n{out}"
     );
     let _ = fs::remove_dir_all(&work);
+}
+
+/// The other direction: Linux loses power while writing a PPL raid5; umd
+/// replays the kernel's log (a MULTIPLE_PPLS ring) instead of resyncing,
+/// with every member (then `check` finds no mismatch) and with one missing
+/// (it starts without `--force`); chunks not written in flight are intact.
+#[test]
+fn umd_replays_the_kernels_log() {
+    let Some(md_vm) = locate::oracle_or_skip("oracle_ppl") else {
+        return;
+    };
+    for tool in ["mdadm", "nbdcopy", "cp"] {
+        support::require_tool(tool);
+    }
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle_ppl");
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("oracle-ppl-linux-{}", std::process::id()));
+    fs::create_dir_all(&work).expect("work dir");
+    let made = members(&work, "l", 3);
+    let data_disk = work.join("l/data.img");
+    let data = pseudo_random((2 * MEMBER_MIB as usize) << 20, 0x7070_6c64);
+    fs::write(&data_disk, &data).expect("data disk");
+    let mut disks = made.clone();
+    disks.push(data_disk);
+    let out = vm(
+        &md_vm,
+        &scripts.join("linux_crash.sh"),
+        &work.join("l"),
+        &disks,
+    );
+    let size: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("size "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no size in the guest output:\n{out}"));
+    assert!(
+        out.contains("array_state active"),
+        "the kernel was not writing:\n{out}"
+    );
+    let before = &data[..size];
+    // Without the last member first (on copies), then with all.
+    let d_dir = work.join("ld");
+    fs::create_dir_all(&d_dir).expect("dir");
+    let copies: Vec<PathBuf> = made[..2]
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let to = d_dir.join(format!("m{i}.img"));
+            run_ok(Command::new("cp").arg("--sparse=always").arg(m).arg(&to));
+            to
+        })
+        .collect();
+    let degraded = Running::start(&d_dir, &copies);
+    assert_eq!(degraded.get("degraded"), "1");
+    let got = read_all(&degraded, &d_dir);
+    assert_eq!(
+        odd_chunks_hash(&got),
+        odd_chunks_hash(before),
+        "degraded: untouched chunks"
+    );
+    degraded.stop();
+    let run = Running::start(&work.join("l"), &made);
+    let log = run.log_text();
+    assert!(
+        log.contains("entries replayed, 0 mismatches") && !log.contains(" 0 entries replayed"),
+        "the kernel's log was not replayed:\n{log}"
+    );
+    assert_eq!(
+        run.get("resync_start"),
+        "none",
+        "replay leaves nothing to resync"
+    );
+    run.set("sync_action", "check").expect("check");
+    run.wait_idle(TIMEOUT);
+    assert_eq!(
+        run.get("mismatch_cnt"),
+        "0",
+        "parity after replaying the kernel's log"
+    );
+    let got = read_all(&run, &work.join("l"));
+    assert_eq!(
+        odd_chunks_hash(&got),
+        odd_chunks_hash(before),
+        "untouched chunks"
+    );
+    run.stop();
+    let _ = fs::remove_dir_all(&work);
+}
+
+fn read_all(run: &Running, dir: &Path) -> Vec<u8> {
+    let out = dir.join("back.bin");
+    run_ok(Command::new("nbdcopy").arg(run.uri()).arg(&out));
+    fs::read(&out).expect("read back")
 }
