@@ -87,6 +87,8 @@ pub struct Array {
     pub(crate) recovery_cp: u64,
     pub(crate) reshape_position: Option<u64>,
     pub(crate) bitmap: Option<BitmapConfig>,
+    /// md's `MD_HAS_PPL`: writes are logged in a partial parity log.
+    pub(crate) ppl: bool,
     pub(crate) safe_mode_delay: Duration,
     pub(crate) stripe_cache_size: u32,
     pub(crate) state: MdState,
@@ -121,6 +123,7 @@ impl Array {
             recovery_cp: config.resync_start.unwrap_or(MAX_SECTOR),
             reshape_position: None,
             bitmap: config.bitmap,
+            ppl: false,
             safe_mode_delay: config.safe_mode_delay,
             stripe_cache_size: config.stripe_cache_size,
             state: MdState::stopped(),

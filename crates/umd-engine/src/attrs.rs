@@ -23,7 +23,7 @@ use crate::state::{Ro, SafeMode, SbFlags};
 use crate::time::{Duration, Time};
 
 /// Array attributes every array has, in md's `md_default_attrs` order.
-pub const ARRAY_ATTRS: [&str; 16] = [
+pub const ARRAY_ATTRS: [&str; 17] = [
     "level",
     "raid_disks",
     "chunk_size",
@@ -40,6 +40,7 @@ pub const ARRAY_ATTRS: [&str; 16] = [
     "reshape_position",
     "array_size",
     "stripe_cache_size",
+    "consistency_policy",
 ];
 
 /// The `bitmap/` attributes, present when the array has a bitmap.
@@ -114,6 +115,7 @@ impl Array {
                 .map_or_else(|| "none".to_owned(), |p| p.to_string()),
             "array_size" if self.external_size => (self.array_sectors / 2).to_string(),
             "array_size" => "default".to_owned(),
+            "consistency_policy" => self.consistency_policy().to_owned(),
             _ => return Err(no_attr(attr)),
         })
     }
@@ -146,11 +148,37 @@ impl Array {
             "metadata_version" => self.store_metadata_version(v),
             "reshape_position" => self.store_reshape_position(v),
             "array_size" => self.store_array_size(v),
+            "consistency_policy" => Err(EngineError::new(
+                Errno::EINVAL,
+                "consistency_policy: changing it on a running array is not supported",
+            )),
             "sync_completed" | "degraded" | "mismatch_cnt" => {
                 Err(EngineError::new(Errno::EIO, format!("{attr}: read-only")))
             }
             _ => Err(no_attr(attr)),
         }
+    }
+
+    /// md's `consistency_policy`: how the array survives a crash mid-write.
+    #[must_use]
+    pub fn consistency_policy(&self) -> &'static str {
+        if self.ppl {
+            "ppl"
+        } else if self.bitmap.is_some() {
+            "bitmap"
+        } else if self.state.running.is_none() {
+            "unknown"
+        } else if matches!(self.level, 1 | 4 | 5 | 6 | 10) {
+            "resync"
+        } else {
+            "none"
+        }
+    }
+
+    /// md's `MD_HAS_PPL`: the array logs partial parity (raid5 with a PPL
+    /// area on every member).
+    pub fn set_ppl(&mut self, on: bool) {
+        self.ppl = on && self.level == 5;
     }
 
     fn has_stripe_cache(&self) -> bool {

@@ -27,12 +27,14 @@ mod bitmap_plan;
 pub mod ddf;
 mod ddf_vd;
 mod layout_names;
+mod ppl_plan;
 mod superblocks;
 #[cfg(test)]
 mod tests;
 
 use bitmap_plan::{bitmap_area, bitmap_offset_sectors, plan_bitmap};
 pub use layout_names::parse_layout;
+use ppl_plan::{check_ppl, ppl_area_write, ppl_word, space_sectors};
 use superblocks::{superblock_0_90, superblock_1};
 
 /// mdadm's default chunk for raid0/4/5/6/10, KiB (formats.md §2.9).
@@ -161,6 +163,9 @@ pub struct CreateSpec {
     pub device_uuids: Vec<[u8; 16]>,
     /// Creation time, seconds since the epoch.
     pub ctime_seconds: u64,
+    /// md's `consistency_policy` `ppl`: a partial parity log area on every
+    /// member instead of a bitmap (raid5, 1.x; formats.md §2.9, §2.11).
+    pub ppl: bool,
 }
 
 /// Bytes to write at one byte offset of a member.
@@ -233,6 +238,8 @@ struct Shape {
     metadata: Metadata,
     /// The array starts in sync (assume-clean, or a level with nothing to sync).
     clean: bool,
+    /// A PPL area takes the bitmap's place (`ppl_plan.rs`).
+    ppl: bool,
 }
 
 /// Where one present member's superblock and data go.
@@ -278,7 +285,13 @@ fn bm_space_sectors(dev_sectors: u64) -> u64 {
 
 /// mdadm's 1.1/1.2 data offset for a device of `dev_sectors` (formats.md §2.9):
 /// fixed part, bitmap space and reshape headroom, rounded up to 1 MiB.
+#[cfg(test)]
 fn data_offset_1x_sectors(dev_sectors: u64, chunk_sectors: u32) -> u64 {
+    data_offset_1x_with(dev_sectors, chunk_sectors, bm_space_sectors(dev_sectors))
+}
+
+/// [`data_offset_1x_sectors`] with `space` sectors kept for a bitmap or PPL.
+fn data_offset_1x_with(dev_sectors: u64, chunk_sectors: u32, space: u64) -> u64 {
     let chunk = u64::from(chunk_sectors);
     let mut headroom = HEADROOM_START_SECTORS;
     while (headroom << HEADROOM_DEVICE_SHIFT) > dev_sectors
@@ -286,7 +299,7 @@ fn data_offset_1x_sectors(dev_sectors: u64, chunk_sectors: u32) -> u64 {
     {
         headroom >>= 1;
     }
-    let raw = DATA_OFFSET_BASE_SECTORS + bm_space_sectors(dev_sectors) + headroom;
+    let raw = DATA_OFFSET_BASE_SECTORS + space + headroom;
     let offset = raw.next_multiple_of(DATA_OFFSET_ALIGN_SECTORS);
     assert!(offset >= raw, "rounding up never shrinks");
     assert_eq!(offset % DATA_OFFSET_ALIGN_SECTORS, 0);
@@ -409,6 +422,7 @@ fn resolve_shape(spec: &CreateSpec) -> Result<Shape, EngineError> {
         chunk_sectors,
         metadata,
         clean: spec.assume_clean || !redundant || parity_degraded,
+        ppl: check_ppl(spec, level, metadata)?,
     })
 }
 
@@ -452,7 +466,11 @@ fn place_members(spec: &CreateSpec, shape: &Shape) -> Result<Vec<Option<Placemen
         .copied()
         .min()
         .ok_or_else(|| einval("every member is missing"))?;
-    let data_offset_1x = data_offset_1x_sectors(smallest, shape.chunk_sectors);
+    let data_offset_1x = data_offset_1x_with(
+        smallest,
+        shape.chunk_sectors,
+        space_sectors(shape, smallest),
+    );
     let mut out = Vec::with_capacity(sizes.len());
     for (i, size) in sizes.iter().enumerate() {
         let Some(n) = *size else {
@@ -461,7 +479,7 @@ fn place_members(spec: &CreateSpec, shape: &Shape) -> Result<Vec<Option<Placemen
         };
         let placed = match shape.metadata {
             Metadata::V090 => place_0_90(n, shape.level),
-            Metadata::V1 { minor: 0 } => place_1_0(n),
+            Metadata::V1 { minor: 0 } => place_1_0(n, space_sectors(shape, n)),
             Metadata::V1 { minor } => place_1_1_or_1_2(n, minor, data_offset_1x),
         };
         let p = placed.ok_or_else(|| {
@@ -494,9 +512,9 @@ fn place_0_90(n: u64, level: Level) -> Option<Placement> {
 
 /// 1.0: data from sector 0; bitmap space and the bad-block log sit below the
 /// superblock at the end (formats.md §2.9).
-fn place_1_0(n: u64) -> Option<Placement> {
+fn place_1_0(n: u64, space: u64) -> Option<Placement> {
     let super_offset = sb1::super_offset_sectors(0, n)?;
-    let reserved = bm_space_sectors(n) + u64::from(BBLOG_SECTORS);
+    let reserved = space + u64::from(BBLOG_SECTORS);
     let data = super_offset.checked_sub(reserved)?;
     (data >= sb1::DATA_SIZE_MIN).then_some(Placement {
         dev_sectors: n,
@@ -659,6 +677,9 @@ fn member_writes(
         } else {
             component
         };
+    if shape.ppl {
+        writes.push(ppl_area_write(spec, p, shape));
+    }
     let mut clears = stale_clears(p, (p.data_offset, data_end), &writes);
     clears.append(&mut writes);
     clears

@@ -14,6 +14,7 @@ pub mod create;
 pub mod errno;
 pub mod member;
 pub mod native;
+pub mod ppl;
 pub mod read;
 pub mod resync;
 pub mod state;

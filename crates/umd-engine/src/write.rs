@@ -130,6 +130,11 @@ struct StripeOp {
     /// Blocks that cannot be read (sorted), for `Compute::Rebuild`.
     missing: [usize; 2],
     missing_count: usize,
+    /// The stripe's number, its window's first row in the chunk and its P
+    /// role: where the partial parity log says the write goes (`ppl.rs`).
+    stripe: u64,
+    window_lo: u64,
+    p_role: u32,
 }
 
 /// The member I/O for one logical write.
@@ -411,6 +416,9 @@ impl WritePlanner {
         )?;
         let op = StripeOp {
             chunks: (first, plan.chunks.len()),
+            stripe,
+            window_lo,
+            p_role: plan.layout.p_role,
             ..op
         };
         self.emit(&op, base + window_lo, plan);
@@ -509,6 +517,9 @@ impl WritePlanner {
             zero_count,
             missing,
             missing_count,
+            stripe,
+            window_lo: 0,
+            p_role: 0,
         })
     }
 
@@ -599,6 +610,7 @@ fn zero_slots(used: &mut Vec<bool>, slots: usize, chunks: &[ChunkOp]) -> ([usize
 
 mod compute;
 pub mod gather;
+pub mod ppl;
 
 #[cfg(test)]
 pub(crate) mod tests;

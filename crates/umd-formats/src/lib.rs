@@ -15,6 +15,7 @@ pub mod checksum;
 pub mod ddf;
 pub mod error;
 pub mod info;
+pub mod ppl;
 pub mod probe;
 pub mod sb0;
 pub mod sb1;
@@ -41,6 +42,10 @@ pub mod fuzz {
     /// Parse `data` as a write-intent bitmap superblock.
     pub fn bitmap(data: &[u8]) {
         crate::bitmap::fuzz_entry(data);
+    }
+    /// Parse `data` as a PPL header and walk it as a PPL area.
+    pub fn ppl(data: &[u8]) {
+        crate::ppl::fuzz_entry(data);
     }
     /// Treat `data` as the tail of a device and probe it for DDF.
     pub fn ddf(data: &[u8]) {

@@ -519,6 +519,24 @@ impl Superblock1 {
         u16::from_le_bytes([b[2], b[3]])
     }
 
+    /// The partial parity log area, when a PPL feature bit is set: absolute
+    /// device sector, sectors, and whether it is a ring of several logs
+    /// (MULTIPLE_PPLS). `None` when the offset would leave the device start.
+    #[must_use]
+    pub fn ppl_area(&self) -> Option<(u64, u64, bool)> {
+        if self.feature_map & (FEATURE_PPL | FEATURE_MULTIPLE_PPLS) == 0 {
+            return None;
+        }
+        let sector = self
+            .super_offset
+            .checked_add_signed(self.ppl_offset().into())?;
+        Some((
+            sector,
+            self.ppl_size().into(),
+            self.feature_map & FEATURE_MULTIPLE_PPLS != 0,
+        ))
+    }
+
     /// This device's role from `dev_roles`; `ROLE_SPARE` when `dev_number`
     /// is past the table (formats.md §2.3).
     #[must_use]

@@ -7,11 +7,11 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use support::{
     create, examine_field, mdadm_examine, pseudo_random, require_tool, run_ok, sparse_members,
-    Running, TempDir,
+    wait_until_writing, write_storm, Running, TempDir,
 };
 
 const MEMBER_MIB: u64 = 32;
@@ -109,33 +109,15 @@ fn crash_case(level: &str, disks: usize, bitmap: bool) {
         "-c",
         &format!("write -f -P 0xc3 {fua_at} 65536"),
     ]));
-    let mut storm = Command::new("fio")
-        .args([
-            "--name=storm",
-            "--ioengine=nbd",
-            &format!("--uri={}", run.uri()),
-            "--rw=randwrite",
-            "--bs=4k",
-            "--iodepth=32",
-            &format!("--offset={}", half + (1 << 20)),
-            &format!("--size={}", size - half - (1 << 20)),
-            "--time_based",
-            "--runtime=30",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start fio");
-    // Kill only once the writes are flowing: the array must be dirty (the
-    // dirty superblocks are written before the first write proceeds).
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !matches!(run.get("array_state").as_str(), "active" | "write-pending") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "fio never started writing"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut storm = write_storm(
+        &run,
+        &[
+            format!("--offset={}", half + (1 << 20)),
+            format!("--size={}", size - half - (1 << 20)),
+        ],
+    );
+    // Kill only once the writes are flowing: the array must be dirty.
+    wait_until_writing(&run);
     std::thread::sleep(Duration::from_millis(500));
     run.kill9();
     let _ = storm.kill();

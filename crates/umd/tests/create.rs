@@ -188,6 +188,7 @@ fn spec_for(c: &Case, v: &Variant<'_>, seed: u8) -> CreateSpec {
         ],
         device_uuids: (0..c.members).map(|i| [i as u8 + 1; 16]).collect(),
         ctime_seconds: 1_700_000_000,
+        ppl: false,
     }
 }
 

@@ -27,8 +27,19 @@ pub(super) fn superblock_1(
     if shape.level == Level::Raid0 {
         feature_map |= sb1::FEATURE_RAID0_LAYOUT;
     }
-    let bitmap_offset = bm.map_or(0, |bm| bitmap_offset_sectors(shape, bm) as i32);
-    let (bblog_size, bblog_offset) = bblog_1x(minor, p, bm, if redundant { component } else { 0 });
+    if shape.ppl {
+        feature_map |= sb1::FEATURE_PPL;
+    }
+    let bitmap_offset = if shape.ppl {
+        ppl_word(shape)
+    } else {
+        bm.map_or(0, |bm| bitmap_offset_sectors(shape, bm) as i32)
+    };
+    let space = match bm {
+        Some(bm) => bm.area_sectors,
+        None => space_sectors(shape, if redundant { component } else { 0 }),
+    };
+    let (bblog_size, bblog_offset) = bblog_1x(minor, p, space);
     let mut dev_roles = vec![sb1::ROLE_SPARE; max_dev_for(spec.raid_disks) as usize];
     for (r, b) in spec.member_bytes.iter().enumerate() {
         if b.is_some() {
@@ -94,11 +105,10 @@ pub(super) fn superblock_1(
 
 /// Bad-block log reservation as mdadm makes it (formats.md §2.9): after the
 /// bitmap space for 1.1/1.2, just below the superblock for 1.0.
-pub(super) fn bblog_1x(minor: u8, p: &Placement, bm: Option<&BitmapPlan>, size: u64) -> (u16, i32) {
+pub(super) fn bblog_1x(minor: u8, p: &Placement, bm_space: u64) -> (u16, i32) {
     if minor == 0 {
         return (BBLOG_SECTORS, -i32::from(BBLOG_SECTORS));
     }
-    let bm_space = bm.map_or_else(|| bm_space_sectors(size), |bm| bm.area_sectors);
     let bblog = u64::from(BBLOG_SECTORS);
     let room = p.data_offset - p.super_offset;
     if room >= BITMAP_OFFSET_1X_SECTORS + bm_space + bblog {

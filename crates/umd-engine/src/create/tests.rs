@@ -20,6 +20,7 @@ fn spec(level: i32, members: usize, metadata: &str, member_bytes: u64) -> Create
         uuid: [0x11; 16],
         device_uuids: (0..members).map(|i| [i as u8; 16]).collect(),
         ctime_seconds: 1_700_000_000,
+        ppl: false,
     }
 }
 

@@ -18,6 +18,7 @@
 
 use super::ctx::{io_failed, member_of, recycle, IoCtx};
 use super::gather_write::{write_gathered, Gathered};
+use super::ppl_log::LogFailed;
 use super::sync_worker::MIRROR_REGION_SECTORS;
 use super::{drain_events, HostError, Shared};
 use crate::batch::Op;
@@ -319,7 +320,13 @@ fn write_tracked(
         let bytes = (len * 512) as usize;
         let piece = &data[done..done + bytes];
         let tail = done + bytes == data.len();
-        result = match write_gathered(shared, &mut ctx, sector, piece, (fua, stream && tail)) {
+        // A PPL raid5 logs each stripe's write on its own: no gathering.
+        let gathered = if shared.ppl.get().is_some() {
+            Ok(Gathered::Ordinary)
+        } else {
+            write_gathered(shared, &mut ctx, sector, piece, (fua, stream && tail))
+        };
+        result = match gathered {
             Ok(Gathered::Done) => Ok(()),
             Ok(Gathered::Ordinary) => write_piece(shared, &mut ctx, sector, piece),
             Err(e) => Err(e),
@@ -351,6 +358,9 @@ fn piece_sectors(shared: &Shared, sector: u64, remaining: u64) -> u64 {
         remaining.min(row - into)
     } else if remaining < row {
         remaining
+    } else if shared.ppl.get().is_some() {
+        // A PPL log unit covers one stripe (one parity member).
+        row
     } else {
         (remaining / row * row).min((PIECE_SECTORS_MAX / row).max(1) * row)
     };
@@ -390,11 +400,30 @@ fn write_piece(
         let plan = std::mem::take(&mut ctx.write_plan);
         ctx.ensure_scratch(plan.scratch_bytes);
         let mut outcome = ctx.run_planned(shared, &plan.reads, false, data);
+        // md's PPL: the partial parity is durable before any data or parity
+        // write of the stripe; the log slot stays held until they completed.
+        let logged = match (&outcome, shared.ppl.get()) {
+            (Ok(()), Some(ppl)) => ppl.log(shared, &ctx.write_planner, &plan, &ctx.scratch),
+            _ => Ok(None),
+        };
+        let log_slot = match logged {
+            Ok(slot) => slot,
+            Err(LogFailed::Member(role, e)) => {
+                outcome = Err((role, e));
+                None
+            }
+            Err(LogFailed::Refused(why)) => {
+                ctx.write_plan = plan;
+                bitmap_end(shared, sector, len, span);
+                return Err(HostError::new(Errno::EIO, why));
+            }
+        };
         let writing = outcome.is_ok();
         if writing {
             ctx.write_planner.compute(&plan, data, &mut ctx.scratch);
             outcome = ctx.run_planned(shared, &plan.writes, true, data);
         }
+        drop(log_slot);
         for (i, n) in plan.modes.iter().enumerate() {
             shared.stats.stripe_modes[i]
                 .fetch_add(u64::from(*n), std::sync::atomic::Ordering::Relaxed);

@@ -23,6 +23,8 @@
 //!    range from creation until their last participant leaves.
 //! 2. `bitmap_io`: serialises bitmap block writes so they reach the disk in
 //!    the order their contents were computed; taken before `core`.
+//!    A PPL raid5 then takes the parity member's log slot (`ppl_log.rs`),
+//!    held across the log write and the piece's member writes.
 //! 3. `core`: the engine's `Array`, native metadata and bitmap counters.
 //!    Never held across member I/O or a wait on another process: a waiter
 //!    on the dirty transition waits on `core_changed`, which releases it.
@@ -38,6 +40,7 @@ mod gather_write;
 mod io_path;
 mod md_thread;
 mod members;
+mod ppl_log;
 mod range_lock;
 mod read_many;
 mod sync_worker;
@@ -45,6 +48,7 @@ mod sync_worker;
 use crate::member_file::MemberFile;
 pub use config::{is_acknowledgement, AllowWrite};
 use ctx::IoCtx;
+pub use ppl_log::PplArea;
 use range_lock::RangeLock;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -231,6 +235,8 @@ pub(crate) struct Shared {
     pub(crate) openers: AtomicU64,
     pub(crate) stats: Stats,
     pub(crate) stopped: AtomicBool,
+    /// The partial parity log, once enabled (raid5 with PPL).
+    pub(crate) ppl: OnceLock<ppl_log::PplLog>,
 }
 
 impl Shared {
@@ -436,6 +442,7 @@ impl ArrayHost {
             openers: AtomicU64::new(0),
             stats: Stats::default(),
             stopped: AtomicBool::new(false),
+            ppl: OnceLock::new(),
         });
         {
             let mut core = shared.core();
@@ -465,6 +472,17 @@ impl ArrayHost {
             shared,
             threads: Mutex::new(vec![md, sync]),
         }))
+    }
+
+    /// Log partial parity before every raid5 stripe write (md's PPL), in
+    /// the areas given by member index, with the array's `signature`. Call
+    /// before the front ends start. Also shows `consistency_policy` `ppl`.
+    pub fn enable_ppl(&self, signature: u32, areas: &[Option<PplArea>]) {
+        if self.shared.geometry.level() != Level::Raid5 {
+            return;
+        }
+        let _ = self.shared.ppl.set(ppl_log::PplLog::new(signature, areas));
+        self.shared.core().array.set_ppl(true);
     }
 
     /// Route attribute change notifications to `notify` (the control server's).

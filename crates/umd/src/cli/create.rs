@@ -53,6 +53,11 @@ pub(crate) struct CreateArgs {
     /// Data per bitmap bit in KiB (a power of two, at least 4); default 64 MiB.
     #[arg(long)]
     bitmap_chunk: Option<u32>,
+    /// How the array survives a crash mid-write: `resync` (the default; a
+    /// bitmap narrows it) or `ppl` (raid5, 1.x: a partial parity log on
+    /// every member closes the write hole, no resync after a crash).
+    #[arg(long, value_enum, default_value_t = ConsistencyArg::Resync)]
+    pub(super) consistency_policy: ConsistencyArg,
     /// Space used on each member in KiB (DDF only; default: the most every
     /// member offers).
     #[arg(long, short = 'z')]
@@ -82,6 +87,15 @@ pub(crate) enum BitmapArg {
     None,
     /// A bitmap inside the metadata area of every member.
     Internal,
+}
+
+/// `--consistency-policy` choices (md's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ConsistencyArg {
+    /// Resync after an unclean stop (with a bitmap: only dirty chunks).
+    Resync,
+    /// Partial parity log (raid5).
+    Ppl,
 }
 
 /// md's level number for a `--level` word.
@@ -198,6 +212,7 @@ fn spec_for(args: &CreateArgs, files: &[Option<MemberFile>]) -> Result<CreateSpe
         uuid,
         device_uuids: uuids.collect(),
         ctime_seconds,
+        ppl: args.consistency_policy == ConsistencyArg::Ppl,
     })
 }
 

@@ -18,7 +18,31 @@ struct JsonMember {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     infos: Vec<MdInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    ppl: Option<JsonPpl>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+}
+
+/// The partial parity log area of a 1.x member (formats.md §2.11).
+#[derive(Serialize)]
+struct JsonPpl {
+    /// Signed sectors from the superblock.
+    offset_sectors: i16,
+    size_sectors: u16,
+    /// MULTIPLE_PPLS: the area is a ring of logs.
+    multiple: bool,
+}
+
+fn ppl_of(metadata: &Metadata) -> Option<JsonPpl> {
+    let Metadata::V1(sb) = metadata else {
+        return None;
+    };
+    let (_, _, multiple) = sb.ppl_area()?;
+    Some(JsonPpl {
+        offset_sectors: sb.ppl_offset(),
+        size_sectors: sb.ppl_size(),
+        multiple,
+    })
 }
 
 pub(crate) fn run(members: &[PathBuf], json: bool) -> Result<ExitCode, String> {
@@ -36,6 +60,7 @@ pub(crate) fn run(members: &[PathBuf], json: bool) -> Result<ExitCode, String> {
                 out.push(JsonMember {
                     device,
                     infos,
+                    ppl: ppl_of(&opened.metadata),
                     error: None,
                 });
             }
@@ -45,6 +70,7 @@ pub(crate) fn run(members: &[PathBuf], json: bool) -> Result<ExitCode, String> {
                 out.push(JsonMember {
                     device,
                     infos: Vec::new(),
+                    ppl: None,
                     error: Some(e),
                 });
             }
@@ -97,6 +123,17 @@ fn render_format_header(s: &mut String, metadata: &Metadata) {
             row(s, "Feature Map", format!("{:#x}", sb.feature_map));
             row(s, "Device UUID", ArrayUuid(sb.device_uuid));
             row(s, "Checksum", "correct");
+            if sb.ppl_area().is_some() {
+                row(
+                    s,
+                    "PPL",
+                    format!(
+                        "{} sectors at offset {} sectors from superblock",
+                        sb.ppl_size(),
+                        sb.ppl_offset()
+                    ),
+                );
+            }
             if sb.bblog_size > 0 {
                 row(
                     s,

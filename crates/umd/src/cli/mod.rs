@@ -12,6 +12,7 @@ mod members;
 mod mon;
 mod names;
 mod run;
+mod run_ppl;
 mod status;
 
 use clap::{Parser, Subcommand, ValueEnum};

@@ -351,8 +351,12 @@ fn open_opened(
     let options = AssembleOptions {
         raid0_layout: raid0_layout.map(Into::into),
     };
-    let assembly = assemble(&cands, &options).map_err(|e| e.to_string())?;
-    let dirty_degraded = !assembly.clean
+    let mut assembly = assemble(&cands, &options).map_err(|e| e.to_string())?;
+    // A PPL raid5 replays its logs first: a dirty and degraded one then
+    // starts without --force, its logged stripes made consistent.
+    let ppl = super::run_ppl::start(&opened, &mut assembly)?;
+    let dirty_degraded = ppl.is_none()
+        && !assembly.clean
         && assembly.geometry.level().parity_members() > 0
         && assembly.members.iter().any(Option::is_none);
     if dirty_degraded && !force {
@@ -416,6 +420,9 @@ fn open_opened(
         allow_write: AllowWrite::default(),
     };
     let host = ArrayHost::start(parts).map_err(|e| format!("{name}: start: {e}"))?;
+    if let Some(ppl) = ppl {
+        host.enable_ppl(ppl.signature, &ppl.areas);
+    }
     Ok((host, name))
 }
 

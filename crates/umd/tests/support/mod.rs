@@ -385,3 +385,44 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
             s
         })
 }
+
+/// Start fio writing 4 KiB blocks at random, 32 in flight, for 30 s through
+/// `run`'s NBD export; `extra` narrows where (`--offset`, `--size`, zones).
+pub(crate) fn write_storm(run: &Running, extra: &[String]) -> Child {
+    Command::new("fio")
+        .args([
+            "--name=storm",
+            "--ioengine=nbd",
+            &format!("--uri={}", run.uri()),
+            "--rw=randwrite",
+            "--bs=4k",
+            "--iodepth=32",
+            "--time_based",
+            "--runtime=30",
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start fio")
+}
+
+/// Wait until the array is clean (no write for `safe_mode_delay`), so that
+/// [`wait_until_writing`] then sees new writes, not the last ones.
+pub(crate) fn wait_until_clean(run: &Running) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while run.get("array_state") != "clean" {
+        assert!(Instant::now() < deadline, "the array never went clean");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Wait until writes are flowing: the array is dirty (its dirty superblocks
+/// are written before the first write proceeds).
+pub(crate) fn wait_until_writing(run: &Running) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !matches!(run.get("array_state").as_str(), "active" | "write-pending") {
+        assert!(Instant::now() < deadline, "fio never started writing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
