@@ -352,6 +352,14 @@ fn open_opened(
         raid0_layout: raid0_layout.map(Into::into),
     };
     let assembly = assemble(&cands, &options).map_err(|e| e.to_string())?;
+    if let Some(r) = &assembly.reshape {
+        return Err(format!(
+            "{}: a reshape is in progress (at array sector {}); finish it first with \
+             `umd grow --continue MEMBER...`",
+            array_name(&assembly.name, &assembly.uuid.to_string()),
+            r.position_sectors
+        ));
+    }
     let dirty_degraded = !assembly.clean
         && assembly.geometry.level().parity_members() > 0
         && assembly.members.iter().any(Option::is_none);
