@@ -251,6 +251,7 @@ pub fn assemble(
     let fresh = freshest(candidates).unwrap_or(first);
     let array = &fresh.info.array;
     check_consistent(candidates, fresh)?;
+    check_reshape_agrees(candidates, fresh)?;
     let mut warnings = Vec::new();
     let members = assign_roles(candidates, fresh, &mut warnings)?;
     let level = Level::from_md(array.level).ok_or(AssembleError::Geometry(
@@ -351,6 +352,25 @@ fn build_reshape(fresh: &Candidate, new: &Geometry) -> Result<Reshape, AssembleE
         return refuse("the position lies beyond both shapes".to_string());
     }
     Ok(reshape)
+}
+
+/// A reshape that ended on some members but not yet on others (a crash
+/// between their superblock writes) leaves data offsets that disagree:
+/// refuse, and say how to finish it.
+fn check_reshape_agrees(candidates: &[Candidate], fresh: &Candidate) -> Result<(), AssembleError> {
+    if fresh.info.array.reshape.is_some() {
+        return Ok(());
+    }
+    match candidates.iter().find(|c| {
+        c.info.array.reshape.is_some() && c.info.array.events + 1 >= fresh.info.array.events
+    }) {
+        Some(c) => Err(AssembleError::Unsupported(format!(
+            "{}: still records a reshape that {} records as finished; finish it with \
+             `umd grow --continue MEMBER...`",
+            c.name, fresh.name
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn check_one_array(candidates: &[Candidate]) -> Result<(), AssembleError> {

@@ -22,6 +22,7 @@
 
 pub mod copy;
 mod read;
+pub mod superblocks;
 
 pub use read::ArrayReadPlanner;
 

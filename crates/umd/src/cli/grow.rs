@@ -9,6 +9,9 @@
 //! returns once the manager has acknowledged) and retries exactly once, then
 //! restores the delay. umd does the same.
 //!
+//! Given member files instead of a running array, `umd grow` reshapes the
+//! stopped array itself (`reshape.rs`).
+//!
 //! `raid_disks` of an externally managed array is refused: DDF metadata has
 //! no record of a reshape, and mdadm refuses it for DDF too.
 
@@ -40,10 +43,38 @@ pub(crate) struct GrowArgs {
     /// New `stripe_cache_size` (raid4/5/6), in stripes.
     #[arg(long, value_name = "N")]
     stripe_cache_size: Option<u32>,
+    /// Blank devices to add to a stopped raid4/5/6 array given as MEMBER...
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    add: Vec<PathBuf>,
+    /// Resume the reshape recorded on MEMBER... (every member, added ones too).
+    #[arg(long = "continue")]
+    resume: bool,
+    /// Largest window moved between two checkpoints, KiB (default 8192).
+    #[arg(long, value_name = "KIB")]
+    window_kib: Option<u64>,
+    /// A stopped array's members: reshape them here instead of asking a
+    /// running array.
+    #[arg(value_name = "MEMBER")]
+    members: Vec<PathBuf>,
 }
 
 #[allow(clippy::needless_pass_by_value)] // clap hands each verb its arguments by value
 pub(crate) fn run(args: GrowArgs) -> Result<ExitCode, String> {
+    if !args.members.is_empty() {
+        return super::reshape::run(&super::reshape::OfflineGrow {
+            members: &args.members,
+            add: &args.add,
+            raid_devices: args.raid_devices,
+            window_kib: args.window_kib,
+        });
+    }
+    if args.resume || !args.add.is_empty() {
+        return Err(
+            "--continue and --add take the array's members: umd grow [--add FILE...] \
+             MEMBER..."
+                .to_string(),
+        );
+    }
     let path = match &args.control {
         Some(path) => path.clone(),
         None => choose_socket(&paths::list_control_sockets(), &paths::run_dir())?,

@@ -11,6 +11,7 @@ mod grow;
 mod members;
 mod mon;
 mod names;
+mod reshape;
 mod run;
 mod status;
 
