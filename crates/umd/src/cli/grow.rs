@@ -43,8 +43,9 @@ pub(crate) struct GrowArgs {
     /// New `stripe_cache_size` (raid4/5/6), in stripes.
     #[arg(long, value_name = "N")]
     stripe_cache_size: Option<u32>,
-    /// Blank devices to add to a stopped raid4/5/6 array given as MEMBER...
-    #[arg(long, value_name = "FILE", num_args = 1..)]
+    /// A blank device to add to a stopped raid4/5/6 array given as
+    /// MEMBER... (repeat for several).
+    #[arg(long, value_name = "FILE")]
     add: Vec<PathBuf>,
     /// Resume the reshape recorded on MEMBER... (every member, added ones too).
     #[arg(long = "continue")]
@@ -70,7 +71,7 @@ pub(crate) fn run(args: GrowArgs) -> Result<ExitCode, String> {
     }
     if args.resume || !args.add.is_empty() {
         return Err(
-            "--continue and --add take the array's members: umd grow [--add FILE...] \
+            "--continue and --add take the array's members: umd grow [--add FILE]... \
              MEMBER..."
                 .to_string(),
         );
