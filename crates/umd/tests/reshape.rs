@@ -6,7 +6,6 @@
 //! Arrays with no room before their data are refused, naming the room.
 //! Linux's verdict on these arrays is in `oracle_reshape.rs`.
 
-#[path = "reshape_support.rs"]
 mod reshape_support;
 mod support;
 
