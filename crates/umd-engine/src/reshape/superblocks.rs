@@ -16,6 +16,9 @@ use umd_formats::sb1::{
     FEATURE_RESHAPE_BACKWARDS,
 };
 
+/// The feature bits that describe a reshape in progress.
+const RESHAPE_BITS: u32 = FEATURE_RESHAPE_ACTIVE | FEATURE_NEW_OFFSET | FEATURE_RESHAPE_BACKWARDS;
+
 /// A blank device joining the array in a grow.
 #[derive(Debug, Clone)]
 pub struct Joining {
@@ -156,7 +159,7 @@ pub fn finish(sb: &mut Superblock1, events: u64, now_seconds: u64) {
         sb.data_offset = sb.data_offset.saturating_add_signed(moved);
         sb.data_size = sb.data_size.saturating_add_signed(-moved);
     }
-    sb.feature_map &= !(FEATURE_RESHAPE_ACTIVE | FEATURE_NEW_OFFSET | FEATURE_RESHAPE_BACKWARDS);
+    sb.feature_map &= !RESHAPE_BITS;
     sb.level = sb.new_level;
     sb.layout = sb.new_layout;
     sb.chunksize = sb.new_chunk;
@@ -185,11 +188,7 @@ pub fn reconcile(member: &Superblock1, fresh: &Superblock1) -> Superblock1 {
         // It missed the start: it takes the new offset every member got.
         sb.new_offset = fresh.new_offset;
     }
-    let keep =
-        sb.feature_map & !(FEATURE_RESHAPE_ACTIVE | FEATURE_NEW_OFFSET | FEATURE_RESHAPE_BACKWARDS);
-    sb.feature_map = keep
-        | (fresh.feature_map
-            & (FEATURE_RESHAPE_ACTIVE | FEATURE_NEW_OFFSET | FEATURE_RESHAPE_BACKWARDS));
+    sb.feature_map = (sb.feature_map & !RESHAPE_BITS) | (fresh.feature_map & RESHAPE_BITS);
     sb.level = fresh.level;
     sb.layout = fresh.layout;
     sb.chunksize = fresh.chunksize;

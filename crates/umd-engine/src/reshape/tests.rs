@@ -10,23 +10,15 @@
 use super::copy::{stripe_sectors, CopyPlanner};
 use super::*;
 use crate::read::{MemberMap, ReadPlan};
+use crate::write::tests::spec;
 use crate::write::{BufRef, PlannedIo, WritePlan, WritePlanner};
 use proptest::prelude::*;
-use umd_layout::geometry::GeometrySpec;
 
 const SECTOR: usize = 512;
 
 fn geometry(level: i32, layout: u32, chunk: u32, disks: u32, component: u64) -> Geometry {
-    Geometry::new(&GeometrySpec {
-        level,
-        layout,
-        chunk_sectors: chunk,
-        raid_disks: disks,
-        member_sectors: vec![component; disks as usize],
-        component_sectors: component,
-        raid0_layout: None,
-    })
-    .expect("valid test geometry")
+    let sizes = vec![component; disks as usize];
+    Geometry::new(&spec(level, layout, disks, chunk, sizes)).expect("valid test geometry")
 }
 
 struct Members(Vec<Vec<u8>>);
@@ -209,38 +201,31 @@ fn reshape_in_memory(case: &Case) -> Result<usize, copy::CopyError> {
     Ok(windows)
 }
 
-#[test]
-fn linux_like_raid5_grow_copies_safely() {
-    // md's choice for a 3 -> 4 raid5 with 64 KiB chunks: new_offset -384.
-    let windows = reshape_in_memory(&Case {
+/// A raid5 growing from 3 to 4 members with 64 KiB chunks.
+fn raid5_3_to_4(chunks: u64, gap: u64) -> Case {
+    Case {
         level: 5,
         layout: 2,
         old_chunk: 128,
         new_chunk: 128,
         old_disks: 3,
         new_disks: 4,
-        component: 128 * 40,
-        gap: 384,
+        component: 128 * chunks,
+        gap,
         max_window: 1 << 20,
-    })
-    .expect("room enough");
+    }
+}
+
+#[test]
+fn linux_like_raid5_grow_copies_safely() {
+    // md's choice for a 3 -> 4 raid5 with 64 KiB chunks: new_offset -384.
+    let windows = reshape_in_memory(&raid5_3_to_4(40, 384)).expect("room enough");
     assert!(windows > 1, "the gap limits the first windows");
 }
 
 #[test]
 fn too_small_a_gap_is_refused_naming_the_room() {
-    let err = reshape_in_memory(&Case {
-        level: 5,
-        layout: 2,
-        old_chunk: 128,
-        new_chunk: 128,
-        old_disks: 3,
-        new_disks: 4,
-        component: 128 * 8,
-        gap: 64,
-        max_window: 1 << 20,
-    })
-    .expect_err("a gap below one chunk");
+    let err = reshape_in_memory(&raid5_3_to_4(8, 64)).expect_err("a gap below one chunk");
     assert!(err.to_string().contains("needs 128 free sectors"), "{err}");
 }
 
