@@ -8,9 +8,12 @@
 //! kernel's hash (members in shuffled order, and raid6 with one member left
 //! out), then `umd grow --continue` finishes Linux's reshape.
 //!
-//! Meanwhile umd creates, fills and grows two arrays of its own: a raid5
-//! 3 -> 4 grown in one go, and a raid6 4 -> 5 killed with SIGKILL at three
-//! points and resumed.
+//! Meanwhile umd creates, fills and reshapes arrays of its own: a raid5
+//! 3 -> 4 grown in one go, a raid6 4 -> 5 killed with SIGKILL at three
+//! points and resumed, a raid5 3 -> 4 that also changes chunk (64 -> 128
+//! KiB) and layout, a raid6 whose chunk shrinks (64 -> 32 KiB), and a raid1
+//! whose empty third slot is removed on the running array (`raid_disks` 3
+//! -> 2).
 //!
 //! Boot 2 (`oracle_write/verify.sh`): the kernel assembles all of them,
 //! must not start a resync, `check` must find mismatch_cnt 0, the sha256 of
@@ -53,6 +56,8 @@ struct Judged {
     raid_devices: usize,
     size_bytes: u64,
     sha256: String,
+    /// `mdadm --examine` fields the kernel must leave as expected.
+    fields: &'static [(&'static str, &'static str)],
 }
 
 fn cat_result(members: &[PathBuf]) -> Result<Vec<u8>, String> {
@@ -173,46 +178,95 @@ fn linux_reshapes(md_vm: &Path, work: &Path, problems: &mut Vec<String>) -> Vec<
             raid_devices: n + 1,
             size_bytes: new_len,
             sha256: zero_extended_hash(written, new_len),
+            fields: &[],
         });
     }
     judged
 }
 
-/// umd's own grows: raid5 3 -> 4 in one go, raid6 4 -> 5 killed and resumed.
+/// One reshape umd does on an array it made.
+struct UmdCase {
+    name: &'static str,
+    level: u32,
+    /// Members before the reshape.
+    members: usize,
+    /// Members added.
+    add: usize,
+    /// Extra `umd grow` arguments (shape changes).
+    extra: &'static [&'static str],
+    /// Kill the grow at a few checkpoints before letting it finish.
+    kills: bool,
+    /// What mdadm must read from the superblocks afterwards.
+    fields: &'static [(&'static str, &'static str)],
+}
+
+const UMD_CASES: [UmdCase; 4] = [
+    UmdCase {
+        name: "umd raid5 3->4",
+        level: 5,
+        members: 3,
+        add: 1,
+        extra: &[],
+        kills: false,
+        fields: &[],
+    },
+    UmdCase {
+        name: "umd raid6 4->5, killed 3x",
+        level: 6,
+        members: 4,
+        add: 1,
+        extra: &[],
+        kills: true,
+        fields: &[],
+    },
+    UmdCase {
+        name: "umd raid5 3->4, chunk 64K->128K, right-asymmetric",
+        level: 5,
+        members: 3,
+        add: 1,
+        extra: &["--chunk", "128", "--layout", "right-asymmetric"],
+        kills: false,
+        fields: &[("Chunk Size", "128K"), ("Layout", "right-asymmetric")],
+    },
+    UmdCase {
+        name: "umd raid6 chunk 64K->32K",
+        level: 6,
+        members: 4,
+        add: 0,
+        extra: &["--chunk", "32"],
+        kills: false,
+        fields: &[("Chunk Size", "32K")],
+    },
+];
+
+/// umd's own reshapes (`UMD_CASES`) on arrays it created and filled.
 fn umd_grows(work: &Path) -> Vec<Judged> {
     let mut judged = Vec::new();
-    for (level, n, kills) in [(5u32, 3usize, false), (6, 4, true)] {
-        let name = format!(
-            "umd raid{level} {n}->{}{}",
-            n + 1,
-            if kills { ", killed 3x" } else { "" }
-        );
-        let dir = work.join(format!("umd-raid{level}"));
+    for (i, c) in UMD_CASES.iter().enumerate() {
+        let dir = work.join(format!("umd-{i}"));
         fs::create_dir_all(&dir).expect("dir");
-        let members = sparse_members(&dir, n + 1, MEMBER_MIB);
-        let (old, add) = members.split_at(n);
-        let level_s = level.to_string();
-        let n_s = n.to_string();
+        let members = sparse_members(&dir, c.members + c.add, MEMBER_MIB);
+        let (old, add) = members.split_at(c.members);
+        let level_s = c.level.to_string();
+        let n_s = c.members.to_string();
         let data = filled_array(
             &dir,
             old,
             &["--level", &level_s, "--raid-devices", &n_s, "--chunk", "64"],
-            u64::from(level),
+            100 + i as u64,
         );
-        let new_s = (n + 1).to_string();
-        let add_s = add[0].to_str().expect("utf-8 path");
-        let start = [
-            "--window-kib",
-            "512",
-            "--raid-devices",
-            &new_s,
-            "--add",
-            add_s,
-        ];
-        if kills {
+        let new_s = members.len().to_string();
+        let mut start = vec!["--window-kib", "512", "--raid-devices", &new_s];
+        for a in add {
+            start.push("--add");
+            start.push(a.to_str().expect("utf-8 path"));
+        }
+        start.extend_from_slice(c.extra);
+        if c.kills {
             assert!(
                 grow_killed(&start, old, 1, Duration::from_micros(500)),
-                "{name}: killed"
+                "{}: killed",
+                c.name
             );
             for k in [2, 9] {
                 grow_killed(
@@ -226,17 +280,71 @@ fn umd_grows(work: &Path) -> Vec<Judged> {
         } else {
             grow_ok(&start, old);
         }
-        let parity = if level == 6 { 2 } else { 1 };
-        let len = data.len() as u64 / (n - parity) as u64 * (n + 1 - parity) as u64;
+        let parity = if c.level == 6 { 2 } else { 1 };
+        let len = data.len() as u64 / (c.members - parity) as u64 * (members.len() - parity) as u64;
         judged.push(Judged {
-            name,
+            name: c.name.to_string(),
+            raid_devices: members.len(),
             members,
-            raid_devices: n + 1,
             size_bytes: len,
             sha256: zero_extended_hash(&data, len),
+            fields: c.fields,
         });
     }
+    judged.push(raid1_shrunk(&work.join("umd-raid1")));
     judged
+}
+
+/// raid1 with three slots, the third empty, shrunk to two slots by
+/// `umd grow --raid-devices 2` on the running array.
+fn raid1_shrunk(dir: &Path) -> Judged {
+    fs::create_dir_all(dir).expect("dir");
+    let members = sparse_members(dir, 2, MEMBER_MIB);
+    let mut with_missing = members.clone();
+    with_missing.push(PathBuf::from("missing"));
+    support::create(
+        &with_missing,
+        &["--assume-clean", "--level", "1", "--raid-devices", "3"],
+    );
+    let run = support::Running::start(dir, &members);
+    let size = support::run_ok(
+        std::process::Command::new("nbdinfo")
+            .arg("--size")
+            .arg(run.uri()),
+    );
+    let size: usize = String::from_utf8_lossy(&size.stdout)
+        .trim()
+        .parse()
+        .expect("size");
+    let data = pseudo_random(size, 11);
+    let src = dir.join("data.bin");
+    fs::write(&src, &data).expect("data file");
+    support::run_ok(
+        std::process::Command::new("nbdcopy")
+            .arg(&src)
+            .arg(run.uri()),
+    );
+    let out = umd()
+        .env("UMD_RUN_DIR", &run.run_dir)
+        .args(["grow", "--control"])
+        .arg(&run.control)
+        .args(["--raid-devices", "2"])
+        .output()
+        .expect("umd grow");
+    assert!(
+        out.status.success(),
+        "raid1 shrink: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(run.stop().success(), "umd run stops cleanly");
+    Judged {
+        name: "umd raid1 3 slots -> 2".to_string(),
+        members,
+        raid_devices: 2,
+        size_bytes: size as u64,
+        sha256: sha256_hex(&data),
+        fields: &[],
+    }
 }
 
 #[test]
@@ -311,6 +419,13 @@ fn linux_and_umd_reshapes_cross_check() {
             && devices.as_deref() == Some(j.raid_devices.to_string().as_str());
         if !ok {
             problems.push(line);
+        }
+        let text = v.examine_after.as_deref().unwrap_or_default();
+        for (key, want) in j.fields {
+            let got = examine_field(text, key);
+            if got.as_deref() != Some(*want) {
+                problems.push(format!("{}: {key} is {got:?}, not {want}", j.name));
+            }
         }
     }
     if problems.is_empty() && std::env::var_os("UMD_ORACLE_KEEP").is_none() {

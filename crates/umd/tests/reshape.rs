@@ -196,3 +196,71 @@ fn grow_without_room_before_the_data_is_refused() {
     let added = std::fs::read(&members[3]).expect("read");
     assert!(added.iter().all(|&b| b == 0));
 }
+
+#[test]
+fn chunk_and_layout_changes_keep_every_byte() {
+    require_tool("mdadm");
+    require_tool("nbdcopy");
+    // raid5: 64 KiB -> 128 KiB chunks and a new layout, while adding a member.
+    let dir = TempDir::new("reshape-chunk");
+    let members = sparse_members(dir.path(), 4, 16);
+    let (old, add) = members.split_at(3);
+    let data = filled_array(
+        dir.path(),
+        old,
+        &["--level", "5", "--raid-devices", "3", "--chunk", "64"],
+        73,
+    );
+    let add_path = add[0].to_str().expect("utf-8 path");
+    grow_ok(
+        &[
+            "--raid-devices",
+            "4",
+            "--add",
+            add_path,
+            "--chunk",
+            "128",
+            "--layout",
+            "right-asymmetric",
+            "--window-kib",
+            "512",
+        ],
+        old,
+    );
+    let back = cat(&members);
+    assert_eq!(back.len(), data.len() / 2 * 3);
+    assert!(
+        back == grown(&data, back.len()),
+        "raid5 reads wrong after the reshape"
+    );
+    let text = mdadm_examine(&members[0]);
+    assert_eq!(
+        examine_field(&text, "Chunk Size").as_deref(),
+        Some("128K"),
+        "{text}"
+    );
+    assert_eq!(
+        examine_field(&text, "Layout").as_deref(),
+        Some("right-asymmetric"),
+        "{text}"
+    );
+
+    // raid6, same members: 64 KiB -> 32 KiB chunks only.
+    let dir = TempDir::new("reshape-chunk6");
+    let members = sparse_members(dir.path(), 4, 16);
+    let data = filled_array(
+        dir.path(),
+        &members,
+        &["--level", "6", "--raid-devices", "4", "--chunk", "64"],
+        74,
+    );
+    grow_ok(&["--chunk", "32"], &members);
+    let back = cat(&members);
+    assert!(back == data, "raid6 reads wrong after the chunk change");
+    let text = mdadm_examine(&members[0]);
+    assert_eq!(
+        examine_field(&text, "Chunk Size").as_deref(),
+        Some("32K"),
+        "{text}"
+    );
+}

@@ -40,14 +40,25 @@ pub fn metadata_end(sb: &Superblock1) -> u64 {
     sb_end.max(if sb.bblog_size > 0 { bblog_end } else { 0 })
 }
 
-/// The superblocks that start growing the array of `members` (every
-/// member's current superblock, any order) by `joining` devices, with the
-/// data moving down by `gap_sectors` on every member. Returns the updated
-/// members' superblocks in the same order, then the joining devices' (roles
-/// `raid_disks..`). Refuses, naming why, what md would refuse too.
-pub fn start_grow(
+/// The shape a reshape goes to, besides the members added.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Target {
+    /// New chunk in sectors (`None`: unchanged).
+    pub chunk_sectors: Option<u32>,
+    /// New md layout number (`None`: unchanged).
+    pub layout: Option<u32>,
+}
+
+/// The superblocks that start reshaping the array of `members` (every
+/// member's current superblock, any order): `joining` devices are added and
+/// the shape becomes `target`, with the data moving down by `gap_sectors`
+/// on every member. Returns the updated members' superblocks in the same
+/// order, then the joining devices' (roles `raid_disks..`). Refuses, naming
+/// why, what md would refuse too.
+pub fn start_reshape(
     members: &[Superblock1],
     joining: &[Joining],
+    target: Target,
     gap_sectors: u64,
     now_seconds: u64,
 ) -> Result<Vec<Superblock1>, String> {
@@ -97,8 +108,8 @@ pub fn start_grow(
         sb.raid_disks = new_disks;
         sb.delta_disks = joining.len() as i32;
         sb.new_level = fresh.level;
-        sb.new_layout = fresh.layout;
-        sb.new_chunk = fresh.chunksize;
+        sb.new_layout = target.layout.unwrap_or(fresh.layout);
+        sb.new_chunk = target.chunk_sectors.unwrap_or(fresh.chunksize);
         sb.reshape_position = 0;
         sb.new_offset = -gap;
         sb.events = events;

@@ -50,6 +50,13 @@ pub(crate) struct GrowArgs {
     /// Resume the reshape recorded on MEMBER... (every member, added ones too).
     #[arg(long = "continue")]
     resume: bool,
+    /// New chunk size for a stopped raid4/5/6 given as MEMBER..., KiB.
+    #[arg(long, value_name = "KIB")]
+    chunk: Option<u32>,
+    /// New layout for a stopped raid4/5/6 given as MEMBER... (names as
+    /// `umd create --layout`).
+    #[arg(long, value_name = "NAME")]
+    layout: Option<String>,
     /// Largest window moved between two checkpoints, KiB (default 8192).
     #[arg(long, value_name = "KIB")]
     window_kib: Option<u64>,
@@ -67,11 +74,13 @@ pub(crate) fn run(args: GrowArgs) -> Result<ExitCode, String> {
             add: &args.add,
             raid_devices: args.raid_devices,
             window_kib: args.window_kib,
+            chunk_kib: args.chunk,
+            layout: args.layout.as_deref(),
         });
     }
-    if args.resume || !args.add.is_empty() {
+    if args.resume || !args.add.is_empty() || args.chunk.is_some() || args.layout.is_some() {
         return Err(
-            "--continue and --add take the array's members: umd grow [--add FILE]... \
+            "--continue, --add, --chunk and --layout take the array's members: umd grow [--add FILE]... \
              MEMBER..."
                 .to_string(),
         );

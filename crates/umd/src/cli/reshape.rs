@@ -43,6 +43,16 @@ pub(crate) struct OfflineGrow<'a> {
     pub(crate) raid_devices: Option<u32>,
     /// Window size limit in KiB (smaller: more checkpoints).
     pub(crate) window_kib: Option<u64>,
+    /// New chunk size, KiB.
+    pub(crate) chunk_kib: Option<u32>,
+    /// New layout name (as `umd create --layout`).
+    pub(crate) layout: Option<&'a str>,
+}
+
+impl OfflineGrow<'_> {
+    fn changes_shape(&self) -> bool {
+        self.chunk_kib.is_some() || self.layout.is_some()
+    }
 }
 
 pub(crate) fn run(req: &OfflineGrow<'_>) -> Result<ExitCode, String> {
@@ -54,6 +64,11 @@ pub(crate) fn run(req: &OfflineGrow<'_>) -> Result<ExitCode, String> {
     let fresh = freshest(&opened)?;
     let reshaping = fresh.feature_map & umd_formats::sb1::FEATURE_RESHAPE_ACTIVE != 0;
     if reshaping {
+        if req.changes_shape() {
+            return Err(
+                "a reshape is already in progress: finish it with --continue first".to_string(),
+            );
+        }
         if !req.add.is_empty() {
             return Err(
                 "a reshape is already in progress: give every member (the added \
@@ -67,15 +82,17 @@ pub(crate) fn run(req: &OfflineGrow<'_>) -> Result<ExitCode, String> {
                 fresh.raid_disks
             ));
         }
-    } else if fresh.raid_disks == req.raid_devices.unwrap_or(fresh.raid_disks) && req.add.is_empty()
+    } else if fresh.raid_disks == req.raid_devices.unwrap_or(fresh.raid_disks)
+        && req.add.is_empty()
+        && !req.changes_shape()
     {
         return Err(
             "nothing to do: no reshape in progress; give --raid-devices N and --add the \
-             new members"
+             new members, or --chunk / --layout"
                 .to_string(),
         );
     } else {
-        let added = start(req, &opened, &fresh)?;
+        let added = start(req, &mut opened, &fresh)?;
         opened.extend(added);
     }
     reconcile(&mut opened)?;
@@ -121,12 +138,10 @@ fn write_sb(path: &Path, file: &MemberFile, sb: &Superblock1) -> Result<(), Stri
 /// first, then the members'. Returns the joining devices, opened.
 fn start(
     req: &OfflineGrow<'_>,
-    opened: &[Opened],
+    opened: &mut [Opened],
     fresh: &Superblock1,
 ) -> Result<Vec<Opened>, String> {
-    let want = req
-        .raid_devices
-        .ok_or("--raid-devices N is needed to start a grow")?;
+    let want = req.raid_devices.unwrap_or(fresh.raid_disks);
     if want != fresh.raid_disks + req.add.len() as u32 {
         return Err(format!(
             "--raid-devices {want}: the array has {} members and {} are added; umd grows \
@@ -159,9 +174,20 @@ fn start(
                 .to_string(),
         );
     }
+    let target = superblocks::Target {
+        chunk_sectors: req
+            .chunk_kib
+            .map(|k| k.checked_mul(2).ok_or("--chunk too large"))
+            .transpose()?,
+        layout: req
+            .layout
+            .map(|name| umd_engine::create::parse_layout(fresh.level, name))
+            .transpose()
+            .map_err(|e| e.to_string())?,
+    };
     // Move the data down by as much as every member has free, in whole
-    // new chunks, up to GAP_SECTORS_MAX.
-    let chunk = u64::from(fresh.chunksize);
+    // chunks of the larger size, up to GAP_SECTORS_MAX.
+    let chunk = u64::from(fresh.chunksize.max(target.chunk_sectors.unwrap_or(0)));
     let room = sbs
         .iter()
         .map(|s| s.data_offset.saturating_sub(metadata_end(s)))
@@ -197,7 +223,8 @@ fn start(
         });
         files.push((path.clone(), file));
     }
-    let new = superblocks::start_grow(&sbs, &joining, gap, now())?;
+    let new = superblocks::start_reshape(&sbs, &joining, target, gap, now())?;
+    check_plan(&sbs, &new)?;
     let (members_new, joined_new) = new.split_at(sbs.len());
     let mut added = Vec::new();
     for ((path, file), sb) in files.into_iter().zip(joined_new) {
@@ -208,14 +235,56 @@ fn start(
             metadata: Metadata::V1(sb.clone()),
         });
     }
-    for (o, sb) in opened.iter().zip(members_new) {
+    for (o, sb) in opened.iter_mut().zip(members_new) {
         write_sb(&o.path, &o.file, sb)?;
+        o.metadata = Metadata::V1(sb.clone());
     }
     eprintln!(
-        "umd grow: {} -> {want} members; data moves down {gap} sectors",
-        fresh.raid_disks
+        "umd grow: {} -> {want} members, chunk {} -> {} sectors, layout {} -> {}; data moves \
+         down {gap} sectors",
+        fresh.raid_disks, fresh.chunksize, new[0].new_chunk, fresh.layout, new[0].new_layout
     );
     Ok(added)
+}
+
+/// Refuse, before anything is written, a reshape whose new shape holds less
+/// than the old one or that the copy planner cannot do safely.
+fn check_plan(old: &[Superblock1], new: &[Superblock1]) -> Result<(), String> {
+    let infos = |sbs: &[Superblock1]| -> Vec<umd_engine::Candidate> {
+        sbs.iter()
+            .enumerate()
+            .map(|(index, sb)| umd_engine::Candidate {
+                index,
+                name: format!("member {index}"),
+                info: sb.info(),
+            })
+            .collect()
+    };
+    let before = assemble(&infos(old), &AssembleOptions::default()).map_err(|e| e.to_string())?;
+    let after = assemble(&infos(new), &AssembleOptions::default()).map_err(|e| e.to_string())?;
+    let reshape = after
+        .reshape
+        .as_ref()
+        .ok_or("the new superblocks record no reshape")?;
+    if reshape.new.array_sectors() < before.array_sectors {
+        return Err(format!(
+            "the new shape holds {} sectors, less than the array's {}: umd does not shrink arrays",
+            reshape.new.array_sectors(),
+            before.array_sectors
+        ));
+    }
+    let offsets = |f: fn(&ActiveMember) -> u64| -> Vec<u64> {
+        after.members.iter().flatten().map(f).collect()
+    };
+    let old_offsets = offsets(|m| m.data_offset_sectors);
+    CopyPlanner::new(
+        reshape,
+        &old_offsets[..reshape.old.raid_disks() as usize],
+        &offsets(|m| m.new_data_offset_sectors),
+        WINDOW_SECTORS_MAX,
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }
 
 fn random_uuids(n: usize) -> Result<Vec<[u8; 16]>, String> {
