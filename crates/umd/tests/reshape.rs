@@ -21,19 +21,26 @@ fn grown(data: &[u8], len: usize) -> Vec<u8> {
     v
 }
 
-#[test]
-fn raid5_grows_by_one_member_and_keeps_every_byte() {
+/// A filled raid5 of three 16 MiB members (64 KiB chunks) and a fourth,
+/// blank, to add: the members (added one last) and the data.
+fn raid5_and_one_more(dir: &TempDir, seed: u64) -> (Vec<std::path::PathBuf>, Vec<u8>) {
     require_tool("mdadm");
     require_tool("nbdcopy");
-    let dir = TempDir::new("reshape-r5");
     let members = sparse_members(dir.path(), 4, 16);
-    let (old, add) = members.split_at(3);
     let data = filled_array(
         dir.path(),
-        old,
+        &members[..3],
         &["--level", "5", "--raid-devices", "3", "--chunk", "64"],
-        51,
+        seed,
     );
+    (members, data)
+}
+
+#[test]
+fn raid5_grows_by_one_member_and_keeps_every_byte() {
+    let dir = TempDir::new("reshape-r5");
+    let (members, data) = raid5_and_one_more(&dir, 51);
+    let (old, add) = members.split_at(3);
     let before = mdadm_examine(&old[0]);
     let offset_before = examine_field(&before, "Data Offset").expect("data offset");
     let mut args = vec!["--raid-devices", "4", "--add"];
@@ -199,18 +206,10 @@ fn grow_without_room_before_the_data_is_refused() {
 
 #[test]
 fn chunk_and_layout_changes_keep_every_byte() {
-    require_tool("mdadm");
-    require_tool("nbdcopy");
     // raid5: 64 KiB -> 128 KiB chunks and a new layout, while adding a member.
     let dir = TempDir::new("reshape-chunk");
-    let members = sparse_members(dir.path(), 4, 16);
+    let (members, data) = raid5_and_one_more(&dir, 73);
     let (old, add) = members.split_at(3);
-    let data = filled_array(
-        dir.path(),
-        old,
-        &["--level", "5", "--raid-devices", "3", "--chunk", "64"],
-        73,
-    );
     let add_path = add[0].to_str().expect("utf-8 path");
     grow_ok(
         &[
