@@ -127,6 +127,14 @@ fn raid6_grow_killed_at_many_points_resumes_without_loss() {
         0,
         Duration::from_micros(300)
     ));
+    // Mid-reshape the array is not served; the refusal says how to finish.
+    let out = umd().arg("run").args(&members).output().expect("umd run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("reshape is in progress") && err.contains("--continue"),
+        "{err}"
+    );
     let resume = ["--continue", "--window-kib", "256"];
     // Early, random and late checkpoints, with a random delay so the kill
     // lands anywhere in the next window (or its superblock round).

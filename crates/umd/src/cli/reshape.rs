@@ -266,6 +266,14 @@ fn check_plan(old: &[Superblock1], new: &[Superblock1]) -> Result<(), String> {
         .reshape
         .as_ref()
         .ok_or("the new superblocks record no reshape")?;
+    if reshape.array_sectors() < before.array_sectors {
+        return Err(format!(
+            "the component ({} sectors) is not a whole number of new chunks: the array \
+             would lose its last {} sectors during the reshape",
+            before.geometry.member_used_sectors(0),
+            before.array_sectors - reshape.array_sectors()
+        ));
+    }
     if reshape.new.array_sectors() < before.array_sectors {
         return Err(format!(
             "the new shape holds {} sectors, less than the array's {}: umd does not shrink arrays",
