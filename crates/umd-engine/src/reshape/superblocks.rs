@@ -218,3 +218,6 @@ pub fn reconcile(member: &Superblock1, fresh: &Superblock1) -> Superblock1 {
     }
     sb
 }
+
+#[cfg(test)]
+mod tests;
