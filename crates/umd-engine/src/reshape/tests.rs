@@ -284,3 +284,47 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    /// Each shape holds different data; reading at `position` must take the
+    /// new shape's below it (forward) or at and above it (backward), and
+    /// the old shape's elsewhere.
+    #[test]
+    fn reads_split_at_the_position_in_either_direction(
+        raid6 in any::<bool>(),
+        backwards in any::<bool>(),
+        old_extra in 0u32..3,
+        new_extra in 0u32..3,
+        chunk_logs in (3u32..6, 3u32..6),
+        chunks in 4u64..16,
+        position_frac in 0u64..=8,
+    ) {
+        let (level, min) = if raid6 { (6, 4) } else { (5, 3) };
+        let component = 32 * chunks;
+        let old = geometry(level, 2, 1 << chunk_logs.0, min + old_extra, component);
+        let new = geometry(level, 2, 1 << chunk_logs.1, min + new_extra, component);
+        let disks = old.raid_disks().max(new.raid_disks());
+        // Old data at 8, new data after it (an upward move, as a shrink does).
+        let old_offsets = vec![8; disks as usize];
+        let new_offsets = vec![16 + component; disks as usize];
+        let mut members = Members(vec![vec![0u8; (16 + 2 * component) as usize * SECTOR]; disks as usize]);
+        let a = pattern(old.array_sectors() as usize * SECTOR, 1);
+        let b = pattern(new.array_sectors() as usize * SECTOR, 2);
+        members.write_plan(&WritePlanner::new(old.clone(), map(&old_offsets, old.raid_disks()), old.array_sectors()), 0, &a);
+        members.write_plan(&WritePlanner::new(new.clone(), map(&new_offsets, new.raid_disks()), new.array_sectors()), 0, &b);
+        let mut reshape = Reshape { old, new, position_sectors: 0, backwards };
+        let len = reshape.array_sectors();
+        reshape.position_sectors = len * position_frac / 8;
+        let p = reshape.position_sectors as usize * SECTOR;
+        let end = len as usize * SECTOR;
+        let expected: Vec<u8> = if backwards {
+            a[..p].iter().chain(&b[p..end]).copied().collect()
+        } else {
+            b[..p].iter().chain(&a[p..end]).copied().collect()
+        };
+        let mut reader = ArrayReadPlanner::reshaping(reshape, map(&old_offsets, disks), map(&new_offsets, disks));
+        let got = members.read_array(&mut reader, 0, len);
+        prop_assert!(got == expected, "the split read the wrong shape");
+    }
+}

@@ -7,9 +7,9 @@
 #
 # Input: $MDVM_FILES/plan.txt, one case per line:
 #   IDX LEVEL CHUNK_KIB NDEV ACTION
-# ACTION is `grow` (one more member: --add, then --raid-devices=NDEV+1; uses
-# NDEV+1 disks) or `shrink` (--array-size to the smaller size, then
-# --raid-devices=NDEV-1, which md runs backwards).
+# ACTION is `grow`: one more member (--add, then --raid-devices=NDEV+1;
+# uses NDEV+1 disks). (mdadm 4.2 cannot shrink such small members without a
+# backup file: "Cannot set new_offset", so there is no shrink case.)
 # Output: lines starting with "@@" (parsed by oracle_reshape.rs).
 set -u
 t() { echo "@@t $(cut -d' ' -f1 /proc/uptime) $*"; }
@@ -41,13 +41,6 @@ while read -r idx level chunk ndev action; do
         fail $idx create; continue
     fi
     size=$(blockdev --getsize64 $md)
-    if [ "$action" = shrink ]; then
-        # the array must first shrink to what the fewer members hold
-        p=1; [ "$level" = 6 ] && p=2
-        keep=$(( size / 1024 * (ndev - 1 - p) / (ndev - p) ))
-        mdadm --grow $md --array-size=$keep >/tmp/out 2>&1 || { fail $idx array-size; continue; }
-        size=$(blockdev --getsize64 $md)
-    fi
     dd if="$src" of=$md bs=1M iflag=skip_bytes,count_bytes skip=$((idx * 4096)) \
         count="$size" conv=fsync 2>/dev/null
     echo "@@members $idx $old $extra"
@@ -62,15 +55,9 @@ echo 1 >/proc/sys/dev/raid/speed_limit_min
 while read -r idx ndev action extra; do
     md=/dev/md$idx
     echo 100 >/sys/block/md$idx/md/sync_speed_max
-    case $action in
-    grow)
-        mdadm --add $md $extra >/tmp/out 2>&1 || { fail $idx add; continue; }
-        mdadm --grow $md --raid-devices=$((ndev + 1)) </dev/null >/tmp/out 2>&1 \
-            || { fail $idx grow; continue; } ;;
-    shrink)
-        mdadm --grow $md --raid-devices=$((ndev - 1)) </dev/null >/tmp/out 2>&1 \
-            || { fail $idx shrink; continue; } ;;
-    esac
+    mdadm --add $md $extra >/tmp/out 2>&1 || { fail $idx add; continue; }
+    mdadm --grow $md --raid-devices=$((ndev + 1)) </dev/null >/tmp/out 2>&1 \
+        || { fail $idx grow; continue; }
     t "reshaping md$idx"
 done </tmp/cases
 sleep 3
