@@ -12,7 +12,8 @@
 //! is the window's end written to every superblock as the new
 //! `reshape_position`. A crash anywhere loses nothing: the next run starts
 //! at the recorded checkpoint, whose old data is intact. The array is not
-//! served while this runs (online reshape is not done yet).
+//! served while this runs (online reshape is not done yet). Moving one
+//! window is `reshape/window.rs`.
 
 use super::members::{candidates, open_and_probe_rw, Opened};
 use std::path::{Path, PathBuf};
@@ -21,11 +22,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use umd_engine::assemble::ActiveMember;
 use umd_engine::reshape::copy::CopyPlanner;
 use umd_engine::reshape::superblocks::{self, metadata_end, Joining};
-use umd_engine::write::{BufRef, WritePlan, WritePlanner};
-use umd_engine::{assemble, AssembleOptions, ReadPlan};
+use umd_engine::{assemble, AssembleOptions};
 use umd_formats::probe::{Metadata, ProbeError};
 use umd_formats::sb1::Superblock1;
 use umd_io::MemberFile;
+use window::WindowMover;
+
+mod window;
 
 /// Largest window the copy moves at once (array sectors; 8 MiB).
 const WINDOW_SECTORS_MAX: u64 = 16384;
@@ -369,83 +372,11 @@ fn copy(opened: &[Opened], window_kib: Option<u64>) -> Result<(), String> {
         window_max,
     )
     .map_err(|e| format!("{}: {e}", assembly.name))?;
-    let mut reader = assembly.read_planner();
-    let writer = WritePlanner::new(
-        reshape.new.clone(),
-        assembly.new_member_map(),
-        reshape.new.array_sectors(),
-    );
-    let file_of = |role: u32| -> &Opened {
-        let m = assembly.members[role as usize]
-            .as_ref()
-            .expect("every role is present");
-        &opened[m.index]
-    };
+    let mut mover = WindowMover::new(&assembly, opened).expect("a reshape is recorded");
     let mut position = reshape.position_sectors;
     let mut events = assembly.events;
-    let mut buf = Vec::new();
-    let mut plan = WritePlan::default();
-    let mut read_plan = ReadPlan::default();
-    let mut parts: Vec<Vec<u8>> = Vec::new();
     while let Some(w) = planner.next_window(position) {
-        buf.clear();
-        buf.resize((w.end - w.start) as usize * 512, 0);
-        let mut at = w.start;
-        while at < w.read_end {
-            reader
-                .plan(at, w.read_end - at, &mut read_plan)
-                .map_err(|e| e.to_string())?;
-            let len = read_plan.len_sectors as usize * 512;
-            parts.resize_with(read_plan.buffers.max(parts.len()), Vec::new);
-            for p in &mut parts[..read_plan.buffers] {
-                p.resize(len, 0);
-            }
-            for r in &read_plan.reads {
-                let o = file_of(r.role);
-                o.file
-                    .read_exact_at(r.device_sector * 512, &mut parts[r.buffer])
-                    .map_err(|e| format!("{}: {e}", o.path.display()))?;
-            }
-            let mut refs: Vec<&mut [u8]> = parts[..read_plan.buffers]
-                .iter_mut()
-                .map(Vec::as_mut_slice)
-                .collect();
-            reader.finish(&read_plan, &mut refs);
-            let off = (at - w.start) as usize * 512;
-            buf[off..off + len].copy_from_slice(&parts[0][..len]);
-            at += read_plan.len_sectors;
-        }
-        writer
-            .plan(w.start, w.end - w.start, 0, &mut plan)
-            .map_err(|e| e.to_string())?;
-        let mut scratch = vec![0u8; plan.scratch_bytes];
-        for io in &plan.reads {
-            let BufRef::Scratch { offset_bytes } = io.buf else {
-                unreachable!("write plans read into scratch")
-            };
-            let o = file_of(io.role);
-            let n = io.len_sectors as usize * 512;
-            o.file
-                .read_exact_at(io.device_sector * 512, &mut scratch[offset_bytes..][..n])
-                .map_err(|e| format!("{}: {e}", o.path.display()))?;
-        }
-        writer.compute(&plan, &buf, &mut scratch);
-        for io in &plan.writes {
-            let n = io.len_sectors as usize * 512;
-            let bytes = match io.buf {
-                BufRef::Data { offset_bytes } => &buf[offset_bytes..][..n],
-                BufRef::Scratch { offset_bytes } => &scratch[offset_bytes..][..n],
-            };
-            let o = file_of(io.role);
-            o.file
-                .write_all_at(io.device_sector * 512, bytes)
-                .map_err(|e| format!("{}: {e}", o.path.display()))?;
-        }
-        for o in opened {
-            o.file
-                .sync_data()
-                .map_err(|e| format!("{}: {e}", o.path.display()))?;
-        }
+        mover.move_window(&w)?;
         events += 1;
         let t = now();
         write_round(opened, &mut sbs, |sb| {
