@@ -36,8 +36,9 @@ pub(crate) struct GrowArgs {
     /// For a container: the subarray to change, by index.
     #[arg(long)]
     subarray: Option<u32>,
-    /// New number of slots (raid1; an added slot starts empty, a removed
-    /// slot must be empty).
+    /// New number of slots: raid1 on a running array (an added slot starts
+    /// empty, a removed slot must be empty); raid4/5/6 given as MEMBER...
+    /// (with one --add per new slot).
     #[arg(long, value_name = "N")]
     raid_devices: Option<u32>,
     /// New `stripe_cache_size` (raid4/5/6), in stripes.
