@@ -13,8 +13,12 @@
 //! - A member the freshest roster marks faulty or spare holds no data and is
 //!   left out with a warning, as md does.
 //! - The set must keep enough members for the level's redundancy.
+//! - A raid4/5/6 reshape in progress (1.x metadata, same level) assembles
+//!   with both shapes (`reshape.rs`): each member's new data offset is its
+//!   own `data_offset + new_offset`.
 
 use crate::read::MemberMap;
+use crate::reshape::{ArrayReadPlanner, Reshape};
 use std::fmt;
 use umd_formats::info::{ArrayUuid, MdInfo, MetadataFormat, SlotState};
 use umd_layout::geometry::{Geometry, GeometrySpec, LayoutError, Level, Raid0Layout};
@@ -51,6 +55,9 @@ pub struct ActiveMember {
     /// Valid only below this many sectors past the data offset (a rebuild
     /// was in progress); `None` = valid everywhere.
     pub recovery_offset_sectors: Option<u64>,
+    /// Device sector where the new shape's data starts during a reshape
+    /// (`data_offset + new_offset`); equal to `data_offset_sectors` otherwise.
+    pub new_data_offset_sectors: u64,
 }
 
 /// A set of members that form one array.
@@ -74,6 +81,8 @@ pub struct Assembly {
     pub clean: bool,
     /// Things the user should know that do not stop assembly.
     pub warnings: Vec<String>,
+    /// A reshape in progress: `geometry` is then its new shape.
+    pub reshape: Option<Reshape>,
 }
 
 impl Assembly {
@@ -88,7 +97,8 @@ impl Assembly {
             .collect()
     }
 
-    /// The per-role view the read planner needs.
+    /// The per-role view the read planner needs (the old shape's offsets
+    /// during a reshape).
     #[must_use]
     pub fn member_map(&self) -> MemberMap {
         MemberMap::new(
@@ -100,6 +110,41 @@ impl Assembly {
                 })
                 .collect(),
         )
+    }
+
+    /// The per-role view of the new shape during a reshape: roles at their
+    /// new data offsets.
+    #[must_use]
+    pub fn new_member_map(&self) -> MemberMap {
+        MemberMap::new(
+            self.members
+                .iter()
+                .map(|m| {
+                    m.as_ref()
+                        .map(|m| (m.new_data_offset_sectors, m.recovery_offset_sectors))
+                })
+                .collect(),
+        )
+    }
+
+    /// A read planner for the whole array, through both shapes if a
+    /// reshape is in progress.
+    #[must_use]
+    pub fn read_planner(&self) -> ArrayReadPlanner {
+        match &self.reshape {
+            None => ArrayReadPlanner::single(crate::read::ReadPlanner::new(
+                self.geometry.clone(),
+                self.member_map(),
+                self.array_sectors,
+            )),
+            Some(r) => {
+                let mut old = self.member_map();
+                for role in r.old.raid_disks()..r.new.raid_disks() {
+                    old.mark_missing(role);
+                }
+                ArrayReadPlanner::reshaping(r.clone(), old, self.new_member_map())
+            }
+        }
     }
 }
 
@@ -206,13 +251,7 @@ pub fn assemble(
     let fresh = freshest(candidates).unwrap_or(first);
     let array = &fresh.info.array;
     check_consistent(candidates, fresh)?;
-    if let Some(r) = &array.reshape {
-        return Err(AssembleError::Unsupported(format!(
-            "{}: a reshape is in progress (at array sector {}); reading mid-reshape arrays \
-             is not supported yet",
-            fresh.name, r.position_sectors
-        )));
-    }
+    check_reshape_agrees(candidates, fresh)?;
     let mut warnings = Vec::new();
     let members = assign_roles(candidates, fresh, &mut warnings)?;
     let level = Level::from_md(array.level).ok_or(AssembleError::Geometry(
@@ -220,11 +259,18 @@ pub fn assemble(
     ))?;
     let geometry = build_geometry(level, fresh, &members, candidates, options)?;
     check_redundancy(&geometry, &members)?;
+    let reshape = match &array.reshape {
+        None => None,
+        Some(_) => Some(build_reshape(fresh, &geometry)?),
+    };
+    let shaped_sectors = reshape
+        .as_ref()
+        .map_or(geometry.array_sectors(), Reshape::array_sectors);
     // A recorded length (DDF's array_blocks) is not what md serves: mdadm
     // assembles DDF arrays without setting array_size, so the kernel serves
     // the personality's own size. They differ only where mdadm's formula
     // undercounts (RAID1E over an odd number of members); say so.
-    let array_sectors = geometry.array_sectors();
+    let array_sectors = shaped_sectors;
     if let Some(recorded) = array.array_sectors.filter(|&a| a != array_sectors) {
         warnings.push(format!(
             "the metadata records {recorded} sectors but the layout holds {array_sectors}; \
@@ -249,7 +295,90 @@ pub fn assemble(
         events: array.events,
         clean,
         warnings,
+        reshape,
     })
+}
+
+/// The two shapes of a reshape in progress (formats.md §2.8): the old one
+/// from `layout`, `chunksize` and `raid_disks - delta_disks`, the new one
+/// from the `new_*` fields and `raid_disks`. Only same-level raid4/5/6
+/// reshapes on 1.x metadata are read; anything else is refused by name.
+fn build_reshape(fresh: &Candidate, new: &Geometry) -> Result<Reshape, AssembleError> {
+    let array = &fresh.info.array;
+    let r = array.reshape.expect("called for a reshape");
+    let refuse = |why: String| {
+        Err(AssembleError::Unsupported(format!(
+            "{}: a reshape is in progress (at array sector {}): {why}",
+            fresh.name, r.position_sectors
+        )))
+    };
+    if !matches!(fresh.info.format, MetadataFormat::V1 { .. }) {
+        return refuse(format!(
+            "{} metadata reshapes are not read",
+            fresh.info.format
+        ));
+    }
+    if r.new_level != array.level {
+        return refuse(format!(
+            "a level change ({} to {}) is not read",
+            array.level, r.new_level
+        ));
+    }
+    if !matches!(new.level(), Level::Raid4 | Level::Raid5 | Level::Raid6) {
+        return refuse(format!("{} reshapes are not read", new.level()));
+    }
+    let Some(old_disks) = array
+        .raid_disks
+        .checked_add_signed(-r.delta_disks)
+        .filter(|&d| d > 0)
+    else {
+        return refuse(format!(
+            "delta_disks {} does not fit raid_disks {}",
+            r.delta_disks, array.raid_disks
+        ));
+    };
+    let spec = |layout, chunk_sectors, raid_disks| GeometrySpec {
+        level: array.level,
+        layout,
+        chunk_sectors,
+        raid_disks,
+        member_sectors: vec![array.component_sectors; raid_disks as usize],
+        component_sectors: array.component_sectors,
+        raid0_layout: None,
+    };
+    let old = Geometry::new(&spec(array.layout, array.chunk_sectors, old_disks))
+        .map_err(AssembleError::Geometry)?;
+    let new = Geometry::new(&spec(r.new_layout, r.new_chunk_sectors, array.raid_disks))
+        .map_err(AssembleError::Geometry)?;
+    let reshape = Reshape {
+        old,
+        new,
+        position_sectors: r.position_sectors,
+        backwards: r.backwards || r.delta_disks < 0,
+    };
+    if r.position_sectors > reshape.old.array_sectors().max(reshape.new.array_sectors()) {
+        return refuse("the position lies beyond both shapes".to_string());
+    }
+    Ok(reshape)
+}
+
+/// A reshape that ended on some members but not yet on others (a crash
+/// between their superblock writes) leaves data offsets that disagree:
+/// refuse, and say how to finish it.
+fn check_reshape_agrees(candidates: &[Candidate], fresh: &Candidate) -> Result<(), AssembleError> {
+    if fresh.info.array.reshape.is_some() {
+        return Ok(());
+    }
+    match candidates.iter().find(|c| {
+        c.info.array.reshape.is_some() && c.info.array.events + 1 >= fresh.info.array.events
+    }) {
+        Some(c) => Err(AssembleError::Unsupported(format!(
+            "{}: still records a reshape that {} records as finished; finish it with \
+             `umd grow --continue MEMBER...`",
+            c.name, fresh.name
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn check_one_array(candidates: &[Candidate]) -> Result<(), AssembleError> {
@@ -370,6 +499,15 @@ fn assign_roles(
             name: c.name.clone(),
             data_offset_sectors: dev.data_offset_sectors,
             recovery_offset_sectors: recovery,
+            new_data_offset_sectors: c
+                .info
+                .array
+                .reshape
+                .and_then(|r| {
+                    dev.data_offset_sectors
+                        .checked_add_signed(r.new_offset_sectors)
+                })
+                .unwrap_or(dev.data_offset_sectors),
         });
     }
     Ok(members)

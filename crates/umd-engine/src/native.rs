@@ -498,4 +498,4 @@ fn bytes_1(sb: &Superblock1) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -174,12 +174,12 @@ fn duplicate_roles_are_refused() {
 }
 
 #[test]
-fn reshape_in_progress_is_refused_clearly() {
+fn level_changing_reshape_is_refused_clearly() {
     let mut set = full_set();
     for c in &mut set {
         c.info.array.reshape = Some(umd_formats::info::ReshapeInfo {
             position_sectors: 128,
-            new_level: 5,
+            new_level: 6,
             new_layout: 2,
             new_chunk_sectors: 1024,
             delta_disks: 1,

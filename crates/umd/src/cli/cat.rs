@@ -3,14 +3,15 @@
 //! Reads go through the engine's read planner: a member that fails a read
 //! is dropped (with one warning) and the same range is planned again from
 //! the others, so unreadable members degrade the array instead of stopping
-//! the copy, up to the level's redundancy.
+//! the copy, up to the level's redundancy. An array in the middle of a
+//! reshape is read through both of its shapes, split at the position.
 
 use super::members::{candidates, open_and_probe, Opened};
 use super::Raid0LayoutArg;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use umd_engine::{assemble, AssembleOptions, Assembly, ReadPlan, ReadPlanner};
+use umd_engine::{assemble, AssembleOptions, Assembly, ReadPlan};
 
 /// Logical sectors asked of the planner at a time: large requests, few calls.
 const PLAN_SECTORS_MAX: u64 = 8192;
@@ -83,11 +84,7 @@ pub(crate) fn stream(
     opened: &[Opened],
     out: &mut impl Write,
 ) -> Result<Vec<String>, StreamError> {
-    let mut planner = ReadPlanner::new(
-        assembly.geometry.clone(),
-        assembly.member_map(),
-        assembly.array_sectors,
-    );
+    let mut planner = assembly.read_planner();
     let file_of = |role: u32| {
         let member = assembly.members[role as usize]
             .as_ref()

@@ -9,6 +9,9 @@
 //! returns once the manager has acknowledged) and retries exactly once, then
 //! restores the delay. umd does the same.
 //!
+//! Given member files instead of a running array, `umd grow` reshapes the
+//! stopped array itself (`reshape.rs`).
+//!
 //! `raid_disks` of an externally managed array is refused: DDF metadata has
 //! no record of a reshape, and mdadm refuses it for DDF too.
 
@@ -33,17 +36,56 @@ pub(crate) struct GrowArgs {
     /// For a container: the subarray to change, by index.
     #[arg(long)]
     subarray: Option<u32>,
-    /// New number of slots (raid1; an added slot starts empty, a removed
-    /// slot must be empty).
+    /// New number of slots: raid1 on a running array (an added slot starts
+    /// empty, a removed slot must be empty); raid4/5/6 given as MEMBER...
+    /// (with one --add per new slot).
     #[arg(long, value_name = "N")]
     raid_devices: Option<u32>,
     /// New `stripe_cache_size` (raid4/5/6), in stripes.
     #[arg(long, value_name = "N")]
     stripe_cache_size: Option<u32>,
+    /// A blank device to add to a stopped raid4/5/6 array given as
+    /// MEMBER... (repeat for several).
+    #[arg(long, value_name = "FILE")]
+    add: Vec<PathBuf>,
+    /// Resume the reshape recorded on MEMBER... (every member, added ones too).
+    #[arg(long = "continue")]
+    resume: bool,
+    /// New chunk size for a stopped raid4/5/6 given as MEMBER..., KiB.
+    #[arg(long, value_name = "KIB")]
+    chunk: Option<u32>,
+    /// New layout for a stopped raid4/5/6 given as MEMBER... (names as
+    /// `umd create --layout`).
+    #[arg(long, value_name = "NAME")]
+    layout: Option<String>,
+    /// Largest window moved between two checkpoints, KiB (default 8192).
+    #[arg(long, value_name = "KIB")]
+    window_kib: Option<u64>,
+    /// A stopped array's members: reshape them here instead of asking a
+    /// running array.
+    #[arg(value_name = "MEMBER")]
+    members: Vec<PathBuf>,
 }
 
 #[allow(clippy::needless_pass_by_value)] // clap hands each verb its arguments by value
 pub(crate) fn run(args: GrowArgs) -> Result<ExitCode, String> {
+    if !args.members.is_empty() {
+        return super::reshape::run(&super::reshape::OfflineGrow {
+            members: &args.members,
+            add: &args.add,
+            raid_devices: args.raid_devices,
+            window_kib: args.window_kib,
+            chunk_kib: args.chunk,
+            layout: args.layout.as_deref(),
+        });
+    }
+    if args.resume || !args.add.is_empty() || args.chunk.is_some() || args.layout.is_some() {
+        return Err(
+            "--continue, --add, --chunk and --layout take the array's members: umd grow [--add FILE]... \
+             MEMBER..."
+                .to_string(),
+        );
+    }
     let path = match &args.control {
         Some(path) => path.clone(),
         None => choose_socket(&paths::list_control_sockets(), &paths::run_dir())?,

@@ -11,6 +11,7 @@ mod grow;
 mod members;
 mod mon;
 mod names;
+mod reshape;
 mod run;
 mod run_ppl;
 mod status;
@@ -60,7 +61,8 @@ enum Command {
     Run(run::RunArgs),
     /// Read, write or watch a running array's attributes (md's sysfs names).
     Ctl(ctl::CtlArgs),
-    /// Change a running array's raid_disks or stripe cache, as `mdadm --grow`.
+    /// Change a running array's raid_disks or stripe cache, or reshape a
+    /// stopped raid4/5/6 given by its members, as `mdadm --grow`.
     Grow(grow::GrowArgs),
     /// Manage a container's external metadata (DDF) while `umd run` serves it, as mdmon does.
     Mon(mon::MonArgs),

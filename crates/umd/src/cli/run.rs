@@ -352,6 +352,14 @@ fn open_opened(
         raid0_layout: raid0_layout.map(Into::into),
     };
     let mut assembly = assemble(&cands, &options).map_err(|e| e.to_string())?;
+    if let Some(r) = &assembly.reshape {
+        return Err(format!(
+            "{}: a reshape is in progress (at array sector {}); finish it first with \
+             `umd grow --continue MEMBER...`",
+            array_name(&assembly.name, &assembly.uuid.to_string()),
+            r.position_sectors
+        ));
+    }
     // A PPL raid5 replays its logs first: a dirty and degraded one then
     // starts without --force, its logged stripes made consistent.
     let ppl = super::run_ppl::start(&opened, &mut assembly)?;
