@@ -23,7 +23,7 @@ use crate::state::{Ro, SafeMode, SbFlags};
 use crate::time::{Duration, Time};
 
 /// Array attributes every array has, in md's `md_default_attrs` order.
-pub const ARRAY_ATTRS: [&str; 16] = [
+pub const ARRAY_ATTRS: [&str; 17] = [
     "level",
     "raid_disks",
     "chunk_size",
@@ -40,6 +40,7 @@ pub const ARRAY_ATTRS: [&str; 16] = [
     "reshape_position",
     "array_size",
     "stripe_cache_size",
+    "max_read_errors",
 ];
 
 /// The `bitmap/` attributes, present when the array has a bitmap.
@@ -114,6 +115,7 @@ impl Array {
                 .map_or_else(|| "none".to_owned(), |p| p.to_string()),
             "array_size" if self.external_size => (self.array_sectors / 2).to_string(),
             "array_size" => "default".to_owned(),
+            "max_read_errors" => self.show_max_read_errors(),
             _ => return Err(no_attr(attr)),
         })
     }
@@ -146,6 +148,7 @@ impl Array {
             "metadata_version" => self.store_metadata_version(v),
             "reshape_position" => self.store_reshape_position(v),
             "array_size" => self.store_array_size(v),
+            "max_read_errors" => self.store_max_read_errors(v),
             "sync_completed" | "degraded" | "mismatch_cnt" => {
                 Err(EngineError::new(Errno::EIO, format!("{attr}: read-only")))
             }

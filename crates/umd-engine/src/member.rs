@@ -113,9 +113,24 @@ pub struct Member {
     pub(crate) size_sectors: u64,
     pub(crate) health: MemberHealth,
     pub(crate) flags: MemberFlags,
+    /// md's `corrected_errors` (`dev-NAME/errors`): sectors whose read
+    /// error was repaired by rewriting them from redundancy.
     pub(crate) errors: u64,
+    /// md's `read_errors` with its decay clock (`array/read_errors.rs`).
+    pub(crate) read_errors: ReadErrors,
     /// md's bad-block list, at most [`BAD_BLOCKS_MAX`] entries.
     pub(crate) bad_blocks: Vec<BadBlock>,
+}
+
+/// md's `read_errors` count of one member and when it last grew: the
+/// count halves for every hour without an error (md's
+/// `check_decay_read_errors`), so only a burst reaches the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReadErrors {
+    /// Read errors counted (after decay).
+    pub count: u32,
+    /// When the last one was counted; `None` before the first.
+    pub last: Option<crate::time::Time>,
 }
 
 /// What a `dev-NAME/state` store asks of the array, beyond flag changes the

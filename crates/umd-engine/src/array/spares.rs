@@ -66,6 +66,7 @@ impl Array {
             },
             flags: MemberFlags::default(),
             errors: 0,
+            read_errors: crate::member::ReadErrors::default(),
             bad_blocks: Vec::new(),
         });
         self.recovery_needed = true;

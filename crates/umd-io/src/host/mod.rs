@@ -40,6 +40,7 @@ mod md_thread;
 mod members;
 mod range_lock;
 mod read_many;
+mod read_repair;
 mod sync_worker;
 
 use crate::member_file::MemberFile;
