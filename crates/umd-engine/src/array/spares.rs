@@ -70,6 +70,11 @@ impl Array {
             bad_blocks: Vec::new(),
         });
         self.recovery_needed = true;
+        // Native: the spare's superblock and every roster record it.
+        let native = matches!(self.metadata, MetadataKind::Native { .. });
+        if native && self.state.running == Some(Ro::ReadWrite) {
+            self.state.sb_flags.insert(SbFlags::DEVS);
+        }
         self.notify(&format!("dev-{name}/state"));
         self.md_check_recovery();
         assert!(self

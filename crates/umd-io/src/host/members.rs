@@ -122,9 +122,10 @@ impl Shared {
         }
     }
 
-    /// md's hot add (`new_dev`): open `path` and add it as a spare. For
-    /// native metadata it needs a superblock like the others' (not yet: the
-    /// caller is refused); for external metadata the manager sets `offset`
+    /// md's hot add (`new_dev`): open `path` and add it as a spare. With
+    /// native 1.x metadata it gets a superblock like the others' (written
+    /// with the next update, which records it in every roster) and may be
+    /// activated at once; for external metadata the manager sets `offset`
     /// and `size` next, then `slot`. Returns the member's name.
     pub(crate) fn add_member(&self, path: &Path) -> Result<String, EngineError> {
         let _config = self
@@ -136,13 +137,8 @@ impl Shared {
         let base = path
             .file_name()
             .map_or_else(|| "member".to_owned(), |n| n.to_string_lossy().into_owned());
+        let device_uuid = random_uuid()?;
         let mut core = self.core();
-        if !matches!(core.array.metadata(), MetadataKind::External { .. }) {
-            return Err(EngineError::new(
-                Errno::EOPNOTSUPP,
-                "new_dev: adding to an array with native metadata needs a superblock; not supported yet",
-            ));
-        }
         if self.member_index(&base).is_some() {
             return Err(EngineError::new(
                 Errno::EEXIST,
@@ -157,20 +153,50 @@ impl Shared {
             .ok_or_else(|| {
                 EngineError::new(Errno::ENOSPC, "new_dev: no room for another member")
             })?;
-        core.array.add_member(MemberConfig {
+        // External: the manager sets offset and size (md: offset before size).
+        let mut placement = (0, 0);
+        if let Some(native) = core.native.as_mut() {
+            let new = native
+                .add_spare(slot, file.len_bytes(), device_uuid)
+                .map_err(|e| {
+                    EngineError::new(e.errno, format!("new_dev: {base}: {}", e.message))
+                })?;
+            placement = (new.data_offset_sectors, new.size_sectors);
+        } else if !matches!(core.array.metadata(), MetadataKind::External { .. }) {
+            return Err(EngineError::new(
+                Errno::EINVAL,
+                "new_dev: the array has no metadata to record a member in",
+            ));
+        }
+        let added = core.array.add_member(MemberConfig {
             name: base.clone(),
             slot: None,
-            data_offset_sectors: 0,
-            // The manager sets offset and size (md: offset before size).
-            size_sectors: 0,
+            data_offset_sectors: placement.0,
+            size_sectors: placement.1,
             in_sync: false,
             faulty: false,
             write_mostly: false,
             recovery_offset_sectors: None,
-        })?;
+        });
+        if let Err(e) = added {
+            if let Some(native) = core.native.as_mut() {
+                native.forget_spare(slot);
+            }
+            return Err(e);
+        }
         let _ = self.files[slot].set(file);
         let _ = self.member_names[slot].set(base.clone());
         self.settle(core, true);
         Ok(base)
     }
+}
+
+/// A device UUID for a new member's superblock, as `umd create` draws them.
+fn random_uuid() -> Result<[u8; 16], EngineError> {
+    use std::io::Read;
+    let mut uuid = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut uuid))
+        .map_err(|e| EngineError::new(Errno::EIO, format!("new_dev: /dev/urandom: {e}")))?;
+    Ok(uuid)
 }

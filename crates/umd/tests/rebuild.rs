@@ -1,0 +1,240 @@
+//! Losing members under load and rebuilding onto spares, end to end: fio
+//! writes with `verify=crc32c` through NBD while members are failed (with
+//! `umd manage --fail`, or by an injected write error) and the spares that
+//! `umd manage --add` gave the array are activated and rebuilt as the
+//! writes go on. fio then verifies every block it wrote, verifies them
+//! again after the rebuild (reads now served by the rebuilt members),
+//! `check` finds no mismatch, and the host's mdadm reads every member's
+//! superblock as in sync in its slot. raid1, raid4, raid5 and raid10 lose
+//! one member; raid6 loses two.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::nbd_data::data_offset_sectors;
+use support::{
+    create, examine_field, mdadm_examine, require_tool, run_ok, sparse_members, umd, Running,
+    TempDir,
+};
+
+/// How a member is lost.
+#[derive(Debug, Clone, Copy)]
+enum Loss {
+    /// `umd manage --fail`.
+    Manage,
+    /// An injected write error in the region fio writes.
+    Injected,
+}
+
+/// Bytes fio writes (at the array's start).
+const FIO_BYTES: &str = "24M";
+/// How long a rebuild of these small members may take.
+const REBUILD_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn fio(run: &Running, verify_only: bool) -> Command {
+    let mut cmd = Command::new("fio");
+    cmd.args([
+        "--name=rebuild",
+        "--ioengine=nbd",
+        &format!("--uri={}", run.uri()),
+        "--rw=randwrite",
+        "--bs=4k",
+        &format!("--size={FIO_BYTES}"),
+        "--iodepth=8",
+        "--verify=crc32c",
+        "--verify_state_save=0",
+        "--verify_fatal=1",
+        "--randseed=1234",
+    ]);
+    if verify_only {
+        cmd.arg("--verify_only");
+    }
+    cmd
+}
+
+fn manage(run: &Running, args: &[&str]) {
+    let out = umd()
+        .env("UMD_RUN_DIR", &run.run_dir)
+        .arg("manage")
+        .arg(&run.control)
+        .args(args)
+        .output()
+        .expect("run umd manage");
+    assert!(
+        out.status.success(),
+        "umd manage {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Wait until no member is missing and no sync runs.
+fn wait_rebuilt(run: &Running) {
+    let deadline = Instant::now() + REBUILD_TIMEOUT;
+    while run.get("degraded") != "0" || run.get("sync_action") != "idle" {
+        assert!(
+            Instant::now() < deadline,
+            "not rebuilt: degraded {}, sync {}; log:\n{}",
+            run.get("degraded"),
+            run.get("sync_action"),
+            run.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn finish(child: Child, what: &str) {
+    let out = child.wait_with_output().expect("fio runs");
+    assert!(
+        out.status.success(),
+        "fio {what}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One case: `level` over `active` members plus one spare per lost member.
+fn lose_and_rebuild(level: &str, active: usize, losses: &[Loss]) {
+    for tool in ["fio", "mdadm"] {
+        require_tool(tool);
+    }
+    let dir = TempDir::new(&format!("rebuild-{level}"));
+    let all = sparse_members(dir.path(), active + losses.len(), 48);
+    let (members, spares) = all.split_at(active);
+    let n = active.to_string();
+    let mut opts = vec!["--level", level, "--raid-devices", &n, "--assume-clean"];
+    if level != "1" {
+        opts.extend(["--chunk", "64"]);
+    }
+    opts.extend(["--bitmap", "internal"]);
+    create(members, &opts);
+    // Injected losses: m1, m2, ... fail a write 64 KiB into their data.
+    let mut faults = Vec::new();
+    for (i, loss) in losses.iter().enumerate() {
+        if matches!(loss, Loss::Injected) {
+            let at = data_offset_sectors(&members[i + 1]) + 128;
+            faults.push(format!("m{}.img:write:{at}+8", i + 1));
+        }
+    }
+    let fault = faults.join(",");
+    let run = Running::start_with_env(dir.path(), members, &[], &[("UMD_FAULT_INJECT", &fault)]);
+    for spare in spares {
+        manage(&run, &["--add", path_str(spare)]);
+    }
+    let load = fio(&run, false)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn fio");
+    std::thread::sleep(Duration::from_millis(300));
+    for (i, loss) in losses.iter().enumerate() {
+        if matches!(loss, Loss::Manage) {
+            manage(&run, &["--fail", &format!("m{}.img", i + 1)]);
+        }
+    }
+    finish(load, "write and verify while members fail and rebuild");
+    wait_rebuilt(&run);
+    for (i, spare) in spares.iter().enumerate() {
+        let name = spare.file_name().expect("a file").to_string_lossy();
+        assert_eq!(run.get(&format!("dev-{name}/state")), "in_sync");
+        let failed = format!("dev-m{}.img/state", i + 1);
+        let state = run.ctl(&["get", &failed]);
+        let text = String::from_utf8_lossy(&state.stdout);
+        assert!(
+            !state.status.success() || text.contains("faulty"),
+            "{failed}: {text}"
+        );
+    }
+    finish(
+        fio(&run, true)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("fio"),
+        "verify after the rebuild",
+    );
+    run.set("sync_action", "check").expect("check");
+    run.wait_idle(REBUILD_TIMEOUT);
+    assert_eq!(
+        run.get("mismatch_cnt"),
+        "0",
+        "raid{level}: check after rebuild"
+    );
+    let online = nbd_bytes(&dir, &run);
+    run.stop();
+    check_roles(level, members, spares, losses.len());
+    let offline: Vec<PathBuf> = members[losses.len() + 1..]
+        .iter()
+        .chain([&members[0]])
+        .chain(spares)
+        .cloned()
+        .collect();
+    assert!(
+        support::cat(&offline) == online,
+        "raid{level}: offline content"
+    );
+}
+
+fn nbd_bytes(dir: &TempDir, run: &Running) -> Vec<u8> {
+    let out = dir.path().join("online.bin");
+    run_ok(Command::new("nbdcopy").arg(run.uri()).arg(&out));
+    std::fs::read(&out).expect("read back")
+}
+
+/// Every slot active in the survivors' and the spares' superblocks; the
+/// spares hold the lost members' roles.
+fn check_roles(level: &str, members: &[PathBuf], spares: &[PathBuf], lost: usize) {
+    let active = "A".repeat(members.len());
+    for m in members[lost + 1..]
+        .iter()
+        .chain([&members[0]])
+        .chain(spares)
+    {
+        let text = mdadm_examine(m);
+        let state = examine_field(&text, "Array State").unwrap_or_default();
+        assert!(
+            state.starts_with(&active),
+            "raid{level} {}: {state}\n{text}",
+            m.display()
+        );
+    }
+    for (i, spare) in spares.iter().enumerate() {
+        let text = mdadm_examine(spare);
+        let role = examine_field(&text, "Device Role").unwrap_or_default();
+        assert_eq!(
+            role,
+            format!("Active device {}", i + 1),
+            "raid{level}\n{text}"
+        );
+    }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temp paths are UTF-8")
+}
+
+#[test]
+fn raid1_member_failed_by_manage_is_rebuilt_onto_a_spare() {
+    lose_and_rebuild("1", 2, &[Loss::Manage]);
+}
+
+#[test]
+fn raid4_member_failed_by_a_write_error_is_rebuilt_onto_a_spare() {
+    lose_and_rebuild("4", 3, &[Loss::Injected]);
+}
+
+#[test]
+fn raid5_member_failed_by_manage_is_rebuilt_onto_a_spare() {
+    lose_and_rebuild("5", 4, &[Loss::Manage]);
+}
+
+#[test]
+fn raid10_member_failed_by_a_write_error_is_rebuilt_onto_a_spare() {
+    lose_and_rebuild("10", 4, &[Loss::Injected]);
+}
+
+#[test]
+fn raid6_two_members_failed_are_rebuilt_onto_two_spares() {
+    lose_and_rebuild("6", 5, &[Loss::Manage, Loss::Injected]);
+}
