@@ -238,3 +238,64 @@ fn raid10_member_failed_by_a_write_error_is_rebuilt_onto_a_spare() {
 fn raid6_two_members_failed_are_rebuilt_onto_two_spares() {
     lose_and_rebuild("6", 5, &[Loss::Manage, Loss::Injected]);
 }
+
+/// The first number of `sync_completed` ("done / total"), if a sync runs.
+fn sync_done(run: &Running) -> Option<u64> {
+    run.get("sync_completed").split(" / ").next()?.parse().ok()
+}
+
+/// `Recovery Offset : N sectors` as the host's mdadm reads it.
+fn recovery_offset(member: &Path) -> Option<u64> {
+    let text = mdadm_examine(member);
+    examine_field(&text, "Recovery Offset")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn a_rebuild_resumes_from_its_checkpoint_after_kill_9() {
+    for tool in ["nbdcopy", "mdadm"] {
+        require_tool(tool);
+    }
+    let dir = TempDir::new("rebuild-resume");
+    let members = sparse_members(dir.path(), 3, 768);
+    create(
+        &members[..2],
+        &["--level", "1", "--raid-devices", "2", "--assume-clean"],
+    );
+    let data = support::pseudo_random(8 << 20, 91);
+    std::fs::write(dir.path().join("data.bin"), &data).expect("data");
+    // m1 never comes: the array runs degraded and gets m2 as a spare.
+    let run = Running::start(dir.path(), &members[..1]);
+    run_ok(
+        Command::new("nbdcopy")
+            .arg(dir.path().join("data.bin"))
+            .arg(run.uri()),
+    );
+    manage(&run, &["--add", path_str(&members[2])]);
+    let deadline = Instant::now() + REBUILD_TIMEOUT;
+    while sync_done(&run).unwrap_or(0) < 200_000 {
+        assert!(Instant::now() < deadline, "the rebuild does not advance");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.kill9();
+    let checkpoint = recovery_offset(&members[2]).expect("a checkpoint on the spare");
+    assert!(checkpoint > 0, "the checkpoint advanced");
+    let role = examine_field(&mdadm_examine(&members[2]), "Device Role");
+    assert_eq!(role.as_deref(), Some("Active device 1"));
+
+    let both = [members[0].clone(), members[2].clone()];
+    let run = Running::start(dir.path(), &both);
+    let resumed_at = sync_done(&run).expect("the rebuild resumes");
+    assert!(
+        resumed_at >= checkpoint,
+        "resumed at {resumed_at}, below the checkpoint {checkpoint}"
+    );
+    wait_rebuilt(&run);
+    run.stop();
+    assert_eq!(recovery_offset(&members[2]), None, "in sync: no checkpoint");
+    let alone = support::cat(&members[2..]);
+    assert!(alone[..data.len()] == data[..], "the spare holds the data");
+}
