@@ -29,8 +29,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use support::nbd_data::export_size;
 use support::{
-    create, examine_field, mdadm_examine, pseudo_random, run_ok, sha256_hex, sparse_members, umd,
+    create, examine_field, mdadm_examine, pseudo_random, run_ok, sha256_hex, sparse_members,
     Running,
 };
 use verify::{parse_verify_output, Verified};
@@ -104,21 +105,8 @@ struct Left {
 }
 
 fn manage(run: &Running, args: &[&str]) -> Result<(), String> {
-    let out = umd()
-        .env("UMD_RUN_DIR", &run.run_dir)
-        .arg("manage")
-        .arg(&run.control)
-        .args(args)
-        .output()
-        .map_err(|e| format!("umd manage: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "umd manage {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    run.manage(args)
+        .map_err(|e| format!("umd manage {args:?}: {e}"))
 }
 
 fn nbd_write(run: &Running, file: &Path, data: &[u8]) {
@@ -170,7 +158,7 @@ fn host_side(i: usize, c: &Case, work: &Path) -> Result<Left, String> {
     create(members, &opts);
     let run = Running::start(&dir, members);
     let data_file = dir.join("data.bin");
-    let export = nbd_len(&run)?;
+    let export = export_size(&run);
     nbd_write(&run, &data_file, &pseudo_random(export, 10 + i as u64));
     for s in spares {
         manage(&run, &["--add", s.to_str().ok_or("path")?])?;
@@ -218,14 +206,6 @@ fn host_side(i: usize, c: &Case, work: &Path) -> Result<Left, String> {
         roles,
         spare_roles,
     })
-}
-
-fn nbd_len(run: &Running) -> Result<usize, String> {
-    let out = run_ok(Command::new("nbdinfo").arg("--size").arg(run.uri()));
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .map_err(|e| format!("nbdinfo --size: {e}"))
 }
 
 /// The kernel's verdict on one array; every problem found.

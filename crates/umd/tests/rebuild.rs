@@ -15,8 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::nbd_data::data_offset_sectors;
 use support::{
-    create, examine_field, mdadm_examine, require_tool, run_ok, sparse_members, umd, Running,
-    TempDir,
+    create, examine_field, mdadm_examine, require_tool, run_ok, sparse_members, Running, TempDir,
 };
 
 /// How a member is lost.
@@ -55,18 +54,9 @@ fn fio(run: &Running, verify_only: bool) -> Command {
 }
 
 fn manage(run: &Running, args: &[&str]) {
-    let out = umd()
-        .env("UMD_RUN_DIR", &run.run_dir)
-        .arg("manage")
-        .arg(&run.control)
-        .args(args)
-        .output()
-        .expect("run umd manage");
-    assert!(
-        out.status.success(),
-        "umd manage {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(e) = run.manage(args) {
+        panic!("umd manage {args:?}: {e}");
+    }
 }
 
 /// Wait until no member is missing and no sync runs.

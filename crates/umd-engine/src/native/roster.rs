@@ -229,3 +229,89 @@ fn set_role(sb: &mut Superblock1, dev: usize, role: u16) {
     sb.dev_roles[dev] = role;
     assert_eq!(sb.dev_roles[dev], role, "the role is recorded");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::native::tests::member as real;
+    use crate::native::SuperblockUpdate;
+
+    fn v1(out: &[crate::native::MetadataWrite], member: usize) -> Superblock1 {
+        let w = out.iter().find(|w| w.member == member).expect("written");
+        Superblock1::parse(&w.bytes, w.offset_bytes / SECTOR_BYTES, u64::MAX).expect("parses")
+    }
+
+    fn update() -> SuperblockUpdate {
+        SuperblockUpdate {
+            clean: true,
+            resync_offset_sectors: u64::MAX,
+            faulty_members: Vec::new(),
+            utime_seconds: 1,
+            raid_disks: None,
+        }
+    }
+
+    #[test]
+    fn a_spare_gets_a_superblock_and_a_roster_entry_then_a_checkpoint() {
+        let metas = vec![Some(real("raid5-1")), Some(real("raid5-2")), None];
+        let mut md = NativeMetadata::load(metas).expect("load");
+        let new = md.add_spare(3, 64 << 20, [7; 16]).expect("room");
+        let mut out = Vec::new();
+        md.update(&update(), &mut out);
+        let spare = v1(&out, 3);
+        let old = v1(&out, 0);
+        assert_eq!(spare.set_uuid, old.set_uuid, "same array");
+        assert_eq!(spare.device_uuid, [7; 16]);
+        assert_eq!(spare.dev_number, 3, "from raid_disks up");
+        assert_eq!(new.data_offset_sectors, old.data_offset);
+        assert_eq!(old.dev_roles[3], sb1::ROLE_SPARE, "the old roster knows it");
+        assert_eq!(spare.role(), sb1::ROLE_SPARE);
+        assert_eq!(spare.events, old.events);
+
+        // Activated into slot 2 and half rebuilt: role 2 with a checkpoint.
+        let recovering = MemberHealth::OutOfSync {
+            recovery_offset_sectors: 4096,
+        };
+        md.record_roster(&[RosterEntry {
+            member: 3,
+            slot: Some(2),
+            health: recovering,
+        }]);
+        let mut out = Vec::new();
+        md.update(&update(), &mut out);
+        let spare = v1(&out, 3);
+        assert_eq!(v1(&out, 1).dev_roles[3], 2);
+        assert_ne!(spare.feature_map & sb1::FEATURE_RECOVERY_OFFSET, 0);
+        assert_eq!(spare.recovery_offset, 4096);
+
+        md.record_roster(&[RosterEntry {
+            member: 3,
+            slot: Some(2),
+            health: MemberHealth::InSync,
+        }]);
+        let mut out = Vec::new();
+        md.update(&update(), &mut out);
+        let spare = v1(&out, 3);
+        assert_eq!(
+            spare.feature_map & sb1::FEATURE_RECOVERY_OFFSET,
+            0,
+            "in sync"
+        );
+        assert_eq!(spare.role(), 2);
+    }
+
+    #[test]
+    fn small_devices_and_090_arrays_are_refused() {
+        let metas = vec![Some(real("raid5-1")), Some(real("raid5-2"))];
+        let mut md = NativeMetadata::load(metas).expect("load");
+        let e = md.add_spare(2, 1 << 20, [1; 16]).unwrap_err();
+        assert_eq!(e.errno, Errno::ENOSPC, "{e}");
+        assert_eq!(
+            md.add_spare(0, 64 << 20, [1; 16]).unwrap_err().errno,
+            Errno::EEXIST
+        );
+        let mut md = NativeMetadata::load(vec![Some(real("90-raid1-1"))]).expect("load");
+        let e = md.add_spare(1, 64 << 20, [1; 16]).unwrap_err();
+        assert_eq!(e.errno, Errno::EOPNOTSUPP, "{e}");
+    }
+}

@@ -3,7 +3,8 @@ use std::process::Command;
 
 const MD: &str = "/work/shared/testdata/real/dissect.volume/md/md-";
 
-fn member(name: &str) -> Metadata {
+/// A member of a real mdadm-made array (`dissect.volume` test data).
+pub(super) fn member(name: &str) -> Metadata {
     let path = format!("{MD}{name}.bin.gz");
     let out = Command::new("gzip")
         .arg("-dc")

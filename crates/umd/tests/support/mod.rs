@@ -207,6 +207,22 @@ impl Running {
         }
     }
 
+    /// `umd manage CONTROL ARGS`: Ok, or Err(stderr) as it printed it.
+    pub(crate) fn manage(&self, args: &[&str]) -> Result<(), String> {
+        let out = umd()
+            .env("UMD_RUN_DIR", &self.run_dir)
+            .arg("manage")
+            .arg(&self.control)
+            .args(args)
+            .output()
+            .expect("run umd manage");
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim_end().to_string())
+        }
+    }
+
     /// Wait until `sync_action` reads `idle` (bounded).
     pub(crate) fn wait_idle(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
