@@ -86,6 +86,9 @@ impl MemberFlags {
     pub const FAILFAST: Self = Self(1 << 6);
     /// md `FaultRecorded`: a native superblock write has recorded the failure.
     pub const FAULT_RECORDED: Self = Self(1 << 7);
+    /// Re-added into the slot it had (md's `saved_raid_disk`): only the
+    /// write-intent bitmap's dirty chunks need recovering.
+    pub const BITMAP_RECOVERY: Self = Self(1 << 8);
 
     /// Whether every bit of `other` is set.
     #[must_use]

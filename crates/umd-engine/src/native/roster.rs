@@ -54,12 +54,7 @@ impl NativeMetadata {
         dev_bytes: u64,
         device_uuid: [u8; 16],
     ) -> Result<NewMember, EngineError> {
-        if self.members.get(member).is_some_and(Option::is_some) {
-            return Err(EngineError::new(
-                Errno::EEXIST,
-                format!("member {member} already has a superblock"),
-            ));
-        }
+        self.check_free(member)?;
         let template = self.template()?;
         let dev_sectors = dev_bytes / SECTOR_BYTES;
         let mut sb = template.clone();
@@ -98,11 +93,7 @@ impl NativeMetadata {
         sb.recovery_offset = 0;
         sb.feature_map &= !sb1::FEATURE_RECOVERY_OFFSET;
         let dev = sb.dev_number as usize;
-        if self.members.len() <= member {
-            self.members.resize(member + 1, None);
-            self.faulty.resize(member + 1, false);
-        }
-        self.members[member] = Some(MemberSb::V1(Box::new(sb)));
+        self.place(member, sb);
         for other in self.members.iter_mut().flatten() {
             if let MemberSb::V1(sb) = other {
                 set_role(sb, dev, sb1::ROLE_SPARE);
@@ -121,6 +112,63 @@ impl NativeMetadata {
             data_offset_sectors: added.data_offset,
             size_sectors: added.data_size,
         })
+    }
+
+    /// md's re-add test for a device being added whose superblock is
+    /// `sb`: it names this array, its own role is a data slot, and its
+    /// events are no older than the bitmap's `events_cleared` (every write
+    /// it missed still has its bit set) nor newer than the array's. Returns
+    /// that role; `None` means an ordinary spare (full recovery).
+    #[must_use]
+    pub fn re_add_role(&self, sb: &Superblock1) -> Option<u32> {
+        let template = self.template().ok()?;
+        let bitmap = self.bitmap.as_ref()?;
+        let same = sb.set_uuid == template.set_uuid
+            && sb.level == template.level
+            && sb.layout == template.layout
+            && sb.chunksize == template.chunksize;
+        let role = u32::from(sb.role());
+        let window = bitmap.events_cleared() <= sb.events && sb.events <= self.events;
+        (same && window && role < template.raid_disks).then_some(role)
+    }
+
+    /// Take a re-added member's own superblock back as member `member`
+    /// (after [`NativeMetadata::re_add_role`] accepted it); the next update
+    /// rewrites it with the array's events and roster.
+    pub fn re_add(&mut self, member: usize, sb: Superblock1) -> Result<(), EngineError> {
+        self.check_free(member)?;
+        self.place(member, sb);
+        if let Some(at) = self.bitmap_offset_bytes(member) {
+            if let Some(bitmap) = self.bitmap.as_mut() {
+                bitmap.add_member(member, at);
+            }
+        }
+        Ok(())
+    }
+
+    /// Member index `member` may take a superblock: none yet, or one that
+    /// failed (a removed member's index is reused when it comes back).
+    fn check_free(&self, member: usize) -> Result<(), EngineError> {
+        let taken = self.members.get(member).is_some_and(Option::is_some);
+        let failed = self.faulty.get(member).copied().unwrap_or(false);
+        if taken && !failed {
+            return Err(EngineError::new(
+                Errno::EEXIST,
+                format!("member {member} already has a superblock"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Put `sb` in as member `member`, working.
+    fn place(&mut self, member: usize, sb: Superblock1) {
+        if self.members.len() <= member {
+            self.members.resize(member + 1, None);
+            self.faulty.resize(member + 1, false);
+        }
+        self.members[member] = Some(MemberSb::V1(Box::new(sb)));
+        self.faulty[member] = false;
+        assert!(self.members[member].is_some(), "placed");
     }
 
     /// Undo [`NativeMetadata::add_spare`] for `member` (the engine refused
