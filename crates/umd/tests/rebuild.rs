@@ -27,8 +27,13 @@ enum Loss {
     Manage,
     /// An injected write error in the region fio writes.
     Injected,
+    /// Every read and write of the member's data area fails, as if it
+    /// vanished once the array was assembled.
+    Vanished,
 }
 
+/// Member size, MiB.
+const MEMBER_MIB: u64 = 48;
 /// Bytes fio writes (at the array's start).
 const FIO_BYTES: &str = "24M";
 /// How long a rebuild of these small members may take.
@@ -92,7 +97,7 @@ fn lose_and_rebuild(level: &str, active: usize, losses: &[Loss]) {
         require_tool(tool);
     }
     let dir = TempDir::new(&format!("rebuild-{level}"));
-    let all = sparse_members(dir.path(), active + losses.len(), 48);
+    let all = sparse_members(dir.path(), active + losses.len(), MEMBER_MIB);
     let (members, spares) = all.split_at(active);
     let n = active.to_string();
     let mut opts = vec!["--level", level, "--raid-devices", &n, "--assume-clean"];
@@ -104,9 +109,19 @@ fn lose_and_rebuild(level: &str, active: usize, losses: &[Loss]) {
     // Injected losses: m1, m2, ... fail a write 64 KiB into their data.
     let mut faults = Vec::new();
     for (i, loss) in losses.iter().enumerate() {
-        if matches!(loss, Loss::Injected) {
-            let at = data_offset_sectors(&members[i + 1]) + 128;
-            faults.push(format!("m{}.img:write:{at}+8", i + 1));
+        match loss {
+            Loss::Injected => {
+                let at = data_offset_sectors(&members[i + 1]) + 128;
+                faults.push(format!("m{}.img:write:{at}+8", i + 1));
+            }
+            Loss::Vanished => {
+                // Up to 1 MiB before the end, where assembly probes for
+                // 1.0 and DDF metadata.
+                let at = data_offset_sectors(&members[i + 1]);
+                let len = MEMBER_MIB * 2048 - at - 2048;
+                faults.push(format!("m{}.img:rw:{at}+{len}", i + 1));
+            }
+            Loss::Manage => {}
         }
     }
     let fault = faults.join(",");
@@ -219,6 +234,11 @@ fn raid4_member_failed_by_a_write_error_is_rebuilt_onto_a_spare() {
 #[test]
 fn raid5_member_failed_by_manage_is_rebuilt_onto_a_spare() {
     lose_and_rebuild("5", 4, &[Loss::Manage]);
+}
+
+#[test]
+fn raid5_member_that_vanishes_is_rebuilt_onto_a_spare() {
+    lose_and_rebuild("5", 3, &[Loss::Vanished]);
 }
 
 #[test]
