@@ -189,6 +189,12 @@ impl Member {
         self.size_sectors
     }
 
+    /// md's `corrected_errors` (`dev-NAME/errors`): sectors repaired.
+    #[must_use]
+    pub fn corrected_errors(&self) -> u64 {
+        self.errors
+    }
+
     /// Whether md's `Faulty` is set.
     #[must_use]
     pub fn is_faulty(&self) -> bool {

@@ -30,6 +30,9 @@ pub struct RosterEntry {
     pub slot: Option<u32>,
     /// Its health (a recovering member records its checkpoint).
     pub health: MemberHealth,
+    /// md's `corrected_errors`, recorded as `cnt_corrected_read` (never
+    /// below what the superblock already holds).
+    pub corrected_errors: u64,
 }
 
 /// Where a new member's data lies, for the engine's member table.
@@ -201,6 +204,10 @@ impl NativeMetadata {
             if faulty || entry.health == MemberHealth::Faulty {
                 continue;
             }
+            // The engine counts from 0 each run; what an earlier run (or
+            // the kernel) recorded is never lowered.
+            let corrected = u32::try_from(entry.corrected_errors).unwrap_or(u32::MAX);
+            own.cnt_corrected_read = own.cnt_corrected_read.max(corrected);
             let role = entry.slot.map_or(sb1::ROLE_SPARE, |s| {
                 u16::try_from(s).unwrap_or(sb1::ROLE_SPARE)
             });
@@ -324,6 +331,7 @@ mod tests {
             member: 3,
             slot: Some(2),
             health: recovering,
+            corrected_errors: 8,
         }]);
         let mut out = Vec::new();
         md.update(&update(), &mut out);
@@ -331,11 +339,13 @@ mod tests {
         assert_eq!(v1(&out, 1).dev_roles[3], 2);
         assert_ne!(spare.feature_map & sb1::FEATURE_RECOVERY_OFFSET, 0);
         assert_eq!(spare.recovery_offset, 4096);
+        assert_eq!(spare.cnt_corrected_read, 8);
 
         md.record_roster(&[RosterEntry {
             member: 3,
             slot: Some(2),
             health: MemberHealth::InSync,
+            corrected_errors: 0,
         }]);
         let mut out = Vec::new();
         md.update(&update(), &mut out);
@@ -346,6 +356,7 @@ mod tests {
             "in sync"
         );
         assert_eq!(spare.role(), 2);
+        assert_eq!(spare.cnt_corrected_read, 8, "a count is never lowered");
     }
 
     #[test]

@@ -120,14 +120,16 @@ fn superblock_writes(shared: &Shared, core: &mut super::Core) -> (Vec<MetadataWr
         .iter()
         .filter_map(|name| shared.member_index(name))
         .collect();
-    let roster: Vec<RosterEntry> = state
-        .member_roles
+    let roster: Vec<RosterEntry> = core
+        .array
+        .members()
         .iter()
-        .filter_map(|(name, slot, health)| {
+        .filter_map(|m| {
             Some(RosterEntry {
-                member: shared.member_index(name)?,
-                slot: *slot,
-                health: *health,
+                member: shared.member_index(m.name())?,
+                slot: m.slot(),
+                health: m.health(),
+                corrected_errors: m.corrected_errors(),
             })
         })
         .collect();
