@@ -84,6 +84,10 @@ pub(crate) fn run(shared: &Shared) {
         }
         let now = shared.now();
         core.array.sync_started(action, total, now);
+        if start > 0 {
+            // A resumed pass shows where it resumed (md's curr_resync_completed).
+            core.array.sync_progress(start, now);
+        }
         core.sync_running = true;
         core.sync_abort = false;
         shared.settle(core, true);
