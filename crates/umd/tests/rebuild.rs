@@ -395,3 +395,29 @@ fn a_member_that_comes_back_is_re_added_through_the_bitmap() {
         "m1 alone holds the array"
     );
 }
+
+#[test]
+fn member_state_writes_are_recorded_in_the_superblocks() {
+    require_tool("mdadm");
+    let dir = TempDir::new("rebuild-state");
+    let members = sparse_members(dir.path(), 3, 16);
+    create(
+        &members,
+        &["--level", "1", "--raid-devices", "3", "--assume-clean"],
+    );
+    let run = Running::start(dir.path(), &members);
+    let flags = |m: &Path| examine_field(&mdadm_examine(m), "Flags").unwrap_or_default();
+    run.set("dev-m2.img/state", "writemostly")
+        .expect("writemostly");
+    assert_eq!(flags(&members[2]), "write-mostly", "recorded at once");
+    run.set("dev-m2.img/state", "-writemostly")
+        .expect("-writemostly");
+    assert_eq!(flags(&members[2]), "", "and cleared");
+    let busy = run.set("dev-m1.img/state", "remove").unwrap_err();
+    assert!(busy.contains("EBUSY"), "an active member stays: {busy}");
+    manage(&run, &["--fail", "m1.img"]);
+    manage(&run, &["--remove", "m1.img"]);
+    let state = examine_field(&mdadm_examine(&members[0]), "Array State");
+    assert_eq!(state.as_deref().map(|s| &s[..3]), Some("A.A"));
+    run.stop();
+}

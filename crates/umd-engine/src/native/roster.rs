@@ -21,6 +21,9 @@ use crate::member::MemberHealth;
 use umd_formats::sb1::{self, Superblock1};
 use umd_formats::SECTOR_BYTES;
 
+/// md's `WriteMostly1` bit of 1.x `devflags`.
+const DEVFLAG_WRITE_MOSTLY: u8 = 1;
+
 /// One member's place in the array, as the engine holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RosterEntry {
@@ -30,6 +33,8 @@ pub struct RosterEntry {
     pub slot: Option<u32>,
     /// Its health (a recovering member records its checkpoint).
     pub health: MemberHealth,
+    /// md's `WriteMostly`, recorded in `devflags`.
+    pub write_mostly: bool,
     /// md's `corrected_errors`, recorded as `cnt_corrected_read` (never
     /// below what the superblock already holds).
     pub corrected_errors: u64,
@@ -204,6 +209,11 @@ impl NativeMetadata {
             if faulty || entry.health == MemberHealth::Faulty {
                 continue;
             }
+            if entry.write_mostly {
+                own.devflags |= DEVFLAG_WRITE_MOSTLY;
+            } else {
+                own.devflags &= !DEVFLAG_WRITE_MOSTLY;
+            }
             // The engine counts from 0 each run; what an earlier run (or
             // the kernel) recorded is never lowered.
             let corrected = u32::try_from(entry.corrected_errors).unwrap_or(u32::MAX);
@@ -331,6 +341,7 @@ mod tests {
             member: 3,
             slot: Some(2),
             health: recovering,
+            write_mostly: true,
             corrected_errors: 8,
         }]);
         let mut out = Vec::new();
@@ -340,11 +351,13 @@ mod tests {
         assert_ne!(spare.feature_map & sb1::FEATURE_RECOVERY_OFFSET, 0);
         assert_eq!(spare.recovery_offset, 4096);
         assert_eq!(spare.cnt_corrected_read, 8);
+        assert_eq!(spare.devflags & DEVFLAG_WRITE_MOSTLY, DEVFLAG_WRITE_MOSTLY);
 
         md.record_roster(&[RosterEntry {
             member: 3,
             slot: Some(2),
             health: MemberHealth::InSync,
+            write_mostly: false,
             corrected_errors: 0,
         }]);
         let mut out = Vec::new();
@@ -357,6 +370,7 @@ mod tests {
         );
         assert_eq!(spare.role(), 2);
         assert_eq!(spare.cnt_corrected_read, 8, "a count is never lowered");
+        assert_eq!(spare.devflags & DEVFLAG_WRITE_MOSTLY, 0);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use super::ctx::{recycle, IoCtx};
 use super::{drain_events, HostError, Shared};
 use crate::batch::Op;
 use std::sync::atomic::Ordering;
+use umd_engine::member::MemberFlags;
 use umd_engine::native::{MetadataWrite, RosterEntry, SuperblockUpdate};
 use umd_engine::Errno;
 
@@ -129,6 +130,7 @@ fn superblock_writes(shared: &Shared, core: &mut super::Core) -> (Vec<MetadataWr
                 member: shared.member_index(m.name())?,
                 slot: m.slot(),
                 health: m.health(),
+                write_mostly: m.flags().contains(MemberFlags::WRITE_MOSTLY),
                 corrected_errors: m.corrected_errors(),
             })
         })
