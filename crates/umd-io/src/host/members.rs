@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use umd_engine::array::{ArrayEvent, MemberConfig, MetadataKind};
+use umd_engine::native::NativeMetadata;
 use umd_engine::{EngineError, Errno};
 use umd_formats::probe::Metadata;
 use umd_formats::sb1::Superblock1;
@@ -146,8 +147,6 @@ impl Shared {
         let own_sb = own_superblock(&file);
         let mut core = self.core();
         let index = self.index_for(&core, &base, &file)?;
-        let fail =
-            |e: EngineError| EngineError::new(e.errno, format!("new_dev: {base}: {}", e.message));
         let mut config = MemberConfig {
             name: base.clone(),
             slot: None,
@@ -159,27 +158,25 @@ impl Shared {
             write_mostly: false,
             recovery_offset_sectors: None,
         };
-        let mut re_add = None;
-        if let Some(native) = core.native.as_mut() {
-            let role = own_sb.as_ref().and_then(|sb| native.re_add_role(sb));
-            if let (Some(role), Some(sb)) = (role, own_sb) {
-                config.data_offset_sectors = sb.data_offset;
-                config.size_sectors = sb.data_size;
-                native.re_add(index, sb).map_err(fail)?;
-                re_add = Some(role);
-            } else {
-                let new = native
-                    .add_spare(index, file.len_bytes(), device_uuid)
-                    .map_err(fail)?;
-                config.data_offset_sectors = new.data_offset_sectors;
-                config.size_sectors = new.size_sectors;
+        let external = matches!(core.array.metadata(), MetadataKind::External { .. });
+        let re_add = match core.native.as_mut() {
+            Some(native) => {
+                let new = NewDevice {
+                    index,
+                    file: &file,
+                    own_sb,
+                    device_uuid,
+                };
+                native_superblock(native, new, &mut config)?
             }
-        } else if !matches!(core.array.metadata(), MetadataKind::External { .. }) {
-            return Err(EngineError::new(
-                Errno::EINVAL,
-                "new_dev: the array has no metadata to record a member in",
-            ));
-        }
+            None if external => None,
+            None => {
+                return Err(EngineError::new(
+                    Errno::EINVAL,
+                    "new_dev: the array has no metadata to record a member in",
+                ))
+            }
+        };
         let added = match re_add {
             Some(role) => core.array.re_add_member(config, role).map(|_| ()),
             None => core.array.add_member(config),
@@ -228,6 +225,41 @@ impl Shared {
             .position(|(f, n)| f.get().is_none() && n.get().is_none())
             .ok_or_else(|| EngineError::new(Errno::ENOSPC, "new_dev: no room for another member"))
     }
+}
+
+/// A device being added to a native array.
+struct NewDevice<'a> {
+    index: usize,
+    file: &'a MemberFile,
+    /// The 1.x superblock already on it, if any.
+    own_sb: Option<Superblock1>,
+    device_uuid: [u8; 16],
+}
+
+/// Give a device being added its place in the native metadata: its own
+/// superblock back if md would re-add it (returns its role), else a new
+/// spare superblock. Fills in where its data lies.
+fn native_superblock(
+    native: &mut NativeMetadata,
+    new: NewDevice<'_>,
+    config: &mut MemberConfig,
+) -> Result<Option<u32>, EngineError> {
+    let fail = |e: EngineError| {
+        EngineError::new(e.errno, format!("new_dev: {}: {}", config.name, e.message))
+    };
+    let role = new.own_sb.as_ref().and_then(|sb| native.re_add_role(sb));
+    if let (Some(role), Some(sb)) = (role, new.own_sb) {
+        let placement = (sb.data_offset, sb.data_size);
+        native.re_add(new.index, sb).map_err(fail)?;
+        (config.data_offset_sectors, config.size_sectors) = placement;
+        return Ok(Some(role));
+    }
+    let spare = native
+        .add_spare(new.index, new.file.len_bytes(), new.device_uuid)
+        .map_err(fail)?;
+    config.data_offset_sectors = spare.data_offset_sectors;
+    config.size_sectors = spare.size_sectors;
+    Ok(None)
 }
 
 /// The 1.x superblock already on a device being added, if any.
