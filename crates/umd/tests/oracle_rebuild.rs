@@ -10,7 +10,8 @@
 //! The host side: `umd create` (1.2, some with an internal bitmap), `umd
 //! run`, spares added, data A written, members failed with `umd manage
 //! --fail`, data B written over the whole array while degraded (and while
-//! the rebuild runs), rebuild awaited, SIGTERM.
+//! the rebuild runs), rebuild awaited, SIGTERM. One raid5 gets its failed
+//! member back, removed and added again: re-added through the bitmap.
 //!
 //! Without the harness this test fails, naming what is missing; it skips
 //! only when `UMD_SKIP_ORACLE=1` is set.
@@ -208,6 +209,54 @@ fn host_side(i: usize, c: &Case, work: &Path) -> Result<Left, String> {
     })
 }
 
+/// A raid5 member failed, removed, and added back while the array kept
+/// writing: re-added through the bitmap into its own slot.
+fn host_re_add(i: usize, work: &Path) -> Result<Left, String> {
+    let name = "r5-3-re-added".to_owned();
+    let dir = work.join(&name);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let members = sparse_members(&dir, 3, MEMBER_MIB);
+    let opts = [
+        "--level",
+        "5",
+        "--raid-devices",
+        "3",
+        "--assume-clean",
+        "--chunk",
+        "64",
+        "--bitmap",
+        "internal",
+        "--bitmap-chunk",
+        "64",
+    ];
+    create(&members, &opts);
+    let run = Running::start(&dir, &members);
+    let data_file = dir.join("data.bin");
+    let export = export_size(&run);
+    nbd_write(&run, &data_file, &pseudo_random(export / 4, 30 + i as u64));
+    manage(&run, &["--fail", "m1.img"])?;
+    manage(&run, &["--remove", "m1.img"])?;
+    nbd_write(&run, &data_file, &pseudo_random(export / 2, 40 + i as u64));
+    manage(&run, &["--add", members[1].to_str().ok_or("path")?])?;
+    settle(&run, 0)?;
+    if run.get("dev-m1.img/slot") != "1" {
+        return Err("m1 did not take its own slot back".to_owned());
+    }
+    if !run.log_text().contains("recovery of ") {
+        return Err("no bitmap-based recovery".to_owned());
+    }
+    let sha256 = nbd_sha(&run, &dir.join("online.bin"));
+    run.stop();
+    Ok(Left {
+        name,
+        disks: members,
+        sha256,
+        degraded: 0,
+        roles: "AAA".to_owned(),
+        spare_roles: vec![(1, 1)],
+    })
+}
+
 /// The kernel's verdict on one array; every problem found.
 fn judge(a: &Left, v: &Verified) -> Vec<String> {
     let mut p = Vec::new();
@@ -265,6 +314,10 @@ fn kernel_assembles_degraded_and_rebuilt_arrays_umd_leaves() {
             Ok(a) => left.push(a),
             Err(e) => failures.push(format!("raid{} (umd side): {e}", c.level)),
         }
+    }
+    match host_re_add(CASES.len(), &work) {
+        Ok(a) => left.push(a),
+        Err(e) => failures.push(format!("raid5 re-add (umd side): {e}")),
     }
     let mut plan = String::new();
     let mut disks = Vec::new();
