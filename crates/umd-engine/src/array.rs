@@ -26,6 +26,7 @@ use crate::time::{Duration, Time};
 
 #[cfg(test)]
 mod bad_blocks_tests;
+mod read_errors;
 mod spares;
 mod sync;
 #[cfg(test)]
@@ -33,6 +34,7 @@ mod tests;
 mod types;
 
 pub use crate::state::{ArrayStateWord, Ro};
+pub use read_errors::{ReadErrorVerdict, MAX_READ_ERRORS_DEFAULT};
 pub use spares::MEMBERS_MAX;
 pub(crate) use sync::SyncState;
 pub use sync::{SyncAction, SYNC_COMPLETED_REFRESH, SYNC_COMPLETED_STEPS};
@@ -91,6 +93,9 @@ pub struct Array {
     pub(crate) ppl: bool,
     pub(crate) safe_mode_delay: Duration,
     pub(crate) stripe_cache_size: u32,
+    /// md's `max_corr_read_errors` (`max_read_errors`): read errors a
+    /// member may have (decaying) before it is failed instead of repaired.
+    pub(crate) max_read_errors: u32,
     pub(crate) state: MdState,
     /// Open count of the exported device (NBD clients).
     pub(crate) openers: u32,
@@ -126,6 +131,7 @@ impl Array {
             ppl: false,
             safe_mode_delay: config.safe_mode_delay,
             stripe_cache_size: config.stripe_cache_size,
+            max_read_errors: MAX_READ_ERRORS_DEFAULT,
             state: MdState::stopped(),
             openers: 0,
             safemode_timer: None,
@@ -704,6 +710,7 @@ fn member_from_config(c: MemberConfig) -> Member {
         health,
         flags,
         errors: 0,
+        read_errors: crate::member::ReadErrors::default(),
         bad_blocks: Vec::new(),
     }
 }

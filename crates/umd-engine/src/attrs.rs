@@ -23,7 +23,7 @@ use crate::state::{Ro, SafeMode, SbFlags};
 use crate::time::{Duration, Time};
 
 /// Array attributes every array has, in md's `md_default_attrs` order.
-pub const ARRAY_ATTRS: [&str; 17] = [
+pub const ARRAY_ATTRS: [&str; 18] = [
     "level",
     "raid_disks",
     "chunk_size",
@@ -41,6 +41,7 @@ pub const ARRAY_ATTRS: [&str; 17] = [
     "array_size",
     "stripe_cache_size",
     "consistency_policy",
+    "max_read_errors",
 ];
 
 /// The `bitmap/` attributes, present when the array has a bitmap.
@@ -116,6 +117,7 @@ impl Array {
             "array_size" if self.external_size => (self.array_sectors / 2).to_string(),
             "array_size" => "default".to_owned(),
             "consistency_policy" => self.consistency_policy().to_owned(),
+            "max_read_errors" => self.show_max_read_errors(),
             _ => return Err(no_attr(attr)),
         })
     }
@@ -152,6 +154,7 @@ impl Array {
                 Errno::EINVAL,
                 "consistency_policy: changing it on a running array is not supported",
             )),
+            "max_read_errors" => self.store_max_read_errors(v),
             "sync_completed" | "degraded" | "mismatch_cnt" => {
                 Err(EngineError::new(Errno::EIO, format!("{attr}: read-only")))
             }

@@ -419,6 +419,18 @@ impl WriteIntentBitmap {
         }
     }
 
+    /// Start writing the bitmap to `member` (a member joined) at
+    /// `offset_bytes`: the whole area is queued, so the next flush gives
+    /// it the current superblock and bits.
+    pub fn add_member(&mut self, member: usize, offset_bytes: u64) {
+        if self.member_offsets_bytes.len() <= member {
+            self.member_offsets_bytes.resize(member + 1, None);
+        }
+        self.member_offsets_bytes[member] = Some(offset_bytes);
+        self.unflushed.extend(0..self.area.len() / self.block_bytes);
+        assert!(!self.unflushed.is_empty(), "the area is queued");
+    }
+
     /// md_bitmap_update_sb, called before every md superblock write: set
     /// `events` to the array's new events (lowering `events_cleared` if
     /// events went back) and write the superblock block to every member.

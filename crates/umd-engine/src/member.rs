@@ -86,6 +86,9 @@ impl MemberFlags {
     pub const FAILFAST: Self = Self(1 << 6);
     /// md `FaultRecorded`: a native superblock write has recorded the failure.
     pub const FAULT_RECORDED: Self = Self(1 << 7);
+    /// Re-added into the slot it had (md's `saved_raid_disk`): only the
+    /// write-intent bitmap's dirty chunks need recovering.
+    pub const BITMAP_RECOVERY: Self = Self(1 << 8);
 
     /// Whether every bit of `other` is set.
     #[must_use]
@@ -113,9 +116,24 @@ pub struct Member {
     pub(crate) size_sectors: u64,
     pub(crate) health: MemberHealth,
     pub(crate) flags: MemberFlags,
+    /// md's `corrected_errors` (`dev-NAME/errors`): sectors whose read
+    /// error was repaired by rewriting them from redundancy.
     pub(crate) errors: u64,
+    /// md's `read_errors` with its decay clock (`array/read_errors.rs`).
+    pub(crate) read_errors: ReadErrors,
     /// md's bad-block list, at most [`BAD_BLOCKS_MAX`] entries.
     pub(crate) bad_blocks: Vec<BadBlock>,
+}
+
+/// md's `read_errors` count of one member and when it last grew: the
+/// count halves for every hour without an error (md's
+/// `check_decay_read_errors`), so only a burst reaches the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReadErrors {
+    /// Read errors counted (after decay).
+    pub count: u32,
+    /// When the last one was counted; `None` before the first.
+    pub last: Option<crate::time::Time>,
 }
 
 /// What a `dev-NAME/state` store asks of the array, beyond flag changes the
@@ -169,6 +187,12 @@ impl Member {
     #[must_use]
     pub fn size_sectors(&self) -> u64 {
         self.size_sectors
+    }
+
+    /// md's `corrected_errors` (`dev-NAME/errors`): sectors repaired.
+    #[must_use]
+    pub fn corrected_errors(&self) -> u64 {
+        self.errors
     }
 
     /// Whether md's `Faulty` is set.

@@ -497,5 +497,8 @@ fn bytes_1(sb: &Superblock1) -> Vec<u8> {
     bytes
 }
 
+mod roster;
+pub use roster::{NewMember, RosterEntry};
+
 #[cfg(test)]
 pub(crate) mod tests;

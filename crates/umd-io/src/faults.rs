@@ -9,12 +9,16 @@
 //! member then has an empty fault list, checked before each op is issued.
 //!
 //! Syntax: comma-separated `NAME:OP:SECTOR[+SECTORS]`, where `NAME` is the
-//! member's file name, `OP` is `read`, `write` or `rw`, and the range is in
-//! 512-byte sectors from the start of the device (one sector if no count).
+//! member's file name, `OP` is `read`, `write`, `rw` or `read-fixable`
+//! (md's mode of that name: reads fail until one write covers the whole
+//! range, as a sector the drive remaps when it is rewritten), and the range
+//! is in 512-byte sectors from the start of the device (one sector if no
+//! count).
 //! A malformed entry is refused when the process starts, naming it.
 
 use std::io;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// The environment variable that injects faults.
 pub const FAULT_ENV: &str = "UMD_FAULT_INJECT";
@@ -31,10 +35,12 @@ pub enum FaultOp {
     Write,
     /// Both.
     ReadWrite,
+    /// Reads, until a write covers the whole range.
+    ReadFixable,
 }
 
 /// One injected fault.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Fault {
     /// The member's file name.
     pub name: String,
@@ -44,20 +50,39 @@ pub struct Fault {
     pub start_bytes: u64,
     /// Failing bytes from there.
     pub len_bytes: u64,
+    /// A `read-fixable` range was rewritten: it reads again. Shared by
+    /// every opening of the member in this process, as the medium is.
+    fixed: Arc<AtomicBool>,
 }
 
+impl PartialEq for Fault {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.name, self.op, self.start_bytes, self.len_bytes)
+            == (&other.name, other.op, other.start_bytes, other.len_bytes)
+    }
+}
+
+impl Eq for Fault {}
+
 impl Fault {
-    /// Whether an op of kind `write` over `[offset, offset + len)` hits this fault.
+    /// Whether an op of kind `write` over `[offset, offset + len)` hits this
+    /// fault. A write that covers a `read-fixable` range fixes it.
     #[must_use]
     pub fn hits(&self, write: bool, offset: u64, len: u64) -> bool {
-        let kind = match self.op {
-            FaultOp::ReadWrite => true,
-            FaultOp::Write => write,
-            FaultOp::Read => !write,
-        };
-        kind && len > 0
-            && offset < self.start_bytes + self.len_bytes
-            && self.start_bytes < offset + len
+        let end = self.start_bytes + self.len_bytes;
+        let overlaps = len > 0 && offset < end && self.start_bytes < offset + len;
+        match self.op {
+            FaultOp::ReadWrite => overlaps,
+            FaultOp::Write => write && overlaps,
+            FaultOp::Read => !write && overlaps,
+            FaultOp::ReadFixable if write => {
+                if offset <= self.start_bytes && end <= offset + len {
+                    self.fixed.store(true, Ordering::Release);
+                }
+                false
+            }
+            FaultOp::ReadFixable => overlaps && !self.fixed.load(Ordering::Acquire),
+        }
     }
 }
 
@@ -65,7 +90,11 @@ impl Fault {
 pub fn parse(spec: &str) -> Result<Vec<Fault>, String> {
     let mut faults = Vec::new();
     for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let bad = || format!("{FAULT_ENV}: {entry:?} is not NAME:read|write|rw:SECTOR[+SECTORS]");
+        let bad = || {
+            format!(
+                "{FAULT_ENV}: {entry:?} is not NAME:read|write|rw|read-fixable:SECTOR[+SECTORS]"
+            )
+        };
         let mut parts = entry.rsplitn(3, ':');
         let (range, op, name) = (parts.next(), parts.next(), parts.next());
         let (Some(range), Some(op), Some(name)) = (range, op, name) else {
@@ -75,6 +104,7 @@ pub fn parse(spec: &str) -> Result<Vec<Fault>, String> {
             "read" => FaultOp::Read,
             "write" => FaultOp::Write,
             "rw" => FaultOp::ReadWrite,
+            "read-fixable" => FaultOp::ReadFixable,
             _ => return Err(bad()),
         };
         let (start, count) = range.split_once('+').unwrap_or((range, "1"));
@@ -93,6 +123,7 @@ pub fn parse(spec: &str) -> Result<Vec<Fault>, String> {
             op,
             start_bytes,
             len_bytes,
+            fixed: Arc::default(),
         });
     }
     if faults.len() > FAULTS_MAX {
@@ -132,7 +163,8 @@ mod tests {
                 name: "d1.img".into(),
                 op: FaultOp::Write,
                 start_bytes: 2048 * 512,
-                len_bytes: 8 * 512
+                len_bytes: 8 * 512,
+                fixed: Arc::default(),
             }
         );
         assert!(f[0].hits(true, 2048 * 512, 512));
@@ -140,6 +172,19 @@ mod tests {
         assert!(!f[0].hits(false, 2048 * 512, 512), "reads are fine");
         assert!(!f[0].hits(true, 2056 * 512, 512), "past the range");
         assert!(f[1].hits(false, 0, 512) && f[1].hits(true, 0, 4096));
+    }
+
+    #[test]
+    fn read_fixable_reads_again_once_rewritten_whole() {
+        let f = parse("d2.img:read-fixable:100+8").expect("valid");
+        assert!(f[0].hits(false, 100 * 512, 512), "fails before the write");
+        assert!(!f[0].hits(true, 101 * 512, 512), "writes never fail");
+        assert!(
+            f[0].hits(false, 104 * 512, 4096),
+            "a partial write fixes nothing"
+        );
+        assert!(!f[0].hits(true, 96 * 512, 16 * 512), "a covering write");
+        assert!(!f[0].hits(false, 100 * 512, 4096), "reads again");
     }
 
     #[test]

@@ -127,6 +127,17 @@ impl MemberFile {
         self.punts_to_workers
     }
 
+    /// Whether `other` is the same file or device (same device and inode),
+    /// however it was named or opened.
+    #[must_use]
+    pub fn same_file(&self, other: &MemberFile) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (self.file.metadata(), other.file.metadata()) {
+            (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+            _ => false,
+        }
+    }
+
     /// The member's path.
     #[must_use]
     pub fn path(&self) -> &Path {

@@ -1,47 +1,22 @@
 //! Member I/O errors on a running array, injected with `UMD_FAULT_INJECT`
-//! (sectors of one member that fail with EIO): a read error fails the
-//! member and the data is rebuilt from redundancy; a write error fails the
-//! member and the write lands on the others; the superblocks record the
-//! failure, as the host's mdadm reads them. Real NBD clients throughout.
+//! (sectors of one member that fail with EIO): a read error is rebuilt
+//! from redundancy and rewritten on the member (md's fix_read_error), which
+//! stays in the array unless the rewrite does not hold, it fails reads
+//! past `max_read_errors`, or the rewrite itself fails; a write error fails
+//! the member and the write lands on the others; the superblocks record
+//! every failure, as the host's mdadm reads them. Real NBD clients
+//! throughout.
 
 mod support;
 
-use std::process::Command;
+use support::nbd_data::{copy_in, copy_out, data_offset_sectors, export_size};
 use support::{
-    create, examine_field, mdadm_examine, pseudo_random, require_tool, run_ok, sparse_members,
-    Running, TempDir,
+    create, examine_field, mdadm_examine, pseudo_random, require_tool, sparse_members, Running,
+    TempDir,
 };
 
-/// md 1.2's data offset for these small members (mdadm's choice).
-fn data_offset_sectors(member: &std::path::Path) -> u64 {
-    let text = mdadm_examine(member);
-    examine_field(&text, "Data Offset")
-        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .unwrap_or_else(|| panic!("no data offset:\n{text}"))
-}
-
-fn export_size(run: &Running) -> usize {
-    let out = run_ok(Command::new("nbdinfo").arg("--size").arg(run.uri()));
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("nbdinfo prints the size")
-}
-
-fn copy_in(dir: &TempDir, run: &Running, data: &[u8]) {
-    let src = dir.path().join("data.bin");
-    std::fs::write(&src, data).expect("source");
-    run_ok(Command::new("nbdcopy").arg(&src).arg(run.uri()));
-}
-
-fn copy_out(dir: &TempDir, run: &Running) -> Vec<u8> {
-    let back = dir.path().join("back.bin");
-    run_ok(Command::new("nbdcopy").arg(run.uri()).arg(&back));
-    std::fs::read(&back).expect("read back")
-}
-
 #[test]
-fn raid5_read_error_fails_the_member_and_data_is_rebuilt() {
+fn raid5_persistent_read_error_fails_the_member_and_data_is_rebuilt() {
     for tool in ["nbdcopy", "mdadm"] {
         require_tool(tool);
     }
@@ -64,7 +39,7 @@ fn raid5_read_error_fails_the_member_and_data_is_rebuilt() {
     let data = pseudo_random(size, 55);
     copy_in(&dir, &run, &data);
     run.stop();
-    // Reads of m1's data area fail from the first sector on.
+    // Reads of m1's data area fail from the first sector on, rewritten or not.
     let at = data_offset_sectors(&members[1]);
     let fault = format!("m1.img:read:{at}+64");
     let run = Running::start_with_env(dir.path(), &members, &[], &[("UMD_FAULT_INJECT", &fault)]);
@@ -117,4 +92,124 @@ fn raid1_write_error_fails_the_member_and_the_write_lands() {
         support::cat(&members) == data,
         "offline read of the survivor"
     );
+}
+
+/// An array of `level` over 3 members (64 KiB chunks) holding
+/// pseudo-random data, stopped; returns the members and the data.
+fn filled(dir: &TempDir, level: &str, seed: u64) -> (Vec<std::path::PathBuf>, Vec<u8>) {
+    let members = sparse_members(dir.path(), 3, 16);
+    let mut opts = vec!["--level", level, "--raid-devices", "3", "--assume-clean"];
+    if level != "1" {
+        opts.extend(["--chunk", "64"]);
+    }
+    create(&members, &opts);
+    let run = Running::start(dir.path(), &members);
+    let data = pseudo_random(export_size(&run), seed);
+    copy_in(dir, &run, &data);
+    run.stop();
+    (members, data)
+}
+
+/// The member the array reads from at chunks 0 and 3: m1 holds data there
+/// in raid5's left-symmetric layout over 3 members; raid1 reads the first
+/// mirror.
+fn read_member(level: &str) -> &'static str {
+    if level == "1" {
+        "m0"
+    } else {
+        "m1"
+    }
+}
+
+/// Member sectors of chunks 0 and 3 (64 KiB), 8 sectors in (all members of
+/// these arrays have the same data offset).
+fn fault_sectors(members: &[std::path::PathBuf]) -> [u64; 2] {
+    let at = data_offset_sectors(&members[1]);
+    [at + 8, at + 3 * 128 + 8]
+}
+
+#[test]
+fn read_errors_are_repaired_and_the_member_stays() {
+    for tool in ["nbdcopy", "nbdinfo", "mdadm"] {
+        require_tool(tool);
+    }
+    for level in ["1", "5"] {
+        let dir = TempDir::new(&format!("fault-fix-{level}"));
+        let (members, data) = filled(&dir, level, 77);
+        let [a, b] = fault_sectors(&members);
+        let m = read_member(level);
+        let fault = format!("{m}.img:read-fixable:{a}+8,{m}.img:read-fixable:{b}+8");
+        let env = [("UMD_FAULT_INJECT", fault.as_str())];
+        let run = Running::start_with_env(dir.path(), &members, &[], &env);
+        assert!(copy_out(&dir, &run) == data, "raid{level}: data differs");
+        assert_eq!(run.get("degraded"), "0", "raid{level}");
+        assert_eq!(
+            run.get(&format!("dev-{m}.img/state")),
+            "in_sync",
+            "raid{level}"
+        );
+        let errors: u64 = run
+            .get(&format!("dev-{m}.img/errors"))
+            .parse()
+            .expect("a number");
+        assert!(
+            errors >= 16,
+            "raid{level}: two repairs of 8+ sectors, {errors}"
+        );
+        assert!(
+            run.log_text().contains("read error corrected"),
+            "raid{level}: the repair is logged"
+        );
+        run.stop();
+        let state = examine_field(&mdadm_examine(&members[0]), "Array State");
+        assert_eq!(
+            state.as_deref().map(|s| &s[..3]),
+            Some("AAA"),
+            "raid{level}"
+        );
+        // Offline, the member is read directly: the rewrite holds the right bytes.
+        assert!(support::cat(&members) == data, "raid{level}: offline read");
+    }
+}
+
+#[test]
+fn read_errors_past_max_read_errors_fail_the_member() {
+    for tool in ["nbdcopy", "nbdinfo", "mdadm"] {
+        require_tool(tool);
+    }
+    let dir = TempDir::new("fault-max");
+    let (members, data) = filled(&dir, "5", 78);
+    let [a, b] = fault_sectors(&members);
+    let fault = format!("m1.img:read-fixable:{a}+8,m1.img:read-fixable:{b}+8");
+    let env = [("UMD_FAULT_INJECT", fault.as_str())];
+    let run = Running::start_with_env(dir.path(), &members, &[], &env);
+    run.set("max_read_errors", "1").expect("max_read_errors");
+    assert!(copy_out(&dir, &run) == data, "data differs");
+    assert_eq!(run.get("degraded"), "1");
+    assert!(run.get("dev-m1.img/state").contains("faulty"));
+    let errors: u64 = run.get("dev-m1.img/errors").parse().expect("a number");
+    assert!(errors >= 8, "the first error was repaired: {errors}");
+    run.stop();
+    let state = examine_field(&mdadm_examine(&members[0]), "Array State");
+    assert_eq!(state.as_deref().map(|s| &s[..3]), Some("A.A"));
+}
+
+#[test]
+fn a_read_error_whose_rewrite_fails_fails_the_member() {
+    for tool in ["nbdcopy", "nbdinfo", "mdadm"] {
+        require_tool(tool);
+    }
+    let dir = TempDir::new("fault-rw");
+    let (members, data) = filled(&dir, "1", 79);
+    let [a, _] = fault_sectors(&members);
+    let fault = format!("m0.img:rw:{a}+8");
+    let env = [("UMD_FAULT_INJECT", fault.as_str())];
+    let run = Running::start_with_env(dir.path(), &members, &[], &env);
+    assert!(copy_out(&dir, &run) == data, "data differs");
+    assert_eq!(run.get("degraded"), "1");
+    assert!(run.get("dev-m0.img/state").contains("faulty"));
+    assert_eq!(run.get("dev-m0.img/errors"), "0", "nothing was corrected");
+    run.stop();
+    let state = examine_field(&mdadm_examine(&members[1]), "Array State");
+    assert_eq!(state.as_deref().map(|s| &s[..3]), Some(".AA"));
 }

@@ -66,9 +66,15 @@ impl Array {
             },
             flags: MemberFlags::default(),
             errors: 0,
+            read_errors: crate::member::ReadErrors::default(),
             bad_blocks: Vec::new(),
         });
         self.recovery_needed = true;
+        // Native: the spare's superblock and every roster record it.
+        let native = matches!(self.metadata, MetadataKind::Native { .. });
+        if native && self.state.running == Some(Ro::ReadWrite) {
+            self.state.sb_flags.insert(SbFlags::DEVS);
+        }
         self.notify(&format!("dev-{name}/state"));
         self.md_check_recovery();
         assert!(self
@@ -76,6 +82,54 @@ impl Array {
             .iter()
             .any(|m| m.name == name && !m.is_in_sync()));
         Ok(())
+    }
+
+    /// md's re-add: `config` was the member in `slot` and the write-intent
+    /// bitmap covers every write it missed (the host checked its events
+    /// against the bitmap). It joins and, with `slot` free on a running
+    /// array, takes it back at once; the recovery then covers only the
+    /// bitmap's dirty chunks. Returns whether it took the slot (if not, it
+    /// stays an ordinary spare).
+    pub fn re_add_member(&mut self, config: MemberConfig, slot: u32) -> Result<bool, EngineError> {
+        let name = config.name.clone();
+        let free = slot < self.raid_disks
+            && !self.members.iter().any(|m| m.slot == Some(slot))
+            && self.state.running == Some(Ro::ReadWrite)
+            && self.sync.running.is_none();
+        if !free {
+            self.add_member(config)?;
+            return Ok(false);
+        }
+        // Taken before add_member's own activation could give it another slot.
+        let frozen = std::mem::replace(&mut self.sync.frozen, true);
+        let added = self.add_member(config);
+        self.sync.frozen = frozen;
+        added?;
+        let i = self
+            .members
+            .iter()
+            .position(|m| m.name == name)
+            .expect("just added");
+        self.take_slot(i, slot);
+        self.members[i]
+            .flags
+            .set(MemberFlags::BITMAP_RECOVERY, true);
+        self.md_check_recovery();
+        assert_eq!(self.members[i].slot, Some(slot), "back in its slot");
+        Ok(true)
+    }
+
+    /// Whether the recovery due only needs the bitmap's dirty chunks: every
+    /// recovering member was re-added into its own slot.
+    #[must_use]
+    pub fn recovery_is_bitmap_based(&self) -> bool {
+        let mut recovering = self
+            .members
+            .iter()
+            .filter(|m| m.slot.is_some() && !m.is_in_sync() && !m.is_faulty())
+            .peekable();
+        recovering.peek().is_some()
+            && recovering.all(|m| m.flags.contains(MemberFlags::BITMAP_RECOVERY))
     }
 
     /// Native arrays: give free slots to spares (md's `remove_and_add_spares`).
@@ -246,6 +300,27 @@ mod tests {
         }));
         assert_eq!(a.degraded(), 0);
         assert_eq!(a.show("dev-sdc/state").ok().as_deref(), Some("in_sync"));
+    }
+
+    #[test]
+    fn a_re_added_member_takes_its_slot_back_for_a_bitmap_recovery() {
+        let mut a = degraded(MetadataKind::Native {
+            version: "1.2".to_owned(),
+        });
+        assert!(!a.recovery_is_bitmap_based(), "nothing recovers");
+        assert_eq!(a.re_add_member(member("sdc", None), 2), Ok(true));
+        assert_eq!(a.show("dev-sdc/slot").ok().as_deref(), Some("2"));
+        assert!(a.recovery_is_bitmap_based());
+        assert_eq!(a.sync_request(), Some(SyncAction::Recover));
+        a.sync_started(SyncAction::Recover, 4096, Time(0));
+        a.sync_finished(0, true, Time(1));
+        assert_eq!(a.degraded(), 0);
+        assert!(!a.members()[2]
+            .flags()
+            .contains(MemberFlags::BITMAP_RECOVERY));
+        // Its slot taken: an ordinary spare.
+        assert_eq!(a.re_add_member(member("sdd", None), 2), Ok(false));
+        assert_eq!(a.show("dev-sdd/slot").ok().as_deref(), Some("none"));
     }
 
     #[test]

@@ -211,6 +211,8 @@ impl Array {
             };
             if completed {
                 m.health = MemberHealth::InSync;
+                m.flags
+                    .set(crate::member::MemberFlags::BITMAP_RECOVERY, false);
                 in_sync.push(ArrayEvent::MemberInSync {
                     name: m.name.clone(),
                     slot,

@@ -105,6 +105,13 @@ impl Array {
         let name = self.members[i].name.clone();
         let effect = self.members[i].store_state(word, running, external)?;
         match effect {
+            // md writes the superblocks for a flag they record.
+            StateStore::Done
+                if matches!(word, "writemostly" | "-writemostly")
+                    && self.state.running == Some(crate::state::Ro::ReadWrite) =>
+            {
+                self.state.sb_flags.insert(SbFlags::DEVS);
+            }
             StateStore::Done => {}
             StateStore::Fail => {
                 if self.md_error(i) {

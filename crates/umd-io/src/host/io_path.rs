@@ -13,12 +13,15 @@
 //!   A raid4/5 piece that covers part of a stripe first tries stripe
 //!   gathering (`gather_write.rs`), which falls back to this path.
 //!
-//! A member that fails an I/O is marked faulty in the engine (which records
-//! it in the superblocks) and the piece is planned again without it.
+//! A member that fails a write is marked faulty in the engine (which
+//! records it in the superblocks) and the piece is planned again without
+//! it. A member that fails a direct read in a redundant array is repaired
+//! first (`read_repair.rs`) and failed only when that is not possible.
 
 use super::ctx::{io_failed, member_of, recycle, IoCtx};
 use super::gather_write::{write_gathered, Gathered};
 use super::ppl_log::LogFailed;
+use super::read_repair::{self, FailedRead, Repair};
 use super::sync_worker::MIRROR_REGION_SECTORS;
 use super::{drain_events, HostError, Shared};
 use crate::batch::Op;
@@ -87,6 +90,7 @@ pub(super) fn read_with(
     let total_sectors = (out.len() / 512) as u64;
     let mut done = 0u64;
     let mut replans = 0usize;
+    let mut repairs = 0usize;
     while done < total_sectors {
         // Gather direct extents into one batch, straight into `out`.
         let mut ops = recycle(std::mem::take(&mut ctx.ops_store));
@@ -121,12 +125,21 @@ pub(super) fn read_with(
             gathered += ctx.read_plan.len_sectors;
         }
         let outcome = ctx.io.run(shared, &mut ops);
-        let failed = outcome.err().map(|(i, e)| (roles[i], e));
+        let failed = outcome
+            .err()
+            .map(|(i, e)| (failed_read(&ops, i, roles[i], first_sector + done), e));
         ctx.ops_store = recycle(ops);
         roles.clear();
         ctx.roles_store = roles;
-        if let Some((role, e)) = failed {
-            member_failed(shared, ctx, role, &e, &mut replans)?;
+        if let Some((at, e)) = failed {
+            repairs += 1;
+            match repair_or_fail(shared, ctx, at, repairs) {
+                Repair::Repaired => {}
+                Repair::Fail => member_failed(shared, ctx, at.role, &e, &mut replans)?,
+                Repair::OtherFailed(role, e) => {
+                    member_failed(shared, ctx, role, &e, &mut replans)?;
+                }
+            }
             continue;
         }
         done += gathered;
@@ -139,6 +152,28 @@ pub(super) fn read_with(
         }
     }
     Ok(())
+}
+
+/// Where op `i` of a direct read batch starting at logical `first_sector`
+/// read from: the batch's extents are consecutive logical sectors.
+fn failed_read(ops: &[Op<'_>], i: usize, role: u32, first_sector: u64) -> FailedRead {
+    let before: usize = ops[..i].iter().map(Op::len_bytes).sum();
+    FailedRead {
+        role,
+        device_sector: ops[i].offset_bytes() / 512,
+        logical_sector: first_sector + (before / 512) as u64,
+        len_sectors: (ops[i].len_bytes() / 512) as u64,
+    }
+}
+
+/// A direct read failed: repair it from redundancy (md's fix_read_error)
+/// unless this request already repaired as many extents as one batch
+/// holds, which means the repairs do not hold.
+fn repair_or_fail(shared: &Shared, ctx: &IoCtx, at: FailedRead, repairs: usize) -> Repair {
+    if repairs > READ_OPS_MAX {
+        return Repair::Fail;
+    }
+    read_repair::repair(shared, ctx, at)
 }
 
 type RebuildError = Result<(u32, IoError), HostError>;

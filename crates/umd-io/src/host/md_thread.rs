@@ -11,7 +11,8 @@ use super::ctx::{recycle, IoCtx};
 use super::{drain_events, HostError, Shared};
 use crate::batch::Op;
 use std::sync::atomic::Ordering;
-use umd_engine::native::{MetadataWrite, SuperblockUpdate};
+use umd_engine::member::MemberFlags;
+use umd_engine::native::{MetadataWrite, RosterEntry, SuperblockUpdate};
 use umd_engine::Errno;
 
 /// Longest sleep between passes when no timer is due; bounds how stale a
@@ -120,6 +121,21 @@ fn superblock_writes(shared: &Shared, core: &mut super::Core) -> (Vec<MetadataWr
         .iter()
         .filter_map(|name| shared.member_index(name))
         .collect();
+    let roster: Vec<RosterEntry> = core
+        .array
+        .members()
+        .iter()
+        .filter_map(|m| {
+            Some(RosterEntry {
+                member: shared.member_index(m.name())?,
+                slot: m.slot(),
+                health: m.health(),
+                write_mostly: m.flags().contains(MemberFlags::WRITE_MOSTLY),
+                corrected_errors: m.corrected_errors(),
+            })
+        })
+        .collect();
+    native.record_roster(&roster);
     let update = SuperblockUpdate {
         // The native writer's `clean` is md's in_sync: with it the checkpoint is
         // recorded (super_1_sync), without it resync_offset 0 (dirty).

@@ -17,7 +17,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use umd_engine::array::{ArrayEvent, MemberConfig, MetadataKind};
+use umd_engine::native::NativeMetadata;
 use umd_engine::{EngineError, Errno};
+use umd_formats::probe::Metadata;
+use umd_formats::sb1::Superblock1;
 
 /// A role with no member.
 pub(crate) const NO_MEMBER: usize = usize::MAX;
@@ -122,10 +125,14 @@ impl Shared {
         }
     }
 
-    /// md's hot add (`new_dev`): open `path` and add it as a spare. For
-    /// native metadata it needs a superblock like the others' (not yet: the
-    /// caller is refused); for external metadata the manager sets `offset`
-    /// and `size` next, then `slot`. Returns the member's name.
+    /// md's hot add (`new_dev`): open `path` and add it. With native 1.x
+    /// metadata a device whose superblock says it left this array recently
+    /// enough for the bitmap to cover what it missed is re-added into its
+    /// old slot (md's re-add: recovery of the dirty chunks only); any other
+    /// gets a superblock like the others' (written with the next update,
+    /// which records it in every roster) and joins as a spare, activated at
+    /// once if a slot is free. For external metadata the manager sets
+    /// `offset` and `size` next, then `slot`. Returns the member's name.
     pub(crate) fn add_member(&self, path: &Path) -> Result<String, EngineError> {
         let _config = self
             .config_lock
@@ -136,41 +143,143 @@ impl Shared {
         let base = path
             .file_name()
             .map_or_else(|| "member".to_owned(), |n| n.to_string_lossy().into_owned());
+        let device_uuid = random_uuid()?;
+        let own_sb = own_superblock(&file);
         let mut core = self.core();
-        if !matches!(core.array.metadata(), MetadataKind::External { .. }) {
-            return Err(EngineError::new(
-                Errno::EOPNOTSUPP,
-                "new_dev: adding to an array with native metadata needs a superblock; not supported yet",
-            ));
-        }
-        if self.member_index(&base).is_some() {
-            return Err(EngineError::new(
-                Errno::EEXIST,
-                format!("new_dev: {base} is already a member"),
-            ));
-        }
-        let slot = self
-            .files
-            .iter()
-            .zip(&self.member_names)
-            .position(|(f, n)| f.get().is_none() && n.get().is_none())
-            .ok_or_else(|| {
-                EngineError::new(Errno::ENOSPC, "new_dev: no room for another member")
-            })?;
-        core.array.add_member(MemberConfig {
+        let index = self.index_for(&core, &base, &file)?;
+        let mut config = MemberConfig {
             name: base.clone(),
             slot: None,
             data_offset_sectors: 0,
-            // The manager sets offset and size (md: offset before size).
+            // External: the manager sets offset and size (md: offset before size).
             size_sectors: 0,
             in_sync: false,
             faulty: false,
             write_mostly: false,
             recovery_offset_sectors: None,
-        })?;
-        let _ = self.files[slot].set(file);
-        let _ = self.member_names[slot].set(base.clone());
+        };
+        let external = matches!(core.array.metadata(), MetadataKind::External { .. });
+        let re_add = match core.native.as_mut() {
+            Some(native) => {
+                let new = NewDevice {
+                    index,
+                    file: &file,
+                    own_sb,
+                    device_uuid,
+                };
+                native_superblock(native, new, &mut config)?
+            }
+            None if external => None,
+            None => {
+                return Err(EngineError::new(
+                    Errno::EINVAL,
+                    "new_dev: the array has no metadata to record a member in",
+                ))
+            }
+        };
+        let added = match re_add {
+            Some(role) => core.array.re_add_member(config, role).map(|_| ()),
+            None => core.array.add_member(config),
+        };
+        if let Err(e) = added {
+            if let Some(native) = core.native.as_mut() {
+                native.forget_spare(index);
+            }
+            return Err(e);
+        }
+        // A returning member's slot already holds this file and name.
+        if self.file(index).is_none() {
+            let _ = self.files[index].set(file);
+            let _ = self.member_names[index].set(base.clone());
+        }
+        if let Some(role) = re_add {
+            tracing::info!(member = %base, role, "re-added; recovering the bitmap's dirty chunks");
+        }
         self.settle(core, true);
         Ok(base)
     }
+
+    /// The member index a device named `base` takes: a free one, or the one
+    /// it had if it was removed and is the same file (names and files are
+    /// filled once and never emptied, so only the same file may come back
+    /// under a name).
+    fn index_for(&self, core: &Core, base: &str, file: &MemberFile) -> Result<usize, EngineError> {
+        if let Some(old) = self.member_index(base) {
+            let still = core.array.members().iter().any(|m| m.name() == base);
+            let same = self.file(old).is_some_and(|f| f.same_file(file));
+            return match (still, same) {
+                (false, true) => Ok(old),
+                (true, _) => Err(EngineError::new(
+                    Errno::EEXIST,
+                    format!("new_dev: {base} is already a member"),
+                )),
+                (false, false) => Err(EngineError::new(
+                    Errno::EBUSY,
+                    format!("new_dev: a removed member was named {base}; add this file under another name"),
+                )),
+            };
+        }
+        self.files
+            .iter()
+            .zip(&self.member_names)
+            .position(|(f, n)| f.get().is_none() && n.get().is_none())
+            .ok_or_else(|| EngineError::new(Errno::ENOSPC, "new_dev: no room for another member"))
+    }
+}
+
+/// A device being added to a native array.
+struct NewDevice<'a> {
+    index: usize,
+    file: &'a MemberFile,
+    /// The 1.x superblock already on it, if any.
+    own_sb: Option<Superblock1>,
+    device_uuid: [u8; 16],
+}
+
+/// Give a device being added its place in the native metadata: its own
+/// superblock back if md would re-add it (returns its role), else a new
+/// spare superblock. Fills in where its data lies.
+fn native_superblock(
+    native: &mut NativeMetadata,
+    new: NewDevice<'_>,
+    config: &mut MemberConfig,
+) -> Result<Option<u32>, EngineError> {
+    let fail = |e: EngineError| {
+        EngineError::new(e.errno, format!("new_dev: {}: {}", config.name, e.message))
+    };
+    let role = new.own_sb.as_ref().and_then(|sb| native.re_add_role(sb));
+    if let (Some(role), Some(sb)) = (role, new.own_sb) {
+        let placement = (sb.data_offset, sb.data_size);
+        native.re_add(new.index, sb).map_err(fail)?;
+        (config.data_offset_sectors, config.size_sectors) = placement;
+        return Ok(Some(role));
+    }
+    let spare = native
+        .add_spare(new.index, new.file.len_bytes(), new.device_uuid)
+        .map_err(fail)?;
+    config.data_offset_sectors = spare.data_offset_sectors;
+    config.size_sectors = spare.size_sectors;
+    Ok(None)
+}
+
+/// The 1.x superblock already on a device being added, if any.
+fn own_superblock(file: &MemberFile) -> Option<Superblock1> {
+    let mut read = |offset: u64, buf: &mut [u8]| {
+        file.read_exact_at(offset, buf)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    };
+    match umd_formats::probe::probe_md(file.len_bytes(), &mut read) {
+        Ok(Some(Metadata::V1(sb))) => Some(sb),
+        _ => None,
+    }
+}
+
+/// A device UUID for a new member's superblock, as `umd create` draws them.
+fn random_uuid() -> Result<[u8; 16], EngineError> {
+    use std::io::Read;
+    let mut uuid = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut uuid))
+        .map_err(|e| EngineError::new(Errno::EIO, format!("new_dev: /dev/urandom: {e}")))?;
+    Ok(uuid)
 }

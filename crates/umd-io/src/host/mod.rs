@@ -43,6 +43,7 @@ mod members;
 mod ppl_log;
 mod range_lock;
 mod read_many;
+mod read_repair;
 mod sync_worker;
 
 use crate::member_file::MemberFile;

@@ -48,8 +48,12 @@ pub(crate) fn run(shared: &Shared) {
             None => core.array.recovery_start().min(total),
             Some(_) => 0,
         };
-        let ranges: Vec<(u64, u64)> = match (core.bitmap(), mode) {
-            (Some(bitmap), Some(SyncMode::Resync)) => bitmap
+        // A re-added member (md's bitmap-based recovery) missed only the
+        // writes whose bits are set, as a resync after a crash does.
+        let bitmap_recovery = mode.is_none() && core.array.recovery_is_bitmap_based();
+        let from_bitmap = mode == Some(SyncMode::Resync) || bitmap_recovery;
+        let ranges: Vec<(u64, u64)> = match core.bitmap() {
+            Some(bitmap) if from_bitmap => bitmap
                 .dirty_ranges()
                 .into_iter()
                 .filter_map(|(a, len)| {
@@ -60,7 +64,7 @@ pub(crate) fn run(shared: &Shared) {
                 .collect(),
             _ => vec![(start, total - start)],
         };
-        if mode == Some(SyncMode::Resync) && core.bitmap().is_some() {
+        if from_bitmap && core.bitmap().is_some() {
             let dirty: u64 = ranges.iter().map(|r| r.1).sum();
             tracing::info!(
                 ranges = ranges.len(),
@@ -69,12 +73,21 @@ pub(crate) fn run(shared: &Shared) {
                 "resyncing only the dirty bitmap chunks"
             );
             eprintln!(
-                "umd: resync of {} dirty bitmap chunks ({dirty} of {total} sectors)",
+                "umd: {} of {} dirty bitmap chunks ({dirty} of {total} sectors)",
+                if bitmap_recovery {
+                    "recovery"
+                } else {
+                    "resync"
+                },
                 ranges.len()
             );
         }
         let now = shared.now();
         core.array.sync_started(action, total, now);
+        if start > 0 {
+            // A resumed pass shows where it resumed (md's curr_resync_completed).
+            core.array.sync_progress(start, now);
+        }
         core.sync_running = true;
         core.sync_abort = false;
         shared.settle(core, true);

@@ -29,7 +29,8 @@ enum CtlOp {
     Set {
         /// Attribute name.
         attr: String,
-        /// Value to store.
+        /// Value to store (md's words may start with '-': `-blocked`).
+        #[arg(allow_hyphen_values = true)]
         value: String,
     },
     /// Print `ATTR VALUE` for each attribute now and on every change, until interrupted.

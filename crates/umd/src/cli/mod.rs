@@ -8,6 +8,7 @@ mod ctl;
 mod demo;
 mod examine;
 mod grow;
+mod manage;
 mod members;
 mod mon;
 mod names;
@@ -64,6 +65,8 @@ enum Command {
     /// Change a running array's raid_disks or stripe cache, or reshape a
     /// stopped raid4/5/6 given by its members, as `mdadm --grow`.
     Grow(grow::GrowArgs),
+    /// Fail, remove or add members of a running array, as `mdadm --manage`.
+    Manage(manage::ManageArgs),
     /// Manage a container's external metadata (DDF) while `umd run` serves it, as mdmon does.
     Mon(mon::MonArgs),
     /// Summarise running arrays like /proc/mdstat.
@@ -100,6 +103,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode, String> {
         Command::Ctl(a) => ctl::run(a),
         Command::Mon(a) => mon::run(a),
         Command::Grow(a) => grow::run(a),
+        Command::Manage(a) => manage::run(a),
         Command::Status(a) => status::run(a),
         Command::Demo { dir } => demo::run(dir.as_deref()),
     }

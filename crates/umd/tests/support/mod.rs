@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod external;
+pub(crate) mod nbd_data;
 
 use std::fs::{self, File};
 use std::io::Read;
@@ -199,6 +200,22 @@ impl Running {
     /// Store a value: Ok, or Err(stderr) as `umd ctl` printed it.
     pub(crate) fn set(&self, attr: &str, value: &str) -> Result<(), String> {
         let out = self.ctl(&["set", attr, value]);
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim_end().to_string())
+        }
+    }
+
+    /// `umd manage CONTROL ARGS`: Ok, or Err(stderr) as it printed it.
+    pub(crate) fn manage(&self, args: &[&str]) -> Result<(), String> {
+        let out = umd()
+            .env("UMD_RUN_DIR", &self.run_dir)
+            .arg("manage")
+            .arg(&self.control)
+            .args(args)
+            .output()
+            .expect("run umd manage");
         if out.status.success() {
             Ok(())
         } else {

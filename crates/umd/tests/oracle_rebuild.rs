@@ -1,0 +1,353 @@
+//! Kernel cross-check of the redundancy lifecycle: arrays that lost members
+//! while `umd run` served them, left degraded or rebuilt onto spares that
+//! `umd manage --add` gave them, are assembled by the Linux md driver with
+//! mdadm in one VM boot. For each, the kernel must assemble it with the
+//! expected number of missing members and no resync, `check` must find
+//! mismatch_cnt 0, the sha256 of `/dev/mdX` must be what umd served last,
+//! the spares must carry the lost members' roles, and the roles the kernel
+//! records after running it ("Array State") must be the expected ones.
+//!
+//! The host side: `umd create` (1.2, some with an internal bitmap), `umd
+//! run`, spares added, data A written, members failed with `umd manage
+//! --fail`, data B written over the whole array while degraded (and while
+//! the rebuild runs), rebuild awaited, SIGTERM. One raid5 gets its failed
+//! member back, removed and added again: re-added through the bitmap.
+//!
+//! Without the harness this test fails, naming what is missing; it skips
+//! only when `UMD_SKIP_ORACLE=1` is set.
+
+#[path = "oracle_write/boot.rs"]
+#[allow(dead_code)] // the pool and snapshots serve the larger write-direction test
+mod boot;
+#[allow(dead_code)] // the parser of the read-direction test; only the locator is used here
+#[path = "oracle/locate.rs"]
+mod locate;
+mod support;
+#[path = "oracle_write/verify.rs"]
+mod verify;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::nbd_data::export_size;
+use support::{
+    create, examine_field, mdadm_examine, pseudo_random, run_ok, sha256_hex, sparse_members,
+    Running,
+};
+use verify::{parse_verify_output, Verified};
+
+/// Member size, MiB: small, the VM hashes every array.
+const MEMBER_MIB: u64 = 12;
+/// How long a rebuild may take on the host.
+const REBUILD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One array: `level` over `active` members, members m1..=m`lost` failed,
+/// rebuilt onto as many spares or left degraded.
+struct Case {
+    level: &'static str,
+    active: usize,
+    lost: usize,
+    rebuilt: bool,
+    bitmap: bool,
+}
+
+const CASES: [Case; 5] = [
+    Case {
+        level: "5",
+        active: 4,
+        lost: 1,
+        rebuilt: false,
+        bitmap: true,
+    },
+    Case {
+        level: "5",
+        active: 3,
+        lost: 1,
+        rebuilt: true,
+        bitmap: true,
+    },
+    Case {
+        level: "6",
+        active: 5,
+        lost: 2,
+        rebuilt: true,
+        bitmap: false,
+    },
+    Case {
+        level: "1",
+        active: 2,
+        lost: 1,
+        rebuilt: true,
+        bitmap: true,
+    },
+    Case {
+        level: "10",
+        active: 4,
+        lost: 1,
+        rebuilt: true,
+        bitmap: false,
+    },
+];
+
+/// What the host left for the kernel.
+struct Left {
+    name: String,
+    /// Members the kernel assembles (survivors, then spares).
+    disks: Vec<PathBuf>,
+    /// sha256 of the array's content as umd served it last.
+    sha256: String,
+    /// Expected `degraded` after assembly.
+    degraded: usize,
+    /// Expected "Array State" prefix.
+    roles: String,
+    /// Spares (indices into `disks`) and the role each must hold.
+    spare_roles: Vec<(usize, usize)>,
+}
+
+fn manage(run: &Running, args: &[&str]) -> Result<(), String> {
+    run.manage(args)
+        .map_err(|e| format!("umd manage {args:?}: {e}"))
+}
+
+fn nbd_write(run: &Running, file: &Path, data: &[u8]) {
+    std::fs::write(file, data).expect("data file");
+    run_ok(Command::new("nbdcopy").arg(file).arg(run.uri()));
+}
+
+fn nbd_sha(run: &Running, file: &Path) -> String {
+    run_ok(Command::new("nbdcopy").arg(run.uri()).arg(file));
+    sha256_hex(&std::fs::read(file).expect("read back"))
+}
+
+fn settle(run: &Running, degraded: usize) -> Result<(), String> {
+    let deadline = Instant::now() + REBUILD_TIMEOUT;
+    while run.get("degraded") != degraded.to_string() || run.get("sync_action") != "idle" {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "degraded {} sync {} after {REBUILD_TIMEOUT:?}",
+                run.get("degraded"),
+                run.get("sync_action")
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// The host side of one case (module doc).
+fn host_side(i: usize, c: &Case, work: &Path) -> Result<Left, String> {
+    let name = format!(
+        "r{}-{}{}",
+        c.level,
+        c.active,
+        if c.rebuilt { "-rebuilt" } else { "" }
+    );
+    let dir = work.join(&name);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let spares_n = if c.rebuilt { c.lost } else { 0 };
+    let all = sparse_members(&dir, c.active + spares_n, MEMBER_MIB);
+    let (members, spares) = all.split_at(c.active);
+    let n = c.active.to_string();
+    let mut opts = vec!["--level", c.level, "--raid-devices", &n, "--assume-clean"];
+    if c.level != "1" {
+        opts.extend(["--chunk", "64"]);
+    }
+    if c.bitmap {
+        opts.extend(["--bitmap", "internal"]);
+    }
+    create(members, &opts);
+    let run = Running::start(&dir, members);
+    let data_file = dir.join("data.bin");
+    let export = export_size(&run);
+    nbd_write(&run, &data_file, &pseudo_random(export, 10 + i as u64));
+    for s in spares {
+        manage(&run, &["--add", s.to_str().ok_or("path")?])?;
+    }
+    for k in 1..=c.lost {
+        manage(&run, &["--fail", &format!("m{k}.img")])?;
+    }
+    nbd_write(&run, &data_file, &pseudo_random(export, 20 + i as u64));
+    let degraded = if c.rebuilt { 0 } else { c.lost };
+    settle(&run, degraded)?;
+    if c.rebuilt {
+        run.set("sync_action", "check")?;
+        settle(&run, 0)?;
+        let m = run.get("mismatch_cnt");
+        if m != "0" {
+            return Err(format!("umd's own check: mismatch_cnt {m}"));
+        }
+    }
+    let sha256 = nbd_sha(&run, &dir.join("online.bin"));
+    run.stop();
+    let mut disks: Vec<PathBuf> = vec![members[0].clone()];
+    disks.extend(members[c.lost + 1..].iter().cloned());
+    let spare_roles = (0..spares.len())
+        .map(|s| (disks.len() + s, s + 1))
+        .collect();
+    disks.extend(spares.iter().cloned());
+    let roles: String = (0..c.active)
+        .map(|r| {
+            if !c.rebuilt && (1..=c.lost).contains(&r) {
+                '.'
+            } else {
+                'A'
+            }
+        })
+        .collect();
+    let host = examine_field(&mdadm_examine(&disks[0]), "Array State").unwrap_or_default();
+    if !host.starts_with(&roles) {
+        return Err(format!("host mdadm reads {host}, expected {roles}"));
+    }
+    Ok(Left {
+        name,
+        disks,
+        sha256,
+        degraded,
+        roles,
+        spare_roles,
+    })
+}
+
+/// A raid5 member failed, removed, and added back while the array kept
+/// writing: re-added through the bitmap into its own slot.
+fn host_re_add(i: usize, work: &Path) -> Result<Left, String> {
+    let name = "r5-3-re-added".to_owned();
+    let dir = work.join(&name);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let members = sparse_members(&dir, 3, MEMBER_MIB);
+    let opts = [
+        "--level",
+        "5",
+        "--raid-devices",
+        "3",
+        "--assume-clean",
+        "--chunk",
+        "64",
+        "--bitmap",
+        "internal",
+        "--bitmap-chunk",
+        "64",
+    ];
+    create(&members, &opts);
+    let run = Running::start(&dir, &members);
+    let data_file = dir.join("data.bin");
+    let export = export_size(&run);
+    nbd_write(&run, &data_file, &pseudo_random(export / 4, 30 + i as u64));
+    manage(&run, &["--fail", "m1.img"])?;
+    manage(&run, &["--remove", "m1.img"])?;
+    nbd_write(&run, &data_file, &pseudo_random(export / 2, 40 + i as u64));
+    manage(&run, &["--add", members[1].to_str().ok_or("path")?])?;
+    settle(&run, 0)?;
+    if run.get("dev-m1.img/slot") != "1" {
+        return Err("m1 did not take its own slot back".to_owned());
+    }
+    if !run.log_text().contains("recovery of ") {
+        return Err("no bitmap-based recovery".to_owned());
+    }
+    let sha256 = nbd_sha(&run, &dir.join("online.bin"));
+    run.stop();
+    Ok(Left {
+        name,
+        disks: members,
+        sha256,
+        degraded: 0,
+        roles: "AAA".to_owned(),
+        spare_roles: vec![(1, 1)],
+    })
+}
+
+/// The kernel's verdict on one array; every problem found.
+fn judge(a: &Left, v: &Verified) -> Vec<String> {
+    let mut p = Vec::new();
+    if let Some(e) = &v.assemble_failed {
+        return vec![format!("mdadm --assemble failed: {e}")];
+    }
+    let degraded = v.after.get("degraded").map(String::as_str);
+    if degraded != Some(&a.degraded.to_string()) {
+        p.push(format!("degraded {degraded:?}, expected {}", a.degraded));
+    }
+    if v.after.get("sync_action").map(String::as_str) != Some("idle") {
+        p.push(format!(
+            "a sync started at assembly: {:?}\n{}",
+            v.after, v.mdstat
+        ));
+    }
+    if v.check.get("mismatch_cnt").map(String::as_str) != Some("0") {
+        p.push(format!("check: {:?}", v.check));
+    }
+    if v.sha256.as_deref() != Some(a.sha256.as_str()) {
+        p.push(format!("sha256 {:?}, umd served {}", v.sha256, a.sha256));
+    }
+    for &(k, role) in &a.spare_roles {
+        let text = v.examine.get(&k).cloned().unwrap_or_default();
+        let got = examine_field(&text, "Device Role").unwrap_or_default();
+        if got != format!("Active device {role}") {
+            p.push(format!("spare {k}: role {got:?}, expected {role}"));
+        }
+    }
+    let after = v.examine_after.as_deref().unwrap_or_default();
+    let state = examine_field(after, "Array State").unwrap_or_default();
+    if !state.starts_with(&a.roles) {
+        p.push(format!(
+            "the kernel records {state:?}, expected {}",
+            a.roles
+        ));
+    }
+    p
+}
+
+#[test]
+fn kernel_assembles_degraded_and_rebuilt_arrays_umd_leaves() {
+    let Some(md_vm) = locate::oracle_or_skip("oracle_rebuild") else {
+        return;
+    };
+    for tool in ["mdadm", "nbdcopy", "nbdinfo", "cp"] {
+        support::require_tool(tool);
+    }
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("oracle-rebuild-{}", std::process::id()));
+    let mut left = Vec::new();
+    let mut failures = Vec::new();
+    for (i, c) in CASES.iter().enumerate() {
+        match host_side(i, c, &work) {
+            Ok(a) => left.push(a),
+            Err(e) => failures.push(format!("raid{} (umd side): {e}", c.level)),
+        }
+    }
+    match host_re_add(CASES.len(), &work) {
+        Ok(a) => left.push(a),
+        Err(e) => failures.push(format!("raid5 re-add (umd side): {e}")),
+    }
+    let mut plan = String::new();
+    let mut disks = Vec::new();
+    for (idx, a) in left.iter().enumerate() {
+        let _ = writeln!(plan, "{idx} 1 {} 0", a.disks.len());
+        disks.extend(a.disks.iter().cloned());
+    }
+    let vm_dir = work.join("vm");
+    std::fs::create_dir_all(&vm_dir).expect("vm dir");
+    std::fs::write(vm_dir.join("plan.txt"), plan).expect("plan");
+    let pristine = vm_dir.join("pristine");
+    boot::snapshot(&disks, &pristine).expect("snapshot");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle_write/verify.sh");
+    let (out, secs) = boot::boot(&md_vm, &script, &vm_dir, &disks, &|| {
+        boot::restore_snapshot(&disks, &pristine)
+    })
+    .unwrap_or_else(|e| panic!("verify boot: {e}"));
+    eprintln!(
+        "oracle_rebuild: {} arrays judged in one boot of {secs:.1} s",
+        left.len()
+    );
+    let verdicts = parse_verify_output(&out);
+    for (idx, a) in left.iter().enumerate() {
+        let v = verdicts.get(&idx).cloned().unwrap_or_default();
+        for problem in judge(a, &v) {
+            failures.push(format!("{}: {problem}", a.name));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    if std::env::var_os("UMD_ORACLE_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+}
