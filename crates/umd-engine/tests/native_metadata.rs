@@ -2,7 +2,7 @@
 //! re-parse, change only what md_update_sb changes, and read back in the
 //! host's `mdadm --examine` / `mdadm -X` as intended.
 //!
-//! Needs the real images (`/work/shared/testdata/real`) and `gzip`/`xz`;
+//! Needs the real images (`../shared/testdata/real` beside the repository) and `gzip`/`xz`;
 //! needs `mdadm` unless `UMD_SKIP_MDADM` is set.
 
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use umd_engine::time::Time;
 use umd_formats::probe::{probe, Metadata};
 use umd_formats::sb1::FEATURE_BITMAP_OFFSET;
 
-const REAL: &str = "/work/shared/testdata/real";
+const REAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata/real");
 const UTIME: u64 = 1_700_000_000;
 
 fn decompress(rel: &str) -> Vec<u8> {

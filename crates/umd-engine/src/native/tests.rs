@@ -1,7 +1,11 @@
 use super::*;
 use std::process::Command;
 
-const MD: &str = "/work/shared/testdata/real/dissect.volume/md/md-";
+/// The real images beside the repository (`../shared/testdata/real`).
+const MD: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/testdata/real/dissect.volume/md/md-"
+);
 
 /// The metadata of real image `md-NAME.bin.gz` (mdadm-made).
 pub(crate) fn member(name: &str) -> Metadata {
