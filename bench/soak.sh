@@ -152,12 +152,12 @@ while ((SECONDS < deadline)); do
         start_umd
     else
         victim=$((RANDOM % N))
-        ctl set "dev-m$victim/state" faulty
+        "$UMD" manage "$CTL" --fail "m$victim" >/dev/null 2>&1
         sleep 0.3
         kill "$fio_pid" 2>/dev/null || true
         wait "$fio_pid" 2>/dev/null || true
-        "$UMD" manage --control "$CTL" --remove "m$victim" >/dev/null
-        "$UMD" manage --control "$CTL" --add "$DIR/m$victim" >/dev/null
+        "$UMD" manage "$CTL" --remove "m$victim" >/dev/null 2>&1
+        "$UMD" manage "$CTL" --add "$DIR/m$victim" >/dev/null 2>&1
         fails=$((fails + 1))
     fi
 
