@@ -11,12 +11,15 @@ pub mod assemble;
 pub mod attrs;
 pub mod bitmap;
 pub mod create;
+pub mod durability;
 pub mod errno;
 pub mod member;
 pub mod native;
 pub mod read;
 pub mod resync;
+pub mod start;
 pub mod state;
+pub mod sync_pass;
 pub mod time;
 pub mod write;
 
