@@ -293,7 +293,7 @@ impl WriteIntentBitmap {
                 "end_write without start_write (chunk {c})"
             );
             assert!(
-                chunk.state != ChunkState::Clean || cfg!(feature = "inject-early-bitmap-clear"),
+                chunk.state != ChunkState::Clean,
                 "a chunk with writes is not clean"
             );
             chunk.pending -= 1;
@@ -335,9 +335,7 @@ impl WriteIntentBitmap {
         let mut still_idle = false;
         for c in 0..self.chunks.len() {
             let chunk = self.chunks[c];
-            // The injected bug counts a chunk with writes in flight as idle:
-            // its bit may be cleared on disk before its data is written.
-            let idle = (chunk.pending == 0 || cfg!(feature = "inject-early-bitmap-clear"))
+            let idle = chunk.pending == 0
                 && matches!(chunk.state, ChunkState::Written | ChunkState::IdleOnePass);
             if !idle || self.degraded {
                 still_idle |= idle;
@@ -508,10 +506,6 @@ impl WriteIntentBitmap {
 
     /// The module's impossible combinations, checked after each pass.
     fn check_invariants(&self) {
-        if cfg!(feature = "inject-early-bitmap-clear") {
-            // Broken on purpose: the simulator's checker must find it.
-            return;
-        }
         for (c, chunk) in self.chunks.iter().enumerate() {
             let clean = chunk.state == ChunkState::Clean;
             assert!(

@@ -21,5 +21,5 @@ pub const fn flush_syncs_members() -> bool {
 /// one member, and the resync skips the chunk whose copies now differ.
 #[must_use]
 pub const fn metadata_preflush() -> bool {
-    true
+    !cfg!(feature = "inject-early-bitmap-clear")
 }

@@ -35,14 +35,39 @@ pub fn crash_points(seed: u64, opts: &Options) -> Result<u64, String> {
     run(seed, opts, None).map(|o| o.crash_points)
 }
 
-/// Options for crash-point enumeration: `opts` without random crashes or
-/// faults and with a short workload, so every member write can be a crash
-/// point in turn.
+/// Member size in crash-point enumeration.
+pub const ENUMERATION_MEMBER_BYTES: usize = 2 << 20;
+
+/// Options for crash-point enumeration: `seed`'s options for `level`, with
+/// an internal bitmap or none as `bitmap` says (`None`: as the seed says),
+/// a workload of `ops` operations, and no random crashes or faults, so
+/// every member write can be the crash point in turn.
 #[must_use]
-pub fn short_workload(mut opts: Options, ops: u32) -> Options {
+pub fn enumeration_options(
+    seed: u64,
+    level: Option<i32>,
+    bitmap: Option<bool>,
+    ops: u32,
+) -> Options {
+    let mut opts = Options::from_seed(seed, level);
+    if let Some(bitmap) = bitmap {
+        opts.array.bitmap_chunk_kib = bitmap.then_some(64);
+    }
+    // Small members: every crash point reads the whole array back.
+    opts.array.member_bytes = ENUMERATION_MEMBER_BYTES;
     opts.ops = ops;
     opts.crash_percent = 0;
     opts.crashes_max = 1;
     opts.fault_percent = 0;
     opts
+}
+
+/// Crash after every member write of `opts`' workload in turn; returns the
+/// number of crash points, or the first that failed.
+pub fn enumerate_crash_points(seed: u64, opts: &Options) -> Result<u64, String> {
+    let points = crash_points(seed, opts).map_err(|e| format!("without a crash: {e}"))?;
+    for k in 1..=points {
+        run(seed, opts, Some(k)).map_err(|e| format!("crash after member write {k}: {e}"))?;
+    }
+    Ok(points)
 }

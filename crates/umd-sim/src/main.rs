@@ -5,14 +5,15 @@
 //! umd-sim --seconds T [--level L]                 seeds for T seconds
 //! umd-sim --replay SEED [--level L]               one seed, verbosely
 //! (--latent: member faults include latent sector errors)
-//! umd-sim --crash-points SEED [--ops N] [--level L]  crash after every member write in turn
+//! umd-sim --crash-points SEED [--ops N] [--level L] [--bitmap true|false]
+//!                                                 crash after every member write in turn
 //! ```
 //!
 //! Each failing seed is printed with the one command that replays it.
 
 use std::process::ExitCode;
 use std::time::Instant;
-use umd_sim::{crash_points, run, short_workload, Options, Outcome};
+use umd_sim::{enumerate_crash_points, enumeration_options, run, Options, Outcome};
 
 struct Args {
     seeds: Option<u64>,
@@ -23,6 +24,7 @@ struct Args {
     ops: u32,
     level: Option<i32>,
     latent: bool,
+    bitmap: Option<bool>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -35,6 +37,7 @@ fn parse() -> Result<Args, String> {
         ops: 12,
         level: None,
         latent: false,
+        bitmap: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -52,6 +55,10 @@ fn parse() -> Result<Args, String> {
             "--crash-points" => a.crash_points = Some(value()?),
             "--ops" => a.ops = u32::try_from(value()?).map_err(|e| e.to_string())?,
             "--latent" => a.latent = true,
+            "--bitmap" => {
+                let v = it.next().ok_or("--bitmap needs true or false")?;
+                a.bitmap = Some(v.parse().map_err(|e| format!("--bitmap: {e}"))?);
+            }
             "--level" => a.level = Some(i32::try_from(value()?).map_err(|e| e.to_string())?),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -178,25 +185,16 @@ fn main() -> ExitCode {
 }
 
 fn enumerate(seed: u64, args: &Args) -> ExitCode {
-    let opts = short_workload(options(seed, args), args.ops);
-    let points = match crash_points(seed, &opts) {
-        Ok(n) => n,
+    let mut opts = enumeration_options(seed, args.level, args.bitmap, args.ops);
+    opts.latent_faults = args.latent;
+    match enumerate_crash_points(seed, &opts) {
+        Ok(points) => {
+            println!("seed {seed}: {points} crash points, all passed");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            println!("seed {seed} without crashes: FAILED: {e}");
-            return ExitCode::FAILURE;
+            println!("FAILED seed {seed}: {e}");
+            ExitCode::FAILURE
         }
-    };
-    let mut failed = 0;
-    for k in 1..=points {
-        if let Err(e) = run(seed, &opts, Some(k)) {
-            failed += 1;
-            println!("FAILED seed {seed} crash after member write {k}: {e}");
-        }
-    }
-    println!("seed {seed}: {points} crash points, {failed} failed");
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
     }
 }
