@@ -230,7 +230,10 @@ impl Array {
     /// crash, leave the failed member looking current.
     #[must_use]
     pub fn write_blocked(&self) -> bool {
-        self.state.sb_flags.contains(SbFlags::PENDING) || self.blocked_members().next().is_some()
+        // The injected bug: writes go on before the dirty superblock is durable.
+        let pending = self.state.sb_flags.contains(SbFlags::PENDING)
+            && !cfg!(feature = "inject-write-before-dirty");
+        pending || self.blocked_members().next().is_some()
     }
 
     /// md's `MD_SB_CHANGE_PENDING`: a metadata update must be recorded (and,

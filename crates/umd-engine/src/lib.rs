@@ -11,6 +11,7 @@ pub mod assemble;
 pub mod attrs;
 pub mod bitmap;
 pub mod create;
+pub mod durability;
 pub mod errno;
 pub mod member;
 pub mod native;
@@ -18,7 +19,9 @@ pub mod ppl;
 pub mod read;
 pub mod reshape;
 pub mod resync;
+pub mod start;
 pub mod state;
+pub mod sync_pass;
 pub mod time;
 pub mod write;
 

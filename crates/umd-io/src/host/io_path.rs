@@ -590,7 +590,11 @@ fn sync_members(shared: &Shared, ctx: &mut IoCtx) -> Result<(), HostError> {
 pub(crate) fn flush_all(shared: &Shared) -> Result<(), HostError> {
     shared.ranges.unplug_all();
     let mut ctx = IoCtx::take(shared);
-    let result = sync_members(shared, &mut ctx);
+    let result = if umd_engine::durability::flush_syncs_members() {
+        sync_members(shared, &mut ctx)
+    } else {
+        Ok(())
+    };
     ctx.give_back(shared);
     result
 }

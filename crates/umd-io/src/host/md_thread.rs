@@ -11,6 +11,7 @@ use super::ctx::{recycle, IoCtx};
 use super::{drain_events, HostError, Shared};
 use crate::batch::Op;
 use std::sync::atomic::Ordering;
+use umd_engine::durability;
 use umd_engine::member::MemberFlags;
 use umd_engine::native::{MetadataWrite, RosterEntry, SuperblockUpdate};
 use umd_engine::Errno;
@@ -180,13 +181,24 @@ fn clear_bitmap_bits(shared: &Shared) {
 }
 
 /// Write metadata blocks to their members and make them durable before
-/// returning (md writes superblocks with FUA/flush). Members that are gone
-/// are skipped.
+/// returning (md writes superblocks with PREFLUSH and FUA: the members are
+/// flushed first, then written and synced). Members that are gone are
+/// skipped.
 pub(crate) fn write_metadata(shared: &Shared, writes: &[MetadataWrite]) -> Result<(), HostError> {
     if writes.is_empty() {
         return Ok(());
     }
     let mut ctx = IoCtx::take(shared);
+    if durability::metadata_preflush() {
+        // md's REQ_PREFLUSH: the data writes completed before this metadata
+        // are durable before it, so a clean superblock or a cleared bitmap
+        // bit never reaches the disk ahead of them.
+        let written = (0..shared.files.len()).filter(|&m| writes.iter().any(|w| w.member == m));
+        if let Err(e) = ctx.sync_members(shared, written) {
+            ctx.give_back(shared);
+            return Err(HostError::new(Errno::EIO, e.to_string()));
+        }
+    }
     let mut ops = recycle(std::mem::take(&mut ctx.ops_store));
     for w in writes {
         if shared.file(w.member).is_some() {

@@ -10,7 +10,9 @@
 use super::ctx::IoCtx;
 use super::Shared;
 use umd_engine::array::SyncAction;
+use umd_engine::native::NativeMetadata;
 use umd_engine::resync::{SyncMode, SyncPlanner, SyncWindow};
+use umd_engine::sync_pass::{plan_pass, SyncPass};
 use umd_engine::write::{BufRef, PlannedIo};
 
 /// Sync positions per window: big enough for sequential member I/O.
@@ -33,37 +35,17 @@ pub(crate) fn run(shared: &Shared) {
         let Some(action) = core.array.sync_request() else {
             continue;
         };
-        // `None`: recovery (rebuilding members), else a comparing pass.
-        let mode = match action {
-            SyncAction::Resync => Some(SyncMode::Resync),
-            SyncAction::Check => Some(SyncMode::Check),
-            SyncAction::Repair => Some(SyncMode::Repair),
-            SyncAction::Recover => None,
-        };
         let planner = SyncPlanner::new(shared.geometry.clone(), core.member_map.clone());
-        let total = planner.max_position();
-        let start = match mode {
-            Some(SyncMode::Resync) => core.array.sync_position().min(total),
-            // A recovery resumes at its members' checkpoint.
-            None => core.array.recovery_start().min(total),
-            Some(_) => 0,
-        };
-        // A re-added member (md's bitmap-based recovery) missed only the
-        // writes whose bits are set, as a resync after a crash does.
+        // `mode` `None`: recovery (rebuilding members), else a comparing pass.
+        let bitmap = core.native.as_ref().and_then(NativeMetadata::bitmap);
+        let SyncPass {
+            mode,
+            total,
+            start,
+            ranges,
+        } = plan_pass(&core.array, action, &planner, bitmap);
         let bitmap_recovery = mode.is_none() && core.array.recovery_is_bitmap_based();
         let from_bitmap = mode == Some(SyncMode::Resync) || bitmap_recovery;
-        let ranges: Vec<(u64, u64)> = match core.bitmap() {
-            Some(bitmap) if from_bitmap => bitmap
-                .dirty_ranges()
-                .into_iter()
-                .filter_map(|(a, len)| {
-                    let end = (a + len).min(total);
-                    let a = a.max(start);
-                    (a < end).then_some((a, end - a))
-                })
-                .collect(),
-            _ => vec![(start, total - start)],
-        };
         if from_bitmap && core.bitmap().is_some() {
             let dirty: u64 = ranges.iter().map(|r| r.1).sum();
             tracing::info!(
@@ -91,7 +73,7 @@ pub(crate) fn run(shared: &Shared) {
         core.sync_running = true;
         core.sync_abort = false;
         shared.settle(core, true);
-        tracing::info!(?action, start, total, "sync started");
+        tracing::info!(?action, ranges = ranges.len(), total, "sync started");
         let (mismatches, completed) = sync_ranges(shared, &planner, mode, &ranges);
         finish(shared, action, mode, &ranges, mismatches, completed);
     }

@@ -18,11 +18,12 @@
 //! carry a failure from one subarray to the others (protocol.md §8.25).
 
 use super::members::Opened;
-use super::run::{array_config, member_names};
+use super::run::member_names;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use umd_engine::array::{Array, MetadataKind, Ro};
+use umd_engine::start::array_config;
 use umd_engine::{assemble, AssembleOptions, Candidate, Errno};
 use umd_formats::info::ArrayUuid;
 use umd_formats::probe::Metadata;

@@ -15,23 +15,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use umd::control::{paths, AttrTree, ContainerDiskAttrs, ContainerTree, ControlServer};
 use umd::nbd::{BlockExport, ExportError, Listen, NbdServer, ServerConfig};
-use umd_engine::array::{Array, ArrayConfig, BitmapConfig, MemberConfig, MetadataKind, Ro};
-use umd_engine::bitmap::WriteIntentBitmap;
+use umd_engine::array::{Array, MetadataKind, Ro};
 use umd_engine::native::NativeMetadata;
-use umd_engine::time::Duration;
-use umd_engine::{assemble, AssembleOptions, Assembly, Candidate, EngineError};
-use umd_formats::bitmap::{BitmapSuper, BITMAP_SB_BYTES};
+use umd_engine::start;
+use umd_engine::{assemble, AssembleOptions, EngineError};
 use umd_formats::info::MetadataFormat;
 use umd_io::{AllowWrite, ArrayHost, HostParts, MemberFile};
-use umd_layout::geometry::Level;
-
-/// md's `DEFAULT_SAFEMODE_DELAY` (protocol.md §1): 200 ms.
-const SAFE_MODE_DELAY_MS: u64 = 200;
-/// md's default `stripe_cache_size` (raid5.c `NR_STRIPES`).
-const STRIPE_CACHE_SIZE_DEFAULT: u32 = 256;
-/// Bitmap write unit: one 512-byte sector, the smallest md writes, so a bit
-/// change rewrites as little as possible.
-const BITMAP_BLOCK_BYTES: u32 = 512;
 
 /// Options of `umd run`.
 #[derive(Debug, clap::Args)]
@@ -363,17 +352,11 @@ fn open_opened(
     // A PPL raid5 replays its logs first: a dirty and degraded one then
     // starts without --force, its logged stripes made consistent.
     let ppl = super::run_ppl::start(&opened, &mut assembly)?;
-    let dirty_degraded = ppl.is_none()
-        && !assembly.clean
-        && assembly.geometry.level().parity_members() > 0
-        && assembly.members.iter().any(Option::is_none);
-    if dirty_degraded && !force {
+    let refusal = start::dirty_degraded_refusal(&assembly).filter(|_| ppl.is_none() && !force);
+    if let Some(why) = refusal {
         return Err(format!(
-            "{}: the array is dirty and degraded (missing roles {:?}): stripes being written \
-             when it stopped may rebuild wrong data; add the missing member, or start it \
-             anyway with --force",
-            array_name(&assembly.name, &assembly.uuid.to_string()),
-            assembly.missing_roles()
+            "{}: {why}",
+            array_name(&assembly.name, &assembly.uuid.to_string())
         ));
     }
     for w in &assembly.warnings {
@@ -389,27 +372,27 @@ fn open_opened(
         .iter()
         .find(|c| c.info.array.events == assembly.events)
         .ok_or("no member carries the freshest events")?;
-    let mut native =
-        NativeMetadata::load(opened.iter().map(|o| Some(o.metadata.clone())).collect())
-            .map_err(|e| format!("superblocks: {e}"))?;
-    let bitmap = load_bitmap(&opened, &assembly, &native)?;
-    let bitmap_config = bitmap.as_ref().map(|b| BitmapConfig {
-        chunk_bytes: b.chunk_sectors() * 512,
-        location: bitmap_location(fresh),
-        time_base_seconds: u64::from(b.superblock().daemon_sleep),
-        backlog: u64::from(b.superblock().write_behind),
-        max_backlog_used: 0,
-        space_sectors: u64::from(b.superblock().sectors_reserved),
-        external: false,
-        can_clear: true,
-    });
+    let in_array = start::members_in_array(
+        &assembly,
+        &cands,
+        opened.iter().map(|o| Some(o.metadata.clone())).collect(),
+    );
+    let mut native = NativeMetadata::load(in_array).map_err(|e| format!("superblocks: {e}"))?;
+    let bitmap = start::load_bitmap(&assembly, &native, &mut |member, offset, buf| {
+        opened[member]
+            .file
+            .read_exact_at(offset, buf)
+            .map_err(|e| format!("{}: {e}", opened[member].path.display()))
+    })
+    .map_err(|e| format!("{name}: {e}"))?;
+    let bitmap_config = bitmap.as_ref().map(|b| start::bitmap_config(b, fresh));
     if let Some(b) = bitmap {
         native
             .attach_bitmap(b)
             .map_err(|e| format!("{name}: bitmap: {e}"))?;
     }
     let metadata = MetadataKind::Native { version };
-    let config = array_config(&assembly, fresh, &member_names, metadata, bitmap_config);
+    let config = start::array_config(&assembly, fresh, &member_names, metadata, bitmap_config);
     let mut role_members = vec![None; assembly.members.len()];
     for (role, m) in assembly.members.iter().enumerate() {
         role_members[role] = m.as_ref().map(|m| m.index);
@@ -432,117 +415,6 @@ fn open_opened(
         host.enable_ppl(ppl.signature, &ppl.areas);
     }
     Ok((host, name))
-}
-
-/// Read and validate the internal bitmap, if the metadata announces one.
-fn load_bitmap(
-    opened: &[Opened],
-    assembly: &Assembly,
-    native: &NativeMetadata,
-) -> Result<Option<WriteIntentBitmap>, String> {
-    let offsets = native.bitmap_offsets_bytes();
-    let Some((member, offset)) = offsets
-        .iter()
-        .enumerate()
-        .find_map(|(i, o)| o.map(|o| (i, o)))
-    else {
-        return Ok(None);
-    };
-    let file = &opened[member].file;
-    let path = opened[member].path.display();
-    let mut head = vec![0u8; BITMAP_SB_BYTES];
-    file.read_exact_at(offset, &mut head)
-        .map_err(|e| format!("{path}: bitmap: {e}"))?;
-    let sb = BitmapSuper::parse(&head).map_err(|e| format!("{path}: bitmap: {e}"))?;
-    let sync_sectors = resync_sectors(assembly);
-    let chunks = sync_sectors.div_ceil(sb.chunk_sectors().max(1));
-    let area_bytes = BITMAP_SB_BYTES
-        + usize::try_from(chunks.div_ceil(8)).map_err(|_| format!("{path}: bitmap too large"))?;
-    let mut area = vec![0u8; area_bytes.next_multiple_of(512)];
-    file.read_exact_at(offset, &mut area)
-        .map_err(|e| format!("{path}: bitmap: {e}"))?;
-    WriteIntentBitmap::new(
-        &area,
-        offsets,
-        sync_sectors,
-        native.events(),
-        BITMAP_BLOCK_BYTES,
-    )
-    .map(Some)
-    .map_err(|e| format!("{path}: {e}"))
-}
-
-/// Sectors the resync (and the bitmap) covers: member sectors, except
-/// raid10's array sectors (md's `resync_max_sectors`).
-fn resync_sectors(assembly: &Assembly) -> u64 {
-    match assembly.geometry.level() {
-        Level::Raid10 => assembly.geometry.array_sectors(),
-        _ => assembly.geometry.member_used_sectors(0),
-    }
-}
-
-/// md's `bitmap/location`: the signed sector offset from the superblock.
-fn bitmap_location(fresh: &Candidate) -> String {
-    match fresh.info.array.bitmap {
-        Some(b) => {
-            let delta = b.sector as i64 - fresh.info.device.super_offset_sectors as i64;
-            format!("{delta:+}")
-        }
-        None => "none".to_string(),
-    }
-}
-
-/// The engine's view of the assembled array. `member_names` are indexed as
-/// the assembly's member indices.
-pub(crate) fn array_config(
-    assembly: &Assembly,
-    fresh: &Candidate,
-    member_names: &[String],
-    metadata: MetadataKind,
-    bitmap: Option<BitmapConfig>,
-) -> ArrayConfig {
-    let array = &fresh.info.array;
-    let mut members: Vec<MemberConfig> = member_names
-        .iter()
-        .map(|name| MemberConfig {
-            name: name.clone(),
-            slot: None,
-            data_offset_sectors: 0,
-            size_sectors: 0,
-            in_sync: false,
-            faulty: false,
-            write_mostly: false,
-            recovery_offset_sectors: None,
-        })
-        .collect();
-    for (role, m) in assembly.members.iter().enumerate() {
-        let Some(m) = m else { continue };
-        let member = &mut members[m.index];
-        member.slot = Some(role as u32);
-        member.data_offset_sectors = m.data_offset_sectors;
-        member.size_sectors = array.component_sectors;
-        member.in_sync = m.recovery_offset_sectors.is_none();
-        member.recovery_offset_sectors = m.recovery_offset_sectors;
-    }
-    let resync_start = (!assembly.clean).then_some(if array.resync_offset_sectors == u64::MAX {
-        0
-    } else {
-        array.resync_offset_sectors
-    });
-    ArrayConfig {
-        level: array.level,
-        raid_disks: array.raid_disks,
-        chunk_sectors: array.chunk_sectors,
-        layout: array.layout,
-        component_sectors: array.component_sectors,
-        array_sectors: assembly.array_sectors,
-        metadata,
-        members,
-        resync_start,
-        bitmap,
-        safe_mode_delay: Duration::from_ms(SAFE_MODE_DELAY_MS),
-        stripe_cache_size: STRIPE_CACHE_SIZE_DEFAULT,
-    }
 }
 
 /// The array's name for sockets and messages: md's name without any

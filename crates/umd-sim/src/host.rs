@@ -1,0 +1,545 @@
+//! The simulated host: one array driven by the engine's decision code on a
+//! single thread, with simulated time and simulated member disks.
+//!
+//! Why: the real host (`umd_io::ArrayHost`) runs the same engine calls from
+//! several threads against real files, where a crash cannot be placed and a
+//! run cannot be replayed. Here every call the real host makes into the
+//! engine is made in the same order (md_write_start and the wait for the
+//! dirty superblock, plan, bitmap bit on disk before data, reads, parity,
+//! writes, FUA and FLUSH as member flushes, md_write_end; the md thread's
+//! pass; the sync thread's windows), and what runs "concurrently" in the
+//! real host is interleaved here at seeded points: the md thread's pass may
+//! run between any two steps of a write (`sched_point`).
+//!
+//! Not modelled: several front-end requests in flight at once (requests run
+//! one after another; their member writes still complete in random order),
+//! stripe gathering, and the range lock (nothing runs concurrently to lock
+//! against). Deviation kept on purpose: a FLUSH flushes the members that
+//! hold a role, where the real host also flushes failed members.
+//!
+//! Lock order: none (one thread owns everything).
+
+use crate::members::{Fault, Members};
+use crate::rng::Rng;
+use umd_engine::array::{Array, ArrayEvent, Ro};
+use umd_engine::durability;
+use umd_engine::native::{MetadataWrite, NativeMetadata};
+use umd_engine::read::{MemberMap, ReadPlan, ReadPlanner};
+use umd_engine::resync::SyncPlanner;
+use umd_engine::time::Time;
+use umd_engine::write::{BufRef, PlannedIo, WritePlan, WritePlanner};
+use umd_layout::geometry::Geometry;
+
+pub use crate::housekeeping::SyncRun;
+
+/// Times one piece is planned again after member failures (as the real host).
+const REPLANS_MAX: usize = 4;
+
+/// Longest ordinary member I/O latency.
+const IO_LATENCY_NS_MAX: u64 = 5_000_000;
+/// Longest latency of a slow member (longer than two bitmap daemon passes).
+const SLOW_MEMBER_NS_MAX: u64 = 12_000_000_000;
+
+/// Why a host operation stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// The power failed: the run crashes here.
+    Crash,
+    /// The operation failed and was not acknowledged (an error reply).
+    Failed(String),
+}
+
+impl From<Fault> for Stop {
+    fn from(f: Fault) -> Self {
+        match f {
+            Fault::Crash => Stop::Crash,
+            Fault::Member { member, error } => Stop::Failed(format!("member {member}: {error}")),
+        }
+    }
+}
+
+/// Everything the start path assembled.
+pub struct HostParts {
+    /// The member disks.
+    pub members: Members,
+    /// Member names (`dev-NAME`), by member index.
+    pub names: Vec<String>,
+    /// `role_members[role]` = member index.
+    pub role_members: Vec<Option<usize>>,
+    /// The array's shape.
+    pub geometry: Geometry,
+    /// Data and recovery offsets per role.
+    pub member_map: MemberMap,
+    /// Usable array length in sectors.
+    pub array_sectors: u64,
+    /// The engine core, configured but not running.
+    pub array: Array,
+    /// Native superblocks (and bitmap).
+    pub native: NativeMetadata,
+}
+
+/// The simulated host.
+pub struct SimHost {
+    /// The member disks (taken back by the world at a crash).
+    pub io: Members,
+    /// The engine core.
+    pub array: Array,
+    pub(crate) native: NativeMetadata,
+    pub(crate) geometry: Geometry,
+    /// Usable array length in sectors.
+    pub array_sectors: u64,
+    pub(crate) member_map: MemberMap,
+    read_planner: ReadPlanner,
+    write_planner: WritePlanner,
+    pub(crate) names: Vec<String>,
+    pub(crate) role_members: Vec<Option<usize>>,
+    /// Simulated time.
+    pub now: Time,
+    pub(crate) superblock_due: bool,
+    pub(crate) sync_kick: bool,
+    pub(crate) sync_abort: bool,
+    pub(crate) sync: Option<SyncRun>,
+    pub(crate) scratch: Vec<u8>,
+    wplan: WritePlan,
+    rplan: ReadPlan,
+    /// Chooses where the md thread's pass interleaves with a request.
+    sched: Rng,
+    /// Percent chance of an md pass at each scheduling point.
+    pub md_interleave_percent: u64,
+}
+
+impl SimHost {
+    /// Start the array read-write, as `ArrayHost::start` does.
+    pub fn start(parts: HostParts, sched: Rng) -> Result<SimHost, Stop> {
+        let HostParts {
+            members,
+            names,
+            role_members,
+            geometry,
+            member_map,
+            array_sectors,
+            mut array,
+            native,
+        } = parts;
+        array
+            .run(Ro::ReadWrite, Time(0))
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        let read_planner = ReadPlanner::new(geometry.clone(), member_map.clone(), array_sectors);
+        let write_planner = WritePlanner::new(geometry.clone(), member_map.clone(), array_sectors);
+        let mut host = SimHost {
+            io: members,
+            array,
+            native,
+            geometry,
+            array_sectors,
+            member_map,
+            read_planner,
+            write_planner,
+            names,
+            role_members,
+            now: Time(0),
+            superblock_due: false,
+            sync_kick: true,
+            sync_abort: false,
+            sync: None,
+            scratch: Vec::new(),
+            wplan: WritePlan::default(),
+            rplan: ReadPlan::default(),
+            sched,
+            md_interleave_percent: 0,
+        };
+        host.drain_events();
+        let degraded = host.array.degraded() > 0;
+        if let Some(bitmap) = host.native.bitmap_mut() {
+            bitmap.set_degraded(degraded);
+        }
+        host.flush_bitmap()?;
+        Ok(host)
+    }
+
+    /// Drain the engine's events into the host's flags (style R8).
+    pub(crate) fn drain_events(&mut self) {
+        while let Some(event) = self.array.poll_event() {
+            match event {
+                ArrayEvent::UpdateSuperblock => self.superblock_due = true,
+                ArrayEvent::StartSync(_) | ArrayEvent::Run => self.sync_kick = true,
+                ArrayEvent::StopSync => self.sync_abort = true,
+                ArrayEvent::Stop { .. } => {
+                    self.sync_abort = true;
+                    self.superblock_due = true;
+                }
+                ArrayEvent::MemberFailed { name } => self.member_gone(&name),
+                ArrayEvent::Notify(_)
+                | ArrayEvent::MemberRemoved { .. }
+                | ArrayEvent::MemberActivated { .. }
+                | ArrayEvent::MemberInSync { .. }
+                | ArrayEvent::StripeCacheResize(_) => {}
+            }
+        }
+    }
+
+    /// The engine failed a member: plans avoid it from now on.
+    fn member_gone(&mut self, name: &str) {
+        let member = self.names.iter().position(|n| n == name);
+        let role = self
+            .role_members
+            .iter()
+            .position(|m| m.is_some() && *m == member);
+        if let Some(role) = role {
+            let role = role as u32;
+            if self.member_map.is_present(role) {
+                self.member_map.mark_missing(role);
+                self.read_planner.mark_failed(role);
+                self.write_planner.mark_failed(role);
+            }
+        }
+        if let Some(bitmap) = self.native.bitmap_mut() {
+            bitmap.set_degraded(true);
+        }
+    }
+
+    pub(crate) fn member_of(&self, role: u32) -> usize {
+        self.role_members[role as usize].expect("planners only plan roles that have a member")
+    }
+
+    /// A member failed an I/O: fail it in the engine, as the real host does.
+    pub(crate) fn member_failed(&mut self, role: u32, replans: &mut usize) -> Result<(), Stop> {
+        *replans += 1;
+        if *replans > REPLANS_MAX {
+            return Err(Stop::Failed(format!("role {role}: too many failures")));
+        }
+        let name = self.names[self.member_of(role)].clone();
+        let result = self
+            .array
+            .store(&format!("dev-{name}/state"), "faulty", self.now);
+        self.drain_events();
+        result.map_err(|e| Stop::Failed(format!("role {role} not failed: {e}")))?;
+        // Planners follow the map even if the event was already handled.
+        self.read_planner.mark_failed(role);
+        self.write_planner.mark_failed(role);
+        Ok(())
+    }
+
+    /// A scheduling point inside a request: member I/O takes time (now and
+    /// then a slow member takes seconds), and the md thread may run its
+    /// pass meanwhile.
+    pub(crate) fn sched_point(&mut self) -> Result<(), Stop> {
+        let latency_ns = if self.sched.chance(5) {
+            self.sched.range(1, SLOW_MEMBER_NS_MAX)
+        } else {
+            self.sched.below(IO_LATENCY_NS_MAX)
+        };
+        self.now = self.now + umd_engine::time::Duration(latency_ns);
+        if self.md_interleave_percent > 0 && self.sched.chance(self.md_interleave_percent) {
+            self.md_pass()?;
+        }
+        Ok(())
+    }
+
+    /// Read `len_sectors` logical sectors from `sector`.
+    pub fn read(&mut self, sector: u64, len_sectors: u64) -> Result<Vec<u8>, Stop> {
+        let mut out = vec![0u8; (len_sectors * 512) as usize];
+        let mut done = 0u64;
+        let mut replans = 0usize;
+        while done < len_sectors {
+            let mut plan = std::mem::take(&mut self.rplan);
+            self.read_planner
+                .plan(sector + done, len_sectors - done, &mut plan)
+                .map_err(|e| Stop::Failed(e.to_string()))?;
+            let len = (plan.len_sectors * 512) as usize;
+            let at = (done * 512) as usize;
+            let mut extra = vec![vec![0u8; len]; plan.buffers - 1];
+            let mut failed = None;
+            for r in &plan.reads {
+                let member = self.member_of(r.role);
+                let buf = match r.buffer {
+                    0 => &mut out[at..at + len],
+                    b => &mut extra[b - 1][..],
+                };
+                match self.io.read(member, r.device_sector * 512, buf) {
+                    Ok(()) => {}
+                    Err(Fault::Crash) => return Err(Stop::Crash),
+                    Err(Fault::Member { .. }) => {
+                        failed = Some(r.role);
+                        break;
+                    }
+                }
+            }
+            if let Some(role) = failed {
+                self.rplan = plan;
+                self.member_failed(role, &mut replans)?;
+                continue;
+            }
+            let mut bufs: Vec<&mut [u8]> = Vec::with_capacity(plan.buffers);
+            bufs.push(&mut out[at..at + len]);
+            bufs.extend(extra.iter_mut().map(|b| &mut b[..]));
+            self.read_planner.finish(&plan, &mut bufs);
+            done += plan.len_sectors;
+            self.rplan = plan;
+        }
+        Ok(out)
+    }
+
+    /// md_write_start: count the write and wait (letting the md thread
+    /// run) while the dirty transition is pending.
+    fn write_start(&mut self) -> Result<(), Stop> {
+        self.array
+            .write_start(self.now)
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        self.drain_events();
+        let mut passes = 0;
+        while self.array.write_blocked() {
+            passes += 1;
+            if passes > 4 {
+                self.array.write_end(self.now);
+                return Err(Stop::Failed("the write stayed blocked".into()));
+            }
+            self.md_pass()?;
+        }
+        Ok(())
+    }
+
+    /// Write `data` at logical `sector`; with `fua` durable on return.
+    pub fn write(&mut self, sector: u64, data: &[u8], fua: bool) -> Result<(), Stop> {
+        assert!(data.len().is_multiple_of(512) && !data.is_empty());
+        self.write_start()?;
+        let result = self.write_pieces(sector, data, fua);
+        if result != Err(Stop::Crash) {
+            self.array.write_end(self.now);
+            self.drain_events();
+        }
+        result
+    }
+
+    fn write_pieces(&mut self, sector: u64, data: &[u8], fua: bool) -> Result<(), Stop> {
+        let total = (data.len() / 512) as u64;
+        let mut done = 0u64;
+        while done < total {
+            let len = self.piece_len(sector + done, total - done);
+            let bytes = &data[(done * 512) as usize..((done + len) * 512) as usize];
+            self.write_piece(sector + done, bytes)?;
+            done += len;
+        }
+        if fua {
+            self.sched_point()?;
+            self.flush_members()?;
+        }
+        Ok(())
+    }
+
+    /// Pieces end at stripe-row boundaries on parity levels (each piece is
+    /// one planner call over whole rows or part of one).
+    fn piece_len(&self, sector: u64, remaining: u64) -> u64 {
+        let g = &self.geometry;
+        let parity = g.level().parity_members();
+        if parity == 0 {
+            return remaining;
+        }
+        let row = u64::from(g.chunk_sectors()) * u64::from(g.raid_disks() - parity);
+        remaining.min(row - sector % row)
+    }
+
+    /// Plan and perform one piece, planning again after member failures.
+    fn write_piece(&mut self, sector: u64, data: &[u8]) -> Result<(), Stop> {
+        let len = (data.len() / 512) as u64;
+        let mut replans = 0usize;
+        loop {
+            let unsynced = self.unsynced_stripe();
+            let mut plan = std::mem::take(&mut self.wplan);
+            self.write_planner
+                .plan(sector, len, unsynced, &mut plan)
+                .map_err(|e| Stop::Failed(e.to_string()))?;
+            let range = self.bitmap_range(sector, len, plan.stripes);
+            self.bitmap_start(range)?;
+            self.sched_point()?;
+            self.scratch.clear();
+            self.scratch.resize(plan.scratch_bytes, 0);
+            let mut outcome = self.run_reads(&plan.reads);
+            if outcome.is_ok() {
+                self.write_planner.compute(&plan, data, &mut self.scratch);
+                self.sched_point()?;
+                outcome = self.run_writes(&plan.writes, data);
+            }
+            self.wplan = plan;
+            match outcome {
+                Ok(()) => {
+                    self.bitmap_end(range);
+                    return Ok(());
+                }
+                Err(Fault::Crash) => return Err(Stop::Crash),
+                Err(Fault::Member { member, .. }) => {
+                    self.bitmap_end(range);
+                    let role =
+                        self.role_members
+                            .iter()
+                            .position(|m| *m == Some(member))
+                            .expect("a planned member holds a role") as u32;
+                    self.member_failed(role, &mut replans)?;
+                }
+            }
+        }
+    }
+
+    /// The first stripe whose parity is not known good (the real host's rule).
+    pub(crate) fn unsynced_stripe(&self) -> u64 {
+        let position = self.array.sync_position();
+        if position == u64::MAX || self.geometry.level().parity_members() == 0 {
+            return u64::MAX;
+        }
+        SyncPlanner::new(self.geometry.clone(), self.member_map.clone()).stripe_of(position)
+    }
+
+    /// Reads of a plan into scratch.
+    pub(crate) fn run_reads(&mut self, reads: &[PlannedIo]) -> Result<(), Fault> {
+        for r in reads {
+            let member = self.member_of(r.role);
+            let BufRef::Scratch { offset_bytes: at } = r.buf else {
+                unreachable!("planners read only into scratch")
+            };
+            let len = (r.len_sectors * 512) as usize;
+            self.io.read(
+                member,
+                r.device_sector * 512,
+                &mut self.scratch[at..at + len],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Writes of a plan, from the payload or scratch, completing in any order.
+    pub(crate) fn run_writes(&mut self, writes: &[PlannedIo], data: &[u8]) -> Result<(), Fault> {
+        let mut batch = Vec::with_capacity(writes.len());
+        for w in writes {
+            let len = (w.len_sectors * 512) as usize;
+            let bytes = match w.buf {
+                BufRef::Data { offset_bytes: at } => &data[at..at + len],
+                BufRef::Scratch { offset_bytes: at } => &self.scratch[at..at + len],
+            };
+            batch.push((self.member_of(w.role), w.device_sector * 512, bytes));
+        }
+        self.io.write_batch(&batch)
+    }
+
+    /// The bitmap's range for a piece: member sectors of its stripes on
+    /// parity levels, array sectors otherwise (as the real host).
+    fn bitmap_range(&self, sector: u64, len: u64, stripes: Option<(u64, u64)>) -> (u64, u64) {
+        match stripes {
+            Some((a, b)) => {
+                let chunk = u64::from(self.geometry.chunk_sectors());
+                (a * chunk, (b - a + 1) * chunk)
+            }
+            None => (sector, len),
+        }
+    }
+
+    /// Count the write in the bitmap and put its bits on disk first.
+    fn bitmap_start(&mut self, (sector, len): (u64, u64)) -> Result<(), Stop> {
+        let Some(bitmap) = self.native.bitmap_mut() else {
+            return Ok(());
+        };
+        bitmap.start_write(sector, len);
+        self.flush_bitmap()
+    }
+
+    fn bitmap_end(&mut self, (sector, len): (u64, u64)) {
+        let now = self.now;
+        if let Some(bitmap) = self.native.bitmap_mut() {
+            bitmap.end_write(sector, len, now);
+        }
+    }
+
+    /// Write every bitmap block whose bits were set in memory only.
+    pub(crate) fn flush_bitmap(&mut self) -> Result<(), Stop> {
+        let mut writes = Vec::new();
+        if let Some(bitmap) = self.native.bitmap_mut() {
+            bitmap.flush_set_bits(&mut writes);
+        }
+        self.write_metadata(&writes)
+    }
+
+    /// Metadata blocks to their members, then a flush of each member
+    /// written, as the real host's `write_metadata`. A member that fails is
+    /// skipped (the real host logs it and goes on).
+    pub(crate) fn write_metadata(&mut self, writes: &[MetadataWrite]) -> Result<(), Stop> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        if durability::metadata_preflush() {
+            for member in 0..self.io.disks.len() {
+                if writes.iter().any(|w| w.member == member) {
+                    ignore_member_fault(self.io.flush(member))?;
+                }
+            }
+        }
+        let batch: Vec<(usize, u64, &[u8])> = writes
+            .iter()
+            .map(|w| (w.member, w.offset_bytes, &w.bytes[..]))
+            .collect();
+        ignore_member_fault(self.io.write_batch(&batch))?;
+        for member in 0..self.io.disks.len() {
+            if writes.iter().any(|w| w.member == member) {
+                ignore_member_fault(self.io.flush(member))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flush every member that holds a role.
+    pub(crate) fn flush_members(&mut self) -> Result<(), Stop> {
+        for role in 0..self.role_members.len() {
+            if let (Some(member), true) = (
+                self.role_members[role],
+                self.member_map.is_present(role as u32),
+            ) {
+                self.io.flush(member)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// FLUSH: acknowledged once every completed write is durable.
+    pub fn flush(&mut self) -> Result<(), Stop> {
+        if durability::flush_syncs_members() {
+            self.flush_members()?;
+        }
+        Ok(())
+    }
+}
+
+impl SimHost {
+    /// Members holding a role that is in use.
+    #[must_use]
+    pub fn role_members(&self) -> Vec<usize> {
+        (0..self.role_members.len())
+            .filter(|&r| self.member_map.is_present(r as u32))
+            .filter_map(|r| self.role_members[r])
+            .collect()
+    }
+
+    /// Drain the engine's events after a call the caller made directly.
+    pub fn drain(&mut self) {
+        self.drain_events();
+    }
+
+    /// Clean stop, as `ArrayHost::shutdown`: the sync stops at its
+    /// checkpoint, the engine marks itself clean, the superblocks are
+    /// written, the members flushed.
+    pub fn shutdown(&mut self) -> Result<(), Stop> {
+        if self.sync.is_some() {
+            self.sync_abort = true;
+            self.sync_step()?;
+        }
+        self.array.shutdown(self.now);
+        self.drain_events();
+        self.superblock_due = true;
+        self.md_pass()?;
+        self.flush_members()
+    }
+}
+
+fn ignore_member_fault(r: Result<(), Fault>) -> Result<(), Stop> {
+    match r {
+        Err(Fault::Crash) => Err(Stop::Crash),
+        _ => Ok(()),
+    }
+}
