@@ -28,6 +28,7 @@ use crate::time::{Duration, Time};
 mod bad_blocks_tests;
 mod spares;
 mod sync;
+mod sync_speed;
 #[cfg(test)]
 mod tests;
 mod types;
@@ -36,6 +37,10 @@ pub use crate::state::{ArrayStateWord, Ro};
 pub use spares::MEMBERS_MAX;
 pub(crate) use sync::SyncState;
 pub use sync::{SyncAction, SYNC_COMPLETED_REFRESH, SYNC_COMPLETED_STEPS};
+pub use sync_speed::{
+    SPEED_LIMIT_MAX_SYSTEM_KIB, SPEED_LIMIT_MIN_SYSTEM_KIB, SYNC_MARKS, SYNC_MARK_STEP,
+    SYNC_THROTTLE_PAUSE,
+};
 pub use types::{
     ArrayConfig, ArrayEvent, BitmapConfig, MemberConfig, MetadataKind, SuperblockState,
 };
