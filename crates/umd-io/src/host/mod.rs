@@ -67,6 +67,11 @@ pub const NEW_DEV: &str = "new_dev";
 /// The query name that answers like md's GET_BITMAP_FILE ioctl.
 pub const BITMAP_FILE_QUERY: &str = "bitmap_file";
 
+/// umd's stand-in for the `events` field mdadm's `--detail` reads from the
+/// superblock: the native metadata's event count (absent with external
+/// metadata, where the manager owns it).
+pub const EVENTS_QUERY: &str = "events";
+
 /// Everything a host needs, assembled by the caller (`umd run`).
 pub struct HostParts {
     /// Member files by member index; `None` for a member that is not present.
@@ -503,6 +508,18 @@ impl ArrayHost {
     pub fn get(&self, attr: &str) -> Result<String, EngineError> {
         if attr == BITMAP_FILE_QUERY {
             return Ok(self.shared.bitmap_file());
+        }
+        if attr == EVENTS_QUERY {
+            let core = self.shared.core();
+            return core.native.as_ref().map_or_else(
+                || {
+                    Err(EngineError::new(
+                        Errno::ENOENT,
+                        "events: no native metadata",
+                    ))
+                },
+                |n| Ok(n.events().to_string()),
+            );
         }
         let now = self.shared.now();
         self.shared.core().array.show_at(attr, now)
