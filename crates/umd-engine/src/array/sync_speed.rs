@@ -193,6 +193,8 @@ impl Array {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::running;
+    use super::super::{Ro, SyncAction};
     use super::*;
 
     const SECOND: Duration = Duration::from_ms(1000);
@@ -218,5 +220,32 @@ mod tests {
         assert_eq!(limits.max_kib(), SPEED_LIMIT_MAX_SYSTEM_KIB);
         limits.max_local_kib = 5000;
         assert_eq!(limits.max_kib(), 5000);
+    }
+
+    #[test]
+    fn throttle_follows_md_limits_and_foreground_io() {
+        let mut a = running(1, false, Ro::ReadWrite);
+        assert_eq!(a.sync_throttle(Time(0), true), None, "no sync, no pause");
+        a.sync_started(SyncAction::Check, 1 << 30, Time(0));
+        let now = Time(0) + Duration::from_ms(900);
+        // 4000 KiB in the first second: md's currspeed is 4001 KiB/s.
+        a.sync_io(8000, now);
+        assert_eq!(a.show_at("sync_speed", now).as_deref(), Ok("4000"));
+        assert_eq!(a.sync_throttle(now, false), None, "below the system max");
+        assert_eq!(
+            a.sync_throttle(now, true),
+            Some(SYNC_THROTTLE_PAUSE),
+            "above min while busy"
+        );
+        a.store("sync_speed_max", "3000", now).expect("max");
+        assert_eq!(
+            a.sync_throttle(now, false),
+            Some(SYNC_THROTTLE_PAUSE),
+            "above max"
+        );
+        a.store("sync_speed_max", "system", now).expect("reset");
+        a.store("sync_speed_min", "5000", now).expect("min");
+        assert_eq!(a.sync_throttle(now, true), None, "below a raised min");
+        assert_eq!(a.show("sync_speed_min").as_deref(), Ok("5000 (local)"));
     }
 }

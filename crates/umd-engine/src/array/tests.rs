@@ -61,7 +61,7 @@ fn notify(attr: &str) -> ArrayEvent {
     ArrayEvent::Notify(attr.to_owned())
 }
 
-fn running(level: i32, external: bool, ro: Ro) -> Array {
+pub(super) fn running(level: i32, external: bool, ro: Ro) -> Array {
     let mut a = Array::new(config(level, 3, external));
     a.run(ro, Time(0)).expect("test array runs");
     drain(&mut a);

@@ -102,6 +102,7 @@ fn sync_ranges(
 ) -> (u64, bool) {
     let mut lost_windows = 0u64;
     let mut ctx = IoCtx::take(shared);
+    ctx.io.bulk = true;
     let mut window = SyncWindow::default();
     let mut writes: Vec<PlannedIo> = Vec::new();
     let mut located: Vec<LocatedMismatch> = Vec::new();
