@@ -28,18 +28,10 @@
 #   UMD_BIN           umd binary to use; otherwise `cargo build --release -p umd`
 set -euo pipefail
 
-usage() {
-    sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
-}
-
-quick=0
-for arg in "$@"; do
-    case "$arg" in
-        --quick) quick=1 ;;
-        -h | --help) usage; exit 0 ;;
-        *) echo "rebuild: unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
+BENCH_NAME=rebuild
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
+bench_args "$@"
 if [[ $quick == 1 ]]; then
     MEMBER_MIB=${BENCH_MEMBER_MIB:-128}
 else
@@ -52,26 +44,15 @@ BITMAP_CHUNK_KIB=4096
 # Lifts md's default sync_speed_max (200000 KiB/s) for the measured passes.
 SPEED_MAX_KIB=2000000000
 
-die() { echo "rebuild: $*" >&2; exit 1; }
 [[ $MEMBER_MIB =~ ^[1-9][0-9]*$ ]] || die "BENCH_MEMBER_MIB must be a positive integer"
 [[ $WRITES =~ ^[1-9][0-9]*$ ]] || die "BENCH_WRITES must be a positive integer"
 ((MEMBER_MIB >= 64)) || die "BENCH_MEMBER_MIB must be at least 64"
-need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found in PATH ($2)"; }
 need fio "fio"
 need qemu-io "qemu-io (qemu-utils) for the small write set"
 need python3 "python3 to read fio's JSON and umd's log times"
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-if [[ -n ${UMD_BIN:-} ]]; then
-    UMD=$UMD_BIN
-else
-    echo "building umd (cargo build --release -p umd) ..." >&2
-    (cd "$repo" && cargo build --release -p umd >&2) || die "cargo build failed"
-    target_dir=${CARGO_TARGET_DIR:-target}
-    [[ $target_dir == /* ]] || target_dir=$repo/$target_dir
-    UMD=$target_dir/release/umd
-fi
-[[ -x $UMD ]] || die "umd binary not found at $UMD"
+bench_umd "$repo"
 
 work=/dev/shm/umd-rebuild-$$
 server=""
