@@ -8,25 +8,14 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
-use support::{
-    cat, create, examine_field, mdadm_examine, pseudo_random, require_tool, run_ok, sha256_hex,
-    sparse_members, testdata, unpack, Running, TempDir,
-};
+use support::raid6::{corrupt_block, data_offset_sectors, written_raid6};
+use support::{cat, require_tool, sha256_hex, testdata, unpack, Running, TempDir};
 
 const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 const SECTOR: u64 = 512;
 /// md's mismatch unit: one 4 KiB block, 8 sectors.
 const BLOCK_SECTORS: u64 = 8;
-
-/// `Data Offset : 2048 sectors` from the host's mdadm.
-fn data_offset_sectors(member: &Path) -> u64 {
-    let text = mdadm_examine(member);
-    examine_field(&text, "Data Offset")
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no Data Offset for {}:\n{text}", member.display()))
-}
 
 /// The bytes of `member` from its data offset on.
 fn data_region(member: &Path, offset_sectors: u64) -> Vec<u8> {
@@ -41,17 +30,6 @@ fn data_regions(members: &[PathBuf], offsets: &[u64]) -> Vec<Vec<u8>> {
         .zip(offsets)
         .map(|(m, &o)| data_region(m, o))
         .collect()
-}
-
-/// Flip every byte of one 4 KiB block at member sector `sector` (past the
-/// data offset) of `member`.
-fn corrupt_block(member: &Path, offset_sectors: u64, sector: u64) {
-    let mut bytes = fs::read(member).expect("read member");
-    let at = ((offset_sectors + sector) * SECTOR) as usize;
-    for b in &mut bytes[at..at + (BLOCK_SECTORS * SECTOR) as usize] {
-        *b ^= 0x5a;
-    }
-    fs::write(member, bytes).expect("write member");
 }
 
 fn dev(member: &Path) -> String {
@@ -131,24 +109,7 @@ fn raid6_repair_rewrites_only_the_corrupted_member() {
     require_tool("nbdcopy");
     require_tool("mdadm");
     let dir = TempDir::new("checkrepair-umd");
-    let members = sparse_members(dir.path(), 5, 16);
-    create(
-        &members,
-        &[
-            "--level",
-            "6",
-            "--raid-devices",
-            "5",
-            "--chunk",
-            "64",
-            "--assume-clean",
-        ],
-    );
-    let image = dir.path().join("data.bin");
-    fs::write(&image, pseudo_random(8 << 20, 0x6b6)).expect("write image");
-    let run = Running::start(dir.path(), &members);
-    run_ok(Command::new("nbdcopy").arg(&image).arg(run.uri()));
-    run.stop();
+    let members = written_raid6(dir.path(), 8, 0x6b6);
     let content = sha256_hex(&cat(&members));
     let offsets: Vec<u64> = members.iter().map(|m| data_offset_sectors(m)).collect();
     let pristine: Vec<Vec<u8>> = data_regions(&members, &offsets);

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod external;
+pub(crate) mod raid6;
 
 use std::fs::{self, File};
 use std::io::Read;
