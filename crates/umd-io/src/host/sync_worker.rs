@@ -199,10 +199,12 @@ impl Throttle {
     /// sync must stop instead. Bounded: each pause re-reads the engine,
     /// and an abort or stop ends it within [`THROTTLE_SLICE`].
     fn pace(&mut self, shared: &Shared) -> bool {
-        let requests = shared.stats.foreground_requests.load(Ordering::Relaxed);
-        let busy = requests != self.requests_seen;
-        self.requests_seen = requests;
         loop {
+            // Foreground I/O since the last look (md re-reads is_mddev_idle
+            // after each pause too).
+            let requests = shared.stats.foreground_requests.load(Ordering::Relaxed);
+            let busy = requests != self.requests_seen;
+            self.requests_seen = requests;
             let pause = {
                 let core = shared.core();
                 if core.sync_abort || core.stopping {
