@@ -23,18 +23,10 @@
 #   UMD_BIN           umd binary to use; otherwise `cargo build --release -p umd`
 set -euo pipefail
 
-usage() {
-    sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
-}
-
-quick=0
-for arg in "$@"; do
-    case "$arg" in
-        --quick) quick=1 ;;
-        -h | --help) usage; exit 0 ;;
-        *) echo "nbd-e2e: unknown argument: $arg (try --help)" >&2; exit 2 ;;
-    esac
-done
+BENCH_NAME=nbd-e2e
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
+bench_args "$@"
 
 if [[ $quick == 1 ]]; then
     SECONDS_PER_JOB=${BENCH_SECONDS:-3}
@@ -53,8 +45,6 @@ STRIPE_KIB=$(((MEMBERS - 1) * CHUNK_KIB))
 # Bytes of every fio data-verification pass on the umd arrays.
 VERIFY_MIB=32
 
-die() { echo "nbd-e2e: $*" >&2; exit 1; }
-
 [[ $SECONDS_PER_JOB =~ ^[1-9][0-9]*$ ]] || die "BENCH_SECONDS must be a positive integer"
 [[ $MEMBER_MIB =~ ^[1-9][0-9]*$ ]] || die "BENCH_MEMBER_MIB must be a positive integer"
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a positive integer"
@@ -64,7 +54,6 @@ for t in $TARGETS; do
 done
 want() { [[ " $TARGETS " == *" $1 "* ]]; }
 
-need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found in PATH ($2)"; }
 need fio "fio with the io_uring and nbd engines"
 if want nbdkit; then need nbdkit "nbdkit with the file plugin"; fi
 if command -v python3 >/dev/null 2>&1; then
@@ -83,16 +72,7 @@ fi
 repo=$(cd "$(dirname "$0")/.." && pwd)
 UMD=""
 if want raid0 || want raid5; then
-    if [[ -n ${UMD_BIN:-} ]]; then
-        UMD=$UMD_BIN
-    else
-        echo "building umd (cargo build --release -p umd) ..." >&2
-        (cd "$repo" && cargo build --release -p umd >&2) || die "cargo build failed"
-        target_dir=${CARGO_TARGET_DIR:-target}
-        [[ $target_dir == /* ]] || target_dir=$repo/$target_dir
-        UMD=$target_dir/release/umd
-    fi
-    [[ -x $UMD ]] || die "umd binary not found or not executable: $UMD"
+    bench_umd "$repo"
 fi
 
 DIR=/dev/shm/umd-bench-$$

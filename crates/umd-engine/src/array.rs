@@ -29,6 +29,7 @@ mod bad_blocks_tests;
 mod read_errors;
 mod spares;
 mod sync;
+mod sync_speed;
 #[cfg(test)]
 mod tests;
 mod types;
@@ -38,6 +39,10 @@ pub use read_errors::{ReadErrorVerdict, MAX_READ_ERRORS_DEFAULT};
 pub use spares::MEMBERS_MAX;
 pub(crate) use sync::SyncState;
 pub use sync::{SyncAction, SYNC_COMPLETED_REFRESH, SYNC_COMPLETED_STEPS};
+pub use sync_speed::{
+    SPEED_LIMIT_MAX_SYSTEM_KIB, SPEED_LIMIT_MIN_SYSTEM_KIB, SYNC_MARKS, SYNC_MARK_STEP,
+    SYNC_THROTTLE_PAUSE,
+};
 pub use types::{
     ArrayConfig, ArrayEvent, BitmapConfig, MemberConfig, MetadataKind, SuperblockState,
 };

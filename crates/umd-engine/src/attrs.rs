@@ -23,7 +23,7 @@ use crate::state::{Ro, SafeMode, SbFlags};
 use crate::time::{Duration, Time};
 
 /// Array attributes every array has, in md's `md_default_attrs` order.
-pub const ARRAY_ATTRS: [&str; 18] = [
+pub const ARRAY_ATTRS: [&str; 21] = [
     "level",
     "raid_disks",
     "chunk_size",
@@ -36,6 +36,9 @@ pub const ARRAY_ATTRS: [&str; 18] = [
     "sync_completed",
     "degraded",
     "mismatch_cnt",
+    "sync_speed_min",
+    "sync_speed_max",
+    "sync_speed",
     "safe_mode_delay",
     "reshape_position",
     "array_size",
@@ -43,6 +46,11 @@ pub const ARRAY_ATTRS: [&str; 18] = [
     "consistency_policy",
     "max_read_errors",
 ];
+
+/// umd's attributes beyond md's sysfs, on redundant arrays: `curr_resync`
+/// is md's live sync position (the variable `/proc/mdstat` prints), shown as
+/// `none` or `done / total` sectors like `sync_completed`.
+pub const UMD_ARRAY_ATTRS: [&str; 1] = ["curr_resync"];
 
 /// The `bitmap/` attributes, present when the array has a bitmap.
 pub const BITMAP_ATTRS: [&str; 8] = [
@@ -66,11 +74,16 @@ impl Array {
     /// Every attribute name this array has now.
     #[must_use]
     pub fn attr_names(&self) -> Vec<String> {
+        let redundant = self.is_redundant();
         let mut names: Vec<String> = ARRAY_ATTRS
             .iter()
             .filter(|a| **a != "stripe_cache_size" || self.has_stripe_cache())
+            .filter(|a| redundant || !a.starts_with("sync_speed"))
             .map(|a| (*a).to_owned())
             .collect();
+        if redundant {
+            names.extend(UMD_ARRAY_ATTRS.iter().map(|a| (*a).to_owned()));
+        }
         if self.bitmap.is_some() {
             names.extend(BITMAP_ATTRS.iter().map(|a| format!("bitmap/{a}")));
         }
@@ -80,8 +93,16 @@ impl Array {
         names
     }
 
-    /// Reads an attribute as md shows it (without the trailing newline).
+    /// Reads an attribute as md shows it (without the trailing newline);
+    /// `sync_speed` as of the sync's last progress report ([`Self::show_at`]
+    /// measures it now).
     pub fn show(&self, attr: &str) -> Result<String, EngineError> {
+        let now = self.sync.running.map_or(Time(0), |r| r.marks.last_time());
+        self.show_at(attr, now)
+    }
+
+    /// [`Self::show`] at time `now` (which only `sync_speed` depends on).
+    pub fn show_at(&self, attr: &str, now: Time) -> Result<String, EngineError> {
         if let Some(rest) = attr.strip_prefix("dev-") {
             return self.show_member(attr, rest);
         }
@@ -106,6 +127,10 @@ impl Array {
             "sync_completed" => self.show_sync_completed(),
             "degraded" => self.degraded.to_string(),
             "mismatch_cnt" => self.sync.mismatch_cnt.to_string(),
+            "sync_speed_min" if self.is_redundant() => self.show_speed_limit(false),
+            "sync_speed_max" if self.is_redundant() => self.show_speed_limit(true),
+            "sync_speed" if self.is_redundant() => self.show_sync_speed(now),
+            "curr_resync" if self.is_redundant() => self.show_curr_resync(),
             "safe_mode_delay" => {
                 let ms = self.safe_mode_delay.as_ms();
                 format!("{}.{:03}", ms / MS_PER_SECOND, ms % MS_PER_SECOND)
@@ -155,7 +180,11 @@ impl Array {
                 "consistency_policy: changing it on a running array is not supported",
             )),
             "max_read_errors" => self.store_max_read_errors(v),
-            "sync_completed" | "degraded" | "mismatch_cnt" => {
+            "sync_speed_min" if self.is_redundant() => self.store_speed_limit(attr, v, false),
+            "sync_speed_max" if self.is_redundant() => self.store_speed_limit(attr, v, true),
+            "sync_completed" | "degraded" | "mismatch_cnt" | "sync_speed" | "curr_resync"
+                if self.is_redundant() || !attr.starts_with("sync_speed") =>
+            {
                 Err(EngineError::new(Errno::EIO, format!("{attr}: read-only")))
             }
             _ => Err(no_attr(attr)),

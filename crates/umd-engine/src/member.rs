@@ -23,7 +23,7 @@ use std::fmt::Write as _;
 use crate::errno::{EngineError, Errno};
 
 /// The attributes every member has under `dev-NAME/` (protocol.md §7).
-pub const MEMBER_ATTRS: [&str; 8] = [
+pub const MEMBER_ATTRS: [&str; 9] = [
     "state",
     "slot",
     "offset",
@@ -32,6 +32,9 @@ pub const MEMBER_ATTRS: [&str; 8] = [
     "recovery_start",
     "bad_blocks",
     "unacknowledged_bad_blocks",
+    // umd's own: sectors of this member that the last raid6 check or repair
+    // located as wrong with the P/Q syndromes (repair rewrote them).
+    "mismatches_located",
 ];
 
 /// Most bad ranges one member records: md's `MAX_BADBLOCKS` (one page of

@@ -21,7 +21,9 @@
 //! parity differs. raid1/10 use the same 4 KiB blocks, counted once per copy
 //! that differs from the source, as md's raid1 counts per differing member.
 //! A window with a role missing or not yet recovered is neither compared nor
-//! written: rebuilding a member is recovery's job, not resync's.
+//! written: rebuilding a member is recovery's job, not resync's. raid6 check
+//! and repair go beyond md: the P and Q syndromes locate a single wrong
+//! block (data, P or Q) and repair rewrites only it (`resync/locate.rs`).
 //!
 //! Recovery ([`SyncPlanner::plan_recover`]) is the other way round: a role
 //! that is present but not yet valid at the window (its member is below its
@@ -42,6 +44,33 @@ use umd_layout::geometry::{Copy, Geometry, Level, StripeLayout, Target};
 /// Sectors compared and counted as one unit: md's 4 KiB stripe unit
 /// (`RAID5_STRIPE_SECTORS`).
 pub const SYNC_BLOCK_SECTORS: u64 = 8;
+
+/// Which block of a raid6 stripe the syndromes located as the wrong one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocatedBlock {
+    /// A data block.
+    Data,
+    /// The P block.
+    P,
+    /// The Q block.
+    Q,
+}
+
+/// One 4 KiB sync block (or its part inside the window) whose mismatch the
+/// raid6 syndromes pinned on a single member
+/// ([`umd_layout::parity::syndrome::locate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocatedMismatch {
+    /// Role (raid slot) of the member holding the wrong block.
+    pub role: u32,
+    /// Sync position of the block (member sectors past the data offset, the
+    /// units of `sync_completed`).
+    pub position: u64,
+    /// Sectors of the block inside the window.
+    pub len_sectors: u64,
+    /// What the block is in its stripe.
+    pub block: LocatedBlock,
+}
 
 /// Which md sync action runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -465,7 +494,10 @@ impl SyncPlanner {
     /// After the reads: compare. Resync and Repair append the writes that make
     /// the window consistent (parity recomputed from data for raid4/5/6; the
     /// first readable copy copied to the others for raid1/10), only over the
-    /// 4 KiB blocks that differ; Check appends none. Returns the mismatched
+    /// 4 KiB blocks that differ; Check appends none. raid6 Check and Repair
+    /// first locate the wrong block of each differing 4 KiB block (module
+    /// `locate`),
+    /// append it to `located` and repair only it. Returns the mismatched
     /// sectors, counted as the module doc says, in every mode.
     pub fn finish(
         &self,
@@ -473,6 +505,7 @@ impl SyncPlanner {
         mode: SyncMode,
         scratch: &mut [u8],
         writes: &mut Vec<PlannedIo>,
+        located: &mut Vec<LocatedMismatch>,
     ) -> u64 {
         assert!(scratch.len() >= window.scratch_bytes, "scratch too small");
         let writes_before = writes.len();
@@ -496,6 +529,14 @@ impl SyncPlanner {
                     slots,
                     parity,
                 );
+                if parity == 2 && mode != SyncMode::Resync {
+                    let r6 = locate::Raid6Region {
+                        region,
+                        slots,
+                        wbytes,
+                    };
+                    return self.checked(locate::finish_raid6(window, r6, fix, writes, located));
+                }
                 let (computed, read) = region[slots * wbytes..].split_at(parity * wbytes);
                 let targets = [window.p_io, window.q_io];
                 let fixes = targets.iter().flatten().enumerate().map(|(k, io)| {
@@ -519,10 +560,19 @@ impl SyncPlanner {
             }
         };
         assert!(fix || writes.len() == writes_before, "check writes nothing");
+        self.checked(mismatched)
+    }
+
+    /// `finish`'s postcondition on its count.
+    fn checked(&self, mismatched: u64) -> u64 {
         assert_eq!(
             mismatched % SYNC_BLOCK_SECTORS,
             0,
             "counted in whole sync blocks"
+        );
+        assert!(
+            self.max_position() > 0 || mismatched == 0,
+            "nothing to sync, nothing found"
         );
         mismatched
     }
@@ -647,5 +697,6 @@ impl Roles {
     }
 }
 
+mod locate;
 #[cfg(test)]
 mod tests;

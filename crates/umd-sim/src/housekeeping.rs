@@ -176,9 +176,14 @@ impl SimHost {
         self.run_reads(&window.reads)?;
         let mut writes: Vec<PlannedIo> = Vec::new();
         if let Some(mode) = run.mode {
-            run.mismatches += run
-                .planner
-                .finish(&window, mode, &mut self.scratch, &mut writes);
+            let mut located = Vec::new();
+            run.mismatches +=
+                run.planner
+                    .finish(&window, mode, &mut self.scratch, &mut writes, &mut located);
+            // As the real sync thread: blocks pinned on one member are counted.
+            for l in &located {
+                self.array.sync_located(l.role, l.len_sectors);
+            }
         } else {
             run.planner
                 .finish_recover(&window, &mut self.scratch, &mut writes);

@@ -14,6 +14,7 @@
 //! | requested(action) | the action | host `sync_started` |
 //! | idle | `idle` | need detected (`StartSync`), action written |
 
+use super::sync_speed::{SpeedLimits, SyncMarks};
 use super::{Array, ArrayEvent, MAX_SECTOR};
 use crate::errno::{EngineError, Errno};
 use crate::member::MemberHealth;
@@ -61,6 +62,8 @@ pub(crate) struct RunningSync {
     /// md's `curr_resync_completed`: the last refreshed position.
     pub(crate) completed_sectors: u64,
     pub(crate) refreshed_at: Time,
+    /// Speed marks (`sync_speed`, throttling).
+    pub(crate) marks: SyncMarks,
 }
 
 /// md's recovery bits, as one record.
@@ -75,6 +78,12 @@ pub(crate) struct SyncState {
     pub(crate) announced: Option<SyncAction>,
     /// `mismatch_cnt`.
     pub(crate) mismatch_cnt: u64,
+    /// `sync_speed_min` / `sync_speed_max`.
+    pub(crate) limits: SpeedLimits,
+    /// `dev-NAME/mismatches_located` of the last check or repair: (member
+    /// name, sectors) for members the raid6 syndromes named as holding a
+    /// wrong block.
+    pub(crate) located: Vec<(String, u64)>,
 }
 
 impl SyncState {
@@ -127,12 +136,18 @@ impl Array {
         if action != SyncAction::Recover {
             self.sync.mismatch_cnt = 0;
         }
+        if matches!(action, SyncAction::Check | SyncAction::Repair) {
+            for (name, _) in std::mem::take(&mut self.sync.located) {
+                self.notify(&format!("dev-{name}/mismatches_located"));
+            }
+        }
         self.sync.running = Some(RunningSync {
             action,
             total_sectors,
             done_sectors: start,
             completed_sectors: start,
             refreshed_at: now,
+            marks: SyncMarks::new(now),
         });
         self.notify("sync_action");
         self.notify("sync_completed");
@@ -244,6 +259,44 @@ impl Array {
     #[must_use]
     pub fn mismatch_cnt(&self) -> u64 {
         self.sync.mismatch_cnt
+    }
+
+    /// The running check or repair found `sectors` of the member in `role`
+    /// wrong (raid6 syndromes). Returns the member's name, for the log line;
+    /// `None` if no member holds the role any more.
+    pub fn sync_located(&mut self, role: u32, sectors: u64) -> Option<String> {
+        assert!(sectors > 0, "a located block has sectors");
+        let name = self
+            .members
+            .iter()
+            .find(|m| m.slot == Some(role))?
+            .name
+            .clone();
+        match self.sync.located.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, count)) => *count += sectors,
+            None => self.sync.located.push((name.clone(), sectors)),
+        }
+        self.notify(&format!("dev-{name}/mismatches_located"));
+        Some(name)
+    }
+
+    /// `dev-NAME/mismatches_located`.
+    pub(crate) fn show_mismatches_located(&self, name: &str) -> String {
+        self.sync
+            .located
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, c)| *c)
+            .to_string()
+    }
+
+    /// `curr_resync`: md's live sync position (what `/proc/mdstat` shows;
+    /// `sync_completed` is only the checkpoint), `none` or `done / total`.
+    pub(crate) fn show_curr_resync(&self) -> String {
+        self.sync.running.map_or_else(
+            || "none".to_owned(),
+            |r| format!("{} / {}", r.done_sectors, r.total_sectors),
+        )
     }
 
     /// md's `md_unregister_thread` of the sync thread with `RECOVERY_INTR`:

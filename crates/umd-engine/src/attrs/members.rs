@@ -35,6 +35,7 @@ impl Array {
             "recovery_start" => m.show_recovery_start(),
             "bad_blocks" => m.show_bad_blocks(true),
             "unacknowledged_bad_blocks" => m.show_bad_blocks(false),
+            "mismatches_located" => self.show_mismatches_located(&m.name),
             _ => return Err(no_attr(attr)),
         })
     }
@@ -74,6 +75,9 @@ impl Array {
                 self.members[i].size_sectors = sectors;
             }
             "errors" => self.members[i].errors = parse_u64(attr, v)?,
+            "mismatches_located" => {
+                return Err(EngineError::new(Errno::EIO, format!("{attr}: read-only")));
+            }
             "bad_blocks" | "unacknowledged_bad_blocks" => {
                 return self.store_bad_blocks(attr, i, v, field == "bad_blocks");
             }

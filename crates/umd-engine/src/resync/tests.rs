@@ -8,9 +8,19 @@ use proptest::prelude::*;
 
 /// Run `mode` over the whole sync range; returns the mismatch count.
 fn sync(model: &mut Model, mode: SyncMode, len_max: u64) -> u64 {
+    sync_located(model, mode, len_max).0
+}
+
+/// Run `mode` over the whole sync range: (mismatched sectors, blocks the
+/// raid6 syndromes located).
+pub(super) fn sync_located(
+    model: &mut Model,
+    mode: SyncMode,
+    len_max: u64,
+) -> (u64, Vec<LocatedMismatch>) {
     let planner = SyncPlanner::new(model.geometry.clone(), model.map());
     let mut window = SyncWindow::default();
-    let mut writes = Vec::new();
+    let (mut writes, mut located) = (Vec::new(), Vec::new());
     let mut total = 0;
     let mut position = 0;
     while position < planner.max_position() {
@@ -18,17 +28,17 @@ fn sync(model: &mut Model, mode: SyncMode, len_max: u64) -> u64 {
         let mut scratch = vec![0x5au8; window.scratch_bytes];
         model.do_reads(&window.reads, &mut scratch);
         writes.clear();
-        total += planner.finish(&window, mode, &mut scratch, &mut writes);
+        total += planner.finish(&window, mode, &mut scratch, &mut writes, &mut located);
         if mode == SyncMode::Check {
             assert!(writes.is_empty(), "check writes nothing");
         }
         model.do_writes(&writes, &[], &scratch);
         position += window.len;
     }
-    total
+    (total, located)
 }
 
-fn fill(members: &mut [Vec<u8>], seed: u64) {
+pub(super) fn fill(members: &mut [Vec<u8>], seed: u64) {
     let mut state = seed | 1;
     for byte in members.iter_mut().flatten() {
         state ^= state << 13;

@@ -59,6 +59,10 @@ pub(crate) struct Executor {
     /// overlap, and a direct `pread` beats a ring round trip) and for ops on
     /// members where io_uring would punt every op to its worker threads.
     single: Batch,
+    /// Throughput over latency (a sync pass): batches go to the ring even on
+    /// files that punt to kernel workers, whose threads then copy the
+    /// members in parallel. Reset when the context returns to the pool.
+    pub(crate) bulk: bool,
     results: Vec<Result<(), IoError>>,
     /// Empty; kept only for its capacity (see [`recycle`]).
     files_store: Vec<Option<&'static MemberFile>>,
@@ -69,6 +73,7 @@ impl Executor {
         Self {
             ring: Batch::new(),
             single: Batch::with_backend(BackendKind::Sync),
+            bulk: false,
             results: Vec::new(),
             files_store: Vec::new(),
         }
@@ -89,7 +94,7 @@ impl Executor {
                 .file(op.member())
                 .is_some_and(MemberFile::punts_to_workers)
         });
-        let batch = if ops.len() == 1 || punted {
+        let batch = if ops.len() == 1 || (punted && !self.bulk) {
             &mut self.single
         } else {
             &mut self.ring
@@ -185,7 +190,8 @@ impl IoCtx {
     }
 
     /// Return a context to the pool.
-    pub(crate) fn give_back(self, shared: &Shared) {
+    pub(crate) fn give_back(mut self, shared: &Shared) {
+        self.io.bulk = false;
         shared
             .ctx_pool
             .lock()

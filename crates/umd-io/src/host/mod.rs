@@ -72,6 +72,11 @@ pub const NEW_DEV: &str = "new_dev";
 /// The query name that answers like md's GET_BITMAP_FILE ioctl.
 pub const BITMAP_FILE_QUERY: &str = "bitmap_file";
 
+/// umd's stand-in for the `events` field mdadm's `--detail` reads from the
+/// superblock: the native metadata's event count (absent with external
+/// metadata, where the manager owns it).
+pub const EVENTS_QUERY: &str = "events";
+
 /// Everything a host needs, assembled by the caller (`umd run`).
 pub struct HostParts {
     /// Member files by member index; `None` for a member that is not present.
@@ -145,6 +150,9 @@ pub struct Stats {
     /// reads), no neighbour left, deadline, forced (FUA, FLUSH, a stripe lock);
     /// last, pieces written again the ordinary way after an abort or failure.
     pub gather_flushes: [AtomicU64; 5],
+    /// Array requests (reads, writes, zeroes) received: the sync thread
+    /// throttles to `sync_speed_min` while this moves (md's `is_mddev_idle`).
+    pub foreground_requests: AtomicU64,
 }
 
 /// The engine state shared by every thread (behind `Shared::core`).
@@ -520,7 +528,20 @@ impl ArrayHost {
         if attr == BITMAP_FILE_QUERY {
             return Ok(self.shared.bitmap_file());
         }
-        self.shared.core().array.show(attr)
+        if attr == EVENTS_QUERY {
+            let core = self.shared.core();
+            return core.native.as_ref().map_or_else(
+                || {
+                    Err(EngineError::new(
+                        Errno::ENOENT,
+                        "events: no native metadata",
+                    ))
+                },
+                |n| Ok(n.events().to_string()),
+            );
+        }
+        let now = self.shared.now();
+        self.shared.core().array.show_at(attr, now)
     }
 
     /// Store an attribute with md's locking: acknowledgements take only the
@@ -602,6 +623,10 @@ impl ArrayHost {
 
     /// Read `buf.len()` bytes at byte `offset` (both multiples of 512).
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), HostError> {
+        self.shared
+            .stats
+            .foreground_requests
+            .fetch_add(1, Ordering::Relaxed);
         io_path::read(&self.shared, offset, buf)
     }
 
@@ -613,12 +638,20 @@ impl ArrayHost {
         reads: &mut [(u64, &mut [u8])],
         mut failed: impl FnMut(usize, HostError),
     ) {
+        self.shared
+            .stats
+            .foreground_requests
+            .fetch_add(1, Ordering::Relaxed);
         read_many::read_many(&self.shared, reads, &mut failed);
     }
 
     /// Write `data` at byte `offset` (both multiples of 512); with `fua`
     /// the data is on the members' stable storage before this returns.
     pub fn write(&self, offset: u64, data: &[u8], fua: bool) -> Result<(), HostError> {
+        self.shared
+            .stats
+            .foreground_requests
+            .fetch_add(1, Ordering::Relaxed);
         io_path::write(&self.shared, offset, data, fua)
     }
 
@@ -639,6 +672,10 @@ impl ArrayHost {
 
     /// Write zeroes over `len` bytes at `offset`.
     pub fn write_zeroes(&self, offset: u64, len: u64, fua: bool) -> Result<(), HostError> {
+        self.shared
+            .stats
+            .foreground_requests
+            .fetch_add(1, Ordering::Relaxed);
         io_path::write_zeroes(&self.shared, offset, len, fua)
     }
 

@@ -6,17 +6,24 @@
 //! (or mirror regions) in the range lock, so a concurrent write never
 //! interleaves with the window's read-compare-write. After an unclean stop
 //! with an internal bitmap, only the chunks whose bits are set are synced.
+//! Before each window the engine says whether to pause (md's
+//! `sync_speed_min`/`sync_speed_max` pacing); raid6 blocks the check or
+//! repair located on one member are logged and counted per member.
 
 use super::ctx::IoCtx;
 use super::Shared;
+use std::sync::atomic::Ordering;
 use umd_engine::array::SyncAction;
 use umd_engine::native::NativeMetadata;
-use umd_engine::resync::{SyncMode, SyncPlanner, SyncWindow};
+use umd_engine::resync::{LocatedBlock, LocatedMismatch, SyncMode, SyncPlanner, SyncWindow};
 use umd_engine::sync_pass::{plan_pass, SyncPass};
 use umd_engine::write::{BufRef, PlannedIo};
 
 /// Sync positions per window: big enough for sequential member I/O.
 const WINDOW_MAX: u64 = 1024;
+
+/// Longest single sleep of a throttled sync, so an abort or stop is seen soon.
+const THROTTLE_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Mirror writes and sync windows lock regions of this many sectors.
 pub(crate) const MIRROR_REGION_SECTORS: u64 = 1024;
@@ -90,13 +97,16 @@ fn sync_ranges(
 ) -> (u64, bool) {
     let mut lost_windows = 0u64;
     let mut ctx = IoCtx::take(shared);
+    ctx.io.bulk = true;
     let mut window = SyncWindow::default();
     let mut writes: Vec<PlannedIo> = Vec::new();
+    let mut located: Vec<LocatedMismatch> = Vec::new();
+    let mut throttle = Throttle::default();
     let mut mismatches = 0u64;
     for &(first, len) in ranges {
         let mut pos = first;
         while pos < first + len {
-            if aborted(shared) {
+            if throttle.pace(shared) {
                 ctx.give_back(shared);
                 return (mismatches, false);
             }
@@ -116,8 +126,10 @@ fn sync_ranges(
                 return (mismatches, false);
             }
             writes.clear();
+            located.clear();
             if let Some(mode) = mode {
-                mismatches += planner.finish(&window, mode, &mut ctx.scratch, &mut writes);
+                mismatches +=
+                    planner.finish(&window, mode, &mut ctx.scratch, &mut writes, &mut located);
             } else {
                 planner.finish_recover(&window, &mut ctx.scratch, &mut writes);
                 lost_windows += u64::from(window.lost());
@@ -133,7 +145,7 @@ fn sync_ranges(
             }
             drop(guard);
             pos += window.len;
-            report(shared, pos);
+            report(shared, pos, window.len, &located, mode);
         }
     }
     // Repairs must be durable before the engine records the array in sync.
@@ -170,15 +182,68 @@ fn lock_window<'a>(
     }
 }
 
-fn aborted(shared: &Shared) -> bool {
-    let core = shared.core();
-    core.sync_abort || core.stopping
+/// Pacing of the sync thread against md's speed limits.
+#[derive(Default)]
+struct Throttle {
+    /// `foreground_requests` when the last window started.
+    requests_seen: u64,
 }
 
-fn report(shared: &Shared, pos: u64) {
+impl Throttle {
+    /// Pause while the engine says the sync is too fast; `true` if the
+    /// sync must stop instead. Bounded: each pause re-reads the engine,
+    /// and an abort or stop ends it within [`THROTTLE_SLICE`].
+    fn pace(&mut self, shared: &Shared) -> bool {
+        loop {
+            // Foreground I/O since the last look (md re-reads is_mddev_idle
+            // after each pause too).
+            let requests = shared.stats.foreground_requests.load(Ordering::Relaxed);
+            let busy = requests != self.requests_seen;
+            self.requests_seen = requests;
+            let pause = {
+                let core = shared.core();
+                if core.sync_abort || core.stopping {
+                    return true;
+                }
+                core.array.sync_throttle(shared.now(), busy)
+            };
+            let Some(pause) = pause else {
+                return false;
+            };
+            let pause = std::time::Duration::from_nanos(pause.0).min(THROTTLE_SLICE);
+            std::thread::sleep(pause);
+        }
+    }
+}
+
+fn report(
+    shared: &Shared,
+    pos: u64,
+    len: u64,
+    located: &[LocatedMismatch],
+    mode: Option<SyncMode>,
+) {
     let now = shared.now();
     let mut core = shared.core();
+    core.array.sync_io(len, now);
     core.array.sync_progress(pos, now);
+    for l in located {
+        let member = core.array.sync_located(l.role, l.len_sectors);
+        let block = match l.block {
+            LocatedBlock::Data => "data",
+            LocatedBlock::P => "P",
+            LocatedBlock::Q => "Q",
+        };
+        tracing::warn!(
+            member = member.as_deref().unwrap_or("(gone)"),
+            role = l.role,
+            sector = l.position,
+            sectors = l.len_sectors,
+            block,
+            repaired = mode == Some(SyncMode::Repair),
+            "raid6 mismatch located on one member"
+        );
+    }
     shared.settle(core, false);
 }
 

@@ -28,6 +28,7 @@
 pub mod gf256;
 mod recover;
 pub mod scalar;
+pub mod syndrome;
 #[cfg(target_arch = "x86_64")]
 mod x86_avx2;
 #[cfg(target_arch = "x86_64")]

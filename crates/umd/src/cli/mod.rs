@@ -6,6 +6,7 @@ mod create;
 mod create_ddf;
 mod ctl;
 mod demo;
+mod detail;
 mod examine;
 mod grow;
 mod manage;
@@ -16,6 +17,7 @@ mod reshape;
 mod run;
 mod run_ppl;
 mod status;
+mod sync;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -71,6 +73,16 @@ enum Command {
     Mon(mon::MonArgs),
     /// Summarise running arrays like /proc/mdstat.
     Status(status::StatusArgs),
+    /// Show one running array like `mdadm --detail`: sizes, state, members,
+    /// and the progress, speed and finish time of a running operation.
+    Detail(detail::DetailArgs),
+    /// Start a sync action (check, repair, resync, idle, frozen) on a running
+    /// array; with --wait, show a progress bar until it ends and print
+    /// mismatch_cnt.
+    Sync(sync::SyncArgs),
+    /// Show a progress bar until the running operation of an array ends,
+    /// then print mismatch_cnt.
+    Wait(sync::WaitArgs),
     /// Build a small raid5 on temporary files, read it back healthy and
     /// degraded, and check every byte: a self-contained demonstration.
     Demo {
@@ -105,6 +117,9 @@ pub(crate) fn run(args: Args) -> Result<ExitCode, String> {
         Command::Grow(a) => grow::run(a),
         Command::Manage(a) => manage::run(a),
         Command::Status(a) => status::run(a),
+        Command::Detail(a) => detail::run(&a),
+        Command::Sync(a) => sync::run_sync(&a),
+        Command::Wait(a) => sync::run_wait(&a),
         Command::Demo { dir } => demo::run(dir.as_deref()),
     }
 }

@@ -10,6 +10,7 @@
 //! bitmap chunk size and shown as none allocated; `finish=`/`speed=` appear only when the
 //! array serves `sync_speed`.
 
+use super::progress::Progress;
 use super::ClientError;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -74,6 +75,8 @@ pub struct ArrayStatus {
     pub sync_completed: String,
     /// `sync_speed` in KiB/s, when served as a number.
     pub sync_speed_kib: Option<u64>,
+    /// `curr_resync` (the live position, `done / total`), when served.
+    pub curr_resync: Option<String>,
     /// `bitmap/chunksize` in bytes, when the array has a bitmap.
     pub bitmap_chunk_bytes: Option<u64>,
     /// Members, ordered by slot, then slotless members by name.
@@ -83,6 +86,8 @@ pub struct ArrayStatus {
 /// What `umd status` knows about one control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
+// One value per array in a status listing: boxing the large variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum ArrayReport {
     /// The array answered.
     Running(ArrayStatus),
@@ -145,6 +150,7 @@ pub fn read_array(
         sync_action: optional("sync_action")?.unwrap_or_else(|| "idle".into()),
         sync_completed: optional("sync_completed")?.unwrap_or_else(|| "none".into()),
         sync_speed_kib: number("sync_speed")?,
+        curr_resync: optional("curr_resync")?,
         bitmap_chunk_bytes,
         members,
     })
@@ -351,6 +357,19 @@ fn render_slots(out: &mut String, array: &ArrayStatus) {
     out.push(']');
 }
 
+impl ArrayStatus {
+    /// The running operation's progress, if any.
+    #[must_use]
+    pub fn progress(&self) -> Option<Progress> {
+        Progress::read(
+            &self.sync_action,
+            self.curr_resync.as_deref(),
+            &self.sync_completed,
+            self.sync_speed_kib,
+        )
+    }
+}
+
 /// status_resync's line, or `None` when no sync runs.
 fn resync_line(array: &ArrayStatus) -> Option<String> {
     if array.sync_completed == "delayed" {
@@ -363,11 +382,9 @@ fn resync_line(array: &ArrayStatus) -> Option<String> {
         "reshape" => "reshape",
         _ => return None,
     };
-    let (done, total) = array.sync_completed.split_once(" / ")?;
-    let done: u64 = done.trim().parse().ok()?;
-    let total: u64 = total.trim().parse().ok().filter(|&t| t > 0)?;
-    let done = done.min(total);
-    let per_milli = (u128::from(done) * 1000 / u128::from(total)) as u64;
+    let progress = array.progress()?;
+    let (done, total) = (progress.done_sectors, progress.total_sectors);
+    let per_milli = progress.per_milli();
     let filled = per_milli / 50;
     let mut line = String::from("[");
     line.push_str(&"=".repeat(filled as usize));
@@ -381,14 +398,8 @@ fn resync_line(array: &ArrayStatus) -> Option<String> {
         done / 2,
         total / 2
     );
-    if let Some(speed) = array.sync_speed_kib.filter(|&s| s > 0) {
-        let seconds = (total - done) / 2 / speed;
-        let _ = write!(
-            line,
-            " finish={}.{}min speed={speed}K/sec",
-            seconds / 60,
-            seconds % 60 / 6
-        );
+    if let (Some(finish), Some(speed)) = (progress.finish_text(), progress.speed_kib) {
+        let _ = write!(line, " finish={finish} speed={speed}K/sec");
     }
     Some(line)
 }
@@ -451,6 +462,7 @@ mod tests {
             sync_action: "idle".into(),
             sync_completed: "none".into(),
             sync_speed_kib: None,
+            curr_resync: None,
             bitmap_chunk_bytes: None,
             members: Vec::new(),
         }

@@ -13,6 +13,7 @@ pub mod client;
 mod container_tree;
 pub mod mdstat;
 pub mod paths;
+pub mod progress;
 mod proto;
 mod server;
 

@@ -5,6 +5,7 @@
 
 pub(crate) mod external;
 pub(crate) mod nbd_data;
+pub(crate) mod raid6;
 
 use std::fs::{self, File};
 use std::io::Read;
