@@ -208,6 +208,12 @@ impl ReadPlanner {
         }
     }
 
+    /// The members this planner plans for.
+    #[must_use]
+    pub fn members(&self) -> &MemberMap {
+        &self.members
+    }
+
     /// The array's length in sectors.
     #[must_use]
     pub fn array_sectors(&self) -> u64 {

@@ -302,7 +302,12 @@ fn validate(files: &[Option<&MemberFile>], op: &Op<'_>) -> Result<(), IoError> {
     }
     let write = matches!(op, Op::Write { .. });
     let data_op = !matches!(op, Op::SyncData { .. });
-    if data_op && file.injected_fault(write, op.offset_bytes(), op.len_bytes() as u64) {
+    let injected = if data_op {
+        file.injected_fault(write, op.offset_bytes(), op.len_bytes() as u64)
+    } else {
+        file.injected_sync_fault()
+    };
+    if injected {
         return Err(IoError {
             path: file.path().to_path_buf(),
             op: op.name(),

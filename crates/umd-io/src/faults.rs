@@ -9,11 +9,12 @@
 //! member then has an empty fault list, checked before each op is issued.
 //!
 //! Syntax: comma-separated `NAME:OP:SECTOR[+SECTORS]`, where `NAME` is the
-//! member's file name, `OP` is `read`, `write`, `rw` or `read-fixable`
+//! member's file name, `OP` is `read`, `write`, `rw`, `read-fixable`
 //! (md's mode of that name: reads fail until one write covers the whole
-//! range, as a sector the drive remaps when it is rewritten), and the range
-//! is in 512-byte sectors from the start of the device (one sector if no
-//! count).
+//! range, as a sector the drive remaps when it is rewritten) or `gone` (the
+//! device vanishes when an I/O first touches the range: that op and every
+//! later read, write and sync of the member fail), and the range is in
+//! 512-byte sectors from the start of the device (one sector if no count).
 //! A malformed entry is refused when the process starts, naming it.
 
 use std::io;
@@ -37,6 +38,8 @@ pub enum FaultOp {
     ReadWrite,
     /// Reads, until a write covers the whole range.
     ReadFixable,
+    /// Everything, syncs included, from the first op that touches the range.
+    Gone,
 }
 
 /// One injected fault.
@@ -50,8 +53,9 @@ pub struct Fault {
     pub start_bytes: u64,
     /// Failing bytes from there.
     pub len_bytes: u64,
-    /// A `read-fixable` range was rewritten: it reads again. Shared by
-    /// every opening of the member in this process, as the medium is.
+    /// A `read-fixable` range was rewritten: it reads again; a `gone`
+    /// member's range was touched: it is gone. Shared by every opening of
+    /// the member in this process, as the medium is.
     fixed: Arc<AtomicBool>,
 }
 
@@ -82,7 +86,19 @@ impl Fault {
                 false
             }
             FaultOp::ReadFixable => overlaps && !self.fixed.load(Ordering::Acquire),
+            FaultOp::Gone => {
+                if overlaps {
+                    self.fixed.store(true, Ordering::Release);
+                }
+                self.fixed.load(Ordering::Acquire)
+            }
         }
+    }
+
+    /// Whether a sync of the member fails: it is gone.
+    #[must_use]
+    pub fn fails_sync(&self) -> bool {
+        self.op == FaultOp::Gone && self.fixed.load(Ordering::Acquire)
     }
 }
 
@@ -92,7 +108,7 @@ pub fn parse(spec: &str) -> Result<Vec<Fault>, String> {
     for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let bad = || {
             format!(
-                "{FAULT_ENV}: {entry:?} is not NAME:read|write|rw|read-fixable:SECTOR[+SECTORS]"
+                "{FAULT_ENV}: {entry:?} is not NAME:read|write|rw|read-fixable|gone:SECTOR[+SECTORS]"
             )
         };
         let mut parts = entry.rsplitn(3, ':');
@@ -105,6 +121,7 @@ pub fn parse(spec: &str) -> Result<Vec<Fault>, String> {
             "write" => FaultOp::Write,
             "rw" => FaultOp::ReadWrite,
             "read-fixable" => FaultOp::ReadFixable,
+            "gone" => FaultOp::Gone,
             _ => return Err(bad()),
         };
         let (start, count) = range.split_once('+').unwrap_or((range, "1"));
@@ -185,6 +202,17 @@ mod tests {
         );
         assert!(!f[0].hits(true, 96 * 512, 16 * 512), "a covering write");
         assert!(!f[0].hits(false, 100 * 512, 4096), "reads again");
+    }
+
+    #[test]
+    fn a_gone_member_fails_everything_once_touched() {
+        let f = parse("d3.img:gone:2048+8").expect("valid");
+        assert!(!f[0].hits(false, 0, 4096), "the superblock reads before");
+        assert!(!f[0].fails_sync(), "syncs work before");
+        assert!(f[0].hits(true, 2050 * 512, 512), "the touching op fails");
+        assert!(f[0].hits(false, 0, 4096), "then every read");
+        assert!(f[0].hits(true, 9000 * 512, 512), "every write");
+        assert!(f[0].fails_sync(), "and every sync");
     }
 
     #[test]

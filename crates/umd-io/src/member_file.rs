@@ -180,8 +180,22 @@ impl MemberFile {
             })
     }
 
+    /// Whether an injected fault fails a sync (the member is gone).
+    #[must_use]
+    pub fn injected_sync_fault(&self) -> bool {
+        self.faults.iter().any(crate::faults::Fault::fails_sync)
+    }
+
     /// Make every completed write to this member durable (`fdatasync`).
     pub fn sync_data(&self) -> Result<(), IoError> {
+        if self.injected_sync_fault() {
+            return Err(IoError {
+                path: self.path.clone(),
+                op: "sync_data",
+                offset: None,
+                source: crate::faults::error(),
+            });
+        }
         self.file.sync_data().map_err(|source| IoError {
             path: self.path.clone(),
             op: "sync_data",

@@ -213,3 +213,51 @@ fn a_read_error_whose_rewrite_fails_fails_the_member() {
     let state = examine_field(&mdadm_examine(&members[1]), "Array State");
     assert_eq!(state.as_deref().map(|s| &s[..3]), Some(".AA"));
 }
+
+/// A member that vanishes mid-write (every later read, write and sync of
+/// it fails) is failed, and FLUSH goes on succeeding on the members left:
+/// md flushes its working members, so a dead disk must not turn every
+/// flush of a degraded array into an error.
+#[test]
+fn a_vanished_member_is_failed_and_flushes_still_succeed() {
+    for tool in ["nbdcopy", "nbdinfo", "mdadm"] {
+        require_tool(tool);
+    }
+    let dir = TempDir::new("fault-gone");
+    let members = sparse_members(dir.path(), 3, 16);
+    create(
+        &members,
+        &[
+            "--level",
+            "5",
+            "--raid-devices",
+            "3",
+            "--chunk",
+            "64",
+            "--assume-clean",
+        ],
+    );
+    let at = data_offset_sectors(&members[1]);
+    let fault = format!("m1.img:gone:{at}+8");
+    let env = [("UMD_FAULT_INJECT", fault.as_str())];
+    let run = Running::start_with_env(dir.path(), &members, &[], &env);
+    let data = pseudo_random(export_size(&run), 91);
+    let src = dir.path().join("data.bin");
+    std::fs::write(&src, &data).expect("source");
+    // nbdcopy --flush fails unless the export's FLUSH succeeds.
+    support::run_ok(
+        std::process::Command::new("nbdcopy")
+            .arg("--flush")
+            .arg(&src)
+            .arg(run.uri()),
+    );
+    assert_eq!(run.get("degraded"), "1");
+    assert!(run.get("dev-m1.img/state").contains("faulty"));
+    assert!(
+        copy_out(&dir, &run) == data,
+        "the survivors hold every write"
+    );
+    run.stop();
+    let state = examine_field(&mdadm_examine(&members[0]), "Array State");
+    assert_eq!(state.as_deref().map(|s| &s[..3]), Some("A.A"));
+}

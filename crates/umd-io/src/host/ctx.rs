@@ -38,6 +38,8 @@ pub(crate) struct IoCtx {
     pub(crate) roles_store: Vec<u32>,
     /// Requests of a multi-request read to be read on their own (reused).
     pub(crate) alone: Vec<usize>,
+    /// (role, member) of the members a FLUSH syncs (reused).
+    pub(crate) members_store: Vec<(u32, usize)>,
     /// Empty; kept only for its capacity (see [`recycle`]).
     pub(crate) ops_store: Vec<Op<'static>>,
 }
@@ -138,6 +140,7 @@ impl IoCtx {
             order: Vec::new(),
             roles_store: Vec::new(),
             alone: Vec::new(),
+            members_store: Vec::new(),
             ops_store: Vec::new(),
         }
     }
@@ -278,7 +281,7 @@ impl IoCtx {
         &mut self,
         shared: &Shared,
         members: impl Iterator<Item = usize>,
-    ) -> Result<(), IoError> {
+    ) -> Result<(), (usize, IoError)> {
         let mut ops = recycle(std::mem::take(&mut self.ops_store));
         for member in members {
             if shared.file(member).is_some() {
@@ -286,8 +289,10 @@ impl IoCtx {
             }
         }
         let outcome = self.io.run(shared, &mut ops);
+        // The failing op's member, read before the ops are recycled.
+        let outcome = outcome.map_err(|(i, e)| (ops[i].member(), e));
         self.ops_store = recycle(ops);
-        outcome.map_err(|(_, e)| e)
+        outcome
     }
 }
 

@@ -579,9 +579,35 @@ pub(super) fn bitmap_end(shared: &Shared, sector: u64, len: u64, span: Option<(u
 }
 
 /// Sync every present member's data to stable storage.
+/// FLUSH and FUA: sync the members that hold the array's data, as md
+/// flushes its working members (a failed member's writes count for nothing,
+/// and a vanished one would fail every flush). A member whose sync fails
+/// can't keep what it was given: it is failed as a failed write would fail
+/// it, and the rest are synced again; the error stands only when the array
+/// can't lose that member.
 fn sync_members(shared: &Shared, ctx: &mut IoCtx) -> Result<(), HostError> {
-    ctx.sync_members(shared, 0..shared.files.len())
-        .map_err(|e| io_failed(&e))
+    let mut replans = 0;
+    let mut working = std::mem::take(&mut ctx.members_store);
+    let result = loop {
+        ctx.refresh(shared);
+        working.clear();
+        working.extend(
+            (0..shared.geometry.raid_disks())
+                .filter(|&role| ctx.read_planner.members().is_present(role))
+                .filter_map(|role| shared.role_member(role).map(|m| (role, m))),
+        );
+        let Err((member, e)) = ctx.sync_members(shared, working.iter().map(|w| w.1)) else {
+            break Ok(());
+        };
+        let Some(&(role, _)) = working.iter().find(|w| w.1 == member) else {
+            break Err(io_failed(&e));
+        };
+        if let Err(e) = member_failed(shared, ctx, role, &e, &mut replans) {
+            break Err(e);
+        }
+    };
+    ctx.members_store = working;
+    result
 }
 
 /// FLUSH: every completed write is on the members' stable storage. Parked

@@ -194,7 +194,7 @@ pub(crate) fn write_metadata(shared: &Shared, writes: &[MetadataWrite]) -> Resul
         // are durable before it, so a clean superblock or a cleared bitmap
         // bit never reaches the disk ahead of them.
         let written = (0..shared.files.len()).filter(|&m| writes.iter().any(|w| w.member == m));
-        if let Err(e) = ctx.sync_members(shared, written) {
+        if let Err((_, e)) = ctx.sync_members(shared, written) {
             ctx.give_back(shared);
             return Err(HostError::new(Errno::EIO, e.to_string()));
         }

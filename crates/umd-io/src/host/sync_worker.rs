@@ -149,7 +149,14 @@ fn sync_ranges(
         }
     }
     // Repairs must be durable before the engine records the array in sync.
-    let synced = ctx.sync_members(shared, 0..shared.files.len());
+    // Only members with a role: a failed (perhaps vanished) one holds
+    // nothing the pass wrote, and its sync failing must not stop the pass.
+    ctx.refresh(shared);
+    let present = ctx.read_planner.members().clone();
+    let working = (0..shared.geometry.raid_disks())
+        .filter(|&role| present.is_present(role))
+        .filter_map(|role| shared.role_member(role));
+    let synced = ctx.sync_members(shared, working);
     ctx.give_back(shared);
     if lost_windows > 0 {
         tracing::error!(
