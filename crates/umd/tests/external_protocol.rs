@@ -668,11 +668,17 @@ fn ping_returns_after_a_full_pass() {
         );
         wait_for(&f.run, "0/array_state", "write-pending");
         f.mon().resume();
-        umd::mon::socket::client::ping_monitor(&socket, SETTLE).expect("ping");
-        assert_ne!(
-            get(&f.run, "0/array_state"),
-            "write-pending",
-            "round {round}"
+        let ping = umd::mon::socket::client::ping_monitor(&socket, SETTLE);
+        let state = get(&f.run, "0/array_state");
+        // On failure, the manager's own account of its passes says why.
+        let tail = |text: String| {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(60)..].join("\n")
+        };
+        assert!(
+            ping.is_ok() && state != "write-pending",
+            "round {round}: ping {ping:?}, array_state {state}\nmanager log:\n{}",
+            tail(f.mon().log_text())
         );
         finish(write, SETTLE);
     }

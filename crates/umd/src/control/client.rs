@@ -104,7 +104,13 @@ impl Connection {
                 }
                 None => {}
             }
-            let n = self.stream.read(&mut chunk)?;
+            let n = match self.stream.read(&mut chunk) {
+                // A stop and continue (SIGSTOP, a debugger) interrupts a read
+                // that has a timeout even without a handler: the reply is
+                // still coming.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => other?,
+            };
             if n == 0 {
                 return Err(ClientError::Io(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -138,24 +144,44 @@ pub fn list(path: &Path) -> Result<Vec<String>, ClientError> {
 /// One connection kept open for many requests: the metadata manager reads a
 /// few dozen attributes per pass, and a connection each would cost the
 /// server a thread each.
+///
+/// An exchange that failed half way (a timeout, a broken pipe, a garbled
+/// reply) leaves a reply of unknown fate on the connection; the next call
+/// would read it as its own. So a failed exchange drops the connection, and
+/// the next call opens a new one.
 pub struct Session {
-    connection: Connection,
+    path: PathBuf,
+    connection: Option<Connection>,
 }
 
 impl Session {
     /// Connect to the control socket at `path`.
     pub fn open(path: &Path) -> Result<Self, ClientError> {
         Ok(Self {
-            connection: Connection::open(path, Some(REPLY_TIMEOUT))?,
+            path: path.to_owned(),
+            connection: Some(Connection::open(path, Some(REPLY_TIMEOUT))?),
         })
     }
 
     fn call(&mut self, request: &Request) -> Result<Option<String>, ClientError> {
-        self.connection.send(request)?;
-        match self.connection.recv()? {
-            Reply::Ok(value) => Ok(value),
-            Reply::Err(e) => Err(ClientError::Engine(e)),
-            other => Err(unexpected(&other)),
+        let connection = match &mut self.connection {
+            Some(c) => c,
+            None => self
+                .connection
+                .insert(Connection::open(&self.path, Some(REPLY_TIMEOUT))?),
+        };
+        let reply = connection.send(request).and_then(|()| connection.recv());
+        match reply {
+            Ok(Reply::Ok(value)) => Ok(value),
+            Ok(Reply::Err(e)) => Err(ClientError::Engine(e)),
+            Ok(other) => {
+                self.connection = None;
+                Err(unexpected(&other))
+            }
+            Err(e) => {
+                self.connection = None;
+                Err(e)
+            }
         }
     }
 
@@ -217,5 +243,48 @@ pub fn watch(
             }
             other => return Err(unexpected(&other)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixListener;
+
+    /// A session whose exchange broke half way must not read the late reply
+    /// as the answer to its next request: it reconnects instead.
+    #[test]
+    fn a_broken_exchange_reconnects_instead_of_reading_a_stale_reply() {
+        let dir = std::env::temp_dir().join(format!("umd-session-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("control");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("bind");
+        let server = std::thread::spawn(move || {
+            // First connection: read the request, answer garbage, then the
+            // real value late (as a reply that outlived its caller would).
+            let (first, _) = listener.accept().expect("accept");
+            let mut lines = BufReader::new(first.try_clone().expect("clone"));
+            let mut line = String::new();
+            lines.read_line(&mut line).expect("request");
+            let mut w = first;
+            w.write_all(b"\x00garbage\n").expect("garbage");
+            // The client may have hung up already.
+            let _ = w.write_all(proto::encode_ok(Some("stale")).as_bytes());
+            // Second connection: a clean answer.
+            let (second, _) = listener.accept().expect("accept again");
+            let mut lines = BufReader::new(second.try_clone().expect("clone"));
+            line.clear();
+            lines.read_line(&mut line).expect("request");
+            let mut w = second;
+            w.write_all(proto::encode_ok(Some("fresh")).as_bytes())
+                .expect("answer");
+        });
+        let mut session = Session::open(&path).expect("open");
+        assert!(session.get("array_state").is_err(), "garbage is an error");
+        assert_eq!(session.get("array_state").expect("second get"), "fresh");
+        server.join().expect("server");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -457,7 +457,10 @@ fn serve_connection(shared: &Arc<Shared>, mut stream: UnixStream) -> io::Result<
     let mut framer = LineFramer::default();
     let mut chunk = [0_u8; READ_CHUNK_BYTES];
     loop {
-        let n = stream.read(&mut chunk)?;
+        let n = match stream.read(&mut chunk) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => other?,
+        };
         if n == 0 {
             return Ok(());
         }
