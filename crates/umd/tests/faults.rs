@@ -3,8 +3,9 @@
 //! from redundancy and rewritten on the member (md's fix_read_error), which
 //! stays in the array unless the rewrite does not hold, it fails reads
 //! past `max_read_errors`, or the rewrite itself fails; a write error fails
-//! the member and the write lands on the others; the superblocks record
-//! every failure, as the host's mdadm reads them. Real NBD clients
+//! the member and the write lands on the others, and so does a superblock
+//! or bitmap write error; the superblocks record every failure, as the
+//! host's mdadm reads them. Real NBD clients
 //! throughout.
 
 mod support;
@@ -21,19 +22,7 @@ fn raid5_persistent_read_error_fails_the_member_and_data_is_rebuilt() {
         require_tool(tool);
     }
     let dir = TempDir::new("fault-read");
-    let members = sparse_members(dir.path(), 3, 24);
-    create(
-        &members,
-        &[
-            "--level",
-            "5",
-            "--raid-devices",
-            "3",
-            "--chunk",
-            "64",
-            "--assume-clean",
-        ],
-    );
+    let members = raid5_of_three(&dir, 24);
     let run = Running::start(dir.path(), &members);
     let size = export_size(&run);
     let data = pseudo_random(size, 55);
@@ -224,19 +213,7 @@ fn a_vanished_member_is_failed_and_flushes_still_succeed() {
         require_tool(tool);
     }
     let dir = TempDir::new("fault-gone");
-    let members = sparse_members(dir.path(), 3, 16);
-    create(
-        &members,
-        &[
-            "--level",
-            "5",
-            "--raid-devices",
-            "3",
-            "--chunk",
-            "64",
-            "--assume-clean",
-        ],
-    );
+    let members = raid5_of_three(&dir, 16);
     let at = data_offset_sectors(&members[1]);
     let fault = format!("m1.img:gone:{at}+8");
     let env = [("UMD_FAULT_INJECT", fault.as_str())];
@@ -260,4 +237,92 @@ fn a_vanished_member_is_failed_and_flushes_still_succeed() {
     run.stop();
     let state = examine_field(&mdadm_examine(&members[0]), "Array State");
     assert_eq!(state.as_deref().map(|s| &s[..3]), Some("A.A"));
+}
+
+/// A member whose superblock cannot be written (the dirty record at the
+/// first write) is failed, as md fails a member whose superblock write
+/// errored; the write that waited for the record lands on the others, and
+/// the others' superblocks record the failure.
+#[test]
+fn a_failed_superblock_write_fails_the_member_and_the_write_lands() {
+    for tool in ["nbdcopy", "mdadm"] {
+        require_tool(tool);
+    }
+    let dir = TempDir::new("fault-sb");
+    let members = raid5_of_three(&dir, 16);
+    // 1.2: the superblock is the 4 KiB at sector 8.
+    let env = [("UMD_FAULT_INJECT", "m2.img:write:8")];
+    let run = Running::start_with_env(dir.path(), &members, &[], &env);
+    let data = pseudo_random(export_size(&run), 93);
+    copy_in(&dir, &run, &data);
+    assert_eq!(run.get("degraded"), "1");
+    assert!(run.get("dev-m2.img/state").contains("faulty"));
+    assert!(
+        copy_out(&dir, &run) == data,
+        "the survivors hold every write"
+    );
+    run.stop();
+    let state = examine_field(&mdadm_examine(&members[0]), "Array State");
+    assert_eq!(state.as_deref().map(|s| &s[..3]), Some("AA."));
+    assert!(
+        support::cat(&members) == data,
+        "offline read of the survivors"
+    );
+}
+
+/// A member whose bitmap cannot be written is failed; the writes whose
+/// bits it was to record succeed on the others (an error on one disk's
+/// bitmap must not fail the user's writes on a redundant array).
+#[test]
+fn a_failed_bitmap_write_fails_the_member_and_writes_succeed() {
+    for tool in ["nbdcopy", "mdadm"] {
+        require_tool(tool);
+    }
+    let dir = TempDir::new("fault-bitmap");
+    let members = sparse_members(dir.path(), 2, 16);
+    create(
+        &members,
+        &[
+            "--level",
+            "1",
+            "--raid-devices",
+            "2",
+            "--bitmap",
+            "internal",
+            "--assume-clean",
+        ],
+    );
+    let text = mdadm_examine(&members[1]);
+    let bitmap = examine_field(&text, "Internal Bitmap").expect("an internal bitmap");
+    // "8 sectors from superblock": the superblock is at sector 8.
+    let offset: u64 = bitmap
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.trim_start_matches('+').parse().ok())
+        .unwrap_or_else(|| panic!("bitmap offset in {bitmap:?}"));
+    let fault = format!("m1.img:write:{}+8", 8 + offset);
+    let env = [("UMD_FAULT_INJECT", fault.as_str())];
+    let run = Running::start_with_env(dir.path(), &members, &[], &env);
+    let data = pseudo_random(export_size(&run), 94);
+    copy_in(&dir, &run, &data);
+    assert_eq!(run.get("degraded"), "1");
+    assert!(run.get("dev-m1.img/state").contains("faulty"));
+    assert!(
+        copy_out(&dir, &run) == data,
+        "the survivor holds every write"
+    );
+    run.stop();
+    let state = examine_field(&mdadm_examine(&members[0]), "Array State");
+    assert_eq!(state.as_deref().map(|s| &s[..2]), Some("A."));
+}
+
+/// A new raid5 over 3 members of `mib` MiB (64 KiB chunks, assumed clean).
+fn raid5_of_three(dir: &TempDir, mib: u64) -> Vec<std::path::PathBuf> {
+    let members = sparse_members(dir.path(), 3, mib);
+    let level = ["--level", "5", "--raid-devices", "3"];
+    create(
+        &members,
+        &[&level[..], &["--chunk", "64", "--assume-clean"]].concat(),
+    );
+    members
 }

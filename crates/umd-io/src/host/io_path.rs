@@ -246,24 +246,31 @@ pub(super) fn member_failed(
         return Err(io_failed(e));
     }
     tracing::error!(error = %e, role, "member I/O failed; failing the member");
-    let member = member_of(shared, role);
+    // The engine's MemberFailed event (applied by `settle`) takes the role
+    // out of the shared member map; this context's planners follow here.
+    if !fail_member(shared, member_of(shared, role)) {
+        // md refuses to fail the last working member: the error stands.
+        return Err(io_failed(e));
+    }
+    ctx.read_planner.mark_failed(role);
+    ctx.write_planner.mark_failed(role);
+    Ok(())
+}
+
+/// md_error: mark `member` faulty; whether the engine took it (md refuses
+/// to fail the last working member).
+pub(super) fn fail_member(shared: &Shared, member: usize) -> bool {
     let name = shared.member_name(member).unwrap_or("?");
     let now = shared.now();
     let mut core = shared.core();
     let result = core
         .array
         .store(&format!("dev-{name}/state"), "faulty", now);
-    // The engine's MemberFailed event (applied by `settle`) takes the role
-    // out of the shared member map; this context's planners follow here.
     shared.settle(core, true);
-    if let Err(refused) = result {
-        // md refuses to fail the last working member: the error stands.
+    if let Err(refused) = &result {
         tracing::error!(member = %name, %refused, "member not failed");
-        return Err(io_failed(e));
     }
-    ctx.read_planner.mark_failed(role);
-    ctx.write_planner.mark_failed(role);
-    Ok(())
+    result.is_ok()
 }
 
 /// md's `md_wait_for_blocked_rdev` timeout: while a write waits on a

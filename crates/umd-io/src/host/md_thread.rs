@@ -184,40 +184,71 @@ fn clear_bitmap_bits(shared: &Shared) {
 /// returning (md writes superblocks with PREFLUSH and FUA: the members are
 /// flushed first, then written and synced). Members that are gone are
 /// skipped.
+///
+/// A member whose metadata write or sync fails is failed, as md fails a
+/// member whose superblock or bitmap write errored, and the others are
+/// written again without it: one bad disk must not leave the array without
+/// its dirty record, nor fail the user's write that waited for it. The
+/// failure makes the engine ask for a superblock that records it. The
+/// error stands only when the member cannot be failed (md keeps the last
+/// working member) or fails twice.
 pub(crate) fn write_metadata(shared: &Shared, writes: &[MetadataWrite]) -> Result<(), HostError> {
     if writes.is_empty() {
         return Ok(());
     }
+    // Allocated on the error path only.
+    let mut failed: Vec<usize> = Vec::new();
+    loop {
+        let Err((member, e)) = write_metadata_once(shared, writes, &failed) else {
+            return Ok(());
+        };
+        let error = HostError::new(Errno::EIO, e.to_string());
+        if failed.contains(&member) {
+            return Err(error);
+        }
+        let name = shared.member_name(member).unwrap_or("?");
+        tracing::error!(member = %name, error = %e, "metadata write failed; failing the member");
+        if !super::io_path::fail_member(shared, member) {
+            return Err(error);
+        }
+        failed.push(member);
+    }
+}
+
+/// One attempt of [`write_metadata`], skipping the members in `skip`.
+fn write_metadata_once(
+    shared: &Shared,
+    writes: &[MetadataWrite],
+    skip: &[usize],
+) -> Result<(), (usize, crate::IoError)> {
+    let wanted = |m: usize| {
+        !skip.contains(&m) && shared.file(m).is_some() && writes.iter().any(|w| w.member == m)
+    };
     let mut ctx = IoCtx::take(shared);
     if durability::metadata_preflush() {
         // md's REQ_PREFLUSH: the data writes completed before this metadata
         // are durable before it, so a clean superblock or a cleared bitmap
         // bit never reaches the disk ahead of them.
-        let written = (0..shared.files.len()).filter(|&m| writes.iter().any(|w| w.member == m));
-        if let Err((_, e)) = ctx.sync_members(shared, written) {
+        if let Err(e) = ctx.sync_members(shared, (0..shared.files.len()).filter(|&m| wanted(m))) {
             ctx.give_back(shared);
-            return Err(HostError::new(Errno::EIO, e.to_string()));
+            return Err(e);
         }
     }
     let mut ops = recycle(std::mem::take(&mut ctx.ops_store));
-    for w in writes {
-        if shared.file(w.member).is_some() {
-            ops.push(Op::Write {
-                member: w.member,
-                offset_bytes: w.offset_bytes,
-                buf: &w.bytes,
-            });
-        }
+    for w in writes.iter().filter(|w| wanted(w.member)) {
+        ops.push(Op::Write {
+            member: w.member,
+            offset_bytes: w.offset_bytes,
+            buf: &w.bytes,
+        });
     }
     // One batch: the executor starts a member's sync only after that
     // member's writes in the batch completed, so the sync covers them.
-    for member in 0..shared.files.len() {
-        if writes.iter().any(|w| w.member == member) && shared.file(member).is_some() {
-            ops.push(Op::SyncData { member });
-        }
+    for member in (0..shared.files.len()).filter(|&m| wanted(m)) {
+        ops.push(Op::SyncData { member });
     }
     let outcome = ctx.io.run(shared, &mut ops);
     ctx.ops_store = recycle(ops);
     ctx.give_back(shared);
-    outcome.map_err(|(_, e)| HostError::new(Errno::EIO, e.to_string()))
+    outcome
 }
