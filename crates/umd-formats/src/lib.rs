@@ -10,6 +10,7 @@
 //! does not care whether a member carried 0.90, 1.x or DDF metadata.
 #![forbid(unsafe_code)]
 
+mod bblog;
 pub mod bitmap;
 pub mod checksum;
 pub mod ddf;
