@@ -235,7 +235,21 @@ fn write_metadata_once(
         }
     }
     let mut ops = recycle(std::mem::take(&mut ctx.ops_store));
-    for w in writes.iter().filter(|w| wanted(w.member)) {
+    // A block written twice in one update (two cleared ranges in one
+    // bitmap block) is written once, with its last content: one batch
+    // must not hold overlapping writes.
+    let superseded = |i: usize, w: &MetadataWrite| {
+        writes[i + 1..].iter().any(|l| {
+            l.member == w.member
+                && l.offset_bytes == w.offset_bytes
+                && l.bytes.len() == w.bytes.len()
+        })
+    };
+    for (_, w) in writes
+        .iter()
+        .enumerate()
+        .filter(|&(i, w)| wanted(w.member) && !superseded(i, w))
+    {
         ops.push(Op::Write {
             member: w.member,
             offset_bytes: w.offset_bytes,
