@@ -25,6 +25,9 @@ fn raid1_raid_disks_change_is_recorded_and_survives_a_restart() {
     let members = sparse_members(dir.path(), 2, 16);
     create(&members, &["--level", "1", "--raid-devices", "2"]);
     let run = Running::start(dir.path(), &members);
+    // As md, a raid_disks change waits for no sync: it is refused (EBUSY)
+    // while the initial resync runs.
+    run.wait_idle(std::time::Duration::from_secs(60));
     let out = grow(&run, &["--raid-devices", "3"]);
     assert!(
         out.status.success(),
@@ -64,4 +67,32 @@ fn raid1_raid_disks_change_is_recorded_and_survives_a_restart() {
         examine_field(&text, "State").is_some_and(|s| s.starts_with("clean")),
         "{text}"
     );
+}
+
+/// A raid_disks change while a sync runs is refused as md refuses it
+/// (EBUSY), and the message says which sync is running and what to do.
+#[test]
+fn a_raid_disks_change_during_a_sync_is_refused_with_the_reason() {
+    let dir = TempDir::new("grow-busy");
+    let members = sparse_members(dir.path(), 2, 16);
+    create(
+        &members,
+        &["--level", "1", "--raid-devices", "2", "--assume-clean"],
+    );
+    let run = Running::start(dir.path(), &members);
+    // A check at 1 MiB/s over 16 MiB: running for the whole test.
+    run.set("sync_speed_max", "1024").expect("speed limit");
+    run.set("sync_speed_min", "1024").expect("speed limit");
+    run.set("sync_action", "check").expect("check");
+    let out = grow(&run, &["--raid-devices", "3"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "refused");
+    assert!(
+        stderr.contains("EBUSY")
+            && stderr.contains("check is running")
+            && stderr.contains("umd wait"),
+        "{stderr}"
+    );
+    assert_eq!(run.get("raid_disks"), "2", "nothing changed");
+    run.stop();
 }

@@ -126,11 +126,34 @@ pub(crate) fn run(args: GrowArgs) -> Result<ExitCode, String> {
         let before = get(&mut session, &attr)?;
         match &manager {
             Some(container) => set_external(&mut session, &prefix, &attr, n, container)?,
-            None => set(&mut session, &attr, n)?,
+            None => {
+                set(&mut session, &attr, n).map_err(|e| explain_busy(&mut session, &prefix, e))?;
+            }
         }
         eprintln!("umd grow: {attr}: {before} -> {n}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// md refuses a geometry change while a sync runs (EBUSY); say which sync,
+/// how far it is, and what to do, rather than the bare errno.
+fn explain_busy(session: &mut Session, prefix: &str, error: String) -> String {
+    if !error.contains("EBUSY") {
+        return error;
+    }
+    let action = session
+        .get(&format!("{prefix}sync_action"))
+        .unwrap_or_default();
+    if matches!(action.as_str(), "" | "idle" | "frozen") {
+        return error;
+    }
+    let done = session
+        .get(&format!("{prefix}sync_completed"))
+        .unwrap_or_default();
+    format!(
+        "{error}: a {action} is running ({done} sectors done); \
+         wait for it to finish (`umd wait`) and run this again"
+    )
 }
 
 /// The container whose manager owns `metadata_version`, if external.
