@@ -7,7 +7,9 @@
 //! leave parity that a `check` finds, or data fio's verify rejects); and a
 //! rebuild killed with -9 must leave a checkpoint below which the spare
 //! already holds every byte (a checkpoint that covered a window read but not
-//! yet written would point at stale bytes), then resume and finish.
+//! yet written would point at stale bytes), then resume and finish. Last,
+//! a dozen rebuilds at full speed, where the reader runs ahead of the
+//! writes, under a storm of random writes, then `check`.
 
 mod support;
 
@@ -38,6 +40,8 @@ const RAID5_CLEAN: &[&str] = &[
     CHUNK_KIB,
     "--assume-clean",
 ];
+/// Rebuilds of one member run back to back under the write storm.
+const STORM_REBUILDS: usize = 12;
 /// How long a pass may take on a loaded machine.
 const PASS_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -124,6 +128,28 @@ fn data_area(member: &Path, len: usize) -> Vec<u8> {
     let bytes = std::fs::read(member).expect("read member");
     let at = usize::try_from(data_offset_sectors(member) * 512).expect("small offset");
     bytes[at..at + len].to_vec()
+}
+
+/// Zero the 1.2 superblock (4 KiB from the start), so the member comes
+/// back as a blank spare.
+fn wipe_superblock(member: &Path) {
+    use std::os::unix::fs::FileExt as _;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(member)
+        .expect("open member");
+    file.write_all_at(&[0; 4096], 4096)
+        .expect("wipe superblock");
+}
+
+/// Wait until the survivors' superblocks record member 1 failed. A removal
+/// before that write leaves the member's superblock slot taken and a later
+/// `--add` of it refused with EEXIST (a known gap in `umd manage`).
+fn wait_failure_recorded(run: &Running, survivor: &Path) {
+    wait_for(run, "failure recorded", |_| {
+        examine_field(&mdadm_examine(survivor), "Array State")
+            .is_some_and(|s| s.starts_with("A.AA"))
+    });
 }
 
 #[test]
@@ -253,4 +279,43 @@ fn a_rebuild_killed_mid_pass_checkpoints_only_written_windows() {
         data_area(&spare[0], used) == data_area(&members[1], used),
         "the resumed rebuild completed the spare"
     );
+}
+
+#[test]
+fn rebuilds_at_full_speed_under_a_write_storm_leave_parity_consistent() {
+    for tool in ["fio", "mdadm"] {
+        require_tool(tool);
+    }
+    let dir = TempDir::new("pipeline-storm");
+    let members = random_members(dir.path(), 4, 7400);
+    create(&members, RAID5_CLEAN);
+    let run = Running::start(dir.path(), &members);
+    // Consistent first, so every later mismatch is a race lost.
+    run.set("sync_action", "repair").expect("repair");
+    run.wait_idle(PASS_TIMEOUT);
+    // Unthrottled: the reader runs ahead and windows wait, read and locked,
+    // while the finisher writes earlier ones; writes hit them meanwhile.
+    run.set("sync_speed_max", "2000000").expect("speed");
+    run.set("sync_speed_min", "2000000").expect("speed");
+    let mut storm = support::write_storm(&run, &[]);
+    for round in 0..STORM_REBUILDS {
+        manage(&run, &["--fail", "m1.img"]);
+        wait_failure_recorded(&run, &members[0]);
+        manage(&run, &["--remove", "m1.img"]);
+        wipe_superblock(&members[1]);
+        manage(&run, &["--add", path_str(&members[1])]);
+        wait_for(&run, &format!("rebuild {round}"), |r| {
+            r.get("degraded") == "0" && r.get("sync_action") == "idle"
+        });
+    }
+    let _ = storm.kill();
+    let _ = storm.wait();
+    run.set("sync_action", "check").expect("check");
+    run.wait_idle(PASS_TIMEOUT);
+    assert_eq!(
+        run.get("mismatch_cnt"),
+        "0",
+        "check after {STORM_REBUILDS} rebuilds under writes"
+    );
+    run.stop();
 }
