@@ -8,7 +8,7 @@
 //! rebuild killed with -9 must leave a checkpoint below which the spare
 //! already holds every byte (a checkpoint that covered a window read but not
 //! yet written would point at stale bytes), then resume and finish. Last,
-//! a dozen rebuilds at full speed, where the reader runs ahead of the
+//! two dozen rebuilds at full speed, where the reader runs ahead of the
 //! writes, under a storm of random writes, then `check`.
 
 mod support;
@@ -41,7 +41,7 @@ const RAID5_CLEAN: &[&str] = &[
     "--assume-clean",
 ];
 /// Rebuilds of one member run back to back under the write storm.
-const STORM_REBUILDS: usize = 12;
+const STORM_REBUILDS: usize = 24;
 /// How long a pass may take on a loaded machine.
 const PASS_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -288,7 +288,12 @@ fn rebuilds_at_full_speed_under_a_write_storm_leave_parity_consistent() {
     }
     let dir = TempDir::new("pipeline-storm");
     let members = random_members(dir.path(), 4, 7400);
-    create(&members, RAID5_CLEAN);
+    // md's default 512 KiB chunk: long windows, each a big target for the
+    // storm's writes while it waits between its read and its write.
+    create(
+        &members,
+        &["--level", "5", "--raid-devices", "4", "--assume-clean"],
+    );
     let run = Running::start(dir.path(), &members);
     // Consistent first, so every later mismatch is a race lost.
     run.set("sync_action", "repair").expect("repair");
@@ -297,7 +302,9 @@ fn rebuilds_at_full_speed_under_a_write_storm_leave_parity_consistent() {
     // while the finisher writes earlier ones; writes hit them meanwhile.
     run.set("sync_speed_max", "2000000").expect("speed");
     run.set("sync_speed_min", "2000000").expect("speed");
+    support::wait_until_clean(&run);
     let mut storm = support::write_storm(&run, &[]);
+    support::wait_until_writing(&run);
     for round in 0..STORM_REBUILDS {
         manage(&run, &["--fail", "m1.img"]);
         wait_failure_recorded(&run, &members[0]);
