@@ -5,6 +5,7 @@
 //! held, and pushes it back. The pool grows to the number of requests in
 //! flight at once and no further.
 
+use super::scratch::Scratch;
 use super::{HostError, Shared};
 use crate::batch::{BackendKind, Batch, Op};
 use crate::member_file::{IoError, MemberFile};
@@ -27,7 +28,7 @@ pub(crate) struct IoCtx {
     /// Member I/O: the batches and their reusable bookkeeping.
     pub(crate) io: Executor,
     /// Scratch for parity, old data and reconstruction.
-    pub(crate) scratch: Vec<u8>,
+    pub(crate) scratch: Scratch,
     /// Extra read buffers for reconstruction (buffer 1.. of a read plan).
     pub(crate) read_buffers: Vec<Vec<u8>>,
     /// Plans of stripe gathering (`gather_write.rs`).
@@ -134,7 +135,7 @@ impl IoCtx {
             read_plan: ReadPlan::default(),
             write_plan: WritePlan::default(),
             io: Executor::new(),
-            scratch: Vec::new(),
+            scratch: Scratch::default(),
             read_buffers: Vec::new(),
             gather: GatherKit::default(),
             order: Vec::new(),
@@ -204,9 +205,7 @@ impl IoCtx {
 
     /// Grow scratch to at least `bytes` (only while warming up).
     pub(crate) fn ensure_scratch(&mut self, bytes: usize) {
-        if self.scratch.len() < bytes {
-            self.scratch.resize(bytes, 0);
-        }
+        self.scratch.ensure(bytes);
     }
 
     /// Run `ios` (all reads or all writes) against the members, with bytes

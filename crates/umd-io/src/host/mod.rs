@@ -44,6 +44,8 @@ mod ppl_log;
 mod range_lock;
 mod read_many;
 mod read_repair;
+mod scratch;
+mod sync_pipeline;
 mod sync_worker;
 
 use crate::member_file::MemberFile;

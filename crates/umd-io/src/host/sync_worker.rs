@@ -1,8 +1,9 @@
-//! The sync thread: resync, check and repair, window by window.
+//! The sync thread: resync, check, repair and recovery passes.
 //!
 //! The engine says what to run (`sync_request`) and records progress; this
-//! thread reads each window, lets the engine's sync planner compare and
-//! repair it, writes the repairs and reports. Each window holds its stripes
+//! thread walks the pass's windows (`sync_pipeline.rs`: the reads of later
+//! windows overlap the finish of earlier ones), lets the engine's sync
+//! planner compare, repair or rebuild each, writes the results and reports. Each window holds its stripes
 //! (or mirror regions) in the range lock, so a concurrent write never
 //! interleaves with the window's read-compare-write. After an unclean stop
 //! with an internal bitmap, only the chunks whose bits are set are synced.
@@ -11,16 +12,13 @@
 //! repair located on one member are logged and counted per member.
 
 use super::ctx::IoCtx;
+use super::sync_pipeline;
 use super::Shared;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use umd_engine::array::SyncAction;
 use umd_engine::native::NativeMetadata;
-use umd_engine::resync::{LocatedBlock, LocatedMismatch, SyncMode, SyncPlanner, SyncWindow};
+use umd_engine::resync::{LocatedBlock, LocatedMismatch, SyncMode, SyncPlanner};
 use umd_engine::sync_pass::{plan_pass, SyncPass};
-use umd_engine::write::{BufRef, PlannedIo};
-
-/// Sync positions per window: big enough for sequential member I/O.
-const WINDOW_MAX: u64 = 1024;
 
 /// Longest single sleep of a throttled sync, so an abort or stop is seen soon.
 const THROTTLE_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
@@ -95,58 +93,12 @@ fn sync_ranges(
     mode: Option<SyncMode>,
     ranges: &[(u64, u64)],
 ) -> (u64, bool) {
-    let mut lost_windows = 0u64;
     let mut ctx = IoCtx::take(shared);
     ctx.io.bulk = true;
-    let mut window = SyncWindow::default();
-    let mut writes: Vec<PlannedIo> = Vec::new();
-    let mut located: Vec<LocatedMismatch> = Vec::new();
-    let mut throttle = Throttle::default();
-    let mut mismatches = 0u64;
-    for &(first, len) in ranges {
-        let mut pos = first;
-        while pos < first + len {
-            if throttle.pace(shared) {
-                ctx.give_back(shared);
-                return (mismatches, false);
-            }
-            let len_max = WINDOW_MAX.min(first + len - pos);
-            match mode {
-                Some(_) => planner.plan(pos, len_max, &mut window),
-                None => planner.plan_recover(pos, len_max, &mut window),
-            }
-            assert!(window.len > 0, "a sync window makes progress");
-            let guard = lock_window(shared, planner, pos, window.len);
-            ctx.ensure_scratch(window.scratch_bytes);
-            let outcome = ctx.run_planned(shared, &window.reads, false, &[]);
-            if let Err((role, e)) = outcome {
-                tracing::error!(error = %e, role, "sync read failed; stopping the sync");
-                drop(guard);
-                ctx.give_back(shared);
-                return (mismatches, false);
-            }
-            writes.clear();
-            located.clear();
-            if let Some(mode) = mode {
-                mismatches +=
-                    planner.finish(&window, mode, &mut ctx.scratch, &mut writes, &mut located);
-            } else {
-                planner.finish_recover(&window, &mut ctx.scratch, &mut writes);
-                lost_windows += u64::from(window.lost());
-            }
-            debug_assert!(writes
-                .iter()
-                .all(|w| matches!(w.buf, BufRef::Scratch { .. })));
-            if let Err((role, e)) = ctx.run_planned(shared, &writes, true, &[]) {
-                tracing::error!(error = %e, role, "sync write failed; stopping the sync");
-                drop(guard);
-                ctx.give_back(shared);
-                return (mismatches, false);
-            }
-            drop(guard);
-            pos += window.len;
-            report(shared, pos, window.len, &located, mode);
-        }
+    let walked = sync_pipeline::walk(shared, planner, mode, ranges, &mut ctx);
+    if !walked.finished {
+        ctx.give_back(shared);
+        return (walked.mismatches, false);
     }
     // Repairs must be durable before the engine records the array in sync.
     // Only members with a role: a failed (perhaps vanished) one holds
@@ -158,16 +110,20 @@ fn sync_ranges(
         .filter_map(|role| shared.role_member(role));
     let synced = ctx.sync_members(shared, working);
     ctx.give_back(shared);
-    if lost_windows > 0 {
+    if walked.lost_windows > 0 {
         tracing::error!(
-            lost_windows,
+            lost_windows = walked.lost_windows,
             "recovery could not rebuild every window: more members lost than the level survives"
         );
     }
-    (mismatches, synced.is_ok() && lost_windows == 0)
+    (
+        walked.mismatches,
+        synced.is_ok() && walked.lost_windows == 0,
+    )
 }
 
-fn lock_window<'a>(
+/// Hold the stripes (or mirror regions) of the window `[pos, pos + len)`.
+pub(super) fn lock_window<'a>(
     shared: &'a Shared,
     planner: &SyncPlanner,
     pos: u64,
@@ -191,17 +147,21 @@ fn lock_window<'a>(
 
 /// Pacing of the sync thread against md's speed limits.
 #[derive(Default)]
-struct Throttle {
+pub(super) struct Throttle {
     /// `foreground_requests` when the last window started.
     requests_seen: u64,
 }
 
 impl Throttle {
     /// Pause while the engine says the sync is too fast; `true` if the
-    /// sync must stop instead. Bounded: each pause re-reads the engine,
-    /// and an abort or stop ends it within [`THROTTLE_SLICE`].
-    fn pace(&mut self, shared: &Shared) -> bool {
+    /// sync must stop instead (an abort, a stop, or `stop_reader` raised by
+    /// the pass's finisher). Bounded: each pause re-reads the engine, and
+    /// any of those ends it within [`THROTTLE_SLICE`].
+    pub(super) fn pace(&mut self, shared: &Shared, stop_reader: &AtomicBool) -> bool {
         loop {
+            if stop_reader.load(Ordering::Relaxed) {
+                return true;
+            }
             // Foreground I/O since the last look (md re-reads is_mddev_idle
             // after each pause too).
             let requests = shared.stats.foreground_requests.load(Ordering::Relaxed);
@@ -223,7 +183,8 @@ impl Throttle {
     }
 }
 
-fn report(
+/// Record a written window ending at `pos` as the pass's progress.
+pub(super) fn report(
     shared: &Shared,
     pos: u64,
     len: u64,
