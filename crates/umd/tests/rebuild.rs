@@ -17,7 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::nbd_data::data_offset_sectors;
 use support::{
-    create, examine_field, mdadm_examine, require_tool, run_ok, sparse_members, Running, TempDir,
+    create, examine_field, mdadm_examine, pseudo_random, require_tool, run_ok, sparse_members,
+    Running, TempDir,
 };
 
 /// How a member is lost.
@@ -277,7 +278,7 @@ fn a_rebuild_resumes_from_its_checkpoint_after_kill_9() {
         &members[..2],
         &["--level", "1", "--raid-devices", "2", "--assume-clean"],
     );
-    let data = support::pseudo_random(8 << 20, 91);
+    let data = pseudo_random(8 << 20, 91);
     std::fs::write(dir.path().join("data.bin"), &data).expect("data");
     // m1 never comes: the array runs degraded and gets m2 as a spare.
     let run = Running::start(dir.path(), &members[..1]);
@@ -354,12 +355,12 @@ fn a_member_that_comes_back_is_re_added_through_the_bitmap() {
         ],
     );
     let run = Running::start(dir.path(), &members);
-    let before = support::pseudo_random(8 << 20, 92);
+    let before = pseudo_random(8 << 20, 92);
     support::nbd_data::copy_in(&dir, &run, &before);
     manage(&run, &["--fail", "m1.img"]);
     manage(&run, &["--remove", "m1.img"]);
     // Written while m1 is away: 1 MiB at 4 MiB.
-    let while_away = support::pseudo_random(1 << 20, 93);
+    let while_away = pseudo_random(1 << 20, 93);
     let away = dir.path().join("away.bin");
     std::fs::write(&away, &while_away).expect("data");
     run_ok(
@@ -440,4 +441,51 @@ fn member_state_writes_are_recorded_in_the_superblocks() {
     };
     assert!(state.starts_with("A.A"), "the removal recorded: {state}");
     run.stop();
+}
+
+/// `--fail`, `--remove` and `--add` of the same file in quick succession:
+/// the removed member's superblock index is free for the add at once (md
+/// records a device it no longer has as faulty), not only once the md
+/// thread has written the failure; the file comes back as a spare and is
+/// rebuilt.
+#[test]
+fn a_member_failed_removed_and_added_back_at_once_is_rebuilt() {
+    for tool in ["nbdcopy", "mdadm"] {
+        require_tool(tool);
+    }
+    let dir = TempDir::new("rebuild-fail-add");
+    let members = sparse_members(dir.path(), 3, 16);
+    create(
+        &members,
+        &[
+            "--level",
+            "5",
+            "--raid-devices",
+            "3",
+            "--chunk",
+            "64",
+            "--assume-clean",
+        ],
+    );
+    let run = Running::start(dir.path(), &members);
+    let src = dir.path().join("data.bin");
+    let size = support::nbd_data::export_size(&run);
+    std::fs::write(&src, pseudo_random(size, 17)).expect("source");
+    run_ok(Command::new("nbdcopy").arg(&src).arg(run.uri()));
+    for _ in 0..3 {
+        manage(&run, &["--fail", "m1.img"]);
+        manage(&run, &["--remove", "m1.img"]);
+        manage(&run, &["--add", path_str(&members[1])]);
+        wait_rebuilt(&run);
+    }
+    run.set("sync_action", "check").expect("check");
+    run.wait_idle(REBUILD_TIMEOUT);
+    assert_eq!(run.get("mismatch_cnt"), "0");
+    assert!(
+        nbd_bytes(&dir, &run) == std::fs::read(&src).expect("source"),
+        "the data after three rebuilds"
+    );
+    run.stop();
+    let state = examine_field(&mdadm_examine(&members[1]), "Array State");
+    assert_eq!(state.as_deref().map(|s| &s[..3]), Some("AAA"));
 }

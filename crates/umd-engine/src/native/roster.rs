@@ -199,8 +199,18 @@ impl NativeMetadata {
 
     /// Record every member's role (and a recovering member's checkpoint)
     /// in the 1.x superblocks, as md's `super_1_sync` does before writing.
-    /// Faulty members keep what `mark_faulty` wrote.
+    /// Faulty members keep what `mark_faulty` wrote. `roster` is every
+    /// member the array has: one with a superblock that is not in it was
+    /// removed, and is recorded faulty as md records a device it no longer
+    /// has (its index may then take a superblock again: re-add or a new
+    /// spare).
     pub fn record_roster(&mut self, roster: &[RosterEntry]) {
+        let removed: Vec<usize> = (0..self.members.len())
+            .filter(|&m| self.members[m].is_some() && !roster.iter().any(|e| e.member == m))
+            .collect();
+        for m in removed {
+            self.mark_faulty(m);
+        }
         for entry in roster {
             let faulty = self.faulty.get(entry.member).copied().unwrap_or(true);
             let Some(Some(MemberSb::V1(own))) = self.members.get_mut(entry.member) else {
@@ -316,6 +326,48 @@ mod tests {
         }
     }
 
+    /// The roster of raid5-1 and raid5-2 (slots 0 and 1, in sync) and `other`.
+    fn with_working(other: RosterEntry) -> Vec<RosterEntry> {
+        let working = |member: usize| RosterEntry {
+            member,
+            slot: Some(member as u32),
+            health: MemberHealth::InSync,
+            write_mostly: false,
+            corrected_errors: 0,
+        };
+        vec![working(0), working(1), other]
+    }
+
+    #[test]
+    fn a_member_removed_before_its_failure_was_written_is_recorded_faulty() {
+        let metas = vec![Some(real("raid5-1")), Some(real("raid5-2")), None];
+        let mut md = NativeMetadata::load(metas).expect("load");
+        md.add_spare(3, 64 << 20, [7; 16]).expect("room");
+        // Member 1 failed and was removed before any superblock said so.
+        let roster = with_working(RosterEntry {
+            member: 3,
+            slot: None,
+            health: MemberHealth::InSync,
+            write_mostly: false,
+            corrected_errors: 0,
+        });
+        md.record_roster(&[roster[0], roster[2]]);
+        let mut out = Vec::new();
+        md.update(&update(), &mut out);
+        assert!(out.iter().all(|w| w.member != 1), "not written as current");
+        let dev = v1(&out, 0);
+        let umd_formats::probe::Metadata::V1(removed_sb) = real("raid5-2") else {
+            panic!("raid5-2 is 1.x");
+        };
+        assert_eq!(
+            dev.dev_roles[removed_sb.dev_number as usize],
+            sb1::ROLE_FAULTY
+        );
+        // Its index takes a superblock again (a re-add of the same file).
+        md.re_add(1, removed_sb)
+            .expect("the removed member's index is free");
+    }
+
     #[test]
     fn a_spare_gets_a_superblock_and_a_roster_entry_then_a_checkpoint() {
         let metas = vec![Some(real("raid5-1")), Some(real("raid5-2")), None];
@@ -337,13 +389,13 @@ mod tests {
         let recovering = MemberHealth::OutOfSync {
             recovery_offset_sectors: 4096,
         };
-        md.record_roster(&[RosterEntry {
+        md.record_roster(&with_working(RosterEntry {
             member: 3,
             slot: Some(2),
             health: recovering,
             write_mostly: true,
             corrected_errors: 8,
-        }]);
+        }));
         let mut out = Vec::new();
         md.update(&update(), &mut out);
         let spare = v1(&out, 3);
@@ -353,13 +405,13 @@ mod tests {
         assert_eq!(spare.cnt_corrected_read, 8);
         assert_eq!(spare.devflags & DEVFLAG_WRITE_MOSTLY, DEVFLAG_WRITE_MOSTLY);
 
-        md.record_roster(&[RosterEntry {
+        md.record_roster(&with_working(RosterEntry {
             member: 3,
             slot: Some(2),
             health: MemberHealth::InSync,
             write_mostly: false,
             corrected_errors: 0,
-        }]);
+        }));
         let mut out = Vec::new();
         md.update(&update(), &mut out);
         let spare = v1(&out, 3);

@@ -122,21 +122,7 @@ fn superblock_writes(shared: &Shared, core: &mut super::Core) -> (Vec<MetadataWr
         .iter()
         .filter_map(|name| shared.member_index(name))
         .collect();
-    let roster: Vec<RosterEntry> = core
-        .array
-        .members()
-        .iter()
-        .filter_map(|m| {
-            Some(RosterEntry {
-                member: shared.member_index(m.name())?,
-                slot: m.slot(),
-                health: m.health(),
-                write_mostly: m.flags().contains(MemberFlags::WRITE_MOSTLY),
-                corrected_errors: m.corrected_errors(),
-            })
-        })
-        .collect();
-    native.record_roster(&roster);
+    native.record_roster(&roster(shared, &core.array));
     let update = SuperblockUpdate {
         // The native writer's `clean` is md's in_sync: with it the checkpoint is
         // recorded (super_1_sync), without it resync_offset 0 (dirty).
@@ -152,6 +138,23 @@ fn superblock_writes(shared: &Shared, core: &mut super::Core) -> (Vec<MetadataWr
         .take_while(|w| native.bitmap_offset_bytes(w.member) == Some(w.offset_bytes))
         .count();
     (writes, bitmap_first)
+}
+
+/// Every member the array has, as the native superblocks record them.
+pub(crate) fn roster(shared: &Shared, array: &umd_engine::array::Array) -> Vec<RosterEntry> {
+    array
+        .members()
+        .iter()
+        .filter_map(|m| {
+            Some(RosterEntry {
+                member: shared.member_index(m.name())?,
+                slot: m.slot(),
+                health: m.health(),
+                write_mostly: m.flags().contains(MemberFlags::WRITE_MOSTLY),
+                corrected_errors: m.corrected_errors(),
+            })
+        })
+        .collect()
 }
 
 /// Seconds since the epoch, for superblock `utime` (only recorded, never compared).

@@ -159,8 +159,12 @@ impl Shared {
             recovery_offset_sectors: None,
         };
         let external = matches!(core.array.metadata(), MetadataKind::External { .. });
+        let roster = super::md_thread::roster(self, &core.array);
         let re_add = match core.native.as_mut() {
             Some(native) => {
+                // A member removed since the last superblock write frees
+                // its index here, not only at that write.
+                native.record_roster(&roster);
                 let new = NewDevice {
                     index,
                     file: &file,
