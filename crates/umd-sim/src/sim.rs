@@ -79,6 +79,12 @@ pub fn run_seed(seed: u64, level: Option<i32>) -> Result<Outcome, String> {
     run(seed, &Options::from_seed(seed, level), None)
 }
 
+/// Run `seed` with the options it derives for a DDF subarray run by the
+/// simulated manager (`level` pins the level).
+pub fn run_seed_external(seed: u64, level: Option<i32>) -> Result<Outcome, String> {
+    run(seed, &Options::from_seed_external(seed, level), None)
+}
+
 /// Run `seed` with `opts`; with `crash_after`, the power also fails right
 /// after that member write.
 pub fn run(seed: u64, opts: &Options, crash_after: Option<u64>) -> Result<Outcome, String> {
@@ -118,6 +124,7 @@ impl Sim {
     /// a random one while crashes remain).
     fn arm(&mut self) {
         self.host.md_interleave_percent = self.opts.md_interleave_percent;
+        self.host.manager_interleave_percent = self.opts.manager_interleave_percent;
         self.host.io.crash_after = match self.crash_after {
             Some(k) => Some(k),
             None if self.out.crashes < self.opts.crashes_max && self.opts.crash_percent > 0 => {
@@ -257,6 +264,7 @@ impl Sim {
         for _ in 0..self.rng.range(1, 8) {
             self.host.sync_step()?;
         }
+        self.host.manager_pass()?;
         Ok(())
     }
 
@@ -268,16 +276,16 @@ impl Sim {
             5 => 1,
             _ => 2,
         };
-        if self.faulted.len() >= tolerance {
-            return;
-        }
         let candidates: Vec<usize> = self
             .host
             .role_members()
             .into_iter()
             .filter(|m| !self.faulted.contains(m))
             .collect();
-        if candidates.is_empty() {
+        // Roles without a healthy member: faulted ones, and any the start
+        // left out (a member too far behind after a crash).
+        let lost = self.opts.array.raid_disks as usize - candidates.len();
+        if self.faulted.len().max(lost) >= tolerance || candidates.is_empty() {
             return;
         }
         let member = candidates[self.rng.below(candidates.len() as u64) as usize];
@@ -367,6 +375,7 @@ impl Sim {
         for _ in 0..LIVENESS_STEPS_MAX {
             let busy = self.host.sync_step()?;
             self.host.md_pass()?;
+            self.host.manager_pass()?;
             if !busy && !self.host.syncing() && self.host.array.sync_request().is_none() {
                 return Ok(());
             }
