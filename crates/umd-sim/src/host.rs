@@ -614,10 +614,8 @@ impl SimHost {
             .store("array_state", "inactive", self.now)
             .map_err(|e| Stop::Failed(format!("stop: {e}")))?;
         self.drain_events();
+        // Passes until it released the array (one more is a no-op).
         for _ in 0..4 {
-            if !self.manager.as_ref().is_some_and(SimManager::monitored) {
-                break;
-            }
             self.manager_pass()?;
         }
         self.flush_members()

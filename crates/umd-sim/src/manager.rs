@@ -52,6 +52,9 @@ pub struct SimManager {
     pub passes: u64,
     /// Passes whose metadata write failed (nothing acknowledged).
     pub failed_passes: u64,
+    /// With `inject-ack-before-metadata`: the metadata of the last pass,
+    /// written only at the next.
+    deferred: Vec<MetadataWrite>,
 }
 
 impl SimManager {
@@ -77,6 +80,7 @@ impl SimManager {
             disk_members,
             passes: 0,
             failed_passes: 0,
+            deferred: Vec::new(),
         })
     }
 
@@ -123,6 +127,10 @@ impl SimManager {
     /// One pass (`Monitor::pass` for one subarray).
     fn pass(&mut self, host: &mut SimHost) -> Result<(), Stop> {
         if !self.tracked.monitored {
+            // (With the injected bug, what the last pass recorded is still
+            // written, late.)
+            let late = std::mem::take(&mut self.deferred);
+            self.write(host, &late)?;
             return Ok(());
         }
         self.passes += 1;
@@ -141,9 +149,11 @@ impl SimManager {
             );
         }
         if cfg!(feature = "inject-ack-before-metadata") {
-            // The injected bug: acknowledge first, write afterwards.
+            // The injected bug: acknowledge first; the metadata is written
+            // at the manager's next pass, while the engine goes on.
             self.act(host, &acts);
-            if !self.write(host, &writes)? {
+            let earlier = std::mem::replace(&mut self.deferred, writes);
+            if !self.write(host, &earlier)? {
                 self.failed_passes += 1;
             }
             return Ok(());
