@@ -16,6 +16,7 @@
 //! the one that failed from its seed.
 #![forbid(unsafe_code)]
 
+pub mod control;
 pub mod disk;
 pub mod host;
 mod housekeeping;
@@ -73,6 +74,7 @@ pub fn external_enumeration_options(seed: u64, level: Option<i32>, ops: u32) -> 
     opts.array.external = true;
     opts.array.member_bytes = world::DDF_RESERVED_BYTES + ENUMERATION_MEMBER_BYTES;
     opts.manager_interleave_percent = external.manager_interleave_percent;
+    opts.stripe_cache_percent = external.stripe_cache_percent;
     opts
 }
 

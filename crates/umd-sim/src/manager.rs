@@ -20,7 +20,7 @@
 //! Dependency: this crate depends on the `umd` library for `mon::decide`
 //! and `mon::ddf`. Both are pure already (they change memory only; the
 //! monitor does the I/O), but they live beside the socket client and the
-//! monitor loop, and moving them (with their tests and the fuzz helpers
+//! monitor loop, and moving them (with their tests and the fuzz support code
 //! they share) into `umd-engine` touches every user of `umd::mon`; the
 //! library dependency gives the simulator the same code without that.
 //!

@@ -44,6 +44,10 @@ pub struct Options {
     /// Writes land in the first this many sectors (a small hot area makes
     /// stripes collide).
     pub hot_sectors: u64,
+    /// Percent of the operations that are neither writes, flushes nor
+    /// reads that change `stripe_cache_size` (raid5/6; drawn for external
+    /// metadata only, so native seeds keep their workloads).
+    pub stripe_cache_percent: u64,
 }
 
 impl Options {
@@ -88,6 +92,7 @@ impl Options {
             write_sectors_max: rng.range(1, 96),
             hot_sectors: [256, 1024, 4096][rng.below(3) as usize],
             manager_interleave_percent: 0,
+            stripe_cache_percent: 0,
         }
     }
 
@@ -103,6 +108,11 @@ impl Options {
         opts.array.bitmap_chunk_kib = None;
         opts.array.member_bytes = DDF_RESERVED_BYTES + (4 << 20);
         opts.manager_interleave_percent = rng.range(0, 50);
+        opts.stripe_cache_percent = if opts.array.level == 1 {
+            0
+        } else {
+            rng.range(5, 30)
+        };
         opts
     }
 

@@ -44,6 +44,10 @@ pub struct Outcome {
     /// Member writes of the first host (the array as created), until it
     /// crashed or stopped: the crash points of the run.
     pub crash_points: u64,
+    /// Control actions made (`stripe_cache_size` changes).
+    pub control_actions: u32,
+    /// Of those, refused with EAGAIN until the manager acknowledged.
+    pub eagain_retries: u32,
 }
 
 impl Outcome {
@@ -57,6 +61,8 @@ impl Outcome {
         self.faults += o.faults;
         self.error_replies += o.error_replies;
         self.crash_points += o.crash_points;
+        self.control_actions += o.control_actions;
+        self.eagain_retries += o.eagain_retries;
     }
 }
 
@@ -163,6 +169,13 @@ impl Sim {
             self.flush()
         } else if roll < reads {
             self.read_some()
+        } else if self.opts.stripe_cache_percent > 0
+            && self.rng.chance(self.opts.stripe_cache_percent)
+        {
+            let n = [32, 64, 256, 1024][self.rng.below(4) as usize];
+            self.out.control_actions += 1;
+            crate::control::stripe_cache_size(&mut self.host, n)
+                .map(|again| self.out.eagain_retries += u32::from(again))
         } else if self.rng.chance(self.opts.fault_percent * 4) {
             self.fault();
             Ok(())

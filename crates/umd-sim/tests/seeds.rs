@@ -79,9 +79,11 @@ fn raid5_external_seeds() {
         o.refused_starts > 0,
         "dirty degraded starts never met: {o:?}"
     );
+    assert!(o.eagain_retries > 0, "EAGAIN never met: {o:?}");
 }
 
 #[test]
 fn raid6_external_seeds() {
-    seeds(6, true);
+    let o = seeds(6, true);
+    assert!(o.eagain_retries > 0, "EAGAIN never met: {o:?}");
 }
