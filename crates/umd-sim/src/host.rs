@@ -581,6 +581,12 @@ impl SimHost {
             .collect()
     }
 
+    /// The metadata manager (external metadata).
+    #[must_use]
+    pub fn manager(&self) -> Option<&SimManager> {
+        self.manager.as_ref()
+    }
+
     /// Drain the engine's events after a call the caller made directly.
     pub fn drain(&mut self) {
         self.drain_events();

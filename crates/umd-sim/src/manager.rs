@@ -52,6 +52,10 @@ pub struct SimManager {
     pub passes: u64,
     /// Passes whose metadata write failed (nothing acknowledged).
     pub failed_passes: u64,
+    /// `active` acknowledgements of a write-pending.
+    pub dirty_acks: u64,
+    /// Failed members recorded and unblocked (`-blocked`).
+    pub unblocks: u64,
     /// With `inject-ack-before-metadata`: the metadata of the last pass,
     /// written only at the next.
     deferred: Vec<MetadataWrite>,
@@ -80,6 +84,8 @@ impl SimManager {
             disk_members,
             passes: 0,
             failed_passes: 0,
+            dirty_acks: 0,
+            unblocks: 0,
             deferred: Vec::new(),
         })
     }
@@ -99,6 +105,8 @@ impl SimManager {
     /// `Monitor::act` writes them). A refusal is a race the next pass
     /// resolves, as the real manager treats it.
     fn act(&mut self, host: &mut SimHost, acts: &Acts) {
+        self.dirty_acks += u64::from(acts.array_state == Some("active"));
+        self.unblocks += acts.unblock.len() as u64;
         for (attr, value) in acts.engine_writes() {
             let _refused = host.array.store(&attr, value, host.now);
         }

@@ -48,6 +48,10 @@ pub struct Outcome {
     pub control_actions: u32,
     /// Of those, refused with EAGAIN until the manager acknowledged.
     pub eagain_retries: u32,
+    /// External: the manager's `active` acknowledgements.
+    pub dirty_acks: u64,
+    /// External: failed members the manager recorded and unblocked.
+    pub unblocks: u64,
 }
 
 impl Outcome {
@@ -63,6 +67,8 @@ impl Outcome {
         self.crash_points += o.crash_points;
         self.control_actions += o.control_actions;
         self.eagain_retries += o.eagain_retries;
+        self.dirty_acks += o.dirty_acks;
+        self.unblocks += o.unblocks;
     }
 }
 
@@ -153,6 +159,10 @@ impl Sim {
         self.host.io.writes_done = 0;
         if self.out.crash_points == 0 {
             self.out.crash_points = writes;
+        }
+        if let Some(m) = self.host.manager() {
+            self.out.dirty_acks += m.dirty_acks;
+            self.out.unblocks += m.unblocks;
         }
     }
 

@@ -37,6 +37,17 @@ fn seeds(level: i32, external: bool) -> Outcome {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_exercised(&total, count);
+    if external {
+        // The manager acknowledged write-pendings and recorded failures.
+        assert!(
+            total.dirty_acks > count,
+            "too few acknowledgements: {total:?}"
+        );
+        assert!(
+            total.unblocks > 0,
+            "no failure recorded and unblocked: {total:?}"
+        );
+    }
     total
 }
 
