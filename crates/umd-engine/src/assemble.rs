@@ -9,7 +9,9 @@
 //! - The freshest member is the non-spare with the highest `events`; its
 //!   roster decides every role. A member whose events lag by more than one
 //!   is stale and the set is refused, naming it (the kernel accepts a lag of
-//!   one: a clean transition may decrease events, formats.md §2.7).
+//!   one: a clean transition may decrease events, formats.md §2.7). A DDF
+//!   member the freshest tables list online in its role is current
+//!   whatever its own header's sequence number.
 //! - A member the freshest roster marks faulty or spare holds no data and is
 //!   left out with a warning, as md does.
 //! - The set must keep enough members for the level's redundancy.
@@ -465,7 +467,14 @@ fn assign_roles(
             ));
             continue;
         }
-        if c.info.array.events + 1 < array.events {
+        // DDF: a disk whose own header lags (its copy of the last metadata
+        // writes was lost in a crash) is current if the freshest tables
+        // list it online in its role (the manager records a failure before
+        // any write goes on without the disk); only a disk they do not
+        // list is judged by its events.
+        let listed_online = c.info.format == MetadataFormat::Ddf
+            && matches!(roster_slot, Some(SlotState::Active { .. }));
+        if !listed_online && c.info.array.events + 1 < array.events {
             return Err(AssembleError::Stale {
                 member: c.name.clone(),
                 events: c.info.array.events,

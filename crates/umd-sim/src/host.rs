@@ -19,9 +19,11 @@
 //!
 //! Lock order: none (one thread owns everything).
 
+use crate::manager::SimManager;
 use crate::members::{Fault, Members};
 use crate::rng::Rng;
 use umd_engine::array::{Array, ArrayEvent, Ro};
+use umd_engine::bitmap::WriteIntentBitmap;
 use umd_engine::durability;
 use umd_engine::native::{MetadataWrite, NativeMetadata};
 use umd_engine::read::{MemberMap, ReadPlan, ReadPlanner};
@@ -34,6 +36,12 @@ pub use crate::housekeeping::SyncRun;
 
 /// Times one piece is planned again after member failures (as the real host).
 const REPLANS_MAX: usize = 4;
+
+/// Scheduling points a write waits for the manager before its pass is
+/// forced (the manager is slow, never absent).
+const MANAGER_WAITS_FORCED: u32 = 4;
+/// Scheduling points after which a write still blocked is a failure.
+const MANAGER_WAITS_MAX: u32 = 16;
 
 /// Longest ordinary member I/O latency.
 const IO_LATENCY_NS_MAX: u64 = 5_000_000;
@@ -74,8 +82,13 @@ pub struct HostParts {
     pub array_sectors: u64,
     /// The engine core, configured but not running.
     pub array: Array,
-    /// Native superblocks (and bitmap).
-    pub native: NativeMetadata,
+    /// Native superblocks (and bitmap); `None` with external metadata.
+    pub native: Option<NativeMetadata>,
+    /// How the array starts: read-write (native), read-only until the
+    /// manager decides (external, as `umd run` starts a subarray).
+    pub start: Ro,
+    /// The metadata manager (external metadata).
+    pub manager: Option<SimManager>,
 }
 
 /// The simulated host.
@@ -84,7 +97,11 @@ pub struct SimHost {
     pub io: Members,
     /// The engine core.
     pub array: Array,
-    pub(crate) native: NativeMetadata,
+    pub(crate) native: Option<NativeMetadata>,
+    /// The simulated `umd mon` (external metadata).
+    pub(crate) manager: Option<SimManager>,
+    /// Percent chance the manager's pass runs at each scheduling point.
+    pub manager_interleave_percent: u64,
     pub(crate) geometry: Geometry,
     /// Usable array length in sectors.
     pub array_sectors: u64,
@@ -120,9 +137,11 @@ impl SimHost {
             array_sectors,
             mut array,
             native,
+            start,
+            manager,
         } = parts;
         array
-            .run(Ro::ReadWrite, Time(0))
+            .run(start, Time(0))
             .map_err(|e| Stop::Failed(e.to_string()))?;
         let read_planner = ReadPlanner::new(geometry.clone(), member_map.clone(), array_sectors);
         let write_planner = WritePlanner::new(geometry.clone(), member_map.clone(), array_sectors);
@@ -130,6 +149,8 @@ impl SimHost {
             io: members,
             array,
             native,
+            manager,
+            manager_interleave_percent: 0,
             geometry,
             array_sectors,
             member_map,
@@ -150,11 +171,24 @@ impl SimHost {
         };
         host.drain_events();
         let degraded = host.array.degraded() > 0;
-        if let Some(bitmap) = host.native.bitmap_mut() {
+        if let Some(bitmap) = host.bitmap_mut() {
             bitmap.set_degraded(degraded);
         }
         host.flush_bitmap()?;
+        // The manager starts with the array (its first pass decides
+        // read-auto or active from the metadata).
+        host.manager_pass()?;
         Ok(host)
+    }
+
+    /// The internal bitmap, if the array has one.
+    pub(crate) fn bitmap_mut(&mut self) -> Option<&mut WriteIntentBitmap> {
+        self.native.as_mut().and_then(NativeMetadata::bitmap_mut)
+    }
+
+    /// The internal bitmap, if the array has one.
+    pub(crate) fn bitmap(&self) -> Option<&WriteIntentBitmap> {
+        self.native.as_ref().and_then(NativeMetadata::bitmap)
     }
 
     /// Drain the engine's events into the host's flags (style R8).
@@ -193,7 +227,7 @@ impl SimHost {
                 self.write_planner.mark_failed(role);
             }
         }
-        if let Some(bitmap) = self.native.bitmap_mut() {
+        if let Some(bitmap) = self.bitmap_mut() {
             bitmap.set_degraded(true);
         }
     }
@@ -232,6 +266,12 @@ impl SimHost {
         self.now = self.now + umd_engine::time::Duration(latency_ns);
         if self.md_interleave_percent > 0 && self.sched.chance(self.md_interleave_percent) {
             self.md_pass()?;
+        }
+        if self.manager.is_some()
+            && self.manager_interleave_percent > 0
+            && self.sched.chance(self.manager_interleave_percent)
+        {
+            self.manager_pass()?;
         }
         Ok(())
     }
@@ -287,6 +327,9 @@ impl SimHost {
             .write_start(self.now)
             .map_err(|e| Stop::Failed(e.to_string()))?;
         self.drain_events();
+        if self.manager.is_some() {
+            return self.wait_acknowledged();
+        }
         let mut passes = 0;
         while self.array.write_blocked() {
             passes += 1;
@@ -295,6 +338,28 @@ impl SimHost {
                 return Err(Stop::Failed("the write stayed blocked".into()));
             }
             self.md_pass()?;
+        }
+        Ok(())
+    }
+
+    /// External metadata: the write waits while the dirty transition or a
+    /// blocked member waits for the manager. Time passes and the manager
+    /// runs when the seed says (a slow manager), and at the latest after a
+    /// few scheduling points.
+    fn wait_acknowledged(&mut self) -> Result<(), Stop> {
+        let mut waits = 0;
+        while self.array.write_blocked() {
+            waits += 1;
+            if waits > MANAGER_WAITS_MAX {
+                self.array.write_end(self.now);
+                return Err(Stop::Failed(
+                    "the write stayed blocked: the manager never acknowledged".into(),
+                ));
+            }
+            self.sched_point()?;
+            if waits >= MANAGER_WAITS_FORCED && self.array.write_blocked() {
+                self.manager_pass()?;
+            }
         }
         Ok(())
     }
@@ -434,7 +499,7 @@ impl SimHost {
 
     /// Count the write in the bitmap and put its bits on disk first.
     fn bitmap_start(&mut self, (sector, len): (u64, u64)) -> Result<(), Stop> {
-        let Some(bitmap) = self.native.bitmap_mut() else {
+        let Some(bitmap) = self.bitmap_mut() else {
             return Ok(());
         };
         bitmap.start_write(sector, len);
@@ -443,7 +508,7 @@ impl SimHost {
 
     fn bitmap_end(&mut self, (sector, len): (u64, u64)) {
         let now = self.now;
-        if let Some(bitmap) = self.native.bitmap_mut() {
+        if let Some(bitmap) = self.bitmap_mut() {
             bitmap.end_write(sector, len, now);
         }
     }
@@ -451,7 +516,7 @@ impl SimHost {
     /// Write every bitmap block whose bits were set in memory only.
     pub(crate) fn flush_bitmap(&mut self) -> Result<(), Stop> {
         let mut writes = Vec::new();
-        if let Some(bitmap) = self.native.bitmap_mut() {
+        if let Some(bitmap) = self.bitmap_mut() {
             bitmap.flush_set_bits(&mut writes);
         }
         self.write_metadata(&writes)
@@ -516,6 +581,12 @@ impl SimHost {
             .collect()
     }
 
+    /// The metadata manager (external metadata).
+    #[must_use]
+    pub fn manager(&self) -> Option<&SimManager> {
+        self.manager.as_ref()
+    }
+
     /// Drain the engine's events after a call the caller made directly.
     pub fn drain(&mut self) {
         self.drain_events();
@@ -529,10 +600,30 @@ impl SimHost {
             self.sync_abort = true;
             self.sync_step()?;
         }
+        if self.manager.is_some() {
+            return self.shutdown_external();
+        }
         self.array.shutdown(self.now);
         self.drain_events();
         self.superblock_due = true;
         self.md_pass()?;
+        self.flush_members()
+    }
+}
+
+impl SimHost {
+    /// Stop an external subarray as `umd run` stops a container: `inactive`
+    /// (the engine marks itself clean and stops), the manager records the
+    /// clean state and releases it with `clear`, the members are flushed.
+    fn shutdown_external(&mut self) -> Result<(), Stop> {
+        self.array
+            .store("array_state", "inactive", self.now)
+            .map_err(|e| Stop::Failed(format!("stop: {e}")))?;
+        self.drain_events();
+        // Passes until it released the array (one more is a no-op).
+        for _ in 0..4 {
+            self.manager_pass()?;
+        }
         self.flush_members()
     }
 }

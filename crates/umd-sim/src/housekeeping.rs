@@ -44,13 +44,12 @@ impl SimHost {
         }
         let now = self.now;
         let bitmap_due = self
-            .native
             .bitmap()
             .and_then(umd_engine::bitmap::WriteIntentBitmap::poll_timeout)
             .is_some_and(|t| t <= now);
         if bitmap_due {
             let mut writes = Vec::new();
-            if let Some(bitmap) = self.native.bitmap_mut() {
+            if let Some(bitmap) = self.bitmap_mut() {
                 bitmap.handle_timeout(now, &mut writes);
             }
             self.write_metadata(&writes)?;
@@ -60,6 +59,10 @@ impl SimHost {
 
     /// Superblocks for the engine's state; the bitmap superblock first.
     fn write_superblocks(&mut self) -> Result<(), Stop> {
+        if self.native.is_none() {
+            // External metadata: the manager records, the engine never asks.
+            return Ok(());
+        }
         let state = self.array.superblock_state();
         let faulty_members = state
             .faulty_members
@@ -74,10 +77,13 @@ impl SimHost {
             raid_disks: Some(self.array.raid_disks()),
         };
         let mut writes = Vec::new();
-        self.native.update(&update, &mut writes);
+        let Some(native) = self.native.as_mut() else {
+            return Ok(());
+        };
+        native.update(&update, &mut writes);
         let bitmap_first = writes
             .iter()
-            .take_while(|w| self.native.bitmap_offset_bytes(w.member) == Some(w.offset_bytes))
+            .take_while(|w| native.bitmap_offset_bytes(w.member) == Some(w.offset_bytes))
             .count();
         self.write_metadata(&writes[..bitmap_first])?;
         self.write_metadata(&writes[bitmap_first..])
@@ -137,7 +143,7 @@ impl SimHost {
             total,
             start,
             ranges,
-        } = plan_pass(&self.array, action, &planner, self.native.bitmap());
+        } = plan_pass(&self.array, action, &planner, self.bitmap());
         if std::env::var_os("UMD_SIM_TRACE").is_some() {
             eprintln!("sync {action:?} total {total} ranges {ranges:?}");
         }
@@ -203,7 +209,7 @@ impl SimHost {
     fn sync_end(&mut self, run: &SyncRun, completed: bool) -> Result<(), Stop> {
         if completed && matches!(run.mode, Some(SyncMode::Resync | SyncMode::Repair)) {
             let mut writes = Vec::new();
-            if let Some(bitmap) = self.native.bitmap_mut() {
+            if let Some(bitmap) = self.bitmap_mut() {
                 for &(a, len) in &run.ranges {
                     bitmap.clear_range(a, len, &mut writes);
                 }

@@ -16,9 +16,11 @@
 //! the one that failed from its seed.
 #![forbid(unsafe_code)]
 
+pub mod control;
 pub mod disk;
 pub mod host;
 mod housekeeping;
+pub mod manager;
 pub mod members;
 pub mod model;
 pub mod options;
@@ -27,7 +29,7 @@ pub mod sim;
 pub mod world;
 
 pub use options::Options;
-pub use sim::{run, run_seed, Outcome};
+pub use sim::{run, run_seed, run_seed_external, Outcome};
 
 /// Member writes of `seed`'s workload run without any crash: the crash
 /// points crash-point enumeration visits are `1..=` this.
@@ -59,6 +61,20 @@ pub fn enumeration_options(
     opts.crash_percent = 0;
     opts.crashes_max = 1;
     opts.fault_percent = 0;
+    opts
+}
+
+/// Options for crash-point enumeration of a DDF subarray run by the
+/// simulated manager: as [`enumeration_options`], with members as small as
+/// DDF allows (its metadata keeps the last 32 MiB) and no bitmap.
+#[must_use]
+pub fn external_enumeration_options(seed: u64, level: Option<i32>, ops: u32) -> Options {
+    let mut opts = enumeration_options(seed, level, Some(false), ops);
+    let external = Options::from_seed_external(seed, level);
+    opts.array.external = true;
+    opts.array.member_bytes = world::DDF_RESERVED_BYTES + ENUMERATION_MEMBER_BYTES;
+    opts.manager_interleave_percent = external.manager_interleave_percent;
+    opts.stripe_cache_percent = external.stripe_cache_percent;
     opts
 }
 

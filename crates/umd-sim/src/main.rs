@@ -4,8 +4,9 @@
 //! umd-sim --seeds N [--from S] [--level 1|5|6]   N seeds from S (default: a random start)
 //! umd-sim --seconds T [--level L]                 seeds for T seconds
 //! umd-sim --replay SEED [--level L]               one seed, verbosely
-//! (--latent: member faults include latent sector errors)
-//! umd-sim --crash-points SEED [--ops N] [--level L] [--bitmap true|false]
+//! (--latent: member faults include latent sector errors;
+//!  --external true: the array is a DDF subarray run by the simulated manager)
+//! umd-sim --crash-points SEED [--ops N] [--level L] [--bitmap true|false] [--external true]
 //!                                                 crash after every member write in turn
 //! ```
 //!
@@ -13,7 +14,10 @@
 
 use std::process::ExitCode;
 use std::time::Instant;
-use umd_sim::{enumerate_crash_points, enumeration_options, run, Options, Outcome};
+use umd_sim::{
+    enumerate_crash_points, enumeration_options, external_enumeration_options, run, Options,
+    Outcome,
+};
 
 struct Args {
     seeds: Option<u64>,
@@ -25,6 +29,7 @@ struct Args {
     level: Option<i32>,
     latent: bool,
     bitmap: Option<bool>,
+    external: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -38,6 +43,7 @@ fn parse() -> Result<Args, String> {
         level: None,
         latent: false,
         bitmap: None,
+        external: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -59,6 +65,10 @@ fn parse() -> Result<Args, String> {
                 let v = it.next().ok_or("--bitmap needs true or false")?;
                 a.bitmap = Some(v.parse().map_err(|e| format!("--bitmap: {e}"))?);
             }
+            "--external" => {
+                let v = it.next().ok_or("--external needs true or false")?;
+                a.external = v.parse().map_err(|e| format!("--external: {e}"))?;
+            }
             "--level" => a.level = Some(i32::try_from(value()?).map_err(|e| e.to_string())?),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -71,6 +81,11 @@ fn replay_command(seed: u64, args: &Args) -> String {
         .level
         .map_or(String::new(), |l| format!(" --level {l}"));
     let latent = if args.latent { " --latent" } else { "" };
+    let external = if args.external {
+        " --external true"
+    } else {
+        ""
+    };
     let features: Vec<&str> = [
         (
             "inject-early-flush-ack",
@@ -84,6 +99,10 @@ fn replay_command(seed: u64, args: &Args) -> String {
             "inject-early-bitmap-clear",
             cfg!(feature = "inject-early-bitmap-clear"),
         ),
+        (
+            "inject-ack-before-metadata",
+            cfg!(feature = "inject-ack-before-metadata"),
+        ),
     ]
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
@@ -93,12 +112,18 @@ fn replay_command(seed: u64, args: &Args) -> String {
     } else {
         format!(" --features {}", features.join(","))
     };
-    format!("cargo run -p umd-sim --profile sim{features} -- --replay {seed}{level}{latent}")
+    format!(
+        "cargo run -p umd-sim --profile sim{features} -- --replay {seed}{level}{latent}{external}"
+    )
 }
 
 /// The options of `seed` under the command line's pins.
 fn options(seed: u64, args: &Args) -> Options {
-    let mut opts = Options::from_seed(seed, args.level);
+    let mut opts = if args.external {
+        Options::from_seed_external(seed, args.level)
+    } else {
+        Options::from_seed(seed, args.level)
+    };
     opts.latent_faults = args.latent;
     opts
 }
@@ -185,7 +210,11 @@ fn main() -> ExitCode {
 }
 
 fn enumerate(seed: u64, args: &Args) -> ExitCode {
-    let mut opts = enumeration_options(seed, args.level, args.bitmap, args.ops);
+    let mut opts = if args.external {
+        external_enumeration_options(seed, args.level, args.ops)
+    } else {
+        enumeration_options(seed, args.level, args.bitmap, args.ops)
+    };
     opts.latent_faults = args.latent;
     match enumerate_crash_points(seed, &opts) {
         Ok(points) => {

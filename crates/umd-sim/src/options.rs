@@ -3,7 +3,7 @@
 //! corners and a failing seed replays exactly.
 
 use crate::rng::Rng;
-use crate::world::ArraySpec;
+use crate::world::{ArraySpec, DDF_RESERVED_BYTES};
 
 /// Everything a run does, drawn from its seed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,11 +36,18 @@ pub struct Options {
     pub latent_faults: bool,
     /// Percent chance the md thread's pass runs at each scheduling point.
     pub md_interleave_percent: u64,
+    /// External metadata: percent chance the manager's pass runs at each
+    /// scheduling point (a write waiting for it forces it after a few).
+    pub manager_interleave_percent: u64,
     /// Largest write in sectors.
     pub write_sectors_max: u64,
     /// Writes land in the first this many sectors (a small hot area makes
     /// stripes collide).
     pub hot_sectors: u64,
+    /// Percent of the operations that are neither writes, flushes nor
+    /// reads that change `stripe_cache_size` (raid5/6; drawn for external
+    /// metadata only, so native seeds keep their workloads).
+    pub stripe_cache_percent: u64,
 }
 
 impl Options {
@@ -69,6 +76,7 @@ impl Options {
                 bitmap_chunk_kib,
                 assume_clean: rng.chance(50),
                 member_bytes: 4 << 20,
+                external: false,
             },
             ops: rng.range(40, 160) as u32,
             write_percent: rng.range(30, 70),
@@ -83,6 +91,34 @@ impl Options {
             md_interleave_percent: rng.range(0, 40),
             write_sectors_max: rng.range(1, 96),
             hot_sectors: [256, 1024, 4096][rng.below(3) as usize],
+            manager_interleave_percent: 0,
+            stripe_cache_percent: 0,
         }
+    }
+
+    /// The options of `seed` with the array a DDF container subarray run by
+    /// the simulated manager (no internal bitmap: DDF has none). The
+    /// native draws are made first and kept, so a seed's workload is the
+    /// same either way.
+    #[must_use]
+    pub fn from_seed_external(seed: u64, level: Option<i32>) -> Self {
+        let mut opts = Self::from_seed(seed, level);
+        let mut rng = Rng::new(seed ^ 0x0ddf_0ddf_5eed_0001);
+        opts.array.external = true;
+        opts.array.bitmap_chunk_kib = None;
+        opts.array.member_bytes = DDF_RESERVED_BYTES + (4 << 20);
+        opts.manager_interleave_percent = rng.range(0, 50);
+        opts.stripe_cache_percent = if opts.array.level == 1 {
+            0
+        } else {
+            rng.range(5, 30)
+        };
+        opts
+    }
+
+    /// The metadata kind, as `--external true|false` replays it.
+    #[must_use]
+    pub fn external(&self) -> bool {
+        self.array.external
     }
 }

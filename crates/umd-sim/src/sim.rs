@@ -44,6 +44,14 @@ pub struct Outcome {
     /// Member writes of the first host (the array as created), until it
     /// crashed or stopped: the crash points of the run.
     pub crash_points: u64,
+    /// Control actions made (`stripe_cache_size` changes).
+    pub control_actions: u32,
+    /// Of those, refused with EAGAIN until the manager acknowledged.
+    pub eagain_retries: u32,
+    /// External: the manager's `active` acknowledgements.
+    pub dirty_acks: u64,
+    /// External: failed members the manager recorded and unblocked.
+    pub unblocks: u64,
 }
 
 impl Outcome {
@@ -57,6 +65,10 @@ impl Outcome {
         self.faults += o.faults;
         self.error_replies += o.error_replies;
         self.crash_points += o.crash_points;
+        self.control_actions += o.control_actions;
+        self.eagain_retries += o.eagain_retries;
+        self.dirty_acks += o.dirty_acks;
+        self.unblocks += o.unblocks;
     }
 }
 
@@ -77,6 +89,12 @@ struct Sim {
 /// Run `seed` with the options it derives (`level` pins the level).
 pub fn run_seed(seed: u64, level: Option<i32>) -> Result<Outcome, String> {
     run(seed, &Options::from_seed(seed, level), None)
+}
+
+/// Run `seed` with the options it derives for a DDF subarray run by the
+/// simulated manager (`level` pins the level).
+pub fn run_seed_external(seed: u64, level: Option<i32>) -> Result<Outcome, String> {
+    run(seed, &Options::from_seed_external(seed, level), None)
 }
 
 /// Run `seed` with `opts`; with `crash_after`, the power also fails right
@@ -118,6 +136,7 @@ impl Sim {
     /// a random one while crashes remain).
     fn arm(&mut self) {
         self.host.md_interleave_percent = self.opts.md_interleave_percent;
+        self.host.manager_interleave_percent = self.opts.manager_interleave_percent;
         self.host.io.crash_after = match self.crash_after {
             Some(k) => Some(k),
             None if self.out.crashes < self.opts.crashes_max && self.opts.crash_percent > 0 => {
@@ -141,6 +160,10 @@ impl Sim {
         if self.out.crash_points == 0 {
             self.out.crash_points = writes;
         }
+        if let Some(m) = self.host.manager() {
+            self.out.dirty_acks += m.dirty_acks;
+            self.out.unblocks += m.unblocks;
+        }
     }
 
     /// One operation; `Ok(false)`: the run ended early (a refused start).
@@ -156,6 +179,13 @@ impl Sim {
             self.flush()
         } else if roll < reads {
             self.read_some()
+        } else if self.opts.stripe_cache_percent > 0
+            && self.rng.chance(self.opts.stripe_cache_percent)
+        {
+            let n = [32, 64, 256, 1024][self.rng.below(4) as usize];
+            self.out.control_actions += 1;
+            crate::control::stripe_cache_size(&mut self.host, n)
+                .map(|again| self.out.eagain_retries += u32::from(again))
         } else if self.rng.chance(self.opts.fault_percent * 4) {
             self.fault();
             Ok(())
@@ -257,6 +287,7 @@ impl Sim {
         for _ in 0..self.rng.range(1, 8) {
             self.host.sync_step()?;
         }
+        self.host.manager_pass()?;
         Ok(())
     }
 
@@ -268,16 +299,16 @@ impl Sim {
             5 => 1,
             _ => 2,
         };
-        if self.faulted.len() >= tolerance {
-            return;
-        }
         let candidates: Vec<usize> = self
             .host
             .role_members()
             .into_iter()
             .filter(|m| !self.faulted.contains(m))
             .collect();
-        if candidates.is_empty() {
+        // Roles without a healthy member: faulted ones, and any the start
+        // left out (a member too far behind after a crash).
+        let lost = self.opts.array.raid_disks as usize - candidates.len();
+        if self.faulted.len().max(lost) >= tolerance || candidates.is_empty() {
             return;
         }
         let member = candidates[self.rng.below(candidates.len() as u64) as usize];
@@ -367,6 +398,7 @@ impl Sim {
         for _ in 0..LIVENESS_STEPS_MAX {
             let busy = self.host.sync_step()?;
             self.host.md_pass()?;
+            self.host.manager_pass()?;
             if !busy && !self.host.syncing() && self.host.array.sync_request().is_none() {
                 return Ok(());
             }

@@ -10,10 +10,13 @@
 
 use crate::disk::SimDisk;
 use crate::host::{HostParts, SimHost};
+use crate::manager::SimManager;
 use crate::members::Members;
 use crate::rng::Rng;
-use umd_engine::array::{Array, MetadataKind};
-use umd_engine::create::{plan_create, CreateSpec};
+use umd_engine::array::{Array, MetadataKind, Ro};
+use umd_engine::assemble::Assembly;
+use umd_engine::create::ddf::{plan_ddf_create, DdfCreateSpec, DdfMember};
+use umd_engine::create::{plan_create, CreateSpec, MemberWrite};
 use umd_engine::native::NativeMetadata;
 use umd_engine::{assemble, start, AssembleError, AssembleOptions, Candidate};
 use umd_formats::info::SlotState;
@@ -34,7 +37,17 @@ pub struct ArraySpec {
     pub assume_clean: bool,
     /// Bytes per member.
     pub member_bytes: usize,
+    /// A DDF container subarray managed by the simulated `umd mon`
+    /// (external metadata), else native 1.2 superblocks.
+    pub external: bool,
 }
+
+/// What DDF keeps at the end of every member for its metadata (the data
+/// area of an external array is what is left before it).
+pub const DDF_RESERVED_BYTES: usize = 32 << 20;
+
+/// The subarray's `metadata_version` tail (`external:/<container>/<index>`).
+const SUBARRAY: &str = "/ddf-sim/0";
 
 /// Member names (`dev-NAME`), by member index.
 #[must_use]
@@ -44,6 +57,9 @@ pub fn member_names(n: usize) -> Vec<String> {
 
 /// Disks holding a new array, as `umd create` writes it (durably).
 pub fn create(spec: &ArraySpec, rng: &mut Rng) -> Result<Vec<SimDisk>, String> {
+    if spec.external {
+        return create_ddf(spec, rng);
+    }
     let n = spec.raid_disks as usize;
     let mut uuid = [0u8; 16];
     for b in &mut uuid {
@@ -74,8 +90,14 @@ pub fn create(spec: &ArraySpec, rng: &mut Rng) -> Result<Vec<SimDisk>, String> {
         ctime_seconds: 1_700_000_000,
     })
     .map_err(|e| format!("create: {e}"))?;
-    let mut disks = vec![SimDisk::new(spec.member_bytes); n];
-    for (disk, writes) in disks.iter_mut().zip(&plan.members) {
+    written(spec, &plan.members)
+}
+
+/// New disks holding `writes` (per member), durably.
+fn written(spec: &ArraySpec, members: &[Vec<MemberWrite>]) -> Result<Vec<SimDisk>, String> {
+    let n = spec.raid_disks as usize;
+    let mut disks: Vec<SimDisk> = (0..n).map(|_| SimDisk::new(spec.member_bytes)).collect();
+    for (disk, writes) in disks.iter_mut().zip(members) {
         for w in writes {
             disk.write(w.offset_bytes, &w.bytes)
                 .map_err(|e| format!("create: {e}"))?;
@@ -83,6 +105,35 @@ pub fn create(spec: &ArraySpec, rng: &mut Rng) -> Result<Vec<SimDisk>, String> {
         disk.flush().map_err(|e| format!("create: {e}"))?;
     }
     Ok(disks)
+}
+
+/// Disks holding a new DDF container with one virtual disk over every
+/// member, as `umd create --metadata ddf` writes it (durably).
+fn create_ddf(spec: &ArraySpec, rng: &mut Rng) -> Result<Vec<SimDisk>, String> {
+    let n = spec.raid_disks as usize;
+    let plan = plan_ddf_create(&DdfCreateSpec {
+        level: Some(spec.level),
+        raid_disks: spec.raid_disks,
+        chunk_kib: (spec.level != 1).then_some(spec.chunk_kib),
+        layout: None,
+        size_kib: None,
+        name: Some("sim".into()),
+        assume_clean: spec.assume_clean,
+        members: member_names(n)
+            .into_iter()
+            .map(|name| DdfMember {
+                name,
+                dev_bytes: spec.member_bytes as u64,
+                container: None,
+                stale_superblocks: Vec::new(),
+            })
+            .collect(),
+        seed: rng.next_u64(),
+        now_unix_s: 1_700_000_000,
+        hostname: "sim".into(),
+    })
+    .map_err(|e| format!("create: {}", e.message))?;
+    written(spec, &plan.members)
 }
 
 /// What starting the disks gave.
@@ -131,6 +182,19 @@ fn candidates(disks: &[SimDisk], names: &[String]) -> (Vec<Candidate>, Vec<Optio
 pub fn start(disks: Vec<SimDisk>, rng: &mut Rng, force: bool) -> Result<Started, String> {
     let names = member_names(disks.len());
     let (mut cands, mut metadata) = candidates(&disks, &names);
+    if std::env::var_os("UMD_SIM_TRACE").is_some() {
+        for c in &cands {
+            let a = &c.info.array;
+            eprintln!(
+                "start: member {} events {} clean {} resync {:#x} roster {:?}",
+                c.index, a.events, a.clean, a.resync_offset_sectors, a.roster
+            );
+        }
+    }
+    let external = metadata
+        .iter()
+        .flatten()
+        .any(|m| matches!(m, Metadata::Ddf(_)));
     let assembly = loop {
         match assemble(&cands, &AssembleOptions::default()) {
             Ok(a) => break a,
@@ -145,6 +209,15 @@ pub fn start(disks: Vec<SimDisk>, rng: &mut Rng, force: bool) -> Result<Started,
             Err(e) => return Err(format!("assemble: {e}")),
         }
     };
+    if std::env::var_os("UMD_SIM_TRACE").is_some() {
+        eprintln!(
+            "start: events {} clean {} missing roles {:?} warnings {:?}",
+            assembly.events,
+            assembly.clean,
+            assembly.missing_roles(),
+            assembly.warnings
+        );
+    }
     if let Some(why) = start::dirty_degraded_refusal(&assembly).filter(|_| !force) {
         return Ok(Started::Refused { why, disks });
     }
@@ -152,6 +225,25 @@ pub fn start(disks: Vec<SimDisk>, rng: &mut Rng, force: bool) -> Result<Started,
         .iter()
         .find(|c| c.info.array.events == assembly.events)
         .ok_or("no member carries the freshest events")?;
+    if external {
+        // The manager is given the container's disks the assembly kept (as
+        // `umd mon` is given the disks of the container `umd run` started):
+        // a member left out is recorded failed and missing by the
+        // manager's first pass, and its metadata is never written again.
+        // Were it written, it would look current at the next start, stale
+        // data and all (as with native superblocks, `members_in_array`).
+        let ddf_disks: Vec<usize> = assembly.members.iter().flatten().map(|m| m.index).collect();
+        let config = start::array_config(
+            &assembly,
+            fresh,
+            &names,
+            MetadataKind::External {
+                name: SUBARRAY.into(),
+            },
+            None,
+        );
+        return start_external(disks, &ddf_disks, names, &assembly, Array::new(config), rng);
+    }
     let metadata = start::members_in_array(&assembly, &cands, metadata);
     let mut native = NativeMetadata::load(metadata).map_err(|e| format!("superblocks: {e}"))?;
     let bitmap = start::load_bitmap(&assembly, &native, &mut |member, offset, buf| {
@@ -171,11 +263,36 @@ pub fn start(disks: Vec<SimDisk>, rng: &mut Rng, force: bool) -> Result<Started,
         MetadataKind::Native { version },
         bitmap_config,
     );
+    let keeper = Keeper::Native(Box::new(native));
+    run_host(disks, names, &assembly, Array::new(config), keeper, rng)
+}
+
+/// Who keeps the metadata of a started array.
+enum Keeper {
+    /// Native superblocks, written by the host.
+    Native(Box<NativeMetadata>),
+    /// The external metadata manager.
+    Manager(SimManager),
+}
+
+/// Hand the assembled array to a simulated host and start it.
+fn run_host(
+    disks: Vec<SimDisk>,
+    names: Vec<String>,
+    assembly: &Assembly,
+    array: Array,
+    keeper: Keeper,
+    rng: &mut Rng,
+) -> Result<Started, String> {
     let role_members = assembly
         .members
         .iter()
         .map(|m| m.as_ref().map(|m| m.index))
         .collect();
+    let (native, manager, start) = match keeper {
+        Keeper::Native(n) => (Some(*n), None, Ro::ReadWrite),
+        Keeper::Manager(m) => (None, Some(m), Ro::ReadOnly),
+    };
     let parts = HostParts {
         members: Members::new(disks, rng.fork()),
         names,
@@ -183,12 +300,46 @@ pub fn start(disks: Vec<SimDisk>, rng: &mut Rng, force: bool) -> Result<Started,
         geometry: assembly.geometry.clone(),
         member_map: assembly.member_map(),
         array_sectors: assembly.array_sectors,
-        array: Array::new(config),
+        array,
         native,
+        start,
+        manager,
     };
     SimHost::start(parts, rng.fork())
         .map(|h| Started::Running(Box::new(h)))
         .map_err(|e| format!("start: {e:?}"))
+}
+
+/// Start a DDF subarray as `umd run` does (`cli/container.rs`
+/// `start_subarray`: external metadata, no native superblocks, redundant
+/// levels start read-only), with the manager loaded from the container's
+/// disks as `umd mon` loads it; its first pass runs as the array starts.
+fn start_external(
+    disks: Vec<SimDisk>,
+    ddf_disks: &[usize],
+    names: Vec<String>,
+    assembly: &Assembly,
+    array: Array,
+    rng: &mut Rng,
+) -> Result<Started, String> {
+    let engine_members = array
+        .members()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let devices = ddf_disks
+        .iter()
+        .map(|&i| {
+            let disk = &disks[i];
+            let read = move |offset: u64, buf: &mut [u8]| {
+                disk.read(offset, buf)
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            };
+            (i, disk.len_bytes(), read)
+        })
+        .collect();
+    let manager = SimManager::load(devices, 0, engine_members)?;
+    run_host(disks, names, assembly, array, Keeper::Manager(manager), rng)
 }
 
 /// Every present disk holding a role carries a valid superblock, and
@@ -227,6 +378,20 @@ pub fn check_metadata_agrees(disks: &[SimDisk], role_members: &[usize]) -> Resul
 #[must_use]
 pub fn recorded_faulty(disks: &[SimDisk], member: usize) -> bool {
     let (cands, _) = candidates(disks, &member_names(disks.len()));
+    // Its own identity (native: the device number; DDF: its refnum), read
+    // from its media even while it is gone.
+    let media = disks[member].media();
+    let mut read = |offset: u64, buf: &mut [u8]| {
+        let at = offset as usize;
+        buf.copy_from_slice(&media[at..at + buf.len()]);
+        Ok(())
+    };
+    let Some(own) = probe(media.len() as u64, &mut read)
+        .ok()
+        .and_then(|m| m.infos().into_iter().next())
+    else {
+        return false;
+    };
     cands
         .iter()
         .max_by_key(|c| c.info.array.events)
@@ -235,6 +400,6 @@ pub fn recorded_faulty(disks: &[SimDisk], member: usize) -> bool {
                 .array
                 .roster
                 .iter()
-                .any(|r| r.dev_id as usize == member && r.slot == SlotState::Faulty)
+                .any(|r| r.dev_id == own.device.dev_id && r.slot == SlotState::Faulty)
         })
 }

@@ -1,8 +1,9 @@
 //! The bug-injection check: built with one of the `inject-*` features, an
-//! ordering rule of the engine is broken on purpose, and the simulator must
-//! find a failing run within the budget of `cargo test`: the 300 seeds of
+//! ordering rule is broken on purpose, and the simulator must find a
+//! failing run within the budget of `cargo test`: the seeds of
 //! `tests/seeds.rs`, then the crash points `tests/crash_points.rs`
-//! enumerates. Without a feature this file tests nothing.
+//! enumerates (native, then external metadata; for the external rule,
+//! external first). Without a feature this file tests nothing.
 //!
 //! ```text
 //! cargo test -p umd-sim --profile sim --features inject-early-flush-ack --test injected -- --nocapture
@@ -11,28 +12,62 @@
 #[cfg(any(
     feature = "inject-early-flush-ack",
     feature = "inject-write-before-dirty",
-    feature = "inject-early-bitmap-clear"
+    feature = "inject-early-bitmap-clear",
+    feature = "inject-ack-before-metadata"
 ))]
 #[test]
 fn the_injected_bug_is_found_within_the_budget() {
-    let found = first_failure().expect("nothing in the budget found the injected bug");
-    println!("found: {found}");
+    let external_first = cfg!(feature = "inject-ack-before-metadata");
+    let found = if external_first {
+        first_failure(true).or_else(|| first_failure(false))
+    } else {
+        first_failure(false).or_else(|| first_failure(true))
+    };
+    println!(
+        "found: {}",
+        found.expect("nothing in the budget found the injected bug")
+    );
 }
 
+/// The budget of `cargo test` for native or external metadata.
 #[cfg(any(
     feature = "inject-early-flush-ack",
     feature = "inject-write-before-dirty",
-    feature = "inject-early-bitmap-clear"
+    feature = "inject-early-bitmap-clear",
+    feature = "inject-ack-before-metadata"
 ))]
-fn first_failure() -> Option<String> {
+fn first_failure(external: bool) -> Option<String> {
+    let (seeds, kind) = if external {
+        (60u64, "external ")
+    } else {
+        (100u64, "")
+    };
     for level in [1, 5, 6] {
-        for seed in 0..100u64 {
-            if let Err(e) = umd_sim::run_seed(seed, Some(level)) {
-                return Some(format!("raid{level} seed {seed}: {e}"));
+        for seed in 0..seeds {
+            let run = if external {
+                umd_sim::run_seed_external(seed, Some(level))
+            } else {
+                umd_sim::run_seed(seed, Some(level))
+            };
+            if let Err(e) = run {
+                return Some(format!("{kind}raid{level} seed {seed}: {e}"));
             }
         }
     }
     // The same enumeration as tests/crash_points.rs.
+    if external {
+        for (level, seeds) in [(1, &[0u64, 1][..]), (5, &[1][..]), (6, &[1][..])] {
+            for &seed in seeds {
+                let opts = umd_sim::external_enumeration_options(seed, Some(level), 6);
+                if let Err(e) = umd_sim::enumerate_crash_points(seed, &opts) {
+                    return Some(format!(
+                        "crash points external raid{level} seed {seed}: {e}"
+                    ));
+                }
+            }
+        }
+        return None;
+    }
     for level in [1, 5, 6] {
         for bitmap in [false, true] {
             for seed in 0..3u64 {

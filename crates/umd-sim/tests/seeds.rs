@@ -1,48 +1,72 @@
 //! The seed budget of `cargo test`: a few hundred seeded runs across
 //! raid1, raid5 and raid6, each with its own swarm of options (shape,
-//! bitmap, operation mix, faults, crashes). A failure names the seed and
-//! the command that replays it.
+//! bitmap, operation mix, faults, crashes). The same levels again with
+//! external metadata: a DDF container subarray (created as `umd create
+//! --metadata ddf` creates it) run by the simulated manager, which runs
+//! `umd mon`'s own decision code and DDF handler; fewer seeds, as each
+//! restart goes through the DDF start path and the manager. A failure
+//! names the seed and the command that replays it.
 
-use umd_sim::{run_seed, Outcome};
+use umd_sim::{run_seed, run_seed_external, Outcome};
 
 /// Seeds per level (the budget the bug-injection check must work within).
 const SEEDS_PER_LEVEL: u64 = 100;
+/// Seeds per level with external metadata.
+const EXTERNAL_SEEDS_PER_LEVEL: u64 = 60;
 
-fn seeds(level: i32) -> Outcome {
+fn seeds(level: i32, external: bool) -> Outcome {
     let mut total = Outcome::default();
     let mut failures = Vec::new();
-    for seed in 0..SEEDS_PER_LEVEL {
-        match run_seed(seed, Some(level)) {
+    let (count, flag) = if external {
+        (EXTERNAL_SEEDS_PER_LEVEL, " --external true")
+    } else {
+        (SEEDS_PER_LEVEL, "")
+    };
+    for seed in 0..count {
+        let run = if external {
+            run_seed_external
+        } else {
+            run_seed
+        };
+        match run(seed, Some(level)) {
             Ok(o) => total.add(&o),
             Err(e) => failures.push(format!(
-                "seed {seed}: {e}\n  replay: cargo run -p umd-sim --profile sim -- --replay {seed} --level {level}"
+                "seed {seed}: {e}\n  replay: cargo run -p umd-sim --profile sim -- --replay {seed} --level {level}{flag}"
             )),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_exercised(&total, count);
+    if external {
+        // The manager acknowledged write-pendings and recorded failures.
+        assert!(
+            total.dirty_acks > count,
+            "too few acknowledgements: {total:?}"
+        );
+        assert!(
+            total.unblocks > 0,
+            "no failure recorded and unblocked: {total:?}"
+        );
+    }
     total
 }
 
 /// The runs must have done what they are for: crashed, checked data,
 /// injected faults. A budget that never crashes proves nothing.
-fn assert_exercised(o: &Outcome) {
-    assert!(
-        u64::from(o.crashes) > SEEDS_PER_LEVEL / 2,
-        "too few crashes: {o:?}"
-    );
+fn assert_exercised(o: &Outcome, seeds: u64) {
+    assert!(u64::from(o.crashes) > seeds / 2, "too few crashes: {o:?}");
     assert!(o.faults > 10, "too few faults: {o:?}");
-    assert!(o.sectors_checked > 1_000_000, "too little checked: {o:?}");
+    assert!(o.sectors_checked > 500_000, "too little checked: {o:?}");
 }
 
 #[test]
 fn raid1_seeds() {
-    assert_exercised(&seeds(1));
+    seeds(1, false);
 }
 
 #[test]
 fn raid5_seeds() {
-    let o = seeds(5);
-    assert_exercised(&o);
+    let o = seeds(5, false);
     assert!(
         o.refused_starts > 0,
         "dirty degraded starts never met: {o:?}"
@@ -51,5 +75,26 @@ fn raid5_seeds() {
 
 #[test]
 fn raid6_seeds() {
-    assert_exercised(&seeds(6));
+    seeds(6, false);
+}
+
+#[test]
+fn raid1_external_seeds() {
+    seeds(1, true);
+}
+
+#[test]
+fn raid5_external_seeds() {
+    let o = seeds(5, true);
+    assert!(
+        o.refused_starts > 0,
+        "dirty degraded starts never met: {o:?}"
+    );
+    assert!(o.eagain_retries > 0, "EAGAIN never met: {o:?}");
+}
+
+#[test]
+fn raid6_external_seeds() {
+    let o = seeds(6, true);
+    assert!(o.eagain_retries > 0, "EAGAIN never met: {o:?}");
 }

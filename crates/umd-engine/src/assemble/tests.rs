@@ -133,6 +133,27 @@ fn events_one_behind_is_accepted() {
 }
 
 #[test]
+fn a_ddf_member_the_freshest_tables_list_online_is_current_whatever_its_header() {
+    // Found by the simulator: two crashes that each kept a metadata write on
+    // one disk only left the others two sequence numbers behind, and the
+    // array refused to assemble although the freshest tables list them.
+    let mut set = full_set();
+    for c in &mut set {
+        c.info.format = MetadataFormat::Ddf;
+    }
+    set[2].info.array.events = 17;
+    let asm = assemble(&set, &AssembleOptions::default()).expect("listed online: current");
+    assert!(asm.missing_roles().is_empty());
+    // One the freshest tables do not list (m2 is dev 1, role 1) is judged
+    // by its events.
+    for c in &mut set {
+        c.info.array.roster.retain(|e| e.dev_id != 1);
+    }
+    let err = assemble(&set, &AssembleOptions::default()).unwrap_err();
+    assert!(matches!(err, AssembleError::Stale { .. }), "{err}");
+}
+
+#[test]
 fn mixed_uuids_are_refused() {
     let mut set = full_set();
     set[1].info.array.uuid = UUID_B;

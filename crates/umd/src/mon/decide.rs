@@ -28,7 +28,7 @@
 //! | `readonly` (not `external:-`) | decide from metadata | `read-auto` if clean, else `active` |
 //! | a member `faulty` | failed | `-blocked`; `active` if it was `read-auto`; `remove` once out of its slot |
 
-use super::handler::{Consistency, DiskState, MetadataHandler};
+use super::handler::{Consistency, DiskState, MetadataHandler, RESYNC_NONE};
 use umd_engine::array::ArrayStateWord;
 
 /// A member as the monitor read it.
@@ -57,6 +57,44 @@ pub struct Observed {
     pub metadata_version: String,
     /// Members.
     pub members: Vec<ObservedMember>,
+}
+
+impl Observed {
+    /// Read one subarray through `get` (an attribute relative to the
+    /// subarray, `None` when unreadable), watching `members`: what the
+    /// monitor reads through the control socket, and the simulator from
+    /// its engine. An unreadable `array_state` means the array went away;
+    /// a member whose state or slot is unreadable (removed) is left out.
+    pub fn read(mut get: impl FnMut(&str) -> Option<String>, members: &[String]) -> Observed {
+        let array_state = get("array_state").and_then(|v| ArrayStateWord::parse(&v));
+        let sync_action = get("sync_action").unwrap_or_else(|| "idle".to_owned());
+        let resync_start = get("resync_start")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(RESYNC_NONE);
+        let sync_completed = get("sync_completed")
+            .and_then(|v| v.split_whitespace().next().and_then(|d| d.parse().ok()));
+        let metadata_version = get("metadata_version").unwrap_or_default();
+        let mut seen = Vec::with_capacity(members.len());
+        for name in members {
+            let state = get(&format!("dev-{name}/state"));
+            let slot = get(&format!("dev-{name}/slot"));
+            if let (Some(state), Some(slot)) = (state, slot) {
+                seen.push(ObservedMember {
+                    name: name.clone(),
+                    slot: slot.trim().parse().ok(),
+                    state: DiskState::parse(&state),
+                });
+            }
+        }
+        Observed {
+            array_state,
+            sync_action,
+            resync_start,
+            sync_completed,
+            metadata_version,
+            members: seen,
+        }
+    }
 }
 
 /// What the monitor remembers of one subarray between passes.
@@ -105,6 +143,33 @@ pub struct Acts {
     /// `-external_bbl`, so the engine shows them faulty and the next pass
     /// fails them (mdmon does this when `record_bad_block` fails).
     pub drop_external_bbl: Vec<String>,
+}
+
+impl Acts {
+    /// The engine writes, in order, as `(attribute relative to the
+    /// subarray, value)`: `array_state`, `sync_action`, `-blocked`,
+    /// `-external_bbl`, `remove`. The monitor and the simulator both write
+    /// exactly these.
+    #[must_use]
+    pub fn engine_writes(&self) -> Vec<(String, &'static str)> {
+        let mut out = Vec::new();
+        if let Some(state) = self.array_state {
+            out.push(("array_state".to_owned(), state));
+        }
+        if let Some(action) = self.sync_action {
+            out.push(("sync_action".to_owned(), action));
+        }
+        let member = |names: &[String], value: &'static str| {
+            names
+                .iter()
+                .map(move |m| (format!("dev-{m}/state"), value))
+                .collect::<Vec<_>>()
+        };
+        out.extend(member(&self.unblock, "-blocked"));
+        out.extend(member(&self.drop_external_bbl, "-external_bbl"));
+        out.extend(member(&self.remove, "remove"));
+        out
+    }
 }
 
 /// `cur <= clean` in mdmon's state order (clear, inactive, suspended,
@@ -256,7 +321,14 @@ fn checkpoint(
         return;
     }
     t.last_checkpoint = done;
-    let position = seen.resync_start.min(done);
+    // A check, repair or recovery of an array in sync shows no resync
+    // position: it stays in sync (recording `done` would mark a consistent
+    // array partly initialised, and a crash then resyncs it all).
+    let position = if seen.resync_start == RESYNC_NONE {
+        RESYNC_NONE
+    } else {
+        seen.resync_start.min(done)
+    };
     tracing::debug!(
         subarray = t.index,
         position,

@@ -12,9 +12,9 @@
 //! take the engine's configuration lock (protocol.md §4.4), so a pass always
 //! finishes.
 
-use super::decide::{decide, Acts, Observed, ObservedMember, Tracked};
+use super::decide::{decide, Acts, Observed, Tracked};
 use super::disks::Disks;
-use super::handler::{DiskState, MetadataHandler, RESYNC_NONE};
+use super::handler::MetadataHandler;
 use crate::control::client::{self, ClientError, Session};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -407,79 +407,35 @@ impl Monitor {
             .map_err(|e| format!("{prefix}sync_action recover: {e}"))
     }
 
-    /// Read one subarray's attributes.
+    /// Read one subarray's attributes ([`Observed::read`]).
     fn observe(&mut self, i: usize) -> Observed {
         let prefix = self.subs[i].prefix.clone();
-        let mut get = |attr: &str| self.session.get(&format!("{prefix}{attr}"));
-        let array_state = match get("array_state") {
-            Ok(v) => ArrayStateWord::parse(&v),
+        let names = self.subs[i].members.clone();
+        let session = &mut self.session;
+        let get = |attr: &str| match session.get(&format!("{prefix}{attr}")) {
+            Ok(v) => Some(v),
+            // A removed member's attributes are gone.
+            Err(ClientError::Engine(e)) if e.errno == Errno::ENOENT => None,
             Err(e) => {
-                tracing::info!(subarray = %prefix, error = %e, "array_state unreadable");
+                tracing::info!(subarray = %prefix, attr, error = %e, "attribute unreadable");
                 None
             }
         };
-        let sync_action = get("sync_action").unwrap_or_else(|_| "idle".to_owned());
-        let resync_start = get("resync_start")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(RESYNC_NONE);
-        let sync_completed = get("sync_completed")
-            .ok()
-            .and_then(|v| v.split_whitespace().next().and_then(|d| d.parse().ok()));
-        let metadata_version = get("metadata_version").unwrap_or_default();
-        let names = self.subs[i].members.clone();
-        let mut members = Vec::with_capacity(names.len());
-        for name in names {
-            let state = self.session.get(&format!("{prefix}dev-{name}/state"));
-            let slot = self.session.get(&format!("{prefix}dev-{name}/slot"));
-            match (state, slot) {
-                (Ok(state), Ok(slot)) => members.push(ObservedMember {
-                    name,
-                    slot: slot.parse().ok(),
-                    state: DiskState::parse(&state),
-                }),
-                // A removed member's attributes are gone.
-                (Err(ClientError::Engine(e)), _) | (_, Err(ClientError::Engine(e)))
-                    if e.errno == Errno::ENOENT => {}
-                (Err(e), _) | (_, Err(e)) => {
-                    tracing::info!(member = %name, error = %e, "member unreadable");
-                }
-            }
-        }
-        Observed {
-            array_state,
-            sync_action,
-            resync_start,
-            sync_completed,
-            metadata_version,
-            members,
-        }
+        Observed::read(get, &names)
     }
 
     /// The engine writes of one subarray, in the order of [`Acts`].
     fn act(&mut self, i: usize, acts: &Acts) {
         let prefix = self.subs[i].prefix.clone();
-        // A refusal is a race the next pass resolves (the array stopped or
-        // changed since it was read), as mdmon treats it.
-        let mut set = |attr: String, value: &str| {
+        for (attr, value) in acts.engine_writes() {
+            // A refusal is a race the next pass resolves (the array stopped
+            // or changed since it was read), as mdmon treats it.
+            let attr = format!("{prefix}{attr}");
             if let Err(e) = self.session.set(&attr, value) {
                 tracing::info!(attr, value, error = %e, "engine refused");
             }
-        };
-        if let Some(state) = acts.array_state {
-            set(format!("{prefix}array_state"), state);
-        }
-        if let Some(action) = acts.sync_action {
-            set(format!("{prefix}sync_action"), action);
-        }
-        for m in &acts.unblock {
-            set(format!("{prefix}dev-{m}/state"), "-blocked");
-        }
-        for m in &acts.drop_external_bbl {
-            set(format!("{prefix}dev-{m}/state"), "-external_bbl");
         }
         for m in &acts.remove {
-            set(format!("{prefix}dev-{m}/state"), "remove");
             self.subs[i].members.retain(|n| n != m);
         }
     }

@@ -207,6 +207,20 @@ fn resync_progress_is_checkpointed_monotonically_and_its_end_recorded() {
 }
 
 #[test]
+fn a_check_of_an_array_in_sync_keeps_it_in_sync() {
+    // Found by the simulator: recording `sync_completed` as the position
+    // marked a consistent array partly initialised at every checkpoint of a
+    // check pass, so a crash then resynced it all.
+    let mut h = Recorder::default();
+    let mut t = running("clean");
+    let mut s = seen("clean");
+    s.sync_action = "check".to_owned();
+    s.sync_completed = Some(512);
+    decide(&mut t, &s, &mut h);
+    assert_eq!(h.calls, ["state 3 Clean none", "state 3 Clean none"]);
+}
+
+#[test]
 fn bad_blocks_the_metadata_cannot_record_drop_external_bbl() {
     let mut h = Recorder::default();
     let mut t = running("active");
