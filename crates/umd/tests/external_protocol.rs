@@ -1033,14 +1033,19 @@ fn bad_blocks_block_writes_until_recorded_or_fail_the_member() {
     set(&f.run, state, "external_bbl").expect("external_bbl");
     // The test is the manager for the first part.
     f.mon().pause();
-    let write = qemu_io(&f.run, &f.export, "write -P 0x26 1536k 4k", false);
+    let mut write = qemu_io(&f.run, &f.export, "write -P 0x26 1536k 4k", false);
     wait_for(&f.run, "0/array_state", "write-pending");
     set(&f.run, "0/array_state", "active").expect("ack the dirty mark");
-    finish(write, SETTLE);
-    assert_eq!(get(&f.run, state), "in_sync,blocked,external_bbl");
+    wait_for(&f.run, state, "in_sync,blocked,external_bbl");
     assert_eq!(
         get(&f.run, "0/dev-ddf-raid1-2.bin/unacknowledged_bad_blocks"),
         "3072 8"
+    );
+    // The write that hit the error is held too, as md holds it, until
+    // the range is recorded.
+    assert!(
+        still_blocked(&mut write, BLOCKED),
+        "the failed write waits for the record"
     );
     let mut later = qemu_io(&f.run, &f.export, "write -P 0x27 0 4k", false);
     assert!(
@@ -1051,6 +1056,7 @@ fn bad_blocks_block_writes_until_recorded_or_fail_the_member() {
     assert_eq!(get(&f.run, "0/array_state"), "write-pending");
     set(&f.run, "0/dev-ddf-raid1-2.bin/bad_blocks", "3072 8").expect("acknowledge");
     set(&f.run, "0/array_state", "active").expect("ack");
+    finish(write, SETTLE);
     finish(later, SETTLE);
     assert_eq!(get(&f.run, state), "in_sync,external_bbl");
     finish(
@@ -1075,6 +1081,40 @@ fn bad_blocks_block_writes_until_recorded_or_fail_the_member() {
     assert_eq!(get(&f.run, "0/degraded"), "1");
     finish(
         qemu_io(&f.run, &f.export, "read -P 0x28 3m 4k", true),
+        SETTLE,
+    );
+}
+
+/// A write whose member write fails completes only once the manager has
+/// recorded the failure (md holds it while the change is pending): were it
+/// answered before, a crash could bring the failed member back as current,
+/// without the acknowledged data.
+#[test]
+fn a_write_that_fails_a_member_completes_once_the_failure_is_recorded() {
+    let faults = "ddf-raid1-2.bin:write:3072+8";
+    let Some(f) = Fixture::with_env("raid1", &[], &[("UMD_FAULT_INJECT", faults)]) else {
+        return;
+    };
+    f.make_clean();
+    let state = "0/dev-ddf-raid1-2.bin/state";
+    f.mon().pause();
+    let mut write = qemu_io(&f.run, &f.export, "write -P 0x31 1536k 4k", false);
+    wait_for(&f.run, "0/array_state", "write-pending");
+    // The test acknowledges the dirty mark; the write error then leaves an
+    // unacknowledged bad range, which a manager without a bad-block list
+    // turns into a failure (§8.26).
+    set(&f.run, "0/array_state", "active").expect("ack the dirty mark");
+    wait_for(&f.run, state, "faulty,in_sync,blocked");
+    assert!(
+        still_blocked(&mut write, BLOCKED),
+        "the write waits until the failure is recorded"
+    );
+    f.mon().resume();
+    finish(write, SETTLE);
+    let text = mdadm_examine(&f.disks[0]);
+    assert!(text.contains("Failed") || text.contains("failed"), "{text}");
+    finish(
+        qemu_io(&f.run, &f.export, "read -P 0x31 1536k 4k", true),
         SETTLE,
     );
 }

@@ -203,10 +203,15 @@ impl NativeMetadata {
     /// member the array has: one with a superblock that is not in it was
     /// removed, and is recorded faulty as md records a device it no longer
     /// has (its index may then take a superblock again: re-add or a new
-    /// spare).
+    /// spare). An empty roster is an array without members (cleared), not
+    /// one whose members were all removed: nothing is marked.
     pub fn record_roster(&mut self, roster: &[RosterEntry]) {
         let removed: Vec<usize> = (0..self.members.len())
-            .filter(|&m| self.members[m].is_some() && !roster.iter().any(|e| e.member == m))
+            .filter(|&m| {
+                !roster.is_empty()
+                    && self.members[m].is_some()
+                    && !roster.iter().any(|e| e.member == m)
+            })
             .collect();
         for m in removed {
             self.mark_faulty(m);

@@ -26,6 +26,8 @@ use super::sync_worker::MIRROR_REGION_SECTORS;
 use super::{drain_events, HostError, Shared};
 use crate::batch::Op;
 use crate::member_file::IoError;
+use std::sync::atomic::Ordering;
+use std::sync::MutexGuard;
 use umd_engine::Errno;
 use umd_layout::geometry::Level;
 
@@ -266,6 +268,9 @@ pub(super) fn fail_member(shared: &Shared, member: usize) -> bool {
     let result = core
         .array
         .store(&format!("dev-{name}/state"), "faulty", now);
+    if result.is_ok() {
+        shared.failures_seen.fetch_add(1, Ordering::AcqRel);
+    }
     shared.settle(core, true);
     if let Err(refused) = &result {
         tracing::error!(member = %name, %refused, "member not failed");
@@ -286,10 +291,38 @@ fn write_start(shared: &Shared) -> Result<(), HostError> {
     core.array.write_start(now)?;
     let wake = drain_events(&mut core);
     shared.apply_membership(&mut core);
-    let mut notes = std::mem::take(&mut core.notify_queue);
+    let notes = std::mem::take(&mut core.notify_queue);
     if wake {
         shared.core_changed.notify_all();
     }
+    let waited = wait_writable(shared, core, notes);
+    if waited.is_err() {
+        write_end(shared);
+    }
+    waited
+}
+
+/// md's hold on a request that failed a member or recorded a bad range
+/// (raid1/5's `bio_end_io_list`, kept while `MD_SB_CHANGE_PENDING`): it
+/// completes only once the metadata records the change (native: the
+/// superblock written; external: the manager's `-blocked` and `active`).
+/// Answered before, a crash could bring the member back as current, and
+/// the acknowledged data read from the copy that never got it.
+pub(crate) fn hold_until_recorded(shared: &Shared) -> Result<(), HostError> {
+    let core = shared.core();
+    let notes = Vec::new();
+    wait_writable(shared, core, notes)
+}
+
+/// Wait while writes are blocked (the dirty transition or a failure not
+/// yet recorded), delivering `notes` and renotifying blocked members as md
+/// does; never holding `core` while delivering. Fails only if the array
+/// stopped meanwhile.
+fn wait_writable<'a>(
+    shared: &'a Shared,
+    mut core: MutexGuard<'a, super::Core>,
+    mut notes: Vec<String>,
+) -> Result<(), HostError> {
     let mut renotify_at = std::time::Instant::now() + BLOCKED_RENOTIFY;
     while core.array.write_blocked() {
         if !notes.is_empty() {
@@ -299,7 +332,6 @@ fn write_start(shared: &Shared) -> Result<(), HostError> {
             continue;
         }
         if core.stopping && core.md_thread_done {
-            core.array.write_end(shared.now());
             return Err(HostError::new(
                 Errno::EIO,
                 "array stopped while the write waited",
@@ -353,6 +385,7 @@ fn write_tracked(
         return Ok(());
     }
     write_start(shared)?;
+    let failures = shared.failures_seen.load(Ordering::Acquire);
     let mut ctx = IoCtx::take(shared);
     let mut result = Ok(());
     let mut done = 0usize;
@@ -379,6 +412,9 @@ fn write_tracked(
         result = sync_members(shared, &mut ctx);
     }
     ctx.give_back(shared);
+    if result.is_ok() && shared.failures_seen.load(Ordering::Acquire) != failures {
+        result = hold_until_recorded(shared);
+    }
     write_end(shared);
     result
 }
@@ -467,8 +503,7 @@ fn write_piece(
         }
         drop(log_slot);
         for (i, n) in plan.modes.iter().enumerate() {
-            shared.stats.stripe_modes[i]
-                .fetch_add(u64::from(*n), std::sync::atomic::Ordering::Relaxed);
+            shared.stats.stripe_modes[i].fetch_add(u64::from(*n), Ordering::Relaxed);
         }
         ctx.write_plan = plan;
         bitmap_end(shared, sector, len, span);
@@ -502,6 +537,7 @@ fn record_bad_range(shared: &Shared, role: u32, sector: u64, len: u64, e: &IoErr
     }
     core.member_map.add_bad(role, sector, len);
     core.members_generation += 1;
+    shared.failures_seen.fetch_add(1, Ordering::AcqRel);
     shared.settle(core, true);
     tracing::warn!(error = %e, member = %name, sector, len, "write error recorded as a bad range");
     true
@@ -568,10 +604,7 @@ pub(crate) fn flush_bitmap(shared: &Shared) -> Result<(), HostError> {
     }
     super::md_thread::write_metadata(shared, &writes)?;
     *flushes += 1;
-    shared
-        .stats
-        .bitmap_flushes
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    shared.stats.bitmap_flushes.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 
@@ -622,13 +655,17 @@ fn sync_members(shared: &Shared, ctx: &mut IoCtx) -> Result<(), HostError> {
 /// their way anyway, as md unplugs its queue on a flush.
 pub(crate) fn flush_all(shared: &Shared) -> Result<(), HostError> {
     shared.ranges.unplug_all();
+    let failures = shared.failures_seen.load(Ordering::Acquire);
     let mut ctx = IoCtx::take(shared);
-    let result = if umd_engine::durability::flush_syncs_members() {
+    let mut result = if umd_engine::durability::flush_syncs_members() {
         sync_members(shared, &mut ctx)
     } else {
         Ok(())
     };
     ctx.give_back(shared);
+    if result.is_ok() && shared.failures_seen.load(Ordering::Acquire) != failures {
+        result = hold_until_recorded(shared);
+    }
     result
 }
 

@@ -246,6 +246,10 @@ pub(crate) struct Shared {
     pub(crate) openers: AtomicU64,
     pub(crate) stats: Stats,
     pub(crate) stopped: AtomicBool,
+    /// Members failed and bad ranges recorded by I/O errors so far: a
+    /// request that saw it move holds its completion until the metadata
+    /// records the change (`io_path::hold_until_recorded`).
+    pub(crate) failures_seen: AtomicU64,
     /// The partial parity log, once enabled (raid5 with PPL).
     pub(crate) ppl: OnceLock<ppl_log::PplLog>,
 }
@@ -453,6 +457,7 @@ impl ArrayHost {
             openers: AtomicU64::new(0),
             stats: Stats::default(),
             stopped: AtomicBool::new(false),
+            failures_seen: AtomicU64::new(0),
             ppl: OnceLock::new(),
         });
         {
