@@ -259,12 +259,26 @@ fn sync_done(run: &Running) -> Option<u64> {
 
 /// `Recovery Offset : N sectors` as the host's mdadm reads it.
 fn recovery_offset(member: &Path) -> Option<u64> {
-    let text = mdadm_examine(member);
-    examine_field(&text, "Recovery Offset")?
+    recovery_offset_in(&mdadm_examine(member))
+}
+
+fn recovery_offset_in(examine: &str) -> Option<u64> {
+    examine_field(examine, "Recovery Offset")?
         .split_whitespace()
         .next()?
         .parse()
         .ok()
+}
+
+/// [`recovery_offset`] while the array runs: `None` also when the spare has
+/// no superblock yet (mdadm then fails), instead of a panic.
+fn recorded_recovery_offset(member: &Path) -> Option<u64> {
+    let out = Command::new("mdadm")
+        .arg("--examine")
+        .arg(member)
+        .output()
+        .ok()?;
+    recovery_offset_in(&String::from_utf8_lossy(&out.stdout))
 }
 
 #[test]
@@ -296,6 +310,13 @@ fn a_rebuild_resumes_from_its_checkpoint_after_kill_9() {
     manage(&run, &["--add", path_str(&members[2])]);
     while sync_done(&run).unwrap_or(0) < 200_000 {
         assert!(Instant::now() < deadline, "the rebuild does not advance");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The checkpoint the engine asked for reaches the spare with the md
+    // thread's next superblock write, after a flush that can take seconds on
+    // a loaded machine: kill only once it is there, as mdadm sees it.
+    while recorded_recovery_offset(&members[2]).unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "no checkpoint reaches the spare");
         std::thread::sleep(Duration::from_millis(20));
     }
     run.kill9();
