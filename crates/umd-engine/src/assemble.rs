@@ -62,6 +62,21 @@ pub struct ActiveMember {
     pub new_data_offset_sectors: u64,
 }
 
+/// A device the array keeps as a spare (md formats: its own superblock and
+/// the freshest roster both say spare). The engine activates it into a
+/// missing role as md does once the array runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpareMember {
+    /// The caller's index of the device.
+    pub index: usize,
+    /// Its name, for messages.
+    pub name: String,
+    /// Device sector where data would start.
+    pub data_offset_sectors: u64,
+    /// Sectors usable for data from there.
+    pub data_sectors: u64,
+}
+
 /// A set of members that form one array.
 #[derive(Debug, Clone)]
 pub struct Assembly {
@@ -77,6 +92,8 @@ pub struct Assembly {
     pub array_sectors: u64,
     /// `members[role]`: the device holding that role, or `None` if missing.
     pub members: Vec<Option<ActiveMember>>,
+    /// Spares offered with the members.
+    pub spares: Vec<SpareMember>,
     /// The freshest events count.
     pub events: u64,
     /// The metadata says the array was shut down cleanly and is in sync.
@@ -255,7 +272,7 @@ pub fn assemble(
     check_consistent(candidates, fresh)?;
     check_reshape_agrees(candidates, fresh)?;
     let mut warnings = Vec::new();
-    let members = assign_roles(candidates, fresh, &mut warnings)?;
+    let (members, spares) = assign_roles(candidates, fresh, &mut warnings)?;
     let level = Level::from_md(array.level).ok_or(AssembleError::Geometry(
         LayoutError::UnsupportedLevel(array.level),
     ))?;
@@ -294,6 +311,7 @@ pub fn assemble(
         geometry,
         array_sectors,
         members,
+        spares,
         events: array.events,
         clean,
         warnings,
@@ -430,15 +448,17 @@ fn check_consistent(candidates: &[Candidate], fresh: &Candidate) -> Result<(), A
     Ok(())
 }
 
-/// Give each candidate the role the freshest roster assigns to its dev_id.
+/// Give each candidate the role the freshest roster assigns to its dev_id;
+/// md-format spares are kept as spares.
 fn assign_roles(
     candidates: &[Candidate],
     fresh: &Candidate,
     warnings: &mut Vec<String>,
-) -> Result<Vec<Option<ActiveMember>>, AssembleError> {
+) -> Result<(Vec<Option<ActiveMember>>, Vec<SpareMember>), AssembleError> {
     let array = &fresh.info.array;
     let raid_disks = array.raid_disks as usize;
     let mut members: Vec<Option<ActiveMember>> = vec![None; raid_disks];
+    let mut spares = Vec::new();
     for c in candidates {
         let dev = &c.info.device;
         let roster_slot = array
@@ -452,6 +472,18 @@ fn assign_roles(
             recovery_offset_sectors,
         } = slot
         else {
+            // A spare's events do not matter (md compares only the others').
+            // DDF spares belong to the container's manager.
+            let md_format = c.info.format != MetadataFormat::Ddf;
+            if md_format && slot == SlotState::Spare && dev.slot == SlotState::Spare {
+                spares.push(SpareMember {
+                    index: c.index,
+                    name: c.name.clone(),
+                    data_offset_sectors: dev.data_offset_sectors,
+                    data_sectors: dev.data_sectors,
+                });
+                continue;
+            }
             warnings.push(format!(
                 "{}: {} in the array's metadata, not used",
                 c.name,
@@ -519,7 +551,7 @@ fn assign_roles(
                 .unwrap_or(dev.data_offset_sectors),
         });
     }
-    Ok(members)
+    Ok((members, spares))
 }
 
 fn slot_word(slot: SlotState) -> &'static str {

@@ -498,7 +498,7 @@ fn bytes_1(sb: &Superblock1) -> Vec<u8> {
 }
 
 mod roster;
-pub use roster::{NewMember, RosterEntry};
+pub use roster::{roster_of, NewMember, RosterEntry};
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -30,17 +30,37 @@ pub const BITMAP_BLOCK_BYTES: u32 = 512;
 /// their data (the write hole), so rebuilding the missing member from them
 /// could return data that was never written. Returns why it must not start
 /// unless forced, or `None` when it may.
+///
+/// A member still recovering counts as missing here, which is stricter than
+/// md (md starts such an array and rebuilds on): above its recovery
+/// checkpoint its blocks come from parity exactly as a missing member's
+/// do, so a stripe torn by the crash would be rebuilt wrong, silently.
 #[must_use]
 pub fn dirty_degraded_refusal(assembly: &Assembly) -> Option<String> {
+    let recovering: Vec<u32> = assembly
+        .members
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| {
+            m.as_ref()
+                .is_some_and(|m| m.recovery_offset_sectors.is_some())
+        })
+        .map(|(r, _)| r as u32)
+        .collect();
+    let missing = assembly.missing_roles();
     let dirty_degraded = !assembly.clean
         && assembly.geometry.level().parity_members() > 0
-        && assembly.members.iter().any(Option::is_none);
+        && !(missing.is_empty() && recovering.is_empty());
     dirty_degraded.then(|| {
+        let which = match (missing.is_empty(), recovering.is_empty()) {
+            (false, true) => format!("missing roles {missing:?}"),
+            (true, false) => format!("roles {recovering:?} still recovering"),
+            _ => format!("missing roles {missing:?}, roles {recovering:?} still recovering"),
+        };
         format!(
-            "the array is dirty and degraded (missing roles {:?}): stripes being written \
+            "the array is dirty and degraded ({which}): stripes being written \
              when it stopped may rebuild wrong data; add the missing member, or start it \
-             anyway with --force",
-            assembly.missing_roles()
+             anyway with --force"
         )
     })
 }
@@ -159,28 +179,36 @@ pub fn array_config(
     bitmap: Option<BitmapConfig>,
 ) -> ArrayConfig {
     let array = &fresh.info.array;
-    let mut members: Vec<MemberConfig> = member_names
-        .iter()
-        .map(|name| MemberConfig {
-            name: name.clone(),
+    // Only the devices the array uses are its members, as md binds only
+    // those mdadm adds: one left out (stale, recorded faulty) is not, and
+    // may be added back later like any other device.
+    let mut members: Vec<Option<MemberConfig>> = vec![None; member_names.len()];
+    for (role, m) in assembly.members.iter().enumerate() {
+        let Some(m) = m else { continue };
+        members[m.index] = Some(MemberConfig {
+            name: member_names[m.index].clone(),
+            slot: Some(role as u32),
+            data_offset_sectors: m.data_offset_sectors,
+            size_sectors: array.component_sectors,
+            in_sync: m.recovery_offset_sectors.is_none(),
+            faulty: false,
+            write_mostly: false,
+            recovery_offset_sectors: m.recovery_offset_sectors,
+        });
+    }
+    for s in &assembly.spares {
+        members[s.index] = Some(MemberConfig {
+            name: member_names[s.index].clone(),
             slot: None,
-            data_offset_sectors: 0,
-            size_sectors: 0,
+            data_offset_sectors: s.data_offset_sectors,
+            size_sectors: s.data_sectors,
             in_sync: false,
             faulty: false,
             write_mostly: false,
             recovery_offset_sectors: None,
-        })
-        .collect();
-    for (role, m) in assembly.members.iter().enumerate() {
-        let Some(m) = m else { continue };
-        let member = &mut members[m.index];
-        member.slot = Some(role as u32);
-        member.data_offset_sectors = m.data_offset_sectors;
-        member.size_sectors = array.component_sectors;
-        member.in_sync = m.recovery_offset_sectors.is_none();
-        member.recovery_offset_sectors = m.recovery_offset_sectors;
+        });
     }
+    let members = members.into_iter().flatten().collect();
     let resync_start = (!assembly.clean).then_some(if array.resync_offset_sectors == u64::MAX {
         0
     } else {

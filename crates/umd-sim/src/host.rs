@@ -203,13 +203,30 @@ impl SimHost {
                     self.superblock_due = true;
                 }
                 ArrayEvent::MemberFailed { name } => self.member_gone(&name),
+                event @ (ArrayEvent::MemberActivated { .. } | ArrayEvent::MemberInSync { .. }) => {
+                    self.apply_membership(event);
+                }
                 ArrayEvent::Notify(_)
                 | ArrayEvent::MemberRemoved { .. }
-                | ArrayEvent::MemberActivated { .. }
-                | ArrayEvent::MemberInSync { .. }
                 | ArrayEvent::StripeCacheResize(_) => {}
             }
         }
+    }
+
+    /// Plan with the role map as it is now (a role gained a member or
+    /// finished recovering), as the real host's request contexts rebuild
+    /// their planners when the member generation moves on.
+    pub(crate) fn replan(&mut self) {
+        self.read_planner = ReadPlanner::new(
+            self.geometry.clone(),
+            self.member_map.clone(),
+            self.array_sectors,
+        );
+        self.write_planner = WritePlanner::new(
+            self.geometry.clone(),
+            self.member_map.clone(),
+            self.array_sectors,
+        );
     }
 
     /// The engine failed a member: plans avoid it from now on.
@@ -387,7 +404,7 @@ impl SimHost {
         }
         if fua {
             self.sched_point()?;
-            self.flush_members()?;
+            self.sync_members()?;
         }
         Ok(())
     }
@@ -551,6 +568,10 @@ impl SimHost {
 
     /// Flush every member that holds a role.
     pub(crate) fn flush_members(&mut self) -> Result<(), Stop> {
+        Ok(self.flush_roles()?)
+    }
+
+    fn flush_roles(&mut self) -> Result<(), Fault> {
         for role in 0..self.role_members.len() {
             if let (Some(member), true) = (
                 self.role_members[role],
@@ -565,9 +586,30 @@ impl SimHost {
     /// FLUSH: acknowledged once every completed write is durable.
     pub fn flush(&mut self) -> Result<(), Stop> {
         if durability::flush_syncs_members() {
-            self.flush_members()?;
+            self.sync_members()?;
         }
         Ok(())
+    }
+
+    /// Flush every member that holds a role, as the real host's FLUSH, FUA
+    /// and end of a sync pass do (`io_path::sync_members`): a member whose
+    /// flush fails is failed, as a failed write fails it, and the rest are
+    /// flushed again; the error stands only when it cannot be failed.
+    pub(crate) fn sync_members(&mut self) -> Result<(), Stop> {
+        let mut replans = 0usize;
+        loop {
+            let member = match self.flush_roles() {
+                Ok(()) => return Ok(()),
+                Err(Fault::Crash) => return Err(Stop::Crash),
+                Err(Fault::Member { member, .. }) => member,
+            };
+            let role = self
+                .role_members
+                .iter()
+                .position(|m| *m == Some(member))
+                .expect("only members holding a role are flushed") as u32;
+            self.member_failed(role, &mut replans)?;
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 use crate::host::{SimHost, Stop};
 use crate::members::Fault;
 use umd_engine::array::SyncAction;
-use umd_engine::native::SuperblockUpdate;
+use umd_engine::native::{roster_of, SuperblockUpdate};
 use umd_engine::resync::{SyncMode, SyncPlanner, SyncWindow};
 use umd_engine::sync_pass::{plan_pass, SyncPass};
 use umd_engine::write::PlannedIo;
@@ -77,9 +77,13 @@ impl SimHost {
             raid_disks: Some(self.array.raid_disks()),
         };
         let mut writes = Vec::new();
+        let names = &self.names;
+        let roster = roster_of(&self.array, |n| names.iter().position(|x| x == n));
         let Some(native) = self.native.as_mut() else {
             return Ok(());
         };
+        // As the real md thread: every member's role and checkpoint first.
+        native.record_roster(&roster);
         native.update(&update, &mut writes);
         let bitmap_first = writes
             .iter()
@@ -107,7 +111,7 @@ impl SimHost {
         }
         if run.range == run.ranges.len() {
             // Repairs must be durable before the engine records them.
-            let synced = self.flush_members();
+            let synced = self.sync_members();
             if synced == Err(Stop::Crash) {
                 return Err(Stop::Crash);
             }
@@ -121,8 +125,17 @@ impl SimHost {
                 Ok(true)
             }
             Err(Fault::Crash) => Err(Stop::Crash),
-            Err(Fault::Member { .. }) => {
-                // The real sync thread stops the pass on an I/O error.
+            Err(Fault::Member { member, .. }) => {
+                // As the real sync thread: the member is failed (unless it
+                // is the last the level needs) and the pass stops.
+                let role = self.role_members.iter().position(|m| *m == Some(member));
+                if let Some(role) = role {
+                    let mut replans = 0;
+                    match self.member_failed(role as u32, &mut replans) {
+                        Ok(()) | Err(Stop::Failed(_)) => {}
+                        Err(Stop::Crash) => return Err(Stop::Crash),
+                    }
+                }
                 self.sync_end(&run, false)?;
                 Ok(true)
             }

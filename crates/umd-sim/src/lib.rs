@@ -26,6 +26,7 @@ pub mod model;
 pub mod options;
 pub mod rng;
 pub mod sim;
+mod spares;
 pub mod world;
 
 pub use options::Options;
@@ -61,6 +62,8 @@ pub fn enumeration_options(
     opts.crash_percent = 0;
     opts.crashes_max = 1;
     opts.fault_percent = 0;
+    // Nothing fails, so a spare would only wait.
+    opts.spare_percent = 0;
     opts
 }
 

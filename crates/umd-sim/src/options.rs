@@ -48,6 +48,12 @@ pub struct Options {
     /// reads that change `stripe_cache_size` (raid5/6; drawn for external
     /// metadata only, so native seeds keep their workloads).
     pub stripe_cache_percent: u64,
+    /// Native arrays: percent chance per operation, while the array is
+    /// degraded, of the spare action (failed members removed, a blank disk
+    /// added as a spare); a quarter of it otherwise (a hot spare waiting
+    /// for the next failure). Drawn apart from the other options, so a
+    /// seed's workload is the same until a spare is added.
+    pub spare_percent: u64,
 }
 
 impl Options {
@@ -93,6 +99,7 @@ impl Options {
             hot_sectors: [256, 1024, 4096][rng.below(3) as usize],
             manager_interleave_percent: 0,
             stripe_cache_percent: 0,
+            spare_percent: Rng::new(seed ^ 0x05ba_4e5e_ed00_0007).range(0, 12),
         }
     }
 
@@ -106,6 +113,8 @@ impl Options {
         let mut rng = Rng::new(seed ^ 0x0ddf_0ddf_5eed_0001);
         opts.array.external = true;
         opts.array.bitmap_chunk_kib = None;
+        // The simulated manager does not activate spares yet.
+        opts.spare_percent = 0;
         opts.array.member_bytes = DDF_RESERVED_BYTES + (4 << 20);
         opts.manager_interleave_percent = rng.range(0, 50);
         opts.stripe_cache_percent = if opts.array.level == 1 {

@@ -19,10 +19,14 @@ use crate::model::{fill_sector, identify, Model};
 use crate::options::Options;
 use crate::rng::Rng;
 use crate::world::{self, Started};
+use umd_engine::array::SyncAction;
 use umd_engine::time::Duration;
 
 /// Steps the liveness phase may take before it is a failure.
 const LIVENESS_STEPS_MAX: u32 = 100_000;
+
+/// Blank disks one run adds as spares at most.
+const SPARES_MAX: u32 = 4;
 
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,6 +56,10 @@ pub struct Outcome {
     pub dirty_acks: u64,
     /// External: failed members the manager recorded and unblocked.
     pub unblocks: u64,
+    /// Blank disks added as spares (native).
+    pub spares_added: u32,
+    /// Failed members removed to make room for them.
+    pub members_removed: u32,
 }
 
 impl Outcome {
@@ -69,6 +77,8 @@ impl Outcome {
         self.eagain_retries += o.eagain_retries;
         self.dirty_acks += o.dirty_acks;
         self.unblocks += o.unblocks;
+        self.spares_added += o.spares_added;
+        self.members_removed += o.members_removed;
     }
 }
 
@@ -84,6 +94,9 @@ struct Sim {
     faulted: Vec<usize>,
     /// Power fails after this many member writes (crash-point enumeration).
     crash_after: Option<u64>,
+    /// Draws the spare action and the spares' identities, apart from
+    /// `rng`, so seeds keep their workloads until a spare is added.
+    spare_rng: Rng,
 }
 
 /// Run `seed` with the options it derives (`level` pins the level).
@@ -116,6 +129,7 @@ pub fn run(seed: u64, opts: &Options, crash_after: Option<u64>) -> Result<Outcom
         out: Outcome::default(),
         faulted: Vec::new(),
         crash_after,
+        spare_rng: Rng::new(seed ^ 0x05ba_4e00_0000_ad0d),
     };
     sim.arm();
     for _ in 0..opts.ops {
@@ -169,6 +183,10 @@ impl Sim {
     /// One operation; `Ok(false)`: the run ended early (a refused start).
     fn step(&mut self) -> Result<bool, String> {
         self.host.now = self.host.now + Duration(self.rng.below(20_000_000));
+        if self.spare_due() {
+            let result = self.spare();
+            return self.after_step(u64::MAX, result);
+        }
         let roll = self.rng.below(100);
         let writes = self.opts.write_percent;
         let flushes = writes + self.opts.flush_percent;
@@ -192,6 +210,12 @@ impl Sim {
         } else {
             self.background()
         };
+        self.after_step(roll, result)
+    }
+
+    /// Trace an operation, and crash after it when the seed says or it
+    /// reached the crash point.
+    fn after_step(&mut self, roll: u64, result: Result<(), Stop>) -> Result<bool, String> {
         if std::env::var_os("UMD_SIM_TRACE").is_some() {
             eprintln!(
                 "op {} roll {roll} -> {result:?} writes {} state {:?} sync {:?} degraded {}",
@@ -301,14 +325,21 @@ impl Sim {
         };
         let candidates: Vec<usize> = self
             .host
-            .role_members()
+            .in_sync_members()
             .into_iter()
             .filter(|m| !self.faulted.contains(m))
             .collect();
-        // Roles without a healthy member: faulted ones, and any the start
-        // left out (a member too far behind after a crash).
+        // Roles without a healthy, recovered member: faulted ones, any the
+        // start left out (a member too far behind after a crash), and any
+        // a spare is still recovering into.
         let lost = self.opts.array.raid_disks as usize - candidates.len();
-        if self.faulted.len().max(lost) >= tolerance || candidates.is_empty() {
+        if lost >= tolerance || candidates.is_empty() {
+            return;
+        }
+        // A parity array whose resync has not finished is dirty: losing a
+        // member now is md's write hole (dirty and degraded), a double
+        // fault md does not survive either (docs/simulation.md).
+        if self.opts.array.level != 1 && self.host.array.sync_position() != u64::MAX {
             return;
         }
         let member = candidates[self.rng.below(candidates.len() as u64) as usize];
@@ -324,6 +355,50 @@ impl Sim {
                 disk.add_latent(s);
             }
         }
+    }
+
+    /// Whether this operation is the spare action: native arrays only,
+    /// at `spare_percent` while degraded and a quarter of it otherwise,
+    /// while the run may add spares. Draws only from `spare_rng`.
+    fn spare_due(&mut self) -> bool {
+        if self.opts.spare_percent == 0
+            || self.out.spares_added >= SPARES_MAX
+            || self.host.array.is_external()
+        {
+            return false;
+        }
+        let percent = if self.host.array.degraded() > 0 {
+            self.opts.spare_percent
+        } else {
+            self.opts.spare_percent / 4
+        };
+        self.spare_rng.chance(percent)
+    }
+
+    /// `umd manage --remove failed --add NEW`: the failed members leave,
+    /// and a blank disk joins as a spare unless one is waiting already.
+    /// The engine activates it into a free slot and the recovery runs with
+    /// the sync thread's next steps.
+    fn spare(&mut self) -> Result<(), Stop> {
+        let removed = self.host.remove_failed();
+        self.out.members_removed += removed.len() as u32;
+        // A removed member's disk is out of the array: its faults no
+        // longer count against the redundancy.
+        let names = world::member_names(self.host.io.disks.len());
+        self.faulted
+            .retain(|&m| !removed.iter().any(|r| *r == names[m]));
+        if self.host.idle_spares() > 0 {
+            return Ok(());
+        }
+        let mut uuid = [0u8; 16];
+        for b in &mut uuid {
+            *b = self.spare_rng.below(256) as u8;
+        }
+        let disk = SimDisk::new(self.opts.array.member_bytes);
+        self.host.add_spare(disk, uuid)?;
+        self.out.spares_added += 1;
+
+        Ok(())
     }
 
     /// Power loss: every disk loses or keeps cached writes, a vanished disk
@@ -377,6 +452,13 @@ impl Sim {
     /// finds nothing to repair.
     fn liveness(&mut self) -> Result<(), Stop> {
         self.settle_syncs()?;
+        let slotless = self.opts.array.raid_disks as usize - self.host.role_members().len();
+        if slotless > 0 && self.host.idle_spares() > 0 && !self.host.array.is_broken() {
+            return Err(Stop::Failed(format!(
+                "{slotless} role(s) without a member while {} spare(s) wait",
+                self.host.idle_spares()
+            )));
+        }
         if self.host.array.is_redundant() && !self.host.array.is_broken() {
             self.host
                 .array
@@ -459,6 +541,7 @@ impl Sim {
 
     fn finish_once(&mut self) -> Result<(), Stop> {
         self.liveness()?;
+
         self.check_all(false).map_err(Stop::Failed)?;
         self.host.now = self.host.now + Duration::from_ms(1000);
         match self.host.shutdown() {
@@ -477,10 +560,13 @@ impl Sim {
                 return Err(Stop::Failed(format!("a clean array refused: {why}")))
             }
         }
-        if self.host.array.sync_request().is_some() {
-            return Err(Stop::Failed(
-                "a cleanly stopped array needs a resync".into(),
-            ));
+        // A recovery may start: a spare takes the slot of a member that
+        // failed on the way down (its last superblock write).
+        let sync = self.host.array.sync_request();
+        if sync.is_some_and(|a| a != SyncAction::Recover) {
+            return Err(Stop::Failed(format!(
+                "a cleanly stopped array needs a {sync:?}"
+            )));
         }
         self.check_all(false).map_err(Stop::Failed)
     }

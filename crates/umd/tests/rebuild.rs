@@ -510,3 +510,40 @@ fn a_member_failed_removed_and_added_back_at_once_is_rebuilt() {
     let state = examine_field(&mdadm_examine(&members[1]), "Array State");
     assert_eq!(state.as_deref().map(|s| &s[..3]), Some("AAA"));
 }
+
+#[test]
+fn a_spare_given_at_start_is_rebuilt_into_the_missing_role() {
+    for tool in ["nbdcopy", "mdadm"] {
+        require_tool(tool);
+    }
+    let dir = TempDir::new("rebuild-spare-at-start");
+    let members = sparse_members(dir.path(), 3, MEMBER_MIB);
+    create(
+        &members[..2],
+        &["--level", "1", "--raid-devices", "2", "--assume-clean"],
+    );
+    let data = pseudo_random(4 << 20, 17);
+    std::fs::write(dir.path().join("data.bin"), &data).expect("data");
+    // A hot spare joins the whole array and waits.
+    let run = Running::start(dir.path(), &members[..2]);
+    manage(&run, &["--add", path_str(&members[2])]);
+    run_ok(
+        Command::new("nbdcopy")
+            .arg(dir.path().join("data.bin"))
+            .arg(run.uri()),
+    );
+    assert_eq!(run.get("degraded"), "0");
+    run.stop();
+    let role = examine_field(&mdadm_examine(&members[2]), "Device Role");
+    assert_eq!(role.as_deref(), Some("spare"), "recorded as a spare");
+
+    // m1 is gone at the next start: the spare takes its role and is rebuilt.
+    let started = [members[0].clone(), members[2].clone()];
+    let run = Running::start(dir.path(), &started);
+    wait_rebuilt(&run);
+    run.stop();
+    let role = examine_field(&mdadm_examine(&members[2]), "Device Role");
+    assert_eq!(role.as_deref(), Some("Active device 1"));
+    let alone = support::cat(&members[2..]);
+    assert!(alone[..data.len()] == data[..], "the spare holds the data");
+}

@@ -16,8 +16,9 @@
 //! 0.90 array is refused here rather than written half right.
 
 use super::{inval, MemberSb, NativeMetadata};
+use crate::array::Array;
 use crate::errno::{EngineError, Errno};
-use crate::member::MemberHealth;
+use crate::member::{MemberFlags, MemberHealth};
 use umd_formats::sb1::{self, Superblock1};
 use umd_formats::SECTOR_BYTES;
 
@@ -38,6 +39,29 @@ pub struct RosterEntry {
     /// md's `corrected_errors`, recorded as `cnt_corrected_read` (never
     /// below what the superblock already holds).
     pub corrected_errors: u64,
+}
+
+/// Every member `array` has, as the superblocks record them; `index_of`
+/// gives the host's member index for a name (a member it does not know is
+/// left out). Both hosts build the roster they hand to
+/// [`NativeMetadata::record_roster`] here.
+pub fn roster_of(
+    array: &Array,
+    mut index_of: impl FnMut(&str) -> Option<usize>,
+) -> Vec<RosterEntry> {
+    array
+        .members()
+        .iter()
+        .filter_map(|m| {
+            Some(RosterEntry {
+                member: index_of(m.name())?,
+                slot: m.slot(),
+                health: m.health(),
+                write_mostly: m.flags().contains(MemberFlags::WRITE_MOSTLY),
+                corrected_errors: m.corrected_errors(),
+            })
+        })
+        .collect()
 }
 
 /// Where a new member's data lies, for the engine's member table.

@@ -625,7 +625,7 @@ pub(super) fn bitmap_end(shared: &Shared, sector: u64, len: u64, span: Option<(u
 /// can't keep what it was given: it is failed as a failed write would fail
 /// it, and the rest are synced again; the error stands only when the array
 /// can't lose that member.
-fn sync_members(shared: &Shared, ctx: &mut IoCtx) -> Result<(), HostError> {
+pub(super) fn sync_members(shared: &Shared, ctx: &mut IoCtx) -> Result<(), HostError> {
     let mut replans = 0;
     let mut working = std::mem::take(&mut ctx.members_store);
     let result = loop {

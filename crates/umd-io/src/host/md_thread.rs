@@ -12,7 +12,6 @@ use super::{drain_events, HostError, Shared};
 use crate::batch::Op;
 use std::sync::atomic::Ordering;
 use umd_engine::durability;
-use umd_engine::member::MemberFlags;
 use umd_engine::native::{MetadataWrite, RosterEntry, SuperblockUpdate};
 use umd_engine::Errno;
 
@@ -142,19 +141,7 @@ fn superblock_writes(shared: &Shared, core: &mut super::Core) -> (Vec<MetadataWr
 
 /// Every member the array has, as the native superblocks record them.
 pub(crate) fn roster(shared: &Shared, array: &umd_engine::array::Array) -> Vec<RosterEntry> {
-    array
-        .members()
-        .iter()
-        .filter_map(|m| {
-            Some(RosterEntry {
-                member: shared.member_index(m.name())?,
-                slot: m.slot(),
-                health: m.health(),
-                write_mostly: m.flags().contains(MemberFlags::WRITE_MOSTLY),
-                corrected_errors: m.corrected_errors(),
-            })
-        })
-        .collect()
+    umd_engine::native::roster_of(array, |name| shared.member_index(name))
 }
 
 /// Seconds since the epoch, for superblock `utime` (only recorded, never compared).

@@ -118,6 +118,11 @@ impl Shared {
                     };
                     core.member_map.set_role(slot, (offset, None));
                     core.members_generation += 1;
+                    // md clears bits again once no member is missing.
+                    let whole = core.array.degraded() == 0;
+                    if let Some(bitmap) = core.bitmap().filter(|_| whole) {
+                        bitmap.set_degraded(false);
+                    }
                     tracing::info!(member = %name, slot, "member in sync");
                 }
                 other => unreachable!("not a membership event: {other:?}"),

@@ -211,7 +211,8 @@ fn finish_windows(
         let (mut slot, guard) = match handed {
             Handed::Read(slot, guard) => (slot, guard),
             Handed::ReadFailed(role, e) => {
-                tracing::error!(error = %e, role, "sync read failed; stopping the sync");
+                tracing::error!(error = %e, role, "sync read failed; failing the member");
+                fail_role(shared, role);
                 return walked;
             }
             Handed::Stopped => return walked,
@@ -244,7 +245,8 @@ fn finish_windows(
         // writes to its stripes proceed.
         drop(guard);
         if let Err((role, e)) = outcome {
-            tracing::error!(error = %e, role, "sync write failed; stopping the sync");
+            tracing::error!(error = %e, role, "sync write failed; failing the member");
+            fail_role(shared, role);
             return walked;
         }
         let end = slot.window.position + slot.window.len;
@@ -252,5 +254,17 @@ fn finish_windows(
         report(shared, end, slot.window.len, &located, mode);
         // The reader may have stopped; the slot is then no longer needed.
         let _ = free.send(slot);
+    }
+}
+
+/// md_error for a member the pass could not read or write: it is failed, as
+/// a foreground I/O error fails it, and the pass stops. Left in its role, it
+/// would stop every later pass at the same place and the sync would never
+/// end; failed, the engine starts the next pass without it (or onto a
+/// spare). md would first rewrite an unreadable block from redundancy; here
+/// the member goes (docs/design.md, sync errors).
+fn fail_role(shared: &Shared, role: u32) {
+    if let Some(member) = shared.role_member(role) {
+        super::io_path::fail_member(shared, member);
     }
 }

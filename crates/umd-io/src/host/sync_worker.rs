@@ -102,13 +102,10 @@ fn sync_ranges(
     }
     // Repairs must be durable before the engine records the array in sync.
     // Only members with a role: a failed (perhaps vanished) one holds
-    // nothing the pass wrote, and its sync failing must not stop the pass.
-    ctx.refresh(shared);
-    let present = ctx.read_planner.members().clone();
-    let working = (0..shared.geometry.raid_disks())
-        .filter(|&role| present.is_present(role))
-        .filter_map(|role| shared.role_member(role));
-    let synced = ctx.sync_members(shared, working);
+    // nothing the pass wrote. One whose sync fails now is failed, as a
+    // FLUSH fails it, and the rest are synced again: left in its role it
+    // would fail every later pass's sync, and the pass would never end.
+    let synced = super::io_path::sync_members(shared, &mut ctx);
     ctx.give_back(shared);
     if walked.lost_windows > 0 {
         tracing::error!(
