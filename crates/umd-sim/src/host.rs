@@ -123,6 +123,9 @@ pub struct SimHost {
     sched: Rng,
     /// Percent chance of an md pass at each scheduling point.
     pub md_interleave_percent: u64,
+    /// Member failures the host made (I/O errors): a write that made one
+    /// is held until the metadata records it.
+    pub(crate) failures_seen: u64,
 }
 
 impl SimHost {
@@ -168,6 +171,7 @@ impl SimHost {
             rplan: ReadPlan::default(),
             sched,
             md_interleave_percent: 0,
+            failures_seen: 0,
         };
         host.drain_events();
         let degraded = host.array.degraded() > 0;
@@ -265,6 +269,7 @@ impl SimHost {
             .store(&format!("dev-{name}/state"), "faulty", self.now);
         self.drain_events();
         result.map_err(|e| Stop::Failed(format!("role {role} not failed: {e}")))?;
+        self.failures_seen += 1;
         // Planners follow the map even if the event was already handled.
         self.read_planner.mark_failed(role);
         self.write_planner.mark_failed(role);
@@ -394,6 +399,7 @@ impl SimHost {
     }
 
     fn write_pieces(&mut self, sector: u64, data: &[u8], fua: bool) -> Result<(), Stop> {
+        let failures = self.failures_seen;
         let total = (data.len() / 512) as u64;
         let mut done = 0u64;
         while done < total {
@@ -405,6 +411,11 @@ impl SimHost {
         if fua {
             self.sched_point()?;
             self.sync_members()?;
+        }
+        // The real host's hold (`write_tracked`): a FUA write like a FLUSH,
+        // any write that failed a member until the failure is recorded.
+        if fua || self.failures_seen != failures {
+            self.hold_until_recorded()?;
         }
         Ok(())
     }
@@ -583,10 +594,36 @@ impl SimHost {
         Ok(())
     }
 
-    /// FLUSH: acknowledged once every completed write is durable.
+    /// FLUSH: acknowledged once every completed write is durable and no
+    /// member failure waits to be recorded (the real host's `flush_all`).
     pub fn flush(&mut self) -> Result<(), Stop> {
         if durability::flush_syncs_members() {
             self.sync_members()?;
+        }
+        self.hold_until_recorded()
+    }
+
+    /// The real host's hold on a FLUSH, a FUA write, or a write that failed
+    /// a member: it completes once the metadata records every change
+    /// pending (native: the md thread's superblock write; external: the
+    /// manager's pass).
+    fn hold_until_recorded(&mut self) -> Result<(), Stop> {
+        let mut waits = 0;
+        while self.array.write_blocked() {
+            waits += 1;
+            if waits > MANAGER_WAITS_MAX {
+                return Err(Stop::Failed(
+                    "held for a change the metadata never recorded".into(),
+                ));
+            }
+            if self.manager.is_none() {
+                self.md_pass()?;
+                continue;
+            }
+            self.sched_point()?;
+            if waits >= MANAGER_WAITS_FORCED && self.array.write_blocked() {
+                self.manager_pass()?;
+            }
         }
         Ok(())
     }

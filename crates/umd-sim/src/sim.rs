@@ -60,6 +60,13 @@ pub struct Outcome {
     pub spares_added: u32,
     /// Failed members removed to make room for them.
     pub members_removed: u32,
+    /// Members failed by hand (`umd manage --fail`; the disk stays good).
+    pub failed_by_hand: u32,
+    /// Of those, added back after their removal (a bitmap re-add when the
+    /// bitmap covers what they missed, else a full recovery).
+    pub added_back: u32,
+    /// Of those, re-added into their old slot through the bitmap.
+    pub bitmap_re_adds: u32,
 }
 
 impl Outcome {
@@ -79,6 +86,9 @@ impl Outcome {
         self.unblocks += o.unblocks;
         self.spares_added += o.spares_added;
         self.members_removed += o.members_removed;
+        self.failed_by_hand += o.failed_by_hand;
+        self.added_back += o.added_back;
+        self.bitmap_re_adds += o.bitmap_re_adds;
     }
 }
 
@@ -97,6 +107,8 @@ struct Sim {
     /// Draws the spare action and the spares' identities, apart from
     /// `rng`, so seeds keep their workloads until a spare is added.
     spare_rng: Rng,
+    /// Members failed by hand whose disks are intact: they may come back.
+    failed_by_hand: Vec<usize>,
 }
 
 /// Run `seed` with the options it derives (`level` pins the level).
@@ -130,6 +142,7 @@ pub fn run(seed: u64, opts: &Options, crash_after: Option<u64>) -> Result<Outcom
         faulted: Vec::new(),
         crash_after,
         spare_rng: Rng::new(seed ^ 0x05ba_4e00_0000_ad0d),
+        failed_by_hand: Vec::new(),
     };
     sim.arm();
     for _ in 0..opts.ops {
@@ -205,8 +218,7 @@ impl Sim {
             crate::control::stripe_cache_size(&mut self.host, n)
                 .map(|again| self.out.eagain_retries += u32::from(again))
         } else if self.rng.chance(self.opts.fault_percent * 4) {
-            self.fault();
-            Ok(())
+            self.fault()
         } else {
             self.background()
         };
@@ -317,7 +329,7 @@ impl Sim {
 
     /// A member fault the level survives: a member vanishes, or sectors of
     /// its data area become unreadable.
-    fn fault(&mut self) {
+    fn fault(&mut self) -> Result<(), Stop> {
         let tolerance = match self.opts.array.level {
             1 => self.opts.array.raid_disks as usize - 1,
             5 => 1,
@@ -334,17 +346,25 @@ impl Sim {
         // a spare is still recovering into.
         let lost = self.opts.array.raid_disks as usize - candidates.len();
         if lost >= tolerance || candidates.is_empty() {
-            return;
+            return Ok(());
         }
         // A parity array whose resync has not finished is dirty: losing a
         // member now is md's write hole (dirty and degraded), a double
         // fault md does not survive either (docs/simulation.md).
         if self.opts.array.level != 1 && self.host.array.sync_position() != u64::MAX {
-            return;
+            return Ok(());
         }
         let member = candidates[self.rng.below(candidates.len() as u64) as usize];
         self.faulted.push(member);
         self.out.faults += 1;
+        // With spares drawn, a third of the faults are `umd manage --fail`
+        // (drawn apart from `rng`, which the vanishing draws nothing from).
+        if self.opts.spare_percent > 0 && self.spare_rng.chance(33) {
+            self.host.fail_by_hand(member)?;
+            self.out.failed_by_hand += 1;
+            self.failed_by_hand.push(member);
+            return Ok(());
+        }
         let disk = &mut self.host.io.disks[member];
         if !self.opts.latent_faults || self.rng.chance(50) {
             disk.vanish();
@@ -355,6 +375,7 @@ impl Sim {
                 disk.add_latent(s);
             }
         }
+        Ok(())
     }
 
     /// Whether this operation is the spare action: native arrays only,
@@ -387,12 +408,26 @@ impl Sim {
         let names = world::member_names(self.host.io.disks.len());
         self.faulted
             .retain(|&m| !removed.iter().any(|r| *r == names[m]));
-        if self.host.idle_spares() > 0 {
-            return Ok(());
-        }
         let mut uuid = [0u8; 16];
         for b in &mut uuid {
             *b = self.spare_rng.below(256) as u8;
+        }
+        // A member failed by hand and no longer in the array (removed now,
+        // or left out by a start) may come back, as an operator re-adds a
+        // disk after a transient fault.
+        let members = self.host.array.members();
+        let back = self.failed_by_hand.iter().copied().find(|&m| {
+            !members.iter().any(|x| x.name() == names[m]) && self.host.io.disks[m].is_present()
+        });
+        if let Some(member) = back.filter(|_| self.spare_rng.chance(50)) {
+            self.failed_by_hand.retain(|&m| m != member);
+            let role = self.host.add_back(member, uuid)?;
+            self.out.added_back += 1;
+            self.out.bitmap_re_adds += u32::from(role.is_some());
+            return Ok(());
+        }
+        if self.host.idle_spares() > 0 {
+            return Ok(());
         }
         let disk = SimDisk::new(self.opts.array.member_bytes);
         self.host.add_spare(disk, uuid)?;

@@ -20,8 +20,21 @@ use crate::host::{SimHost, Stop};
 use umd_engine::array::{ArrayEvent, MemberConfig};
 use umd_engine::member::MemberHealth;
 use umd_engine::native::roster_of;
+use umd_formats::probe::{probe_md, Metadata};
+use umd_formats::sb1::Superblock1;
 
 impl SimHost {
+    /// `umd manage --fail`: member `member` is failed by the operator (its
+    /// disk stays as it is, and may be added back).
+    pub fn fail_by_hand(&mut self, member: usize) -> Result<(), Stop> {
+        let name = self.names[member].clone();
+        let result = self
+            .array
+            .store(&format!("dev-{name}/state"), "faulty", self.now);
+        self.drain_events();
+        result.map_err(|e| Stop::Failed(format!("fail {name}: {e}")))
+    }
+
     /// md's `remove` of every member the engine failed, as `umd manage
     /// --remove failed` stores it. Returns the members removed; one the
     /// engine still holds (md: blocked, or a sync using it) stays.
@@ -46,46 +59,75 @@ impl SimHost {
         removed
     }
 
-    /// md's hot add of a blank `disk` (native 1.x metadata): the roster
-    /// records removals first (so a removed member's index is free), the
-    /// disk gets a spare superblock like the others' (written with the
-    /// next update) and joins the engine, which activates it at once if a
-    /// slot is free. Returns the new member's index.
+    /// md's hot add of a blank `disk` (native 1.x metadata): it joins the
+    /// world as a new member and gets a spare superblock (see
+    /// [`SimHost::add_back`]). Returns the new member's index.
     pub fn add_spare(&mut self, disk: SimDisk, device_uuid: [u8; 16]) -> Result<usize, Stop> {
         let index = self.io.disks.len();
-        let name = format!("sim{index}");
+        self.io.disks.push(disk);
+        self.names.push(format!("sim{index}"));
+        if let Err(e) = self.add_back(index, device_uuid) {
+            self.io.disks.pop();
+            self.names.pop();
+            return Err(e);
+        }
+        Ok(index)
+    }
+
+    /// md's hot add of the disk of member `member`, which is not in the
+    /// array (a member removed, or a blank disk just added), as the real
+    /// host's `add_member` does it: the roster records removals first (so a
+    /// removed member's index is free); a disk whose own superblock says it
+    /// left recently enough for the bitmap to cover what it missed is
+    /// re-added into its old slot (md's re-add: only the dirty chunks are
+    /// recovered); any other gets a spare superblock like the others'
+    /// (written with the next update) and joins as a spare, which the
+    /// engine activates at once if a slot is free. Returns the re-added
+    /// role, if it was one.
+    pub fn add_back(&mut self, member: usize, device_uuid: [u8; 16]) -> Result<Option<u32>, Stop> {
+        let name = self.names[member].clone();
+        let fail = |e: umd_engine::EngineError| Stop::Failed(format!("add {name}: {e}"));
+        let own_sb = own_superblock(&self.io.disks[member]);
+        let dev_bytes = self.io.disks[member].len_bytes();
         let names = &self.names;
         let roster = roster_of(&self.array, |n| names.iter().position(|x| x == n));
         let Some(native) = self.native.as_mut() else {
-            return Err(Stop::Failed("add spare: external metadata".into()));
+            return Err(Stop::Failed(format!("add {name}: external metadata")));
         };
         native.record_roster(&roster);
-        let placed = native
-            .add_spare(index, disk.len_bytes(), device_uuid)
-            .map_err(|e| Stop::Failed(format!("add spare {name}: {e}")))?;
-        let config = MemberConfig {
+        let mut config = MemberConfig {
             name: name.clone(),
             slot: None,
-            data_offset_sectors: placed.data_offset_sectors,
-            size_sectors: placed.size_sectors,
+            data_offset_sectors: 0,
+            size_sectors: 0,
             in_sync: false,
             faulty: false,
             write_mostly: false,
             recovery_offset_sectors: None,
         };
-        // Before the engine call: an activation it makes names the member.
-        self.io.disks.push(disk);
-        self.names.push(name.clone());
-        if let Err(e) = self.array.add_member(config) {
+        let role = own_sb.as_ref().and_then(|sb| native.re_add_role(sb));
+        if let (Some(_), Some(sb)) = (role, own_sb) {
+            (config.data_offset_sectors, config.size_sectors) = (sb.data_offset, sb.data_size);
+            native.re_add(member, sb).map_err(fail)?;
+        } else {
+            let placed = native
+                .add_spare(member, dev_bytes, device_uuid)
+                .map_err(fail)?;
+            config.data_offset_sectors = placed.data_offset_sectors;
+            config.size_sectors = placed.size_sectors;
+        }
+        let added = match role {
+            Some(role) => self.array.re_add_member(config, role).map(|_| ()),
+            None => self.array.add_member(config),
+        };
+        if let Err(e) = added {
             if let Some(native) = self.native.as_mut() {
-                native.forget_spare(index);
+                native.forget_spare(member);
             }
-            self.io.disks.pop();
-            self.names.pop();
-            return Err(Stop::Failed(format!("add spare {name}: {e}")));
+            return Err(fail(e));
         }
         self.drain_events();
-        Ok(index)
+        Ok(role)
     }
 
     /// Spares that hold no slot and have not failed.
@@ -142,5 +184,18 @@ impl SimHost {
             other => unreachable!("not a membership event: {other:?}"),
         }
         self.replan();
+    }
+}
+
+/// The 1.x superblock already on `disk`, if any (the real host's
+/// `own_superblock`).
+fn own_superblock(disk: &SimDisk) -> Option<Superblock1> {
+    let mut read = |offset: u64, buf: &mut [u8]| {
+        disk.read(offset, buf)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    };
+    match probe_md(disk.len_bytes(), &mut read) {
+        Ok(Some(Metadata::V1(sb))) => Some(sb),
+        _ => None,
     }
 }

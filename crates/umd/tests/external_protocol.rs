@@ -265,6 +265,30 @@ fn member_failure_is_recorded_before_writes_go_on() {
     });
 }
 
+/// A FLUSH after a member was failed by hand completes only once the
+/// failure is recorded: the failed member is not flushed, so writes
+/// acknowledged before it may sit in its cache alone, and until the
+/// metadata says it failed a crash would bring it back as current.
+#[test]
+fn a_flush_waits_until_a_member_failed_by_hand_is_recorded() {
+    let Some(f) = Fixture::new("raid1", &[]) else {
+        return;
+    };
+    f.make_clean();
+    let member = first_member(&f.run);
+    f.mon().pause();
+    set(&f.run, &format!("0/dev-{member}/state"), "faulty").expect("fail member");
+    let mut flush = qemu_io(&f.run, &f.export, "flush", false);
+    assert!(
+        still_blocked(&mut flush, BLOCKED),
+        "the flush waits for the record"
+    );
+    f.mon().resume();
+    finish(flush, SETTLE);
+    let text = mdadm_examine(&f.disks[1]);
+    assert!(text.contains("Failed") || text.contains("failed"), "{text}");
+}
+
 /// The name of the first member of subarray 0.
 fn first_member(run: &Running) -> String {
     umd::control::client::list(&run.control)

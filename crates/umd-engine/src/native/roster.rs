@@ -166,9 +166,24 @@ impl NativeMetadata {
 
     /// Take a re-added member's own superblock back as member `member`
     /// (after [`NativeMetadata::re_add_role`] accepted it); the next update
-    /// rewrites it with the array's events and roster.
-    pub fn re_add(&mut self, member: usize, sb: Superblock1) -> Result<(), EngineError> {
+    /// rewrites it with the array's events and roster. Its roster is the
+    /// array's from now on: the one it brought back is as old as it is, and
+    /// would still list members that failed while it was out (md writes one
+    /// roster, from its device list, to every member).
+    ///
+    /// It keeps its `dev_number` unless another member took it meanwhile (a
+    /// spare added while this one was out of the array's metadata); then it
+    /// gets a free one, as md's `bind_rdev_to_array` does. Two members with
+    /// one number would both claim that number's role at the next assembly.
+    pub fn re_add(&mut self, member: usize, mut sb: Superblock1) -> Result<(), EngineError> {
         self.check_free(member)?;
+        sb.dev_roles.clone_from(&self.template()?.dev_roles);
+        let taken = self.members.iter().enumerate().any(|(m, other)| {
+            m != member && matches!(other, Some(MemberSb::V1(o)) if o.dev_number == sb.dev_number)
+        });
+        if taken {
+            sb.dev_number = self.free_dev_number(sb.raid_disks);
+        }
         self.place(member, sb);
         if let Some(at) = self.bitmap_offset_bytes(member) {
             if let Some(bitmap) = self.bitmap.as_mut() {
@@ -392,9 +407,39 @@ mod tests {
             dev.dev_roles[removed_sb.dev_number as usize],
             sb1::ROLE_FAULTY
         );
-        // Its index takes a superblock again (a re-add of the same file).
+        // While it is out, the spare fails and is removed too.
+        md.record_roster(&[roster[0]]);
+        // Its index takes a superblock again (a re-add of the same file),
+        // and its copy of the roster is the array's, not the stale one it
+        // brought back (which still lists the spare).
         md.re_add(1, removed_sb)
             .expect("the removed member's index is free");
+        md.record_roster(&with_working(roster[2])[..2]);
+        let mut out = Vec::new();
+        md.update(&update(), &mut out);
+        let (kept, back) = (v1(&out, 0), v1(&out, 1));
+        assert_eq!(back.dev_roles, kept.dev_roles, "one roster on every member");
+        assert_eq!(back.dev_roles[3], sb1::ROLE_FAULTY, "the spare is gone");
+    }
+
+    #[test]
+    fn a_re_added_member_whose_number_was_taken_gets_a_free_one() {
+        let metas = vec![Some(real("raid5-1")), Some(real("raid5-2")), None, None];
+        let mut md = NativeMetadata::load(metas).expect("load");
+        md.add_spare(2, 64 << 20, [7; 16]).expect("room");
+        let mut out = Vec::new();
+        md.update(&update(), &mut out);
+        let old = v1(&out, 2);
+        assert_eq!(old.dev_number, 3);
+        // It leaves the array's metadata; a new spare takes its number.
+        md.forget_spare(2);
+        md.add_spare(3, 64 << 20, [8; 16]).expect("room");
+        md.re_add(2, old).expect("its index is free");
+        let mut out = Vec::new();
+        md.update(&update(), &mut out);
+        let (back, new) = (v1(&out, 2), v1(&out, 3));
+        assert_eq!(new.dev_number, 3);
+        assert_ne!(back.dev_number, new.dev_number, "one number, one member");
     }
 
     #[test]

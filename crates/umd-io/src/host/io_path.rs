@@ -412,7 +412,9 @@ fn write_tracked(
         result = sync_members(shared, &mut ctx);
     }
     ctx.give_back(shared);
-    if result.is_ok() && shared.failures_seen.load(Ordering::Acquire) != failures {
+    // A FUA write is held like a FLUSH (see `flush_all`); any write that
+    // failed a member is held until the failure is recorded.
+    if result.is_ok() && (fua || shared.failures_seen.load(Ordering::Acquire) != failures) {
         result = hold_until_recorded(shared);
     }
     write_end(shared);
@@ -653,9 +655,15 @@ pub(super) fn sync_members(shared: &Shared, ctx: &mut IoCtx) -> Result<(), HostE
 /// FLUSH: every completed write is on the members' stable storage. Parked
 /// partial-stripe writes are not completed, so need not be; they are sent on
 /// their way anyway, as md unplugs its queue on a flush.
+///
+/// It completes only once no member failure waits to be recorded: a failed
+/// member is not flushed (it may be gone), so writes acknowledged before it
+/// failed may sit in its cache only, and until the metadata says it failed
+/// a crash brings it back as current, those writes lost. (md acknowledges
+/// such a flush at once; a member failed by hand, whose disk is healthy,
+/// shows the window.)
 pub(crate) fn flush_all(shared: &Shared) -> Result<(), HostError> {
     shared.ranges.unplug_all();
-    let failures = shared.failures_seen.load(Ordering::Acquire);
     let mut ctx = IoCtx::take(shared);
     let mut result = if umd_engine::durability::flush_syncs_members() {
         sync_members(shared, &mut ctx)
@@ -663,7 +671,10 @@ pub(crate) fn flush_all(shared: &Shared) -> Result<(), HostError> {
         Ok(())
     };
     ctx.give_back(shared);
-    if result.is_ok() && shared.failures_seen.load(Ordering::Acquire) != failures {
+    // Once the md thread is done, its final superblock write recorded
+    // every failure: nothing is left to wait for.
+    let recorded_for_good = shared.core().md_thread_done;
+    if result.is_ok() && !recorded_for_good {
         result = hold_until_recorded(shared);
     }
     result

@@ -462,6 +462,9 @@ impl ArrayHost {
         });
         {
             let mut core = shared.core();
+            // A spare the start activated (`run` does md's first
+            // md_check_recovery) holds its role before any thread plans.
+            shared.apply_membership(&mut core);
             let degraded = core.array.degraded() > 0;
             if let Some(bitmap) = core.bitmap() {
                 // md keeps bits set while a member is missing.

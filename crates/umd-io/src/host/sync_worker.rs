@@ -40,6 +40,10 @@ pub(crate) fn run(shared: &Shared) {
         let Some(action) = core.array.sync_request() else {
             continue;
         };
+        // The pass plans with every activation the engine made so far: a
+        // role whose spare is not in the map yet would look missing, and
+        // its recovery would end at once with nothing rebuilt.
+        shared.apply_membership(&mut core);
         let planner = SyncPlanner::new(shared.geometry.clone(), core.member_map.clone());
         // `mode` `None`: recovery (rebuilding members), else a comparing pass.
         let bitmap = core.native.as_ref().and_then(NativeMetadata::bitmap);
