@@ -497,7 +497,9 @@ fn bytes_1(sb: &Superblock1) -> Vec<u8> {
     bytes
 }
 
+mod hot_add;
 mod roster;
+pub use hot_add::{hot_add, own_superblock, NewDevice};
 pub use roster::{roster_of, NewMember, RosterEntry};
 
 #[cfg(test)]

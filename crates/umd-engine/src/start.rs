@@ -197,16 +197,11 @@ pub fn array_config(
         });
     }
     for s in &assembly.spares {
-        members[s.index] = Some(MemberConfig {
-            name: member_names[s.index].clone(),
-            slot: None,
-            data_offset_sectors: s.data_offset_sectors,
-            size_sectors: s.data_sectors,
-            in_sync: false,
-            faulty: false,
-            write_mostly: false,
-            recovery_offset_sectors: None,
-        });
+        members[s.index] = Some(MemberConfig::spare(
+            member_names[s.index].clone(),
+            s.data_offset_sectors,
+            s.data_sectors,
+        ));
     }
     let members = members.into_iter().flatten().collect();
     let resync_start = (!assembly.clean).then_some(if array.resync_offset_sectors == u64::MAX {

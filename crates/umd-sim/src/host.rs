@@ -253,6 +253,12 @@ impl SimHost {
         }
     }
 
+    /// The role member `member` holds, if any.
+    pub(crate) fn role_holding(&self, member: usize) -> Option<u32> {
+        let role = self.role_members.iter().position(|m| *m == Some(member))?;
+        Some(role as u32)
+    }
+
     pub(crate) fn member_of(&self, role: u32) -> usize {
         self.role_members[role as usize].expect("planners only plan roles that have a member")
     }
@@ -462,11 +468,9 @@ impl SimHost {
                 Err(Fault::Crash) => return Err(Stop::Crash),
                 Err(Fault::Member { member, .. }) => {
                     self.bitmap_end(range);
-                    let role =
-                        self.role_members
-                            .iter()
-                            .position(|m| *m == Some(member))
-                            .expect("a planned member holds a role") as u32;
+                    let role = self
+                        .role_holding(member)
+                        .expect("a planned member holds a role");
                     self.member_failed(role, &mut replans)?;
                 }
             }
@@ -641,10 +645,8 @@ impl SimHost {
                 Err(Fault::Member { member, .. }) => member,
             };
             let role = self
-                .role_members
-                .iter()
-                .position(|m| *m == Some(member))
-                .expect("only members holding a role are flushed") as u32;
+                .role_holding(member)
+                .expect("only members holding a role are flushed");
             self.member_failed(role, &mut replans)?;
         }
     }

@@ -128,10 +128,9 @@ impl SimHost {
             Err(Fault::Member { member, .. }) => {
                 // As the real sync thread: the member is failed (unless it
                 // is the last the level needs) and the pass stops.
-                let role = self.role_members.iter().position(|m| *m == Some(member));
-                if let Some(role) = role {
+                if let Some(role) = self.role_holding(member) {
                     let mut replans = 0;
-                    match self.member_failed(role as u32, &mut replans) {
+                    match self.member_failed(role, &mut replans) {
                         Ok(()) | Err(Stop::Failed(_)) => {}
                         Err(Stop::Crash) => return Err(Stop::Crash),
                     }

@@ -17,11 +17,9 @@
 
 use crate::disk::SimDisk;
 use crate::host::{SimHost, Stop};
-use umd_engine::array::{ArrayEvent, MemberConfig};
+use umd_engine::array::ArrayEvent;
 use umd_engine::member::MemberHealth;
-use umd_engine::native::roster_of;
-use umd_formats::probe::{probe_md, Metadata};
-use umd_formats::sb1::Superblock1;
+use umd_engine::native::{hot_add, own_superblock, roster_of, NewDevice};
 
 impl SimHost {
     /// `umd manage --fail`: member `member` is failed by the operator (its
@@ -75,57 +73,32 @@ impl SimHost {
     }
 
     /// md's hot add of the disk of member `member`, which is not in the
-    /// array (a member removed, or a blank disk just added), as the real
-    /// host's `add_member` does it: the roster records removals first (so a
-    /// removed member's index is free); a disk whose own superblock says it
-    /// left recently enough for the bitmap to cover what it missed is
-    /// re-added into its old slot (md's re-add: only the dirty chunks are
-    /// recovered); any other gets a spare superblock like the others'
-    /// (written with the next update) and joins as a spare, which the
-    /// engine activates at once if a slot is free. Returns the re-added
-    /// role, if it was one.
+    /// array (a member removed, or a blank disk just added), through the
+    /// engine's `hot_add` as the real host's `add_member` makes it: a bitmap
+    /// re-add into its old slot when its own superblock allows, else a
+    /// spare. Returns the re-added role, if it was one.
     pub fn add_back(&mut self, member: usize, device_uuid: [u8; 16]) -> Result<Option<u32>, Stop> {
         let name = self.names[member].clone();
-        let fail = |e: umd_engine::EngineError| Stop::Failed(format!("add {name}: {e}"));
-        let own_sb = own_superblock(&self.io.disks[member]);
-        let dev_bytes = self.io.disks[member].len_bytes();
+        let disk = &self.io.disks[member];
+        let dev_bytes = disk.len_bytes();
+        let own_sb = own_superblock(dev_bytes, &mut |offset, buf| {
+            disk.read(offset, buf)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        });
         let names = &self.names;
         let roster = roster_of(&self.array, |n| names.iter().position(|x| x == n));
         let Some(native) = self.native.as_mut() else {
             return Err(Stop::Failed(format!("add {name}: external metadata")));
         };
-        native.record_roster(&roster);
-        let mut config = MemberConfig {
+        let new = NewDevice {
+            member,
             name: name.clone(),
-            slot: None,
-            data_offset_sectors: 0,
-            size_sectors: 0,
-            in_sync: false,
-            faulty: false,
-            write_mostly: false,
-            recovery_offset_sectors: None,
+            dev_bytes,
+            own_sb,
+            device_uuid,
         };
-        let role = own_sb.as_ref().and_then(|sb| native.re_add_role(sb));
-        if let (Some(_), Some(sb)) = (role, own_sb) {
-            (config.data_offset_sectors, config.size_sectors) = (sb.data_offset, sb.data_size);
-            native.re_add(member, sb).map_err(fail)?;
-        } else {
-            let placed = native
-                .add_spare(member, dev_bytes, device_uuid)
-                .map_err(fail)?;
-            config.data_offset_sectors = placed.data_offset_sectors;
-            config.size_sectors = placed.size_sectors;
-        }
-        let added = match role {
-            Some(role) => self.array.re_add_member(config, role).map(|_| ()),
-            None => self.array.add_member(config),
-        };
-        if let Err(e) = added {
-            if let Some(native) = self.native.as_mut() {
-                native.forget_spare(member);
-            }
-            return Err(fail(e));
-        }
+        let role = hot_add(native, &mut self.array, &roster, new)
+            .map_err(|e| Stop::Failed(format!("add {name}: {e}")))?;
         self.drain_events();
         Ok(role)
     }
@@ -184,18 +157,5 @@ impl SimHost {
             other => unreachable!("not a membership event: {other:?}"),
         }
         self.replan();
-    }
-}
-
-/// The 1.x superblock already on `disk`, if any (the real host's
-/// `own_superblock`).
-fn own_superblock(disk: &SimDisk) -> Option<Superblock1> {
-    let mut read = |offset: u64, buf: &mut [u8]| {
-        disk.read(offset, buf)
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    };
-    match probe_md(disk.len_bytes(), &mut read) {
-        Ok(Some(Metadata::V1(sb))) => Some(sb),
-        _ => None,
     }
 }

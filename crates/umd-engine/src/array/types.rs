@@ -48,6 +48,25 @@ pub struct MemberConfig {
     pub recovery_offset_sectors: Option<u64>,
 }
 
+impl MemberConfig {
+    /// A spare named `name` whose data lies at `data_offset_sectors` for
+    /// `size_sectors` (0 and 0: not placed yet, as an external manager
+    /// places it after adding it).
+    #[must_use]
+    pub fn spare(name: String, data_offset_sectors: u64, size_sectors: u64) -> Self {
+        Self {
+            name,
+            slot: None,
+            data_offset_sectors,
+            size_sectors,
+            in_sync: false,
+            faulty: false,
+            write_mostly: false,
+            recovery_offset_sectors: None,
+        }
+    }
+}
+
 /// The write-intent bitmap's attributes (`bitmap/*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BitmapConfig {

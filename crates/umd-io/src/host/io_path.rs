@@ -671,11 +671,13 @@ pub(crate) fn flush_all(shared: &Shared) -> Result<(), HostError> {
         Ok(())
     };
     ctx.give_back(shared);
-    // Once the md thread is done, its final superblock write recorded
-    // every failure: nothing is left to wait for.
-    let recorded_for_good = shared.core().md_thread_done;
-    if result.is_ok() && !recorded_for_good {
-        result = hold_until_recorded(shared);
+    if result.is_ok() {
+        let core = shared.core();
+        // Once the md thread is done, its final superblock write recorded
+        // every failure: nothing is left to wait for.
+        if !core.md_thread_done {
+            result = wait_writable(shared, core, Vec::new());
+        }
     }
     result
 }

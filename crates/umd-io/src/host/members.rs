@@ -17,10 +17,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use umd_engine::array::{ArrayEvent, MemberConfig, MetadataKind};
-use umd_engine::native::NativeMetadata;
+use umd_engine::native::{hot_add, own_superblock, NewDevice};
 use umd_engine::{EngineError, Errno};
-use umd_formats::probe::Metadata;
-use umd_formats::sb1::Superblock1;
 
 /// A role with no member.
 pub(crate) const NO_MEMBER: usize = usize::MAX;
@@ -149,36 +147,34 @@ impl Shared {
             .file_name()
             .map_or_else(|| "member".to_owned(), |n| n.to_string_lossy().into_owned());
         let device_uuid = random_uuid()?;
-        let own_sb = own_superblock(&file);
+        let own_sb = own_superblock(file.len_bytes(), &mut |offset, buf| {
+            file.read_exact_at(offset, buf)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        });
         let mut core = self.core();
         let index = self.index_for(&core, &base, &file)?;
-        let mut config = MemberConfig {
-            name: base.clone(),
-            slot: None,
-            data_offset_sectors: 0,
-            // External: the manager sets offset and size (md: offset before size).
-            size_sectors: 0,
-            in_sync: false,
-            faulty: false,
-            write_mostly: false,
-            recovery_offset_sectors: None,
-        };
         let external = matches!(core.array.metadata(), MetadataKind::External { .. });
         let roster = super::md_thread::roster(self, &core.array);
-        let re_add = match core.native.as_mut() {
+        let core_ref = &mut *core;
+        let re_add = match core_ref.native.as_mut() {
             Some(native) => {
-                // A member removed since the last superblock write frees
-                // its index here, not only at that write.
-                native.record_roster(&roster);
                 let new = NewDevice {
-                    index,
-                    file: &file,
+                    member: index,
+                    name: base.clone(),
+                    dev_bytes: file.len_bytes(),
                     own_sb,
                     device_uuid,
                 };
-                native_superblock(native, new, &mut config)?
+                hot_add(native, &mut core_ref.array, &roster, new)?
             }
-            None if external => None,
+            None if external => {
+                // The manager sets offset and size next (md: offset before
+                // size), then the slot.
+                core_ref
+                    .array
+                    .add_member(MemberConfig::spare(base.clone(), 0, 0))?;
+                None
+            }
             None => {
                 return Err(EngineError::new(
                     Errno::EINVAL,
@@ -186,16 +182,6 @@ impl Shared {
                 ))
             }
         };
-        let added = match re_add {
-            Some(role) => core.array.re_add_member(config, role).map(|_| ()),
-            None => core.array.add_member(config),
-        };
-        if let Err(e) = added {
-            if let Some(native) = core.native.as_mut() {
-                native.forget_spare(index);
-            }
-            return Err(e);
-        }
         // A returning member's slot already holds this file and name.
         if self.file(index).is_none() {
             let _ = self.files[index].set(file);
@@ -233,53 +219,6 @@ impl Shared {
             .zip(&self.member_names)
             .position(|(f, n)| f.get().is_none() && n.get().is_none())
             .ok_or_else(|| EngineError::new(Errno::ENOSPC, "new_dev: no room for another member"))
-    }
-}
-
-/// A device being added to a native array.
-struct NewDevice<'a> {
-    index: usize,
-    file: &'a MemberFile,
-    /// The 1.x superblock already on it, if any.
-    own_sb: Option<Superblock1>,
-    device_uuid: [u8; 16],
-}
-
-/// Give a device being added its place in the native metadata: its own
-/// superblock back if md would re-add it (returns its role), else a new
-/// spare superblock. Fills in where its data lies.
-fn native_superblock(
-    native: &mut NativeMetadata,
-    new: NewDevice<'_>,
-    config: &mut MemberConfig,
-) -> Result<Option<u32>, EngineError> {
-    let fail = |e: EngineError| {
-        EngineError::new(e.errno, format!("new_dev: {}: {}", config.name, e.message))
-    };
-    let role = new.own_sb.as_ref().and_then(|sb| native.re_add_role(sb));
-    if let (Some(role), Some(sb)) = (role, new.own_sb) {
-        let placement = (sb.data_offset, sb.data_size);
-        native.re_add(new.index, sb).map_err(fail)?;
-        (config.data_offset_sectors, config.size_sectors) = placement;
-        return Ok(Some(role));
-    }
-    let spare = native
-        .add_spare(new.index, new.file.len_bytes(), new.device_uuid)
-        .map_err(fail)?;
-    config.data_offset_sectors = spare.data_offset_sectors;
-    config.size_sectors = spare.size_sectors;
-    Ok(None)
-}
-
-/// The 1.x superblock already on a device being added, if any.
-fn own_superblock(file: &MemberFile) -> Option<Superblock1> {
-    let mut read = |offset: u64, buf: &mut [u8]| {
-        file.read_exact_at(offset, buf)
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    };
-    match umd_formats::probe::probe_md(file.len_bytes(), &mut read) {
-        Ok(Some(Metadata::V1(sb))) => Some(sb),
-        _ => None,
     }
 }
 
