@@ -135,12 +135,55 @@ pub struct SyncWindow {
     targets: Vec<PlannedIo>,
 }
 
+/// One 4 KiB sync block of a role's read in a window (or the part of it
+/// inside the window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleBlock {
+    /// Sync position of the block's first sector.
+    pub position: u64,
+    /// Where that sector is on the role's member (data offset included).
+    pub device_sector: u64,
+    /// Sectors of the block inside the window.
+    pub len_sectors: u64,
+}
+
 impl SyncWindow {
     /// Recovery: whether this window had more blocks lost than the level
     /// survives (its targets cannot be rebuilt).
     #[must_use]
     pub fn lost(&self) -> bool {
         self.kind == Kind::Lost
+    }
+
+    /// The sync blocks this window reads from `role`, in order: where a
+    /// host reads again, one block at a time, after a read of `role`
+    /// failed, to find the blocks to rewrite (md works per 4 KiB block). A
+    /// window reads a role at most once (one block of a stripe, one copy of
+    /// a mirror), over the whole window, its sectors one to one with the
+    /// window's positions.
+    pub fn role_blocks(&self, role: u32) -> impl Iterator<Item = RoleBlock> + '_ {
+        let (position, len) = (self.position, self.len);
+        self.reads
+            .iter()
+            .filter(move |r| r.role == role)
+            .flat_map(move |io| {
+                assert_eq!(io.len_sectors, len, "a role's read covers the window");
+                let mut offset = 0;
+                std::iter::from_fn(move || {
+                    if offset >= len {
+                        return None;
+                    }
+                    let at = position + offset;
+                    let block_end = (at / SYNC_BLOCK_SECTORS + 1) * SYNC_BLOCK_SECTORS;
+                    let block = RoleBlock {
+                        position: at,
+                        device_sector: io.device_sector + offset,
+                        len_sectors: (block_end - at).min(len - offset),
+                    };
+                    offset += block.len_sectors;
+                    Some(block)
+                })
+            })
     }
 }
 
@@ -345,6 +388,46 @@ impl SyncPlanner {
         }
         assert!(window.len > 0 && position + window.len <= max);
         assert!(window.targets.is_empty() || window.kind != Kind::Skip);
+    }
+
+    /// A read of `role` failed inside a sync window: plan rebuilding that
+    /// role's blocks over `[position, position + len)`, `len <= len_max`,
+    /// from the other roles, so the host can rewrite what the member could
+    /// not read (md rewrites such a block in every sync action, check
+    /// included, and reads it back). The window is a recovery window whose
+    /// only target is `role`: the host reads, calls
+    /// [`Self::finish_recover`] and writes; continue from `position +
+    /// window.len`. Returns false when the other roles cannot rebuild the
+    /// blocks (more lost than the level survives, or `role` has no member
+    /// here): the member must then be failed.
+    ///
+    /// Rebuilt from parity, a data block is only as good as the parity: if
+    /// the array is being resynced after an unclean stop, parity may be stale
+    /// there, and the rewrite carries md's write hole, as md's own does.
+    /// Allocates a planner copy: this is the error path.
+    pub fn plan_rewrite(
+        &self,
+        role: u32,
+        position: u64,
+        len_max: u64,
+        window: &mut SyncWindow,
+    ) -> bool {
+        if !self.roles.present(role) {
+            return false;
+        }
+        let mut stale = self.clone();
+        stale.roles.mark_stale(role);
+        stale.plan_recover(position, len_max, window);
+        // Other roles still recovering here are recovery's to write.
+        window.targets.retain(|t| t.role == role);
+        let rebuildable = !window.lost() && !window.targets.is_empty();
+        if !rebuildable {
+            window.reads.clear();
+            window.targets.clear();
+            window.kind = Kind::Lost;
+        }
+        assert!(window.targets.iter().all(|t| t.role == role));
+        rebuildable
     }
 
     fn plan_recover_parity(&self, position: u64, len_max: u64, window: &mut SyncWindow) {
@@ -686,6 +769,13 @@ impl Roles {
         match self.roles.get(role as usize) {
             Some(Some((offset, _))) => *offset,
             _ => unreachable!("data_offset of a missing role {role}"),
+        }
+    }
+
+    /// Treat a present `role` as holding nothing valid (recovering from 0).
+    pub(crate) fn mark_stale(&mut self, role: u32) {
+        if let Some(Some((_, valid_below))) = self.roles.get_mut(role as usize) {
+            *valid_below = Some(0);
         }
     }
 

@@ -106,7 +106,7 @@ pub struct SimHost {
     /// Usable array length in sectors.
     pub array_sectors: u64,
     pub(crate) member_map: MemberMap,
-    read_planner: ReadPlanner,
+    pub(crate) read_planner: ReadPlanner,
     write_planner: WritePlanner,
     pub(crate) names: Vec<String>,
     pub(crate) role_members: Vec<Option<usize>>,
@@ -126,6 +126,8 @@ pub struct SimHost {
     /// Member failures the host made (I/O errors): a write that made one
     /// is held until the metadata records it.
     pub(crate) failures_seen: u64,
+    /// Blocks a member could not read that were rebuilt and rewritten.
+    pub read_errors_rewritten: u32,
 }
 
 impl SimHost {
@@ -172,6 +174,7 @@ impl SimHost {
             sched,
             md_interleave_percent: 0,
             failures_seen: 0,
+            read_errors_rewritten: 0,
         };
         host.drain_events();
         let degraded = host.array.degraded() > 0;
@@ -327,15 +330,33 @@ impl SimHost {
                 match self.io.read(member, r.device_sector * 512, buf) {
                     Ok(()) => {}
                     Err(Fault::Crash) => return Err(Stop::Crash),
-                    Err(Fault::Member { .. }) => {
-                        failed = Some(r.role);
+                    Err(fault) => {
+                        failed = Some((*r, fault));
                         break;
                     }
                 }
             }
-            if let Some(role) = failed {
+            if let Some((r, fault)) = failed {
+                // As the real host: a direct read is repaired from
+                // redundancy; a read that rebuilds fails its member.
+                let direct = plan.buffers == 1 && plan.reads.len() == 1;
+                let repaired = if direct {
+                    self.repair_read(&r, sector + done, fault)
+                } else {
+                    Err(fault)
+                };
                 self.rplan = plan;
-                self.member_failed(role, &mut replans)?;
+                match repaired {
+                    Ok(()) => replans += 1,
+                    Err(Fault::Crash) => return Err(Stop::Crash),
+                    Err(Fault::Member { member, .. }) => {
+                        let role = self.role_holding(member).unwrap_or(r.role);
+                        self.member_failed(role, &mut replans)?;
+                    }
+                }
+                if replans > REPLANS_MAX {
+                    return Err(Stop::Failed("read: too many member errors".into()));
+                }
                 continue;
             }
             let mut bufs: Vec<&mut [u8]> = Vec::with_capacity(plan.buffers);
@@ -660,6 +681,18 @@ impl SimHost {
             .filter(|&r| self.member_map.is_present(r as u32))
             .filter_map(|r| self.role_members[r])
             .collect()
+    }
+
+    /// The name member `member` has in the engine (`dev-NAME`).
+    #[must_use]
+    pub fn name(&self, member: usize) -> &str {
+        &self.names[member]
+    }
+
+    /// Where `role`'s data starts on its member (sectors), if it has one.
+    #[must_use]
+    pub fn data_offset(&self, role: u32) -> Option<u64> {
+        self.member_map.role(role).map(|(offset, _)| offset)
     }
 
     /// The metadata manager (external metadata).

@@ -191,7 +191,19 @@ impl SimHost {
         assert!(window.len > 0, "a sync window makes progress");
         self.scratch.clear();
         self.scratch.resize(window.scratch_bytes, 0);
-        self.run_reads(&window.reads)?;
+        match self.run_reads(&window.reads) {
+            Err(Fault::Member { member, error }) => {
+                // As the real sync thread: rewrite what the member could
+                // not read from the others, then read the window again.
+                let fault = Fault::Member { member, error };
+                let role = self.role_holding(member).ok_or(fault)?;
+                self.rewrite_unreadable(&run.planner, &window, role)?;
+                self.scratch.clear();
+                self.scratch.resize(window.scratch_bytes, 0);
+                self.run_reads(&window.reads)?;
+            }
+            result => result?,
+        }
         let mut writes: Vec<PlannedIo> = Vec::new();
         if let Some(mode) = run.mode {
             let mut located = Vec::new();

@@ -24,6 +24,7 @@ pub mod manager;
 pub mod members;
 pub mod model;
 pub mod options;
+mod read_errors;
 pub mod rng;
 pub mod sim;
 mod spares;

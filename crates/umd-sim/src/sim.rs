@@ -67,6 +67,9 @@ pub struct Outcome {
     pub added_back: u32,
     /// Of those, re-added into their old slot through the bitmap.
     pub bitmap_re_adds: u32,
+    /// Blocks a member could not read, rebuilt from the others and
+    /// rewritten (foreground reads and sync passes).
+    pub read_errors_rewritten: u32,
 }
 
 impl Outcome {
@@ -89,6 +92,7 @@ impl Outcome {
         self.failed_by_hand += o.failed_by_hand;
         self.added_back += o.added_back;
         self.bitmap_re_adds += o.bitmap_re_adds;
+        self.read_errors_rewritten += o.read_errors_rewritten;
     }
 }
 
@@ -184,6 +188,8 @@ impl Sim {
         let writes = self.host.io.writes_done;
         self.out.member_writes += writes;
         self.host.io.writes_done = 0;
+        self.out.read_errors_rewritten += self.host.read_errors_rewritten;
+        self.host.read_errors_rewritten = 0;
         if self.out.crash_points == 0 {
             self.out.crash_points = writes;
         }

@@ -7,7 +7,7 @@
 //! restart goes through the DDF start path and the manager. A failure
 //! names the seed and the command that replays it.
 
-use umd_sim::{run_seed, run_seed_external, Outcome};
+use umd_sim::{run, run_seed, run_seed_external, Options, Outcome};
 
 /// Seeds per level (the budget the bug-injection check must work within).
 const SEEDS_PER_LEVEL: u64 = 100;
@@ -97,4 +97,33 @@ fn raid5_external_seeds() {
 fn raid6_external_seeds() {
     let o = seeds(6, true);
     assert!(o.eagain_retries > 0, "EAGAIN never met: {o:?}");
+}
+
+/// Seeds per level whose member faults include latent sectors.
+const LATENT_SEEDS_PER_LEVEL: u64 = 60;
+
+/// Latent sectors (reads fail until the sector is written) among the
+/// faults: foreground reads and sync passes rebuild and rewrite them, with
+/// crashes anywhere around the rewrites, and nothing acknowledged is lost.
+#[test]
+fn latent_sector_seeds() {
+    let mut total = Outcome::default();
+    let mut failures = Vec::new();
+    for level in [1, 5, 6] {
+        for seed in 0..LATENT_SEEDS_PER_LEVEL {
+            let mut opts = Options::from_seed(seed, Some(level));
+            opts.latent_faults = true;
+            match run(seed, &opts, None) {
+                Ok(o) => total.add(&o),
+                Err(e) => failures.push(format!(
+                    "seed {seed}: {e}\n  replay: cargo run -p umd-sim --profile sim -- --replay {seed} --level {level} --latent"
+                )),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        total.read_errors_rewritten > 10,
+        "too few rewrites: {total:?}"
+    );
 }

@@ -5,8 +5,10 @@
 //! not start unless forced, since above its checkpoint that member is as
 //! good as missing (md's write hole).
 
+mod support;
+
+use support::{running, settle};
 use umd_sim::disk::{LossMode, SimDisk};
-use umd_sim::host::SimHost;
 use umd_sim::rng::Rng;
 use umd_sim::world::{self, ArraySpec, Started};
 
@@ -22,26 +24,6 @@ fn raid5() -> ArraySpec {
         member_bytes: MEMBER_BYTES,
         external: false,
     }
-}
-
-fn running(disks: Vec<SimDisk>, rng: &mut Rng, force: bool) -> Box<SimHost> {
-    match world::start(disks, rng, force) {
-        Ok(Started::Running(h)) => h,
-        Ok(Started::Refused { why, .. }) => panic!("refused: {why}"),
-        Err(e) => panic!("start: {e}"),
-    }
-}
-
-/// Sync steps and md passes until no sync runs or is wanted.
-fn settle(host: &mut SimHost) {
-    for _ in 0..10_000 {
-        let busy = host.sync_step().expect("sync step");
-        host.md_pass().expect("md pass");
-        if !busy && !host.syncing() && host.array.sync_request().is_none() {
-            return;
-        }
-    }
-    panic!("the sync does not end");
 }
 
 fn pattern(seed: u8) -> Vec<u8> {

@@ -161,6 +161,52 @@ fn read_errors_are_repaired_and_the_member_stays() {
     }
 }
 
+/// md's scrub: a `check` that meets blocks a member cannot read rebuilds
+/// them from the others and rewrites them, data and parity alike, and the
+/// member stays; a second check finds nothing to read badly or to count.
+#[test]
+fn a_check_rewrites_unreadable_blocks_and_the_member_stays() {
+    for tool in ["nbdcopy", "nbdinfo", "mdadm"] {
+        require_tool(tool);
+    }
+    for level in ["1", "5", "10"] {
+        let dir = TempDir::new(&format!("fault-scrub-{level}"));
+        let (members, data) = filled(&dir, level, 80);
+        // m1's chunks 0 and 1: in raid5's left-symmetric layout over 3
+        // members a data block, then the parity block of stripe 1.
+        let at = data_offset_sectors(&members[1]);
+        let (a, b) = (at + 8, at + 128 + 24);
+        let fault = format!("m1.img:read-fixable:{a}+3,m1.img:read-fixable:{b}+8");
+        let env = [("UMD_FAULT_INJECT", fault.as_str())];
+        let run = Running::start_with_env(dir.path(), &members, &[], &env);
+        run.set("sync_action", "check").expect("start a check");
+        run.wait_idle(std::time::Duration::from_secs(120));
+        assert_eq!(run.get("mismatch_cnt"), "0", "raid{level}");
+        assert_eq!(run.get("degraded"), "0", "raid{level}");
+        assert_eq!(run.get("dev-m1.img/state"), "in_sync", "raid{level}");
+        let errors = run.get("dev-m1.img/errors");
+        // Each unreadable range lies in one 4 KiB sync block.
+        assert_eq!(errors, "16", "raid{level}: two blocks rewritten");
+        assert!(
+            run.log_text().contains("sync read error corrected"),
+            "raid{level}: the rewrite is logged"
+        );
+        run.set("sync_action", "check").expect("check again");
+        run.wait_idle(std::time::Duration::from_secs(120));
+        assert_eq!(run.get("mismatch_cnt"), "0", "raid{level}");
+        assert_eq!(run.get("dev-m1.img/errors"), errors, "raid{level}: healed");
+        assert!(copy_out(&dir, &run) == data, "raid{level}: data differs");
+        run.stop();
+        let state = examine_field(&mdadm_examine(&members[0]), "Array State");
+        assert_eq!(
+            state.as_deref().map(|s| &s[..3]),
+            Some("AAA"),
+            "raid{level}"
+        );
+        assert!(support::cat(&members) == data, "raid{level}: offline read");
+    }
+}
+
 #[test]
 fn read_errors_past_max_read_errors_fail_the_member() {
     for tool in ["nbdcopy", "nbdinfo", "mdadm"] {

@@ -46,6 +46,7 @@ mod read_many;
 mod read_repair;
 mod scratch;
 mod sync_pipeline;
+mod sync_rewrite;
 mod sync_worker;
 
 use crate::member_file::MemberFile;

@@ -23,7 +23,8 @@
 //!   writes completed, so `recovery_offset` and the resync checkpoint never
 //!   point past a window that was not written.
 //! - **Stopping is prompt and loses nothing.** The reader stops at an abort,
-//!   a stop, a pacing decision or a failed read, and says so after the windows
+//!   a stop, a pacing decision or a read that failed even after the rewrite
+//!   from redundancy (`sync_rewrite.rs`), and says so after the windows
 //!   it already handed on; the finisher writes those, then stops. A failed
 //!   write stops the finisher; [`walk`] then raises the reader's stop flag
 //!   and drops the finisher's ends of both channels, so a reader pacing,
@@ -40,6 +41,7 @@
 use super::ctx::IoCtx;
 use super::range_lock::RangeGuard;
 use super::scratch::Scratch;
+use super::sync_rewrite::rewrite_unreadable;
 use super::sync_worker::{lock_window, report, Throttle};
 use super::Shared;
 use crate::member_file::IoError;
@@ -166,7 +168,12 @@ fn read_windows<'a>(
                 let guard = lock_window(shared, planner, pos, slot.window.len);
                 slot.scratch.ensure(slot.window.scratch_bytes);
                 std::mem::swap(&mut ctx.scratch, &mut slot.scratch);
-                let outcome = ctx.run_planned(shared, &slot.window.reads, false, &[]);
+                let mut outcome = ctx.run_planned(shared, &slot.window.reads, false, &[]);
+                if let Err((role, e)) = outcome {
+                    // md rewrites what a member cannot read, then reads again.
+                    outcome = rewrite_unreadable(shared, planner, &slot.window, role, e)
+                        .and_then(|_| ctx.run_planned(shared, &slot.window.reads, false, &[]));
+                }
                 std::mem::swap(&mut ctx.scratch, &mut slot.scratch);
                 if let Err((role, e)) = outcome {
                     drop(guard);
@@ -257,12 +264,12 @@ fn finish_windows(
     }
 }
 
-/// md_error for a member the pass could not read or write: it is failed, as
-/// a foreground I/O error fails it, and the pass stops. Left in its role, it
+/// md_error for a member the pass could not write, or read even after the
+/// rewrite from redundancy (`sync_rewrite.rs`): it is failed, as a
+/// foreground I/O error fails it, and the pass stops. Left in its role, it
 /// would stop every later pass at the same place and the sync would never
 /// end; failed, the engine starts the next pass without it (or onto a
-/// spare). md would first rewrite an unreadable block from redundancy; here
-/// the member goes (docs/design.md, sync errors).
+/// spare) (docs/design.md, sync errors).
 fn fail_role(shared: &Shared, role: u32) {
     if let Some(member) = shared.role_member(role) {
         super::io_path::fail_member(shared, member);
