@@ -21,7 +21,10 @@
 //! parity differs. raid1/10 use the same 4 KiB blocks, counted once per copy
 //! that differs from the source, as md's raid1 counts per differing member.
 //! A window with a role missing or not yet recovered is neither compared nor
-//! written: rebuilding a member is recovery's job, not resync's. raid6 check
+//! written (rebuilding a member is recovery's job, not resync's), except
+//! raid6 with one block missing, which md resyncs too: a missing data block
+//! is taken to be what P says, and the parity that is present is compared
+//! and fixed (Q; P when Q is the one missing). raid6 check
 //! and repair go beyond md: the P and Q syndromes locate a single wrong
 //! block (data, P or Q) and repair rewrites only it (`resync/locate.rs`).
 //!
@@ -96,6 +99,14 @@ enum Kind {
         zero_slots: [usize; 2],
         zero_count: usize,
     },
+    /// raid6 with one block missing: scratch as `Parity`; a missing data
+    /// block is rebuilt from P, then the parity that is present is compared.
+    DegradedRaid6 {
+        slots: usize,
+        lost: Lost,
+        zero_slots: [usize; 2],
+        zero_count: usize,
+    },
     /// raid1/10: scratch block i = read i; block 0 is the source.
     Mirror,
     /// Recovery, raid4/5/6: scratch = slots blocks then P (Q); `missing`
@@ -112,6 +123,17 @@ enum Kind {
     RecoverMirror,
     /// Recovery impossible here: more blocks lost than the level survives.
     Lost,
+}
+
+/// Which block of a degraded raid6 window has no member to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lost {
+    /// The data block in this Q-ordered slot.
+    Data(usize),
+    /// P.
+    P,
+    /// Q.
+    Q,
 }
 
 /// One window of a sync: what to read, and what finish needs to know.
@@ -285,12 +307,16 @@ impl SyncPlanner {
             .iter()
             .chain([&layout.p_role])
             .chain(&layout.q_role);
-        if !every_role
+        let mut unusable = every_role
             .clone()
-            .all(|&r| self.roles.usable(r, position, len))
-        {
-            return;
-        }
+            .filter(|&&r| !self.roles.usable(r, position, len));
+        // raid6 survives one block missing and still has a parity to
+        // compare (md resyncs a degraded raid6); anything else is left alone.
+        let missing = match (unusable.next(), unusable.next()) {
+            (None, _) => None,
+            (Some(&role), None) if raid6 => Some(role),
+            _ => return,
+        };
         let wbytes = len as usize * SECTOR_BYTES;
         let io = |role: u32, block: usize| PlannedIo {
             role,
@@ -302,14 +328,36 @@ impl SyncPlanner {
         };
         window.slot_used.clear();
         window.slot_used.resize(slots, false);
+        let mut lost = None;
         for (j, &role) in layout.data_roles.iter().enumerate() {
             let slot = if raid6 { layout.q_slots[j] as usize } else { j };
             window.slot_used[slot] = true;
-            window.reads.push(io(role, slot));
+            if missing == Some(role) {
+                lost = Some(Lost::Data(slot));
+            } else {
+                window.reads.push(io(role, slot));
+            }
         }
         // Scratch: data slots, computed P (Q), then the P (Q) read.
-        window.p_io = Some(io(layout.p_role, slots + parity));
-        window.q_io = layout.q_role.map(|q| io(q, slots + parity + 1));
+        let read = |r: &u32| missing != Some(*r);
+        window.p_io = Some(layout.p_role)
+            .filter(read)
+            .map(|p| io(p, slots + parity));
+        window.q_io = layout
+            .q_role
+            .filter(read)
+            .map(|q| io(q, slots + parity + 1));
+        if missing == Some(layout.p_role) {
+            lost = Some(Lost::P);
+        }
+        if missing.is_some() && missing == layout.q_role {
+            lost = Some(Lost::Q);
+        }
+        assert_eq!(
+            lost.is_some(),
+            missing.is_some(),
+            "the missing role is in the stripe"
+        );
         window.reads.extend(window.p_io.iter().chain(&window.q_io));
         let mut zero_slots = [0; 2];
         let mut zero_count = 0;
@@ -318,11 +366,19 @@ impl SyncPlanner {
             zero_count += 1;
         }
         assert_eq!(zero_count, slots - d, "every data role has its own slot");
-        window.kind = Kind::Parity {
-            slots,
-            parity,
-            zero_slots,
-            zero_count,
+        window.kind = match lost {
+            None => Kind::Parity {
+                slots,
+                parity,
+                zero_slots,
+                zero_count,
+            },
+            Some(lost) => Kind::DegradedRaid6 {
+                slots,
+                lost,
+                zero_slots,
+                zero_count,
+            },
         };
         window.scratch_bytes = (slots + 2 * parity) * wbytes;
     }
@@ -563,7 +619,7 @@ impl SyncPlanner {
                 }
                 recover(region, wbytes, slots, parity, &missing[..missing_count]);
             }
-            Kind::Parity { .. } | Kind::Mirror => {
+            Kind::Parity { .. } | Kind::DegradedRaid6 { .. } | Kind::Mirror => {
                 unreachable!("finish_recover on a resync window")
             }
         }
@@ -627,6 +683,40 @@ impl SyncPlanner {
                     (io, at)
                 });
                 Self::compare(window, computed, read, fix.then_some(&fixes), writes)
+            }
+            Kind::DegradedRaid6 {
+                slots,
+                lost,
+                zero_slots,
+                zero_count,
+            } => {
+                let region = &mut scratch[..(slots + 4) * wbytes];
+                for &z in &zero_slots[..zero_count] {
+                    region[z * wbytes..][..wbytes].fill(0);
+                }
+                if let Lost::Data(slot) = lost {
+                    // The data block is what P says it is: P read into the
+                    // computed-P place, then XOR-recovered over the slots.
+                    region.copy_within((slots + 2) * wbytes..(slots + 3) * wbytes, slots * wbytes);
+                    recover(
+                        &mut region[..(slots + 1) * wbytes],
+                        wbytes,
+                        slots,
+                        1,
+                        &[slot],
+                    );
+                }
+                gen_parity(&mut region[..(slots + 2) * wbytes], wbytes, slots, 2);
+                // Compare the parity there is: Q, unless Q is the one missing.
+                let (k, io) = match lost {
+                    Lost::Q => (0, window.p_io),
+                    Lost::Data(_) | Lost::P => (1, window.q_io),
+                };
+                let io = io.expect("the parity compared was read");
+                let computed = &region[(slots + k) * wbytes..][..wbytes];
+                let read = &region[(slots + 2 + k) * wbytes..][..wbytes];
+                let target = std::iter::once((&io, (slots + k) * wbytes));
+                Self::compare(window, computed, read, fix.then_some(&target), writes)
             }
             Kind::RecoverParity { .. } | Kind::RecoverMirror | Kind::Lost => {
                 unreachable!("finish on a recovery window")
