@@ -341,6 +341,7 @@ impl Array {
     pub fn superblock_state(&self) -> SuperblockState {
         SuperblockState {
             clean: self.state.in_sync && self.recovery_cp == MAX_SECTOR,
+            in_sync: self.state.in_sync,
             resync_offset_sectors: self.recovery_cp,
             faulty_members: self
                 .members
@@ -357,18 +358,35 @@ impl Array {
         }
     }
 
-    /// Native: the host wrote the superblocks read from
-    /// [`Array::superblock_state`] (no other call in between). Clears
-    /// `CHANGE_*`, records failures (`FaultRecorded`, unblocks) and notifies.
-    pub fn superblock_written(&mut self, now: Time) {
+    /// Native: the host wrote (durably) the superblocks it built from
+    /// `written`, the [`Array::superblock_state`] it read before. Records
+    /// the failures `written` carries (`FaultRecorded`, unblocks) and
+    /// notifies. Clears `CHANGE_*` only if nothing the superblock records
+    /// changed since `written` was read; otherwise asks for another write
+    /// and writes keep waiting.
+    ///
+    /// Why the snapshot: the real host writes without holding the engine,
+    /// so a write may take the array dirty, or a member may fail, between
+    /// the read of the state and this call. Clearing `CHANGE_PENDING` then
+    /// would let that write reach the members while they still say clean
+    /// (after a crash, nothing would resync it), and marking that failure
+    /// recorded would let a FLUSH be acknowledged while the failed member
+    /// still looks current on disk. md does the same check: `md_update_sb`
+    /// repeats when `in_sync` or `CHANGE_DEVS` moved while it wrote.
+    pub fn superblock_written(&mut self, written: &SuperblockState, now: Time) {
         let _ = now;
         self.sb_write_queued = false;
         if !matches!(self.metadata, MetadataKind::Native { .. }) || self.state.running.is_none() {
             return;
         }
-        self.state.sb_flags = SbFlags::default();
+        if self.superblock_state().records_as(written) {
+            self.state.sb_flags = SbFlags::default();
+        } else {
+            self.request_superblock_write();
+        }
         for i in 0..self.members.len() {
-            if self.members[i].is_faulty() && self.members[i].is_blocked() {
+            let recorded = written.faulty_members.contains(&self.members[i].name);
+            if recorded && self.members[i].is_faulty() && self.members[i].is_blocked() {
                 let m = &mut self.members[i];
                 m.flags.set(MemberFlags::FAULT_RECORDED, true);
                 m.flags.set(MemberFlags::BLOCKED, false);

@@ -128,6 +128,8 @@ pub struct SimHost {
     pub(crate) failures_seen: u64,
     /// Blocks a member could not read that were rebuilt and rewritten.
     pub read_errors_rewritten: u32,
+    /// Metadata writes that failed on a member (the member was failed).
+    pub metadata_write_failures: u32,
 }
 
 impl SimHost {
@@ -175,6 +177,7 @@ impl SimHost {
             md_interleave_percent: 0,
             failures_seen: 0,
             read_errors_rewritten: 0,
+            metadata_write_failures: 0,
         };
         host.drain_events();
         let degraded = host.array.degraded() > 0;
@@ -575,31 +578,73 @@ impl SimHost {
         self.write_metadata(&writes)
     }
 
-    /// Metadata blocks to their members, then a flush of each member
-    /// written, as the real host's `write_metadata`. A member that fails is
-    /// skipped (the real host logs it and goes on).
+    /// Write metadata blocks and make them durable before returning (md's
+    /// PREFLUSH and FUA), as the real host's `md_thread::write_metadata`: a
+    /// member whose write or flush fails is failed and the others are
+    /// written again without it, so one bad disk neither leaves the array
+    /// without its record nor fails the write that waited for it; the
+    /// failure makes the engine ask for a superblock that records it. An
+    /// error that stands (the member cannot be failed, or fails twice) is
+    /// dropped, as the real md thread logs it and goes on.
     pub(crate) fn write_metadata(&mut self, writes: &[MetadataWrite]) -> Result<(), Stop> {
         if writes.is_empty() {
             return Ok(());
         }
-        if durability::metadata_preflush() {
-            for member in 0..self.io.disks.len() {
-                if writes.iter().any(|w| w.member == member) {
-                    ignore_member_fault(self.io.flush(member))?;
+        let mut failed: Vec<usize> = Vec::new();
+        loop {
+            match self.write_metadata_once(writes, &failed) {
+                Ok(()) => return Ok(()),
+                Err(Fault::Crash) => return Err(Stop::Crash),
+                Err(Fault::Member { member, .. }) => {
+                    self.metadata_write_failures += 1;
+                    if failed.contains(&member) || !self.fail_member(member) {
+                        return Ok(());
+                    }
+                    failed.push(member);
                 }
+            }
+        }
+    }
+
+    /// One attempt of [`Self::write_metadata`], skipping the members in `skip`.
+    fn write_metadata_once(
+        &mut self,
+        writes: &[MetadataWrite],
+        skip: &[usize],
+    ) -> Result<(), Fault> {
+        let wanted: Vec<usize> = (0..self.io.disks.len())
+            .filter(|m| !skip.contains(m) && writes.iter().any(|w| w.member == *m))
+            .collect();
+        if durability::metadata_preflush() {
+            for &member in &wanted {
+                self.io.flush(member)?;
             }
         }
         let batch: Vec<(usize, u64, &[u8])> = writes
             .iter()
+            .filter(|w| wanted.contains(&w.member))
             .map(|w| (w.member, w.offset_bytes, &w.bytes[..]))
             .collect();
-        ignore_member_fault(self.io.write_batch(&batch))?;
-        for member in 0..self.io.disks.len() {
-            if writes.iter().any(|w| w.member == member) {
-                ignore_member_fault(self.io.flush(member))?;
-            }
+        self.io.write_batch(&batch)?;
+        for &member in &wanted {
+            self.io.flush(member)?;
         }
         Ok(())
+    }
+
+    /// md_error for a member a metadata write failed on, as the real
+    /// host's `io_path::fail_member`; false when the engine refuses (md
+    /// keeps the last working member).
+    fn fail_member(&mut self, member: usize) -> bool {
+        let name = self.names[member].clone();
+        let result = self
+            .array
+            .store(&format!("dev-{name}/state"), "faulty", self.now);
+        if result.is_ok() {
+            self.failures_seen += 1;
+        }
+        self.drain_events();
+        result.is_ok()
     }
 
     /// Flush every member that holds a role.
@@ -739,12 +784,5 @@ impl SimHost {
             self.manager_pass()?;
         }
         self.flush_members()
-    }
-}
-
-fn ignore_member_fault(r: Result<(), Fault>) -> Result<(), Stop> {
-    match r {
-        Err(Fault::Crash) => Err(Stop::Crash),
-        _ => Ok(()),
     }
 }

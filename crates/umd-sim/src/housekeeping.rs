@@ -5,7 +5,7 @@
 
 use crate::host::{SimHost, Stop};
 use crate::members::Fault;
-use umd_engine::array::SyncAction;
+use umd_engine::array::{SuperblockState, SyncAction};
 use umd_engine::native::{roster_of, SuperblockUpdate};
 use umd_engine::resync::{SyncMode, SyncPlanner, SyncWindow};
 use umd_engine::sync_pass::{plan_pass, SyncPass};
@@ -38,8 +38,8 @@ impl SimHost {
         self.drain_events();
         if self.superblock_due {
             self.superblock_due = false;
-            self.write_superblocks()?;
-            self.array.superblock_written(self.now);
+            let written = self.write_superblocks()?;
+            self.array.superblock_written(&written, self.now);
             self.drain_events();
         }
         let now = self.now;
@@ -58,19 +58,20 @@ impl SimHost {
     }
 
     /// Superblocks for the engine's state; the bitmap superblock first.
-    fn write_superblocks(&mut self) -> Result<(), Stop> {
+    /// Returns the state written (for `superblock_written`).
+    fn write_superblocks(&mut self) -> Result<SuperblockState, Stop> {
+        let state = self.array.superblock_state();
         if self.native.is_none() {
             // External metadata: the manager records, the engine never asks.
-            return Ok(());
+            return Ok(state);
         }
-        let state = self.array.superblock_state();
         let faulty_members = state
             .faulty_members
             .iter()
             .filter_map(|name| self.names.iter().position(|n| n == name))
             .collect();
         let update = SuperblockUpdate {
-            clean: self.array.in_sync(),
+            clean: state.in_sync,
             resync_offset_sectors: state.resync_offset_sectors,
             faulty_members,
             utime_seconds: self.now.0 / 1_000_000_000,
@@ -80,7 +81,7 @@ impl SimHost {
         let names = &self.names;
         let roster = roster_of(&self.array, |n| names.iter().position(|x| x == n));
         let Some(native) = self.native.as_mut() else {
-            return Ok(());
+            return Ok(state);
         };
         // As the real md thread: every member's role and checkpoint first.
         native.record_roster(&roster);
@@ -90,7 +91,8 @@ impl SimHost {
             .take_while(|w| native.bitmap_offset_bytes(w.member) == Some(w.offset_bytes))
             .count();
         self.write_metadata(&writes[..bitmap_first])?;
-        self.write_metadata(&writes[bitmap_first..])
+        self.write_metadata(&writes[bitmap_first..])?;
+        Ok(state)
     }
 
     /// Whether a sync pass is running.

@@ -70,6 +70,9 @@ pub struct Outcome {
     /// Blocks a member could not read, rebuilt from the others and
     /// rewritten (foreground reads and sync passes).
     pub read_errors_rewritten: u32,
+    /// Metadata (superblock, bitmap) writes that failed on a member, which
+    /// was then failed as md fails it.
+    pub metadata_write_failures: u32,
 }
 
 impl Outcome {
@@ -93,6 +96,7 @@ impl Outcome {
         self.added_back += o.added_back;
         self.bitmap_re_adds += o.bitmap_re_adds;
         self.read_errors_rewritten += o.read_errors_rewritten;
+        self.metadata_write_failures += o.metadata_write_failures;
     }
 }
 
@@ -190,6 +194,8 @@ impl Sim {
         self.host.io.writes_done = 0;
         self.out.read_errors_rewritten += self.host.read_errors_rewritten;
         self.host.read_errors_rewritten = 0;
+        self.out.metadata_write_failures += self.host.metadata_write_failures;
+        self.host.metadata_write_failures = 0;
         if self.out.crash_points == 0 {
             self.out.crash_points = writes;
         }

@@ -71,7 +71,7 @@ pub(super) fn running(level: i32, external: bool, ro: Ro) -> Array {
 /// Host side of a native superblock write: acknowledge every queued write.
 fn write_superblocks(a: &mut Array, events: &[ArrayEvent], now: Time) {
     if events.contains(&ArrayEvent::UpdateSuperblock) {
-        a.superblock_written(now);
+        a.superblock_written(&a.superblock_state(), now);
     }
 }
 
@@ -335,7 +335,7 @@ fn behaviour_11_native_writes_its_own_superblock_and_goes_clean() {
         !a.superblock_state().clean,
         "dirty recorded before the write proceeds"
     );
-    a.superblock_written(ms(1));
+    a.superblock_written(&a.superblock_state(), ms(1));
     assert!(!a.write_blocked());
     assert_eq!(a.array_state(), "active");
     assert_eq!(drain(&mut a), vec![notify("array_state")]);
@@ -348,7 +348,7 @@ fn behaviour_11_native_writes_its_own_superblock_and_goes_clean() {
         vec![notify("array_state"), ArrayEvent::UpdateSuperblock]
     );
     assert!(a.superblock_state().clean);
-    a.superblock_written(ms(401));
+    a.superblock_written(&a.superblock_state(), ms(401));
     assert_eq!(a.array_state(), "clean");
 }
 
@@ -456,7 +456,7 @@ fn native_stripe_cache_growth_writes_superblock_and_succeeds() {
     let events = drain(&mut a);
     assert!(events.contains(&ArrayEvent::UpdateSuperblock));
     assert!(events.contains(&ArrayEvent::StripeCacheResize(1024)));
-    a.superblock_written(Time(1));
+    a.superblock_written(&a.superblock_state(), Time(1));
     assert_eq!(a.array_state(), "clean");
     let r1 = running(1, NATIVE, Ro::ReadWrite);
     assert_eq!(
@@ -705,7 +705,7 @@ proptest! {
                 if external {
                     a.store("array_state", "active", now).expect("ack always succeeds");
                 } else {
-                    a.superblock_written(now);
+                    a.superblock_written(&a.superblock_state(), now);
                 }
             }
             a.write_end(now);
@@ -722,4 +722,55 @@ proptest! {
         prop_assert!(matches!(a.array_state(), "clean" | "readonly" | "read-auto" | "clear"
             | "inactive" | "write-pending"), "ends idle: {}", a.array_state());
     }
+}
+
+/// The host writes superblocks without holding the engine: a write that
+/// takes the array dirty while a clean superblock is being written must
+/// still wait for a dirty one (else it reaches the members while they say
+/// clean, and a crash leaves it unresynced).
+#[test]
+fn a_write_arriving_during_a_clean_superblock_write_waits_for_a_dirty_one() {
+    let mut a = running(5, NATIVE, Ro::ReadWrite);
+    a.write_start(ms(0)).expect("write");
+    a.superblock_written(&a.superblock_state(), ms(1));
+    a.write_end(ms(2));
+    a.handle_timeout(ms(400));
+    drain(&mut a);
+    let clean = a.superblock_state();
+    assert!(clean.clean && clean.in_sync);
+    // The md thread writes `clean`; meanwhile a write arrives.
+    a.write_start(ms(401)).expect("write");
+    assert!(a.write_blocked());
+    drain(&mut a);
+    a.superblock_written(&clean, ms(402));
+    assert!(a.write_blocked(), "the clean superblock does not let it go");
+    assert!(
+        drain(&mut a).contains(&ArrayEvent::UpdateSuperblock),
+        "another superblock write is asked for"
+    );
+    let dirty = a.superblock_state();
+    assert!(!dirty.in_sync);
+    a.superblock_written(&dirty, ms(403));
+    assert!(!a.write_blocked());
+}
+
+/// A member that fails while a superblock is being written is not recorded
+/// by it: it stays blocked (writes and FLUSH wait) until a superblock that
+/// names it is written.
+#[test]
+fn a_failure_during_a_superblock_write_waits_for_the_next_one() {
+    let mut a = running(1, NATIVE, Ro::ReadWrite);
+    a.write_start(ms(0)).expect("write");
+    drain(&mut a);
+    let before = a.superblock_state();
+    a.store("dev-sdb/state", "faulty", ms(1))
+        .expect("fail one mirror");
+    drain(&mut a);
+    a.superblock_written(&before, ms(2));
+    assert_eq!(a.show("dev-sdb/state").as_deref(), Ok("faulty,blocked"));
+    assert!(a.write_blocked());
+    assert!(drain(&mut a).contains(&ArrayEvent::UpdateSuperblock));
+    a.superblock_written(&a.superblock_state(), ms(3));
+    assert_eq!(a.show("dev-sdb/state").as_deref(), Ok("faulty"));
+    assert!(!a.write_blocked());
 }

@@ -123,7 +123,8 @@ pub enum ArrayEvent {
     /// A pollable attribute changed (`"array_state"`, `"dev-sdb/state"`).
     Notify(String),
     /// Native metadata: write every member's superblock from
-    /// [`Array::superblock_state`], then call [`Array::superblock_written`].
+    /// [`Array::superblock_state`], then call [`Array::superblock_written`]
+    /// with the state written.
     UpdateSuperblock,
     /// Start this sync, then report with `sync_started`/`sync_progress`.
     StartSync(SyncAction),
@@ -174,6 +175,9 @@ pub enum ArrayEvent {
 pub struct SuperblockState {
     /// Clean: `in_sync` and no resync pending.
     pub clean: bool,
+    /// md's `in_sync`: no write pending since the last clean mark (the
+    /// superblock then records `resync_offset_sectors`, else 0: dirty).
+    pub in_sync: bool,
     /// md's `recovery_cp`; [`MAX_SECTOR`] when in sync.
     pub resync_offset_sectors: u64,
     /// Members with `Faulty` set.
@@ -182,4 +186,25 @@ pub struct SuperblockState {
     pub member_roles: Vec<(String, Option<u32>, MemberHealth)>,
     /// Number of missing or failed slots.
     pub degraded: u32,
+}
+
+impl SuperblockState {
+    /// Whether superblocks written from `written` record what this state
+    /// must: the clean and dirty state, the failed members and every
+    /// member's slot.
+    /// Checkpoints (`resync_offset`, recovery offsets) may lag: an older
+    /// checkpoint only means more is synced again after a crash.
+    #[must_use]
+    pub fn records_as(&self, written: &SuperblockState) -> bool {
+        let slots = |s: &SuperblockState| {
+            s.member_roles
+                .iter()
+                .map(|(name, slot, _)| (name.clone(), *slot))
+                .collect::<Vec<_>>()
+        };
+        self.clean == written.clean
+            && self.in_sync == written.in_sync
+            && self.faulty_members == written.faulty_members
+            && slots(self) == slots(written)
+    }
 }

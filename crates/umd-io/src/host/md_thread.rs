@@ -11,6 +11,7 @@ use super::ctx::{recycle, IoCtx};
 use super::{drain_events, HostError, Shared};
 use crate::batch::Op;
 use std::sync::atomic::Ordering;
+use umd_engine::array::SuperblockState;
 use umd_engine::durability;
 use umd_engine::native::{MetadataWrite, RosterEntry, SuperblockUpdate};
 use umd_engine::Errno;
@@ -57,7 +58,7 @@ pub(crate) fn run(shared: &Shared) {
             shared.core_changed.notify_all();
         }
         shared.deliver_notifications(&notes);
-        if let Some((writes, bitmap_first)) = superblock {
+        if let Some((writes, bitmap_first, written)) = superblock {
             // md order: the bitmap superblock is durable before the md
             // superblocks that carry the same events.
             let outcome = write_metadata(shared, &writes[..bitmap_first])
@@ -70,7 +71,7 @@ pub(crate) fn run(shared: &Shared) {
                 .superblock_writes
                 .fetch_add(1, Ordering::Relaxed);
             let mut core = shared.core();
-            core.array.superblock_written(shared.now());
+            core.array.superblock_written(&written, shared.now());
             if core.shutdown_started {
                 core.final_superblock_written = true;
             }
@@ -109,12 +110,16 @@ pub(crate) fn run(shared: &Shared) {
 }
 
 /// The superblock bytes for the engine's current state (native metadata
-/// only), and how many of them, at the front, are bitmap superblock blocks.
-fn superblock_writes(shared: &Shared, core: &mut super::Core) -> (Vec<MetadataWrite>, usize) {
+/// only), how many of them, at the front, are bitmap superblock blocks, and
+/// the state they record (for `superblock_written`).
+fn superblock_writes(
+    shared: &Shared,
+    core: &mut super::Core,
+) -> (Vec<MetadataWrite>, usize, SuperblockState) {
     let state = core.array.superblock_state();
     let mut writes = Vec::new();
     let Some(native) = core.native.as_mut() else {
-        return (writes, 0);
+        return (writes, 0, state);
     };
     let faulty_members = state
         .faulty_members
@@ -125,7 +130,7 @@ fn superblock_writes(shared: &Shared, core: &mut super::Core) -> (Vec<MetadataWr
     let update = SuperblockUpdate {
         // The native writer's `clean` is md's in_sync: with it the checkpoint is
         // recorded (super_1_sync), without it resync_offset 0 (dirty).
-        clean: core.array.in_sync(),
+        clean: state.in_sync,
         resync_offset_sectors: state.resync_offset_sectors,
         faulty_members,
         utime_seconds: wall_clock_seconds(),
@@ -136,7 +141,7 @@ fn superblock_writes(shared: &Shared, core: &mut super::Core) -> (Vec<MetadataWr
         .iter()
         .take_while(|w| native.bitmap_offset_bytes(w.member) == Some(w.offset_bytes))
         .count();
-    (writes, bitmap_first)
+    (writes, bitmap_first, state)
 }
 
 /// Every member the array has, as the native superblocks record them.
