@@ -85,11 +85,15 @@ impl SimHost {
         };
         // As the real md thread: every member's role and checkpoint first.
         native.record_roster(&roster);
+        let mut catch_up = Vec::new();
+        native.catch_up(&update, &mut catch_up);
         native.update(&update, &mut writes);
         let bitmap_first = writes
             .iter()
             .take_while(|w| native.bitmap_offset_bytes(w.member) == Some(w.offset_bytes))
             .count();
+        // As the real md thread: members behind the array's events first.
+        self.write_metadata(&catch_up)?;
         self.write_metadata(&writes[..bitmap_first])?;
         self.write_metadata(&writes[bitmap_first..])?;
         Ok(state)

@@ -70,3 +70,65 @@ fn faulty_090_member_is_recorded_in_the_others() {
         (2048, 13, 0)
     );
 }
+
+/// The events of each member after `writes` land on the members whose
+/// superblocks started at `events`.
+fn events_after(events: &[u64], writes: &[MetadataWrite]) -> Vec<u64> {
+    let mut now = events.to_vec();
+    for w in writes {
+        let sb = Superblock1::parse(&w.bytes, w.offset_bytes / SECTOR_BYTES, u64::MAX);
+        now[w.member] = sb.expect("parse").events;
+    }
+    now
+}
+
+/// A member one event behind (an update the power cut) is brought to the
+/// array's events before the next update, so a second cut during that
+/// update leaves it at most one behind, which assembly still takes; left
+/// behind, it would be two behind, and md's rule drops it.
+#[test]
+fn a_member_behind_is_caught_up_before_the_next_update() {
+    let mut metas: Vec<Option<Metadata>> = (1..=3)
+        .map(|i| Some(member(&format!("raid5-{i}"))))
+        .collect();
+    let Some(Metadata::V1(sb)) = metas[2].as_mut() else {
+        panic!("1.2 image");
+    };
+    sb.events -= 1;
+    let lagging = sb.events;
+    let mut md = NativeMetadata::load(metas).expect("load");
+    let e = md.events();
+    assert_eq!(lagging + 1, e);
+    let update = SuperblockUpdate {
+        clean: false,
+        resync_offset_sectors: MAX_SECTOR,
+        faulty_members: vec![],
+        utime_seconds: 7,
+        raid_disks: None,
+    };
+    let mut catch_up = Vec::new();
+    assert!(md.catch_up(&update, &mut catch_up));
+    assert_eq!(catch_up.len(), 1, "only the member behind");
+    assert_eq!(catch_up[0].member, 2);
+    assert_eq!(
+        events_after(&[e, e, lagging], &catch_up),
+        [e, e, e],
+        "no bump"
+    );
+    let mut writes = Vec::new();
+    md.update(&update, &mut writes);
+    // The power fails after the update reached member 0 only.
+    let cut: Vec<MetadataWrite> = writes.into_iter().filter(|w| w.member == 0).collect();
+    let caught = events_after(&events_after(&[e, e, lagging], &catch_up), &cut);
+    assert_eq!(caught, [e + 1, e, e]);
+    let without = events_after(&[e, e, lagging], &cut);
+    assert_eq!(
+        without,
+        [e + 1, e, e - 1],
+        "two behind without the catch-up"
+    );
+    // A second call has nothing left to catch up.
+    let mut again = Vec::new();
+    assert!(!md.catch_up(&update, &mut again));
+    assert!(again.is_empty());
+}

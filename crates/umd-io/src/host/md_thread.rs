@@ -58,10 +58,12 @@ pub(crate) fn run(shared: &Shared) {
             shared.core_changed.notify_all();
         }
         shared.deliver_notifications(&notes);
-        if let Some((writes, bitmap_first, written)) = superblock {
-            // md order: the bitmap superblock is durable before the md
-            // superblocks that carry the same events.
-            let outcome = write_metadata(shared, &writes[..bitmap_first])
+        if let Some(round) = superblock {
+            // Members behind first; then md's order: the bitmap superblock
+            // is durable before the md superblocks that carry the same events.
+            let (writes, bitmap_first) = (&round.writes, round.bitmap_first);
+            let outcome = write_metadata(shared, &round.catch_up)
+                .and_then(|()| write_metadata(shared, &writes[..bitmap_first]))
                 .and_then(|()| write_metadata(shared, &writes[bitmap_first..]));
             if let Err(e) = &outcome {
                 tracing::error!(error = %e, "superblock update failed");
@@ -71,7 +73,7 @@ pub(crate) fn run(shared: &Shared) {
                 .superblock_writes
                 .fetch_add(1, Ordering::Relaxed);
             let mut core = shared.core();
-            core.array.superblock_written(&written, shared.now());
+            core.array.superblock_written(&round.state, shared.now());
             if core.shutdown_started {
                 core.final_superblock_written = true;
             }
@@ -109,17 +111,31 @@ pub(crate) fn run(shared: &Shared) {
     }
 }
 
-/// The superblock bytes for the engine's current state (native metadata
-/// only), how many of them, at the front, are bitmap superblock blocks, and
-/// the state they record (for `superblock_written`).
-fn superblock_writes(
-    shared: &Shared,
-    core: &mut super::Core,
-) -> (Vec<MetadataWrite>, usize, SuperblockState) {
+/// One superblock update to write, in order: the catch-up writes of members
+/// behind the array's events (`NativeMetadata::catch_up`), durable first;
+/// then `writes`, whose first `bitmap_first` are bitmap superblock blocks,
+/// durable before the rest; `state` is what they record (for
+/// `superblock_written`).
+struct SuperblockRound {
+    catch_up: Vec<MetadataWrite>,
+    writes: Vec<MetadataWrite>,
+    bitmap_first: usize,
+    state: SuperblockState,
+}
+
+/// The superblock update for the engine's current state (native metadata
+/// only).
+fn superblock_writes(shared: &Shared, core: &mut super::Core) -> SuperblockRound {
     let state = core.array.superblock_state();
-    let mut writes = Vec::new();
+    let mut round = SuperblockRound {
+        catch_up: Vec::new(),
+        writes: Vec::new(),
+        bitmap_first: 0,
+        state,
+    };
+    let state = &round.state;
     let Some(native) = core.native.as_mut() else {
-        return (writes, 0, state);
+        return round;
     };
     let faulty_members = state
         .faulty_members
@@ -136,12 +152,14 @@ fn superblock_writes(
         utime_seconds: wall_clock_seconds(),
         raid_disks: Some(core.array.raid_disks()),
     };
-    native.update(&update, &mut writes);
-    let bitmap_first = writes
+    native.catch_up(&update, &mut round.catch_up);
+    native.update(&update, &mut round.writes);
+    round.bitmap_first = round
+        .writes
         .iter()
         .take_while(|w| native.bitmap_offset_bytes(w.member) == Some(w.offset_bytes))
         .count();
-    (writes, bitmap_first, state)
+    round
 }
 
 /// Every member the array has, as the native superblocks record them.
