@@ -7,7 +7,7 @@
 //! the spares must carry the lost members' roles, and the roles the kernel
 //! records after running it ("Array State") must be the expected ones.
 //!
-//! The host side: `umd create` (1.2, some with an internal bitmap), `umd
+//! The host side: `umd create` (1.2 and 0.90, some with an internal bitmap), `umd
 //! run`, spares added, data A written, members failed with `umd manage
 //! --fail`, data B written over the whole array while degraded (and while
 //! the rebuild runs), rebuild awaited, SIGTERM. One raid5 gets its failed
@@ -50,15 +50,18 @@ struct Case {
     lost: usize,
     rebuilt: bool,
     bitmap: bool,
+    /// Native metadata version (`umd create --metadata`).
+    metadata: &'static str,
 }
 
-const CASES: [Case; 5] = [
+const CASES: [Case; 7] = [
     Case {
         level: "5",
         active: 4,
         lost: 1,
         rebuilt: false,
         bitmap: true,
+        metadata: "1.2",
     },
     Case {
         level: "5",
@@ -66,6 +69,7 @@ const CASES: [Case; 5] = [
         lost: 1,
         rebuilt: true,
         bitmap: true,
+        metadata: "1.2",
     },
     Case {
         level: "6",
@@ -73,6 +77,7 @@ const CASES: [Case; 5] = [
         lost: 2,
         rebuilt: true,
         bitmap: false,
+        metadata: "1.2",
     },
     Case {
         level: "1",
@@ -80,6 +85,7 @@ const CASES: [Case; 5] = [
         lost: 1,
         rebuilt: true,
         bitmap: true,
+        metadata: "1.2",
     },
     Case {
         level: "10",
@@ -87,6 +93,23 @@ const CASES: [Case; 5] = [
         lost: 1,
         rebuilt: true,
         bitmap: false,
+        metadata: "1.2",
+    },
+    Case {
+        level: "5",
+        active: 3,
+        lost: 1,
+        rebuilt: true,
+        bitmap: true,
+        metadata: "0.90",
+    },
+    Case {
+        level: "1",
+        active: 2,
+        lost: 1,
+        rebuilt: true,
+        bitmap: false,
+        metadata: "0.90",
     },
 ];
 
@@ -103,6 +126,31 @@ struct Left {
     roles: String,
     /// Spares (indices into `disks`) and the role each must hold.
     spare_roles: Vec<(usize, usize)>,
+    /// 0.90 metadata: roles are read from mdadm's descriptor table.
+    v090: bool,
+}
+
+/// The roles mdadm reads in `text`, one character per slot as 1.x's
+/// "Array State" (0.90: from the descriptor table).
+fn array_state(text: &str, v090: bool, slots: usize) -> String {
+    if v090 {
+        support::roles_090(text, slots as u32)
+    } else {
+        examine_field(text, "Array State").unwrap_or_default()
+    }
+}
+
+/// The role mdadm reads for the device whose examine is `text`, as 1.x's
+/// "Device Role" prints it.
+fn device_role(text: &str, v090: bool) -> String {
+    if v090 {
+        match support::examine_this_090(text) {
+            Some((slot, state)) if state == "active sync" => format!("Active device {slot}"),
+            other => format!("{other:?}"),
+        }
+    } else {
+        examine_field(text, "Device Role").unwrap_or_default()
+    }
 }
 
 fn manage(run: &Running, args: &[&str]) -> Result<(), String> {
@@ -138,10 +186,11 @@ fn settle(run: &Running, degraded: usize) -> Result<(), String> {
 /// The host side of one case (module doc).
 fn host_side(i: usize, c: &Case, work: &Path) -> Result<Left, String> {
     let name = format!(
-        "r{}-{}{}",
+        "r{}-{}{}-{}",
         c.level,
         c.active,
-        if c.rebuilt { "-rebuilt" } else { "" }
+        if c.rebuilt { "-rebuilt" } else { "" },
+        c.metadata
     );
     let dir = work.join(&name);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -150,6 +199,7 @@ fn host_side(i: usize, c: &Case, work: &Path) -> Result<Left, String> {
     let (members, spares) = all.split_at(c.active);
     let n = c.active.to_string();
     let mut opts = vec!["--level", c.level, "--raid-devices", &n, "--assume-clean"];
+    opts.extend(["--metadata", c.metadata]);
     if c.level != "1" {
         opts.extend(["--chunk", "64"]);
     }
@@ -195,7 +245,8 @@ fn host_side(i: usize, c: &Case, work: &Path) -> Result<Left, String> {
             }
         })
         .collect();
-    let host = examine_field(&mdadm_examine(&disks[0]), "Array State").unwrap_or_default();
+    let v090 = c.metadata == "0.90";
+    let host = array_state(&mdadm_examine(&disks[0]), v090, c.active);
     if !host.starts_with(&roles) {
         return Err(format!("host mdadm reads {host}, expected {roles}"));
     }
@@ -206,6 +257,7 @@ fn host_side(i: usize, c: &Case, work: &Path) -> Result<Left, String> {
         degraded,
         roles,
         spare_roles,
+        v090,
     })
 }
 
@@ -254,6 +306,7 @@ fn host_re_add(i: usize, work: &Path) -> Result<Left, String> {
         degraded: 0,
         roles: "AAA".to_owned(),
         spare_roles: vec![(1, 1)],
+        v090: false,
     })
 }
 
@@ -281,13 +334,13 @@ fn judge(a: &Left, v: &Verified) -> Vec<String> {
     }
     for &(k, role) in &a.spare_roles {
         let text = v.examine.get(&k).cloned().unwrap_or_default();
-        let got = examine_field(&text, "Device Role").unwrap_or_default();
+        let got = device_role(&text, a.v090);
         if got != format!("Active device {role}") {
             p.push(format!("spare {k}: role {got:?}, expected {role}"));
         }
     }
     let after = v.examine_after.as_deref().unwrap_or_default();
-    let state = examine_field(after, "Array State").unwrap_or_default();
+    let state = array_state(after, a.v090, a.roles.len());
     if !state.starts_with(&a.roles) {
         p.push(format!(
             "the kernel records {state:?}, expected {}",

@@ -11,9 +11,8 @@
 //! for the others, and `MD_FEATURE_RECOVERY_OFFSET` + `recovery_offset` on
 //! a device that has a slot but is not in sync.
 //!
-//! 0.90 superblocks renumber their descriptors on every change in md; umd
-//! keeps 0.90 numbering as loaded (native.rs), so adding a member to a
-//! 0.90 array is refused here rather than written half right.
+//! 0.90 superblocks keep their roster in a descriptor table that md
+//! renumbers on every update: `roster_90.rs`.
 
 use super::{inval, MemberSb, NativeMetadata};
 use crate::array::Array;
@@ -87,6 +86,9 @@ impl NativeMetadata {
         device_uuid: [u8; 16],
     ) -> Result<NewMember, EngineError> {
         self.check_free(member)?;
+        if self.version == "0.90" {
+            return self.add_spare_90(member, dev_bytes);
+        }
         let template = self.template()?;
         let dev_sectors = dev_bytes / SECTOR_BYTES;
         let mut sb = template.clone();
@@ -209,11 +211,16 @@ impl NativeMetadata {
 
     /// Put `sb` in as member `member`, working.
     fn place(&mut self, member: usize, sb: Superblock1) {
+        self.place_sb(member, MemberSb::V1(Box::new(sb)));
+    }
+
+    /// Put `sb` (either kind) in as member `member`, working.
+    pub(super) fn place_sb(&mut self, member: usize, sb: MemberSb) {
         if self.members.len() <= member {
             self.members.resize(member + 1, None);
             self.faulty.resize(member + 1, false);
         }
-        self.members[member] = Some(MemberSb::V1(Box::new(sb)));
+        self.members[member] = Some(sb);
         self.faulty[member] = false;
         assert!(self.members[member].is_some(), "placed");
     }
@@ -221,6 +228,14 @@ impl NativeMetadata {
     /// Undo [`NativeMetadata::add_spare`] for `member` (the engine refused
     /// it): its superblock is forgotten and its roster entry is faulty.
     pub fn forget_spare(&mut self, member: usize) {
+        if let Some(Some(MemberSb::V0 { .. })) = self.members.get(member) {
+            // 0.90 tables are rebuilt from the roster at every update.
+            self.members[member] = None;
+            if let Some(bitmap) = self.bitmap.as_mut() {
+                bitmap.remove_member(member);
+            }
+            return;
+        }
         let Some(Some(MemberSb::V1(sb))) = self.members.get(member) else {
             return;
         };
@@ -237,7 +252,8 @@ impl NativeMetadata {
     }
 
     /// Record every member's role (and a recovering member's checkpoint)
-    /// in the 1.x superblocks, as md's `super_1_sync` does before writing.
+    /// in the 1.x superblocks, as md's `super_1_sync` does before writing
+    /// (0.90: `NativeMetadata::record_roster_90`).
     /// Faulty members keep what `mark_faulty` wrote. `roster` is every
     /// member the array has: one with a superblock that is not in it was
     /// removed, and is recorded faulty as md records a device it no longer
@@ -295,6 +311,7 @@ impl NativeMetadata {
                 }
             }
         }
+        self.record_roster_90(roster);
     }
 
     /// The superblock a new member copies: the first present 1.x member
@@ -350,7 +367,7 @@ fn set_role(sb: &mut Superblock1, dev: usize, role: u16) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::native) mod tests {
     use super::*;
     use crate::native::tests::member as real;
     use crate::native::SuperblockUpdate;
@@ -360,7 +377,8 @@ mod tests {
         Superblock1::parse(&w.bytes, w.offset_bytes / SECTOR_BYTES, u64::MAX).expect("parses")
     }
 
-    fn update() -> SuperblockUpdate {
+    /// A clean update with nothing failed.
+    pub(in crate::native) fn update() -> SuperblockUpdate {
         SuperblockUpdate {
             clean: true,
             resync_offset_sectors: u64::MAX,
@@ -500,7 +518,7 @@ mod tests {
     }
 
     #[test]
-    fn small_devices_and_090_arrays_are_refused() {
+    fn small_devices_are_refused() {
         let metas = vec![Some(real("raid5-1")), Some(real("raid5-2"))];
         let mut md = NativeMetadata::load(metas).expect("load");
         let e = md.add_spare(2, 1 << 20, [1; 16]).unwrap_err();
@@ -510,7 +528,7 @@ mod tests {
             Errno::EEXIST
         );
         let mut md = NativeMetadata::load(vec![Some(real("90-raid1-1"))]).expect("load");
-        let e = md.add_spare(1, 64 << 20, [1; 16]).unwrap_err();
-        assert_eq!(e.errno, Errno::EOPNOTSUPP, "{e}");
+        let e = md.add_spare(1, 1 << 20, [1; 16]).unwrap_err();
+        assert_eq!(e.errno, Errno::ENOSPC, "{e}");
     }
 }

@@ -444,3 +444,50 @@ pub(crate) fn wait_until_writing(run: &Running) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A 0.90 member's own descriptor as `mdadm --examine` prints it (the
+/// `this` line): its RaidDevice and state ("active sync", "spare", ...).
+#[allow(dead_code)] // used by the 0.90 rebuild tests only
+pub(crate) fn examine_this_090(text: &str) -> Option<(u32, String)> {
+    let line = text.lines().find(|l| l.trim_start().starts_with("this "))?;
+    descriptor_090(line.trim_start().strip_prefix("this")?)
+}
+
+/// The slots of a 0.90 array as `mdadm --examine`'s descriptor table
+/// shows them, as mdadm's 1.x "Array State" would: `A` for a slot whose
+/// descriptor is active and in sync, `.` otherwise.
+#[allow(dead_code)] // used by the 0.90 rebuild tests only
+pub(crate) fn roles_090(text: &str, raid_disks: u32) -> String {
+    let table: Vec<(u32, String)> = text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("this "))
+        .skip(1)
+        .filter_map(|l| {
+            let (_, rest) = l.trim_start().split_once(char::is_whitespace)?;
+            descriptor_090(rest)
+        })
+        .collect();
+    (0..raid_disks)
+        .map(|slot| {
+            let in_sync = table
+                .iter()
+                .any(|(d, state)| *d == slot && state.starts_with("active sync"));
+            if in_sync {
+                'A'
+            } else {
+                '.'
+            }
+        })
+        .collect()
+}
+
+/// `Number Major Minor RaidDevice State...` of one descriptor line.
+fn descriptor_090(fields: &str) -> Option<(u32, String)> {
+    let mut words = fields.split_whitespace();
+    let _number = words.next()?;
+    let _major = words.next()?;
+    let _minor = words.next()?;
+    let raid_device = words.next()?.parse().ok()?;
+    let state: Vec<&str> = words.take_while(|w| !w.starts_with('/')).collect();
+    Some((raid_device, state.join(" ")))
+}
