@@ -21,6 +21,7 @@
 //! [`copy::CopyPlanner`] plans the moves.
 
 pub mod copy;
+pub mod drive;
 mod read;
 pub mod superblocks;
 

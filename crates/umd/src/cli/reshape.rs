@@ -12,23 +12,19 @@
 //! is the window's end written to every superblock as the new
 //! `reshape_position`. A crash anywhere loses nothing: the next run starts
 //! at the recorded checkpoint, whose old data is intact. The array is not
-//! served while this runs (online reshape is not done yet). Moving one
-//! window is `reshape/window.rs`.
+//! served while this runs (online reshape is not done yet). The steps and
+//! their order are `umd_engine::reshape::drive`, which the simulator runs
+//! on its disks too; this file gives it the member files.
 
-use super::members::{candidates, open_and_probe_rw, Opened};
+use super::members::{open_and_probe_rw, Opened};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
-use umd_engine::assemble::ActiveMember;
-use umd_engine::reshape::copy::CopyPlanner;
+use umd_engine::reshape::drive::{self, GrowIo};
 use umd_engine::reshape::superblocks::{self, metadata_end, Joining};
-use umd_engine::{assemble, AssembleOptions};
 use umd_formats::probe::{Metadata, ProbeError};
 use umd_formats::sb1::Superblock1;
 use umd_io::MemberFile;
-use window::WindowMover;
-
-mod window;
 
 /// Largest window the copy moves at once (array sectors; 8 MiB).
 const WINDOW_SECTORS_MAX: u64 = 16384;
@@ -130,11 +126,43 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Write `sb` to its place on `file` and make it durable.
-fn write_sb(path: &Path, file: &MemberFile, sb: &Superblock1) -> Result<(), String> {
-    file.write_all_at(sb.super_offset * 512, &sb.to_bytes())
-        .and_then(|()| file.sync_data())
-        .map_err(|e| format!("{}: writing the superblock: {e}", path.display()))
+/// The member files, as the grow driver's I/O: member `m` is the `m`th.
+struct Files<'a>(Vec<(&'a Path, &'a MemberFile)>);
+
+impl<'a> Files<'a> {
+    fn of(opened: &'a [Opened]) -> Self {
+        Self(opened.iter().map(|o| (o.path.as_path(), &o.file)).collect())
+    }
+
+    fn fail(&self, member: usize, e: &umd_io::IoError) -> String {
+        format!("{}: {e}", self.0[member].0.display())
+    }
+}
+
+impl GrowIo for Files<'_> {
+    type Error = String;
+
+    fn read(&mut self, member: usize, offset_bytes: u64, buf: &mut [u8]) -> Result<(), String> {
+        let file = self.0[member].1;
+        file.read_exact_at(offset_bytes, buf)
+            .map_err(|e| self.fail(member, &e))
+    }
+
+    fn write(&mut self, member: usize, offset_bytes: u64, buf: &[u8]) -> Result<(), String> {
+        let file = self.0[member].1;
+        file.write_all_at(offset_bytes, buf)
+            .map_err(|e| self.fail(member, &e))
+    }
+
+    fn sync(&mut self, member: usize) -> Result<(), String> {
+        let file = self.0[member].1;
+        file.sync_data().map_err(|e| self.fail(member, &e))
+    }
+}
+
+/// The superblocks of `opened` (1.x only).
+fn sbs_of(opened: &[Opened]) -> Result<Vec<Superblock1>, String> {
+    opened.iter().map(|o| sb1_of(o).cloned()).collect()
 }
 
 /// Start the grow: check the array, write the joining devices' superblocks
@@ -227,19 +255,24 @@ fn start(
         files.push((path.clone(), file));
     }
     let new = superblocks::start_reshape(&sbs, &joining, target, gap, now())?;
-    check_plan(&sbs, &new)?;
+    drive::check_plan(&sbs, &new, WINDOW_SECTORS_MAX)?;
+    let mut io = Files::of(opened);
+    io.0.extend(files.iter().map(|(p, f)| (p.as_path(), f)));
+    let members: Vec<usize> = (0..sbs.len()).collect();
+    let joined: Vec<usize> = (sbs.len()..sbs.len() + files.len()).collect();
+    drive::write_start(&mut io, &members, &joined, &new).map_err(|e| e.to_string())?;
+    drop(io);
     let (members_new, joined_new) = new.split_at(sbs.len());
-    let mut added = Vec::new();
-    for ((path, file), sb) in files.into_iter().zip(joined_new) {
-        write_sb(&path, &file, sb)?;
-        added.push(Opened {
+    let added = files
+        .into_iter()
+        .zip(joined_new)
+        .map(|((path, file), sb)| Opened {
             path,
             file,
             metadata: Metadata::V1(sb.clone()),
-        });
-    }
+        })
+        .collect();
     for (o, sb) in opened.iter_mut().zip(members_new) {
-        write_sb(&o.path, &o.file, sb)?;
         o.metadata = Metadata::V1(sb.clone());
     }
     eprintln!(
@@ -248,54 +281,6 @@ fn start(
         fresh.raid_disks, fresh.chunksize, new[0].new_chunk, fresh.layout, new[0].new_layout
     );
     Ok(added)
-}
-
-/// Refuse, before anything is written, a reshape whose new shape holds less
-/// than the old one or that the copy planner cannot do safely.
-fn check_plan(old: &[Superblock1], new: &[Superblock1]) -> Result<(), String> {
-    let infos = |sbs: &[Superblock1]| -> Vec<umd_engine::Candidate> {
-        sbs.iter()
-            .enumerate()
-            .map(|(index, sb)| umd_engine::Candidate {
-                index,
-                name: format!("member {index}"),
-                info: sb.info(),
-            })
-            .collect()
-    };
-    let before = assemble(&infos(old), &AssembleOptions::default()).map_err(|e| e.to_string())?;
-    let after = assemble(&infos(new), &AssembleOptions::default()).map_err(|e| e.to_string())?;
-    let reshape = after
-        .reshape
-        .as_ref()
-        .ok_or("the new superblocks record no reshape")?;
-    if reshape.array_sectors() < before.array_sectors {
-        return Err(format!(
-            "the component ({} sectors) is not a whole number of new chunks: the array \
-             would lose its last {} sectors during the reshape",
-            before.geometry.member_used_sectors(0),
-            before.array_sectors - reshape.array_sectors()
-        ));
-    }
-    if reshape.new.array_sectors() < before.array_sectors {
-        return Err(format!(
-            "the new shape holds {} sectors, less than the array's {}: umd does not shrink arrays",
-            reshape.new.array_sectors(),
-            before.array_sectors
-        ));
-    }
-    let offsets = |f: fn(&ActiveMember) -> u64| -> Vec<u64> {
-        after.members.iter().flatten().map(f).collect()
-    };
-    let old_offsets = offsets(|m| m.data_offset_sectors);
-    CopyPlanner::new(
-        reshape,
-        &old_offsets[..reshape.old.raid_disks() as usize],
-        &offsets(|m| m.new_data_offset_sectors),
-        WINDOW_SECTORS_MAX,
-    )
-    .map(|_| ())
-    .map_err(|e| e.to_string())
 }
 
 fn random_uuids(n: usize) -> Result<Vec<[u8; 16]>, String> {
@@ -315,85 +300,38 @@ fn random_uuids(n: usize) -> Result<Vec<[u8; 16]>, String> {
 }
 
 /// Bring every member to the freshest superblock's state (a crash may have
-/// stopped a round of superblock writes half way) and write those that
-/// changed; `opened` then carries what is on disk.
+/// stopped a round of superblock writes half way); `opened` then carries
+/// what is on disk.
 fn reconcile(opened: &mut [Opened]) -> Result<(), String> {
-    let fresh = freshest(opened)?;
-    for o in opened.iter_mut() {
-        let sb = sb1_of(o)?;
-        let target = superblocks::reconcile(sb, &fresh);
-        if &target != sb {
-            write_sb(&o.path, &o.file, &target)?;
-            o.metadata = Metadata::V1(target);
-        }
-    }
-    Ok(())
-}
-
-/// Write one superblock round to every member (`sbs[i]` is `opened[i]`'s).
-fn write_round(
-    opened: &[Opened],
-    sbs: &mut [Superblock1],
-    edit: impl Fn(&mut Superblock1),
-) -> Result<(), String> {
-    for (o, sb) in opened.iter().zip(sbs) {
-        edit(sb);
-        write_sb(&o.path, &o.file, sb)?;
+    let mut sbs = sbs_of(opened)?;
+    drive::reconcile(&mut Files::of(opened), &mut sbs).map_err(|e| e.to_string())?;
+    for (o, sb) in opened.iter_mut().zip(sbs) {
+        o.metadata = Metadata::V1(sb);
     }
     Ok(())
 }
 
 /// Copy window after window from the checkpoint on, then end the reshape.
 fn copy(opened: &[Opened], window_kib: Option<u64>) -> Result<(), String> {
-    let mut sbs: Vec<Superblock1> = opened
-        .iter()
-        .map(|o| sb1_of(o).cloned())
-        .collect::<Result<_, _>>()?;
-    let cands = candidates(opened, None)?;
-    let assembly = assemble(&cands, &AssembleOptions::default()).map_err(|e| e.to_string())?;
-    let Some(reshape) = assembly.reshape.clone() else {
-        return Ok(());
-    };
-    if let Some(role) = assembly.missing_roles().first() {
-        return Err(format!(
-            "role {role} has no member: umd reshapes only complete arrays"
-        ));
-    }
-    let by_role = |f: fn(&ActiveMember) -> u64| -> Vec<u64> {
-        assembly.members.iter().flatten().map(f).collect()
-    };
-    let old_offsets = by_role(|m| m.data_offset_sectors);
-    let new_offsets = by_role(|m| m.new_data_offset_sectors);
+    let mut sbs = sbs_of(opened)?;
     let window_max = window_kib.map_or(WINDOW_SECTORS_MAX, |k| (k * 2).max(8));
-    let planner = CopyPlanner::new(
-        &reshape,
-        &old_offsets[..reshape.old.raid_disks() as usize],
-        &new_offsets,
+    let mut progress = |position: u64, end: u64| {
+        eprintln!("umd grow: checkpoint {position} of {end}");
+    };
+    let done = drive::copy(
+        &mut Files::of(opened),
+        &mut sbs,
         window_max,
+        &mut now,
+        &mut progress,
     )
-    .map_err(|e| format!("{}: {e}", assembly.name))?;
-    let mut mover = WindowMover::new(&assembly, opened).expect("a reshape is recorded");
-    let mut position = reshape.position_sectors;
-    let mut events = assembly.events;
-    while let Some(w) = planner.next_window(position) {
-        mover.move_window(&w)?;
-        events += 1;
-        let t = now();
-        write_round(opened, &mut sbs, |sb| {
-            superblocks::checkpoint(sb, w.end, events, t);
-        })?;
-        position = w.end;
-        eprintln!("umd grow: checkpoint {position} of {}", planner.end());
+    .map_err(|e| e.to_string())?;
+    if let Some(reshape) = done {
+        eprintln!(
+            "umd grow: done: {} members, {} sectors",
+            reshape.new.raid_disks(),
+            reshape.new.array_sectors()
+        );
     }
-    events += 1;
-    let t = now();
-    write_round(opened, &mut sbs, |sb| {
-        superblocks::finish(sb, events, t);
-    })?;
-    eprintln!(
-        "umd grow: done: {} members, {} sectors",
-        reshape.new.raid_disks(),
-        reshape.new.array_sectors()
-    );
     Ok(())
 }
