@@ -23,3 +23,12 @@ pub const fn flush_syncs_members() -> bool {
 pub const fn metadata_preflush() -> bool {
     !cfg!(feature = "inject-early-bitmap-clear")
 }
+
+/// A grow's window is synced on every member before any superblock records
+/// it as moved: the checkpoint then never points past data that a power
+/// loss could still drop, and the old copy of everything above it is
+/// intact (`reshape::drive`).
+#[must_use]
+pub const fn grow_window_synced() -> bool {
+    !cfg!(feature = "inject-grow-before-sync")
+}

@@ -25,6 +25,7 @@ pub mod members;
 pub mod model;
 pub mod options;
 mod read_errors;
+pub mod reshape;
 pub mod rng;
 pub mod sim;
 mod spares;
@@ -65,6 +66,7 @@ pub fn enumeration_options(
     opts.fault_percent = 0;
     // Nothing fails, so a spare would only wait.
     opts.spare_percent = 0;
+    opts.grow_percent = 0;
     opts
 }
 

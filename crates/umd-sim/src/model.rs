@@ -66,6 +66,19 @@ impl Model {
         }
     }
 
+    /// The array grew to `sectors`: the new sectors were never written
+    /// (a grow fills them with zeroes). Never shrinks.
+    pub fn grow(&mut self, sectors: u64) {
+        let s = SectorModel {
+            stable: 0,
+            since: Vec::new(),
+            exact: true,
+        };
+        if sectors as usize > self.sectors.len() {
+            self.sectors.resize(sectors as usize, s);
+        }
+    }
+
     /// A write is about to be issued: after a crash it may be there.
     pub fn issued(&mut self, sector: u64, len: u64, id: u64) {
         for s in &mut self.sectors[sector as usize..(sector + len) as usize] {

@@ -54,6 +54,10 @@ pub struct Options {
     /// for the next failure). Drawn apart from the other options, so a
     /// seed's workload is the same until a spare is added.
     pub spare_percent: u64,
+    /// Percent chance per operation of the grow action (native raid5/6
+    /// without a bitmap; at most one grow per run). Drawn apart, so a
+    /// seed's workload is the same until the array grows.
+    pub grow_percent: u64,
 }
 
 impl Options {
@@ -100,6 +104,7 @@ impl Options {
             manager_interleave_percent: 0,
             stripe_cache_percent: 0,
             spare_percent: Rng::new(seed ^ 0x05ba_4e5e_ed00_0007).range(0, 12),
+            grow_percent: Rng::new(seed ^ 0x06c0_3e5e_ed00_0009).range(0, 4),
         }
     }
 
@@ -113,8 +118,10 @@ impl Options {
         let mut rng = Rng::new(seed ^ 0x0ddf_0ddf_5eed_0001);
         opts.array.external = true;
         opts.array.bitmap_chunk_kib = None;
-        // The simulated manager does not activate spares yet.
+        // The simulated manager does not activate spares yet, and umd
+        // grows native arrays only.
         opts.spare_percent = 0;
+        opts.grow_percent = 0;
         opts.array.member_bytes = DDF_RESERVED_BYTES + (4 << 20);
         opts.manager_interleave_percent = rng.range(0, 50);
         opts.stripe_cache_percent = if opts.array.level == 1 {

@@ -15,8 +15,10 @@
 
 use crate::disk::{LossMode, SimDisk};
 use crate::host::{SimHost, Stop};
+use crate::members::{Fault, Members};
 use crate::model::{fill_sector, identify, Model};
 use crate::options::Options;
+use crate::reshape::{self, GrowStop};
 use crate::rng::Rng;
 use crate::world::{self, Started};
 use umd_engine::array::SyncAction;
@@ -73,6 +75,10 @@ pub struct Outcome {
     /// Metadata (superblock, bitmap) writes that failed on a member, which
     /// was then failed as md fails it.
     pub metadata_write_failures: u32,
+    /// Grows by one member that reached their end.
+    pub grows: u32,
+    /// Of those, resumed after a power loss mid-grow.
+    pub grows_resumed: u32,
 }
 
 impl Outcome {
@@ -97,6 +103,8 @@ impl Outcome {
         self.bitmap_re_adds += o.bitmap_re_adds;
         self.read_errors_rewritten += o.read_errors_rewritten;
         self.metadata_write_failures += o.metadata_write_failures;
+        self.grows += o.grows;
+        self.grows_resumed += o.grows_resumed;
     }
 }
 
@@ -117,6 +125,10 @@ struct Sim {
     spare_rng: Rng,
     /// Members failed by hand whose disks are intact: they may come back.
     failed_by_hand: Vec<usize>,
+    /// Draws the grow action, apart from `rng` (as `spare_rng`).
+    grow_rng: Rng,
+    /// The disks of a grow under way: a power loss resumes it first.
+    growing: Option<Vec<usize>>,
 }
 
 /// Run `seed` with the options it derives (`level` pins the level).
@@ -151,6 +163,8 @@ pub fn run(seed: u64, opts: &Options, crash_after: Option<u64>) -> Result<Outcom
         crash_after,
         spare_rng: Rng::new(seed ^ 0x05ba_4e00_0000_ad0d),
         failed_by_hand: Vec::new(),
+        grow_rng: Rng::new(seed ^ 0x06c0_3e00_0000_9a0d),
+        growing: None,
     };
     sim.arm();
     for _ in 0..opts.ops {
@@ -208,6 +222,10 @@ impl Sim {
     /// One operation; `Ok(false)`: the run ended early (a refused start).
     fn step(&mut self) -> Result<bool, String> {
         self.host.now = self.host.now + Duration(self.rng.below(20_000_000));
+        if self.grow_due() {
+            let result = self.grow();
+            return self.after_step(u64::MAX - 1, result);
+        }
         if self.spare_due() {
             let result = self.spare();
             return self.after_step(u64::MAX, result);
@@ -356,7 +374,7 @@ impl Sim {
         // Roles without a healthy, recovered member: faulted ones, any the
         // start left out (a member too far behind after a crash), and any
         // a spare is still recovering into.
-        let lost = self.opts.array.raid_disks as usize - candidates.len();
+        let lost = (self.host.array.raid_disks() as usize).saturating_sub(candidates.len());
         if lost >= tolerance || candidates.is_empty() {
             return Ok(());
         }
@@ -448,6 +466,122 @@ impl Sim {
         Ok(())
     }
 
+    /// Whether this operation is the grow action: a native raid5/6 without
+    /// a bitmap, in sync, nothing missing or failed, no spare waiting, not
+    /// grown yet in this run. Draws only from `grow_rng`.
+    fn grow_due(&mut self) -> bool {
+        let a = &self.opts.array;
+        if self.opts.grow_percent == 0
+            || self.out.grows > 0
+            || a.level == 1
+            || a.bitmap_chunk_kib.is_some()
+            || self.host.array.is_external()
+        {
+            return false;
+        }
+        let quiet = self.host.array.degraded() == 0
+            && self.faulted.is_empty()
+            && self.host.idle_spares() == 0
+            && self.host.array.sync_request().is_none()
+            && self.host.array.sync_position() == u64::MAX;
+        quiet && self.grow_rng.chance(self.opts.grow_percent)
+    }
+
+    /// `umd stop`, `umd grow --raid-devices N+1 --add NEW`, `umd run`: the
+    /// array stops cleanly, grows by a blank disk and starts again bigger.
+    fn grow(&mut self) -> Result<(), Stop> {
+        let members = self.host.role_members();
+        match self.host.shutdown() {
+            Ok(()) | Err(Stop::Failed(_)) => {}
+            Err(Stop::Crash) => return Err(Stop::Crash),
+        }
+        let mut uuid = [0u8; 16];
+        for b in &mut uuid {
+            *b = self.grow_rng.below(256) as u8;
+        }
+        if members.len() == self.host.array.raid_disks() as usize && self.host.array.degraded() == 0
+        {
+            let now = self.host.now.0 / 1_000_000_000;
+            let bytes = self.opts.array.member_bytes;
+            let grown = reshape::grow(
+                &mut self.host.io,
+                &members,
+                uuid,
+                bytes,
+                now,
+                &mut self.growing,
+            );
+            match grown {
+                Ok(Some(())) => self.out.grows += 1,
+                Ok(None) => {}
+                Err(GrowStop::Fault(Fault::Crash)) => return Err(Stop::Crash),
+                Err(GrowStop::Fault(f)) => return Err(Stop::Failed(format!("grow: {f:?}"))),
+                Err(GrowStop::Refused(why)) => return Err(Stop::Failed(format!("grow: {why}"))),
+            }
+        }
+        self.host_replaced();
+        let disks = std::mem::take(&mut self.host.io.disks);
+        match world::start(disks, &mut self.rng, false).map_err(Stop::Failed)? {
+            Started::Running(h) => self.host = h,
+            Started::Refused { why, .. } => {
+                return Err(Stop::Failed(format!("a grown array refused: {why}")))
+            }
+        }
+        self.model.grow(self.host.array_sectors);
+        self.arm();
+        Ok(())
+    }
+
+    /// After a power loss: finish a grow it interrupted before the array
+    /// may start (`umd grow --continue`; `umd run` refuses mid-reshape).
+    /// Another power loss may strike while it runs. `Ok(None)`: the grow
+    /// cannot resume (a member's superblock torn): the run ends there, as
+    /// a refused start does.
+    fn resume_grow(&mut self, mut disks: Vec<SimDisk>) -> Result<Option<Vec<SimDisk>>, String> {
+        let Some(grow_disks) = self.growing.clone() else {
+            return Ok(Some(disks));
+        };
+        loop {
+            let mut io = Members::new(disks, self.rng.fork());
+            if self.out.crashes < self.opts.crashes_max && self.opts.crash_percent > 0 {
+                io.crash_after = Some(self.rng.range(1, 4000 / self.opts.crash_percent));
+            }
+            let now = self.host.now.0 / 1_000_000_000;
+            let resumed = reshape::resume(&mut io, &grow_disks, now);
+            self.out.member_writes += io.writes_done;
+            disks = std::mem::take(&mut io.disks);
+            match resumed {
+                Ok(()) => {
+                    self.growing = None;
+                    self.out.grows += 1;
+                    self.out.grows_resumed += 1;
+                    return Ok(Some(disks));
+                }
+                Err(GrowStop::Fault(Fault::Crash)) => {
+                    self.out.crashes += 1;
+                    self.power_loss(&mut disks);
+                }
+                Err(GrowStop::Refused(_)) => {
+                    self.out.refused_starts += 1;
+                    return Ok(None);
+                }
+                Err(GrowStop::Fault(f)) => return Err(format!("resuming the grow: {f:?}")),
+            }
+        }
+    }
+
+    /// Every disk loses or keeps its cached writes.
+    fn power_loss(&mut self, disks: &mut [SimDisk]) {
+        let mode = match self.rng.below(4) {
+            0 => LossMode::DropAll,
+            1 => LossMode::KeepAll,
+            _ => LossMode::Random,
+        };
+        for d in disks {
+            d.power_loss(mode, &mut self.rng);
+        }
+    }
+
     /// Power loss: every disk loses or keeps cached writes, a vanished disk
     /// may come back stale, and the array starts again from the disks (and
     /// again, if the power fails during its resync).
@@ -456,14 +590,7 @@ impl Sim {
             self.out.crashes += 1;
             self.host_replaced();
             let mut disks: Vec<SimDisk> = std::mem::take(&mut self.host.io.disks);
-            let mode = match self.rng.below(4) {
-                0 => LossMode::DropAll,
-                1 => LossMode::KeepAll,
-                _ => LossMode::Random,
-            };
-            for d in &mut disks {
-                d.power_loss(mode, &mut self.rng);
-            }
+            self.power_loss(&mut disks);
             // A vanished disk may come back stale, once the array recorded
             // it faulty. Before that it would look current to assembly (a
             // lag of one event is md's rule), a double fault md does not
@@ -477,6 +604,9 @@ impl Sim {
                 }
             }
             self.crash_after = None;
+            let Some(disks) = self.resume_grow(disks)? else {
+                return Ok(false);
+            };
             match world::start(disks, &mut self.rng, false)? {
                 Started::Running(h) => self.host = h,
                 Started::Refused { .. } => {
@@ -484,6 +614,7 @@ impl Sim {
                     return Ok(false);
                 }
             }
+            self.model.grow(self.host.array_sectors);
             self.arm();
             match self.liveness() {
                 Ok(()) => break,
@@ -499,7 +630,8 @@ impl Sim {
     /// finds nothing to repair.
     fn liveness(&mut self) -> Result<(), Stop> {
         self.settle_syncs()?;
-        let slotless = self.opts.array.raid_disks as usize - self.host.role_members().len();
+        let slotless =
+            (self.host.array.raid_disks() as usize).saturating_sub(self.host.role_members().len());
         if slotless > 0 && self.host.idle_spares() > 0 && !self.host.array.is_broken() {
             return Err(Stop::Failed(format!(
                 "{slotless} role(s) without a member while {} spare(s) wait",

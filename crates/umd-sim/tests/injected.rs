@@ -13,6 +13,7 @@
     feature = "inject-early-flush-ack",
     feature = "inject-write-before-dirty",
     feature = "inject-early-bitmap-clear",
+    feature = "inject-grow-before-sync",
     feature = "inject-ack-before-metadata"
 ))]
 #[test]
@@ -34,6 +35,7 @@ fn the_injected_bug_is_found_within_the_budget() {
     feature = "inject-early-flush-ack",
     feature = "inject-write-before-dirty",
     feature = "inject-early-bitmap-clear",
+    feature = "inject-grow-before-sync",
     feature = "inject-ack-before-metadata"
 ))]
 fn first_failure(external: bool) -> Option<String> {

@@ -7,24 +7,12 @@
 
 mod support;
 
-use support::{running, settle};
+use support::{running, settle, spec};
 use umd_sim::host::SimHost;
 use umd_sim::rng::Rng;
-use umd_sim::world::{self, ArraySpec};
+use umd_sim::world;
 
 const MEMBER_BYTES: usize = 4 << 20;
-
-fn spec(level: i32, raid_disks: u32) -> ArraySpec {
-    ArraySpec {
-        level,
-        raid_disks,
-        chunk_kib: 8,
-        bitmap_chunk_kib: None,
-        assume_clean: true,
-        member_bytes: MEMBER_BYTES,
-        external: false,
-    }
-}
 
 fn check(host: &mut SimHost) -> String {
     let now = host.now;
@@ -42,7 +30,7 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 
 /// An array of `level` holding a pattern over its first 128 KiB, running.
 fn filled(level: i32, raid_disks: u32, rng: &mut Rng) -> (Box<SimHost>, Vec<u8>) {
-    let disks = world::create(&spec(level, raid_disks), rng).expect("create");
+    let disks = world::create(&spec(level, raid_disks, MEMBER_BYTES), rng).expect("create");
     let mut host = running(disks, rng, false);
     let data = pattern(128 * 1024, 5);
     host.write(0, &data, true).expect("write");

@@ -5,23 +5,21 @@
 //! starts. The same holds for a DDF subarray, whose dirty mark is the
 //! virtual disk's state the simulated manager recorded.
 
+mod support;
+
 use umd_sim::disk::SimDisk;
 use umd_sim::rng::Rng;
 use umd_sim::world::{self, ArraySpec, Started};
 
 fn spec(level: i32, raid_disks: u32, external: bool) -> ArraySpec {
+    let bytes = if external {
+        world::DDF_RESERVED_BYTES + (4 << 20)
+    } else {
+        4 << 20
+    };
     ArraySpec {
-        level,
-        raid_disks,
-        chunk_kib: 8,
-        bitmap_chunk_kib: None,
-        assume_clean: true,
-        member_bytes: if external {
-            world::DDF_RESERVED_BYTES + (4 << 20)
-        } else {
-            4 << 20
-        },
         external,
+        ..support::spec(level, raid_disks, bytes)
     }
 }
 

@@ -40,6 +40,20 @@ pub fn metadata_end(sb: &Superblock1) -> u64 {
     sb_end.max(if sb.bblog_size > 0 { bblog_end } else { 0 })
 }
 
+/// How far a grow moves the data down: as much as every member has free
+/// before its data (after its metadata), in whole chunks of
+/// `chunk_sectors`, at most `max_sectors`; 0 when not one chunk fits.
+#[must_use]
+pub fn gap_sectors(members: &[Superblock1], chunk_sectors: u64, max_sectors: u64) -> u64 {
+    assert!(chunk_sectors > 0, "a chunked level");
+    let room = members
+        .iter()
+        .map(|s| s.data_offset.saturating_sub(metadata_end(s)))
+        .min()
+        .unwrap_or(0);
+    room.min(max_sectors) / chunk_sectors * chunk_sectors
+}
+
 /// The shape a reshape goes to, besides the members added.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Target {

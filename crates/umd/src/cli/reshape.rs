@@ -219,16 +219,15 @@ fn start(
     // Move the data down by as much as every member has free, in whole
     // chunks of the larger size, up to GAP_SECTORS_MAX.
     let chunk = u64::from(fresh.chunksize.max(target.chunk_sectors.unwrap_or(0)));
-    let room = sbs
-        .iter()
-        .map(|s| s.data_offset.saturating_sub(metadata_end(s)))
-        .min()
-        .unwrap_or(0);
-    let gap = room.min(GAP_SECTORS_MAX) / chunk * chunk;
+    let gap = superblocks::gap_sectors(&sbs, chunk, GAP_SECTORS_MAX);
     if gap == 0 {
         return Err(format!(
             "the reshape needs {chunk} free sectors (one chunk) before each member's data; \
-             the members have {room}"
+             the members have {}",
+            sbs.iter()
+                .map(|s| s.data_offset.saturating_sub(metadata_end(s)))
+                .min()
+                .unwrap_or(0)
         ));
     }
     let mut joining = Vec::new();
