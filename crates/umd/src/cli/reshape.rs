@@ -17,6 +17,7 @@
 //! on its disks too; this file gives it the member files.
 
 use super::members::{open_and_probe_rw, Opened};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -310,12 +311,28 @@ fn reconcile(opened: &mut [Opened]) -> Result<(), String> {
     Ok(())
 }
 
-/// Copy window after window from the checkpoint on, then end the reshape.
+/// Copy window after window from the checkpoint on, then end the reshape,
+/// with a progress bar (speed and time left) on a terminal and one line
+/// per checkpoint otherwise.
 fn copy(opened: &[Opened], window_kib: Option<u64>) -> Result<(), String> {
     let mut sbs = sbs_of(opened)?;
     let window_max = window_kib.map_or(WINDOW_SECTORS_MAX, |k| (k * 2).max(8));
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "reshape [{bar:40}] {percent:>3}% ({bytes}/{total_bytes}) {binary_bytes_per_sec} eta {eta}",
+        )
+        .map_err(|e| format!("progress bar template: {e}"))?
+        .progress_chars("=>."),
+    );
+    let attended = !bar.is_hidden();
     let mut progress = |position: u64, end: u64| {
-        eprintln!("umd grow: checkpoint {position} of {end}");
+        if attended {
+            bar.set_length(end * 512);
+            bar.set_position(position * 512);
+        } else {
+            eprintln!("umd grow: checkpoint {position} of {end}");
+        }
     };
     let done = drive::copy(
         &mut Files::of(opened),
@@ -324,8 +341,9 @@ fn copy(opened: &[Opened], window_kib: Option<u64>) -> Result<(), String> {
         &mut now,
         &mut progress,
     )
-    .map_err(|e| e.to_string())?;
-    if let Some(reshape) = done {
+    .map_err(|e| e.to_string());
+    bar.finish_and_clear();
+    if let Some(reshape) = done? {
         eprintln!(
             "umd grow: done: {} members, {} sectors",
             reshape.new.raid_disks(),
