@@ -87,6 +87,8 @@ impl Options {
                 assume_clean: rng.chance(50),
                 member_bytes: 4 << 20,
                 external: false,
+                // Drawn apart, so the other draws stay as they were.
+                v090: Rng::new(seed ^ 0x0090_5eed_0000_0090).chance(20),
             },
             ops: rng.range(40, 160) as u32,
             write_percent: rng.range(30, 70),
@@ -117,6 +119,7 @@ impl Options {
         let mut opts = Self::from_seed(seed, level);
         let mut rng = Rng::new(seed ^ 0x0ddf_0ddf_5eed_0001);
         opts.array.external = true;
+        opts.array.v090 = false;
         opts.array.bitmap_chunk_kib = None;
         // The simulated manager does not activate spares yet, and umd
         // grows native arrays only.

@@ -79,6 +79,8 @@ pub struct Outcome {
     pub grows: u32,
     /// Of those, resumed after a power loss mid-grow.
     pub grows_resumed: u32,
+    /// Runs on native 0.90 superblocks.
+    pub runs_090: u32,
 }
 
 impl Outcome {
@@ -105,6 +107,7 @@ impl Outcome {
         self.metadata_write_failures += o.metadata_write_failures;
         self.grows += o.grows;
         self.grows_resumed += o.grows_resumed;
+        self.runs_090 += o.runs_090;
     }
 }
 
@@ -158,7 +161,10 @@ pub fn run(seed: u64, opts: &Options, crash_after: Option<u64>) -> Result<Outcom
         host,
         model,
         next_id: 1,
-        out: Outcome::default(),
+        out: Outcome {
+            runs_090: u32::from(opts.array.v090),
+            ..Outcome::default()
+        },
         faulted: Vec::new(),
         crash_after,
         spare_rng: Rng::new(seed ^ 0x05ba_4e00_0000_ad0d),

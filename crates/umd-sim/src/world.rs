@@ -38,8 +38,11 @@ pub struct ArraySpec {
     /// Bytes per member.
     pub member_bytes: usize,
     /// A DDF container subarray managed by the simulated `umd mon`
-    /// (external metadata), else native 1.2 superblocks.
+    /// (external metadata), else native superblocks.
     pub external: bool,
+    /// Native superblocks 0.90 (at the end of each member, descriptor
+    /// tables) instead of 1.2.
+    pub v090: bool,
 }
 
 /// What DDF keeps at the end of every member for its metadata (the data
@@ -77,7 +80,7 @@ pub fn create(spec: &ArraySpec, rng: &mut Rng) -> Result<Vec<SimDisk>, String> {
         raid_disks: spec.raid_disks,
         chunk_kib: (spec.level != 1).then_some(spec.chunk_kib),
         layout: None,
-        metadata: "1.2".into(),
+        metadata: if spec.v090 { "0.90" } else { "1.2" }.into(),
         bitmap: spec.bitmap_chunk_kib.is_some(),
         bitmap_chunk_kib: spec.bitmap_chunk_kib,
         ppl: false,

@@ -1,6 +1,7 @@
 //! The seed budget of `cargo test`: a few hundred seeded runs across
 //! raid1, raid5 and raid6, each with its own swarm of options (shape,
-//! bitmap, operation mix, faults, crashes). The same levels again with
+//! bitmap, 1.2 or 0.90 superblocks, operation mix, faults, crashes, spares,
+//! a grow). The same levels again with
 //! external metadata: a DDF container subarray (created as `umd create
 //! --metadata ddf` creates it) run by the simulated manager, which runs
 //! `umd mon`'s own decision code and DDF handler; fewer seeds, as each
@@ -37,6 +38,12 @@ fn seeds(level: i32, external: bool) -> Outcome {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_exercised(&total, count);
+    if !external {
+        assert!(
+            total.runs_090 > 0,
+            "no seed ran on 0.90 superblocks: {total:?}"
+        );
+    }
     if external {
         // The manager acknowledged write-pendings and recorded failures.
         assert!(

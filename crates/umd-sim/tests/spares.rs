@@ -23,6 +23,7 @@ fn raid5() -> ArraySpec {
         assume_clean: true,
         member_bytes: MEMBER_BYTES,
         external: false,
+        v090: false,
     }
 }
 

@@ -42,5 +42,6 @@ pub(crate) fn spec(level: i32, raid_disks: u32, member_bytes: usize) -> ArraySpe
         assume_clean: true,
         member_bytes,
         external: false,
+        v090: false,
     }
 }
