@@ -328,7 +328,7 @@ impl NativeMetadata {
         Err(EngineError::new(
             Errno::EOPNOTSUPP,
             if v0 {
-                "adding a member to a 0.90 array is not supported".to_owned()
+                "a 0.90 array has no 1.x superblock to copy".to_owned()
             } else {
                 "no working member to copy the superblock from".to_owned()
             },
