@@ -541,7 +541,7 @@ fn bytes_1(sb: &Superblock1) -> Vec<u8> {
 mod hot_add;
 mod roster;
 mod roster_90;
-pub use hot_add::{hot_add, own_superblock, NewDevice};
+pub use hot_add::{hot_add, own_superblock, NewDevice, OwnSuperblock};
 pub use roster::{roster_of, NewMember, RosterEntry};
 
 #[cfg(test)]

@@ -95,16 +95,32 @@ fn probe_impl(dev_bytes: u64, read: &mut ReadAt<'_>) -> Result<Metadata, ProbeEr
     // The DDF prober runs whatever md found, so stale md and DDF metadata on
     // one device are refused together rather than one silently winning.
     let ddf = crate::ddf::probe(dev_bytes, read);
+    // A location that cannot be read says nothing about the others: a
+    // valid superblock found elsewhere wins (as mdadm, trying each format
+    // in turn, takes a read error as "not this one"). Only when nothing
+    // valid was found does a read error stand, since what it hides is
+    // unknown.
     match (md, ddf) {
-        (Err(e @ ProbeError::Io { .. }), _) | (_, Err(e @ ProbeError::Io { .. })) => Err(e),
         (Ok(Some(m)), Ok(Some(_))) => Err(ProbeError::Ambiguous {
             found: format!("{} and DDF", describe(&m)),
         }),
         (Ok(Some(m)), _) => Ok(m),
         (_, Ok(Some(d))) => Ok(Metadata::Ddf(Box::new(d))),
-        (Err(e), _) | (Ok(None), Err(e)) => Err(e),
         (Ok(None), Ok(None)) => Err(ProbeError::NotFound),
+        (md, ddf) => Err(worst(md.err(), ddf.err())),
     }
+}
+
+/// The error to report when nothing valid was found: a read error first
+/// (what it hides is unknown), then md's, then DDF's.
+fn worst(md: Option<ProbeError>, ddf: Option<ProbeError>) -> ProbeError {
+    let is_io = |e: &Option<ProbeError>| matches!(e, Some(ProbeError::Io { .. }));
+    let (first, second) = if is_io(&ddf) && !is_io(&md) {
+        (ddf, md)
+    } else {
+        (md, ddf)
+    };
+    first.or(second).unwrap_or(ProbeError::NotFound)
 }
 
 /// Bytes read at every md candidate location (formats.md §2.1: the kernel
@@ -168,11 +184,22 @@ pub fn probe_md(dev_bytes: u64, read: &mut ReadAt<'_>) -> Result<Option<Metadata
     let dev_sectors = dev_bytes / crate::SECTOR_BYTES;
     let mut valid: Vec<Metadata> = Vec::new();
     let mut first_error: Option<FormatError> = None;
+    // A location that cannot be read is skipped; its error stands only if
+    // no valid superblock is found elsewhere (see `probe`).
+    let mut first_io: Option<ProbeError> = None;
+    let mut candidate = |at: u64, read: &mut ReadAt<'_>| match read_candidate(dev_bytes, at, read) {
+        Ok(buf) => Ok(buf),
+        Err(e @ ProbeError::Io { .. }) => {
+            first_io.get_or_insert(e);
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    };
     for minor in [1u8, 2, 0] {
         let Some(at) = crate::sb1::super_offset_sectors(minor, dev_sectors) else {
             continue;
         };
-        let Some(buf) = read_candidate(dev_bytes, at, read)? else {
+        let Some(buf) = candidate(at, read)? else {
             continue;
         };
         if !crate::sb1::looks_like_sb1(&buf) {
@@ -195,7 +222,7 @@ pub fn probe_md(dev_bytes: u64, read: &mut ReadAt<'_>) -> Result<Option<Metadata
         }
     }
     if let Some(at) = crate::sb0::super_offset_sectors(dev_sectors) {
-        if let Some(buf) = read_candidate(dev_bytes, at, read)? {
+        if let Some(buf) = candidate(at, read)? {
             if crate::sb0::has_magic(&buf) {
                 match crate::sb0::Superblock0::parse_at(&buf, at) {
                     Ok(sb) => valid.push(Metadata::V0_90(sb)),
@@ -206,7 +233,10 @@ pub fn probe_md(dev_bytes: u64, read: &mut ReadAt<'_>) -> Result<Option<Metadata
             }
         }
     }
-    pick(valid, first_error)
+    match first_io {
+        Some(e) if valid.is_empty() => Err(e),
+        _ => pick(valid, first_error),
+    }
 }
 
 /// One valid candidate wins; several must agree; none leaves the first error.

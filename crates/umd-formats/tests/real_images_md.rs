@@ -44,16 +44,23 @@ fn load(dir: &std::path::Path, rel: &str) -> Vec<u8> {
     out
 }
 
-fn probe_bytes(img: &[u8]) -> Result<Option<Metadata>, ProbeError> {
-    let mut read = |off: u64, buf: &mut [u8]| -> std::io::Result<()> {
+/// Reads of `img`, failing over the byte range `bad` (start, length).
+fn reader(img: &[u8], bad: (u64, u64)) -> impl FnMut(u64, &mut [u8]) -> std::io::Result<()> + '_ {
+    move |off: u64, buf: &mut [u8]| {
+        if off < bad.0 + bad.1 && bad.0 < off + buf.len() as u64 {
+            return Err(std::io::Error::other("unreadable sector"));
+        }
         let start = usize::try_from(off).map_err(std::io::Error::other)?;
         let src = img
             .get(start..start + buf.len())
             .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
         buf.copy_from_slice(src);
         Ok(())
-    };
-    probe_md(img.len() as u64, &mut read)
+    }
+}
+
+fn probe_bytes(img: &[u8]) -> Result<Option<Metadata>, ProbeError> {
+    probe_md(img.len() as u64, &mut reader(img, (0, 0)))
 }
 
 fn probe_ok(img: &[u8], name: &str) -> Metadata {
@@ -570,4 +577,28 @@ fn two_valid_superblocks_are_ambiguous_and_misplaced_ones_ignored() {
     check_v12(&probe_ok(&img, "raid1 with copy"), &dissect_v12()[5]);
     // Nothing at all.
     assert!(matches!(probe_bytes(&vec![0u8; 1 << 20]), Ok(None)));
+}
+
+/// `probe` over `img` whose bytes at `[bad, bad + len)` cannot be read.
+fn probe_with_bad_range(img: &[u8], bad: u64, len: u64) -> Result<Metadata, ProbeError> {
+    umd_formats::probe::probe(img.len() as u64, &mut reader(img, (bad, len)))
+}
+
+/// An unreadable sector where some other format would sit (the end of the
+/// device: 1.0, 0.90, DDF) does not hide a valid 1.2 superblock, as mdadm
+/// takes a read error as "not this format"; with nothing valid found, the
+/// read error stands, naming where.
+#[test]
+fn an_unreadable_location_does_not_hide_a_valid_superblock() {
+    let Some(dir) = real_dir() else { return };
+    let img = load(&dir, "dissect.volume/md/md-raid1-1.bin.gz");
+    let end = img.len() as u64;
+    match probe_with_bad_range(&img, end - 512, 512) {
+        Ok(Metadata::V1(sb)) => assert_eq!(sb.super_offset, 8),
+        other => panic!("expected the 1.2 superblock, got {other:?}"),
+    }
+    match probe_with_bad_range(&img, 8 * 512, 512) {
+        Err(ProbeError::Io { offset, .. }) => assert_eq!(offset, 8 * 512),
+        other => panic!("expected the read error, got {other:?}"),
+    }
 }

@@ -130,6 +130,11 @@ pub struct SimHost {
     pub read_errors_rewritten: u32,
     /// Metadata writes that failed on a member (the member was failed).
     pub metadata_write_failures: u32,
+    /// Native: the members the last durable superblock write recorded in
+    /// sync in a slot. A recovery finished in memory adds no redundancy
+    /// until it is recorded: a power loss before that brings the member
+    /// back as a spare (0.90) or below its checkpoint (1.x).
+    pub(crate) recorded_in_sync: Vec<String>,
 }
 
 impl SimHost {
@@ -178,7 +183,15 @@ impl SimHost {
             failures_seen: 0,
             read_errors_rewritten: 0,
             metadata_write_failures: 0,
+            recorded_in_sync: Vec::new(),
         };
+        // What the disks say before anything is written: the members the
+        // start found in sync.
+        host.recorded_in_sync = host
+            .in_sync_members()
+            .into_iter()
+            .map(|m| host.names[m].clone())
+            .collect();
         host.drain_events();
         let degraded = host.array.degraded() > 0;
         if let Some(bitmap) = host.bitmap_mut() {

@@ -6,6 +6,7 @@
 use crate::host::{SimHost, Stop};
 use crate::members::Fault;
 use umd_engine::array::{SuperblockState, SyncAction};
+use umd_engine::member::MemberHealth;
 use umd_engine::native::{roster_of, SuperblockUpdate};
 use umd_engine::resync::{SyncMode, SyncPlanner, SyncWindow};
 use umd_engine::sync_pass::{plan_pass, SyncPass};
@@ -40,6 +41,14 @@ impl SimHost {
             self.superblock_due = false;
             let written = self.write_superblocks()?;
             self.array.superblock_written(&written, self.now);
+            if self.native.is_some() {
+                self.recorded_in_sync = written
+                    .member_roles
+                    .iter()
+                    .filter(|(_, slot, health)| slot.is_some() && *health == MemberHealth::InSync)
+                    .map(|(name, _, _)| name.clone())
+                    .collect();
+            }
             self.drain_events();
         }
         let now = self.now;

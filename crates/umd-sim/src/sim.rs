@@ -81,6 +81,10 @@ pub struct Outcome {
     pub grows_resumed: u32,
     /// Runs on native 0.90 superblocks.
     pub runs_090: u32,
+    /// Runs ended because a power loss tore a member's superblock while
+    /// another role was missing or still rebuilding: too few members to
+    /// assemble, a double fault md does not survive either.
+    pub torn_superblock_stops: u32,
 }
 
 impl Outcome {
@@ -108,6 +112,7 @@ impl Outcome {
         self.grows += o.grows;
         self.grows_resumed += o.grows_resumed;
         self.runs_090 += o.runs_090;
+        self.torn_superblock_stops += o.torn_superblock_stops;
     }
 }
 
@@ -373,7 +378,7 @@ impl Sim {
         };
         let candidates: Vec<usize> = self
             .host
-            .in_sync_members()
+            .recorded_in_sync_members()
             .into_iter()
             .filter(|m| !self.faulted.contains(m))
             .collect();
@@ -392,6 +397,9 @@ impl Sim {
         }
         let member = candidates[self.rng.below(candidates.len() as u64) as usize];
         self.faulted.push(member);
+        if std::env::var_os("UMD_SIM_TRACE").is_some() {
+            eprintln!("fault: member {member}");
+        }
         self.out.faults += 1;
         // With spares drawn, a third of the faults are `umd manage --fail`
         // (drawn apart from `rng`, which the vanishing draws nothing from).
@@ -613,12 +621,18 @@ impl Sim {
             let Some(disks) = self.resume_grow(disks)? else {
                 return Ok(false);
             };
-            match world::start(disks, &mut self.rng, false)? {
-                Started::Running(h) => self.host = h,
-                Started::Refused { .. } => {
+            let torn = world::torn_superblocks(&disks);
+            match world::start(disks, &mut self.rng, false) {
+                Ok(Started::Running(h)) => self.host = h,
+                Ok(Started::Refused { .. }) => {
                     self.out.refused_starts += 1;
                     return Ok(false);
                 }
+                Err(e) if !torn.is_empty() && e.contains("too few members") => {
+                    self.out.torn_superblock_stops += 1;
+                    return Ok(false);
+                }
+                Err(e) => return Err(e),
             }
             self.model.grow(self.host.array_sectors);
             self.arm();

@@ -123,6 +123,18 @@ impl SimHost {
             .collect()
     }
 
+    /// In-sync members that the disks also say are in sync (native: the
+    /// last durable superblock write recorded them so): the redundancy a
+    /// power loss keeps. A recovery finished since is not yet on disk.
+    #[must_use]
+    pub fn recorded_in_sync_members(&self) -> Vec<usize> {
+        let native = self.native.is_some();
+        self.in_sync_members()
+            .into_iter()
+            .filter(|&m| !native || self.recorded_in_sync.contains(&self.names[m]))
+            .collect()
+    }
+
     /// Apply an activation or a finished recovery to the role map, as the
     /// real host's `apply_membership` does, and plan with it from now on.
     pub(crate) fn apply_membership(&mut self, event: ArrayEvent) {

@@ -20,7 +20,7 @@ use umd_engine::create::{plan_create, CreateSpec, MemberWrite};
 use umd_engine::native::NativeMetadata;
 use umd_engine::{assemble, start, AssembleError, AssembleOptions, Candidate};
 use umd_formats::info::SlotState;
-use umd_formats::probe::{probe, Metadata};
+use umd_formats::probe::{probe, Metadata, ProbeError};
 
 /// The shape of a simulated array.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -374,6 +374,23 @@ pub fn check_metadata_agrees(disks: &[SimDisk], role_members: &[usize]) -> Resul
         }
     }
     Ok(())
+}
+
+/// Present disks whose metadata is there but does not parse (a
+/// superblock write the power loss tore: its checksum fails).
+#[must_use]
+pub fn torn_superblocks(disks: &[SimDisk]) -> Vec<usize> {
+    (0..disks.len())
+        .filter(|&i| disks[i].is_present())
+        .filter(|&i| {
+            let d = &disks[i];
+            let mut read = |offset: u64, buf: &mut [u8]| {
+                d.read(offset, buf)
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            };
+            matches!(probe(d.len_bytes(), &mut read), Err(ProbeError::Format(_)))
+        })
+        .collect()
 }
 
 /// Whether the freshest superblock among the present disks records member

@@ -10,8 +10,9 @@
 //! The host side: `umd create` (1.2 and 0.90, some with an internal bitmap), `umd
 //! run`, spares added, data A written, members failed with `umd manage
 //! --fail`, data B written over the whole array while degraded (and while
-//! the rebuild runs), rebuild awaited, SIGTERM. One raid5 gets its failed
-//! member back, removed and added again: re-added through the bitmap.
+//! the rebuild runs), rebuild awaited, SIGTERM. Two raid5s (1.2 and 0.90)
+//! get their failed member back, removed and added again: re-added through
+//! the bitmap.
 //!
 //! Without the harness this test fails, naming what is missing; it skips
 //! only when `UMD_SKIP_ORACLE=1` is set.
@@ -263,12 +264,14 @@ fn host_side(i: usize, c: &Case, work: &Path) -> Result<Left, String> {
 
 /// A raid5 member failed, removed, and added back while the array kept
 /// writing: re-added through the bitmap into its own slot.
-fn host_re_add(i: usize, work: &Path) -> Result<Left, String> {
-    let name = "r5-3-re-added".to_owned();
+fn host_re_add(i: usize, work: &Path, metadata: &str) -> Result<Left, String> {
+    let name = format!("r5-3-re-added-{metadata}");
     let dir = work.join(&name);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let members = sparse_members(&dir, 3, MEMBER_MIB);
     let opts = [
+        "--metadata",
+        metadata,
         "--level",
         "5",
         "--raid-devices",
@@ -306,7 +309,7 @@ fn host_re_add(i: usize, work: &Path) -> Result<Left, String> {
         degraded: 0,
         roles: "AAA".to_owned(),
         spare_roles: vec![(1, 1)],
-        v090: false,
+        v090: metadata == "0.90",
     })
 }
 
@@ -368,9 +371,11 @@ fn kernel_assembles_degraded_and_rebuilt_arrays_umd_leaves() {
             Err(e) => failures.push(format!("raid{} (umd side): {e}", c.level)),
         }
     }
-    match host_re_add(CASES.len(), &work) {
-        Ok(a) => left.push(a),
-        Err(e) => failures.push(format!("raid5 re-add (umd side): {e}")),
+    for (k, metadata) in ["1.2", "0.90"].into_iter().enumerate() {
+        match host_re_add(CASES.len() + k, &work, metadata) {
+            Ok(a) => left.push(a),
+            Err(e) => failures.push(format!("raid5 {metadata} re-add (umd side): {e}")),
+        }
     }
     let mut plan = String::new();
     let mut disks = Vec::new();

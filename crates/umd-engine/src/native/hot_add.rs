@@ -14,7 +14,23 @@ use super::{NativeMetadata, RosterEntry};
 use crate::array::{Array, MemberConfig};
 use crate::errno::EngineError;
 use umd_formats::probe::{probe_md, Metadata, ReadAt};
+use umd_formats::sb0::Superblock0;
 use umd_formats::sb1::Superblock1;
+use umd_formats::SECTOR_BYTES;
+
+/// The native superblock already on a device being added.
+#[derive(Debug, Clone)]
+pub enum OwnSuperblock {
+    /// A 1.x superblock.
+    V1(Superblock1),
+    /// A 0.90 superblock, found at `offset_bytes` (the end of the device).
+    V0 {
+        /// The superblock.
+        sb: Superblock0,
+        /// Where it lies.
+        offset_bytes: u64,
+    },
+}
 
 /// A device being added.
 #[derive(Debug)]
@@ -25,17 +41,21 @@ pub struct NewDevice {
     pub name: String,
     /// Its size.
     pub dev_bytes: u64,
-    /// The 1.x superblock already on it ([`own_superblock`]), if any.
-    pub own_sb: Option<Superblock1>,
+    /// The native superblock already on it ([`own_superblock`]), if any.
+    pub own_sb: Option<OwnSuperblock>,
     /// Device UUID for a new spare superblock.
     pub device_uuid: [u8; 16],
 }
 
-/// The 1.x superblock already on a device of `dev_bytes`, if any (read
+/// The native superblock already on a device of `dev_bytes`, if any (read
 /// before the host takes its locks: this is member I/O).
-pub fn own_superblock(dev_bytes: u64, read: &mut ReadAt<'_>) -> Option<Superblock1> {
+pub fn own_superblock(dev_bytes: u64, read: &mut ReadAt<'_>) -> Option<OwnSuperblock> {
     match probe_md(dev_bytes, read) {
-        Ok(Some(Metadata::V1(sb))) => Some(sb),
+        Ok(Some(Metadata::V1(sb))) => Some(OwnSuperblock::V1(sb)),
+        Ok(Some(Metadata::V0_90(sb))) => {
+            let offset_bytes = sb.found_at_sector?.checked_mul(SECTOR_BYTES)?;
+            Some(OwnSuperblock::V0 { sb, offset_bytes })
+        }
         _ => None,
     }
 }
@@ -54,16 +74,29 @@ pub fn hot_add(
     native.record_roster(roster);
     let fail =
         |e: EngineError| EngineError::new(e.errno, format!("new_dev: {}: {}", new.name, e.message));
-    let role = new.own_sb.as_ref().and_then(|sb| native.re_add_role(sb));
-    let (data_offset, size) = if let (Some(_), Some(sb)) = (role, new.own_sb) {
-        let placement = (sb.data_offset, sb.data_size);
-        native.re_add(new.member, sb).map_err(fail)?;
-        placement
-    } else {
-        let placed = native
-            .add_spare(new.member, new.dev_bytes, new.device_uuid)
-            .map_err(fail)?;
-        (placed.data_offset_sectors, placed.size_sectors)
+    let role = new.own_sb.as_ref().and_then(|own| match own {
+        OwnSuperblock::V1(sb) => native.re_add_role(sb),
+        OwnSuperblock::V0 { sb, .. } => native.re_add_role_90(sb),
+    });
+    let (data_offset, size) = match (role, new.own_sb) {
+        (Some(_), Some(OwnSuperblock::V1(sb))) => {
+            let placement = (sb.data_offset, sb.data_size);
+            native.re_add(new.member, sb).map_err(fail)?;
+            placement
+        }
+        (Some(_), Some(OwnSuperblock::V0 { sb, offset_bytes })) => {
+            // 0.90 data runs from 0 up to the superblock.
+            native
+                .re_add_90(new.member, sb, offset_bytes)
+                .map_err(fail)?;
+            (0, offset_bytes / SECTOR_BYTES)
+        }
+        _ => {
+            let placed = native
+                .add_spare(new.member, new.dev_bytes, new.device_uuid)
+                .map_err(fail)?;
+            (placed.data_offset_sectors, placed.size_sectors)
+        }
     };
     let config = MemberConfig::spare(new.name.clone(), data_offset, size);
     let added = match role {

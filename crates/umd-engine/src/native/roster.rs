@@ -197,7 +197,7 @@ impl NativeMetadata {
 
     /// Member index `member` may take a superblock: none yet, or one that
     /// failed (a removed member's index is reused when it comes back).
-    fn check_free(&self, member: usize) -> Result<(), EngineError> {
+    pub(super) fn check_free(&self, member: usize) -> Result<(), EngineError> {
         let taken = self.members.get(member).is_some_and(Option::is_some);
         let failed = self.faulty.get(member).copied().unwrap_or(false);
         if taken && !failed {

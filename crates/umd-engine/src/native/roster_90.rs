@@ -14,8 +14,10 @@
 //!
 //! 0.90 has no recovery checkpoint: a member still recovering is written as
 //! a spare (state 0), as md writes it, and a restart recovers it from the
-//! start. A device whose 0.90 superblock names this array is not re-added
-//! through the bitmap; it joins as a new spare (full recovery).
+//! start. A device whose 0.90 superblock says it was in sync in a slot of
+//! this array, recently enough for the bitmap to cover what it missed, is
+//! re-added into that slot (md's re-add, as `super_90_validate` accepts
+//! it); any other joins as a new spare (full recovery).
 
 use super::{inval, MemberSb, NativeMetadata, NewMember, RosterEntry};
 use crate::errno::{EngineError, Errno};
@@ -128,6 +130,56 @@ impl NativeMetadata {
                 sb.this_disk = *d;
             }
         }
+    }
+
+    /// md's re-add test for a 0.90 device being added whose superblock is
+    /// `sb`: it names this array (UUID, level, layout, chunk), its own
+    /// descriptor was in sync in a data slot, and its events are no older
+    /// than the bitmap's `events_cleared` nor newer than the array's.
+    /// Returns that slot; `None`: an ordinary spare.
+    #[must_use]
+    pub fn re_add_role_90(&self, sb: &Superblock0) -> Option<u32> {
+        let bitmap = self.bitmap.as_ref()?;
+        let template = self.members.iter().enumerate().find_map(|(m, t)| match t {
+            Some(MemberSb::V0 { sb, .. }) if !self.faulty[m] => Some(sb.as_ref()),
+            _ => None,
+        })?;
+        let same = sb.uuid() == template.uuid()
+            && sb.level == template.level
+            && sb.layout == template.layout
+            && sb.chunk_size == template.chunk_size;
+        let own = sb.disks.get(sb.this_disk.number as usize)?;
+        let in_sync = own.state & sb0::DISK_SYNC != 0 && own.state & sb0::DISK_FAULTY == 0;
+        let window = bitmap.events_cleared() <= sb.events && sb.events <= self.events;
+        let role = own.raid_disk;
+        (same && in_sync && window && role < template.raid_disks).then_some(role)
+    }
+
+    /// Take a re-added 0.90 member's own superblock back as member
+    /// `member` (after [`NativeMetadata::re_add_role_90`] accepted it),
+    /// where it lies on the device; the next update rewrites its table
+    /// with the array's (md writes one table, from its devices, to every
+    /// member).
+    pub(super) fn re_add_90(
+        &mut self,
+        member: usize,
+        sb: Superblock0,
+        offset_bytes: u64,
+    ) -> Result<(), EngineError> {
+        self.check_free(member)?;
+        self.place_sb(
+            member,
+            MemberSb::V0 {
+                sb: Box::new(sb),
+                offset_bytes,
+            },
+        );
+        if let Some(at) = self.bitmap_offset_bytes(member) {
+            if let Some(bitmap) = self.bitmap.as_mut() {
+                bitmap.add_member(member, at);
+            }
+        }
+        Ok(())
     }
 
     /// md's hot add for 0.90: member `member` (a device of `dev_bytes`)
