@@ -292,10 +292,7 @@ impl NativeMetadata {
             .events
             .checked_add(1)
             .expect("events cannot reach 2^64");
-        for &m in &update.faulty_members {
-            assert!(m < self.members.len(), "faulty member {m} out of range");
-            self.mark_faulty(m);
-        }
+        self.mark_update_faulty(update);
         if let Some(bitmap) = self.bitmap.as_mut() {
             for (m, &f) in self.faulty.iter().enumerate() {
                 if f {
@@ -321,10 +318,7 @@ impl NativeMetadata {
     /// most one behind whatever the next update leaves.
     pub fn catch_up(&mut self, update: &SuperblockUpdate, out: &mut Vec<MetadataWrite>) -> bool {
         let before = out.len();
-        for &m in &update.faulty_members {
-            assert!(m < self.members.len(), "faulty member {m} out of range");
-            self.mark_faulty(m);
-        }
+        self.mark_update_faulty(update);
         let events = self.events;
         let lagging: Vec<bool> = self
             .members
@@ -373,6 +367,15 @@ impl NativeMetadata {
                     }
                 }
             });
+        }
+    }
+
+    /// Record every member `update` names failed (sticky). Panics if one is
+    /// not a member index (a caller bug).
+    fn mark_update_faulty(&mut self, update: &SuperblockUpdate) {
+        for &m in &update.faulty_members {
+            assert!(m < self.members.len(), "faulty member {m} out of range");
+            self.mark_faulty(m);
         }
     }
 

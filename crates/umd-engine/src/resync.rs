@@ -614,9 +614,7 @@ impl SyncPlanner {
                 zero_count,
             } => {
                 let region = &mut scratch[..(slots + parity) * wbytes];
-                for &z in &zero_slots[..zero_count] {
-                    region[z * wbytes..][..wbytes].fill(0);
-                }
+                zero_slots_of(region, wbytes, &zero_slots[..zero_count]);
                 recover(region, wbytes, slots, parity, &missing[..missing_count]);
             }
             Kind::Parity { .. } | Kind::DegradedRaid6 { .. } | Kind::Mirror => {
@@ -659,9 +657,7 @@ impl SyncPlanner {
                 zero_count,
             } => {
                 let region = &mut scratch[..(slots + 2 * parity) * wbytes];
-                for &z in &zero_slots[..zero_count] {
-                    region[z * wbytes..][..wbytes].fill(0);
-                }
+                zero_slots_of(region, wbytes, &zero_slots[..zero_count]);
                 gen_parity(
                     &mut region[..(slots + parity) * wbytes],
                     wbytes,
@@ -691,9 +687,7 @@ impl SyncPlanner {
                 zero_count,
             } => {
                 let region = &mut scratch[..(slots + 4) * wbytes];
-                for &z in &zero_slots[..zero_count] {
-                    region[z * wbytes..][..wbytes].fill(0);
-                }
+                zero_slots_of(region, wbytes, &zero_slots[..zero_count]);
                 if let Lost::Data(slot) = lost {
                     // The data block is what P says it is: P read into the
                     // computed-P place, then XOR-recovered over the slots.
@@ -794,6 +788,14 @@ impl SyncPlanner {
             lo = hi;
         }
         mismatched
+    }
+}
+
+/// Zero the Q-order slots no data role fills (raid6 layouts with fewer data
+/// roles than slots), so the syndrome computations see zeroes there.
+fn zero_slots_of(region: &mut [u8], wbytes: usize, zero_slots: &[usize]) {
+    for &z in zero_slots {
+        region[z * wbytes..][..wbytes].fill(0);
     }
 }
 

@@ -30,6 +30,7 @@ use umd_engine::read::{MemberMap, ReadPlan, ReadPlanner};
 use umd_engine::resync::SyncPlanner;
 use umd_engine::time::Time;
 use umd_engine::write::{BufRef, PlannedIo, WritePlan, WritePlanner};
+use umd_engine::EngineError;
 use umd_layout::geometry::Geometry;
 
 pub use crate::housekeeping::SyncRun;
@@ -288,12 +289,8 @@ impl SimHost {
         if *replans > REPLANS_MAX {
             return Err(Stop::Failed(format!("role {role}: too many failures")));
         }
-        let name = self.names[self.member_of(role)].clone();
-        let result = self
-            .array
-            .store(&format!("dev-{name}/state"), "faulty", self.now);
-        self.drain_events();
-        result.map_err(|e| Stop::Failed(format!("role {role} not failed: {e}")))?;
+        self.store_faulty(self.member_of(role))
+            .map_err(|e| Stop::Failed(format!("role {role} not failed: {e}")))?;
         self.failures_seen += 1;
         // Planners follow the map even if the event was already handled.
         self.read_planner.mark_failed(role);
@@ -649,15 +646,18 @@ impl SimHost {
     /// host's `io_path::fail_member`; false when the engine refuses (md
     /// keeps the last working member).
     fn fail_member(&mut self, member: usize) -> bool {
-        let name = self.names[member].clone();
-        let result = self
-            .array
-            .store(&format!("dev-{name}/state"), "faulty", self.now);
-        if result.is_ok() {
-            self.failures_seen += 1;
-        }
+        let failed = self.store_faulty(member).is_ok();
+        self.failures_seen += u64::from(failed);
+        failed
+    }
+
+    /// md_error's store (`dev-NAME/state` <- `faulty`) for `member`, its
+    /// events drained; the engine's refusal if it keeps the member.
+    pub(crate) fn store_faulty(&mut self, member: usize) -> Result<(), EngineError> {
+        let attr = format!("dev-{}/state", self.names[member]);
+        let result = self.array.store(&attr, "faulty", self.now);
         self.drain_events();
-        result.is_ok()
+        result
     }
 
     /// Flush every member that holds a role.

@@ -84,10 +84,10 @@ fn superblock(disk: &SimDisk) -> Option<Superblock1> {
 
 /// Start growing the array on disks `members` (every role's, in role
 /// order; the array stopped cleanly) by a blank disk of `member_bytes`,
-/// appended to `io.disks`, and carry it to its end. Returns the disks the
-/// grow runs on (set before its first write, for [`resume`] after a
-/// crash), or `Ok(None)` when the array cannot grow (`umd grow` would
-/// refuse; nothing was written and no disk added).
+/// appended to `io.disks`, and carry it to its end. `growing` holds the
+/// disks the grow runs on from before its first write until its end (for
+/// [`resume`] after a crash). `Ok(false)`: the array cannot grow (`umd
+/// grow` would refuse; nothing was written and no disk added).
 pub fn grow(
     io: &mut Members,
     members: &[usize],
@@ -95,20 +95,20 @@ pub fn grow(
     member_bytes: usize,
     now_seconds: u64,
     growing: &mut Option<Vec<usize>>,
-) -> Result<Option<()>, GrowStop> {
+) -> Result<bool, GrowStop> {
     let sbs: Option<Vec<Superblock1>> = members.iter().map(|&d| superblock(&io.disks[d])).collect();
     let Some(sbs) = sbs else {
-        return Ok(None);
+        return Ok(false);
     };
     let Some(fresh) = sbs.iter().max_by_key(|s| s.events) else {
-        return Ok(None);
+        return Ok(false);
     };
     if !matches!(fresh.level, 4..=6) || sbs.iter().any(|s| s.minor() == 0) {
-        return Ok(None);
+        return Ok(false);
     }
     let gap = superblocks::gap_sectors(&sbs, u64::from(fresh.chunksize), GAP_SECTORS_MAX);
     if gap == 0 {
-        return Ok(None);
+        return Ok(false);
     }
     let joining = [Joining {
         dev_sectors: member_bytes as u64 / 512,
@@ -116,10 +116,10 @@ pub fn grow(
     }];
     let Ok(new) = superblocks::start_reshape(&sbs, &joining, Target::default(), gap, now_seconds)
     else {
-        return Ok(None);
+        return Ok(false);
     };
     if drive::check_plan(&sbs, &new, WINDOW_SECTORS).is_err() {
-        return Ok(None);
+        return Ok(false);
     }
     io.disks.push(SimDisk::new(member_bytes));
     let mut disks = members.to_vec();
@@ -132,7 +132,7 @@ pub fn grow(
     let mut sbs = new;
     copy(&mut g, &mut sbs, now_seconds)?;
     *growing = None;
-    Ok(Some(()))
+    Ok(true)
 }
 
 /// Resume the grow on `disks` a crash interrupted: bring the superblocks

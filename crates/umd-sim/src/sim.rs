@@ -157,7 +157,9 @@ pub fn run(seed: u64, opts: &Options, crash_after: Option<u64>) -> Result<Outcom
     let disks = world::create(&opts.array, &mut rng)?;
     let host = match world::start(disks, &mut rng, false)? {
         Started::Running(h) => h,
-        Started::Refused { why, .. } => return Err(format!("a new array refused to start: {why}")),
+        Started::Refused { why, .. } | Started::Torn { why } => {
+            return Err(format!("a new array refused to start: {why}"))
+        }
     };
     let model = Model::new(host.array_sectors);
     let mut sim = Sim {
@@ -526,8 +528,8 @@ impl Sim {
                 &mut self.growing,
             );
             match grown {
-                Ok(Some(())) => self.out.grows += 1,
-                Ok(None) => {}
+                Ok(true) => self.out.grows += 1,
+                Ok(false) => {}
                 Err(GrowStop::Fault(Fault::Crash)) => return Err(Stop::Crash),
                 Err(GrowStop::Fault(f)) => return Err(Stop::Failed(format!("grow: {f:?}"))),
                 Err(GrowStop::Refused(why)) => return Err(Stop::Failed(format!("grow: {why}"))),
@@ -537,7 +539,7 @@ impl Sim {
         let disks = std::mem::take(&mut self.host.io.disks);
         match world::start(disks, &mut self.rng, false).map_err(Stop::Failed)? {
             Started::Running(h) => self.host = h,
-            Started::Refused { why, .. } => {
+            Started::Refused { why, .. } | Started::Torn { why } => {
                 return Err(Stop::Failed(format!("a grown array refused: {why}")))
             }
         }
@@ -621,18 +623,16 @@ impl Sim {
             let Some(disks) = self.resume_grow(disks)? else {
                 return Ok(false);
             };
-            let torn = world::torn_superblocks(&disks);
-            match world::start(disks, &mut self.rng, false) {
-                Ok(Started::Running(h)) => self.host = h,
-                Ok(Started::Refused { .. }) => {
+            match world::start(disks, &mut self.rng, false)? {
+                Started::Running(h) => self.host = h,
+                Started::Refused { .. } => {
                     self.out.refused_starts += 1;
                     return Ok(false);
                 }
-                Err(e) if !torn.is_empty() && e.contains("too few members") => {
+                Started::Torn { .. } => {
                     self.out.torn_superblock_stops += 1;
                     return Ok(false);
                 }
-                Err(e) => return Err(e),
             }
             self.model.grow(self.host.array_sectors);
             self.arm();
@@ -755,7 +755,7 @@ impl Sim {
         let disks = std::mem::take(&mut self.host.io.disks);
         match world::start(disks, &mut self.rng, false).map_err(Stop::Failed)? {
             Started::Running(h) => self.host = h,
-            Started::Refused { why, .. } => {
+            Started::Refused { why, .. } | Started::Torn { why } => {
                 return Err(Stop::Failed(format!("a clean array refused: {why}")))
             }
         }

@@ -25,12 +25,8 @@ impl SimHost {
     /// `umd manage --fail`: member `member` is failed by the operator (its
     /// disk stays as it is, and may be added back).
     pub fn fail_by_hand(&mut self, member: usize) -> Result<(), Stop> {
-        let name = self.names[member].clone();
-        let result = self
-            .array
-            .store(&format!("dev-{name}/state"), "faulty", self.now);
-        self.drain_events();
-        result.map_err(|e| Stop::Failed(format!("fail {name}: {e}")))
+        self.store_faulty(member)
+            .map_err(|e| Stop::Failed(format!("fail {}: {e}", self.names[member])))
     }
 
     /// md's `remove` of every member the engine failed, as `umd manage

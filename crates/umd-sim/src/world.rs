@@ -150,13 +150,30 @@ pub enum Started {
         /// The disks, untouched.
         disks: Vec<SimDisk>,
     },
+    /// Too few members to assemble, and a power loss tore a member's
+    /// superblock (it does not parse): a member lost beside a role already
+    /// missing or rebuilding, the double fault md does not survive either.
+    Torn {
+        /// The assembly's refusal and the torn disks.
+        why: String,
+    },
+}
+
+/// The disks offered to assembly, their metadata, and the disks whose
+/// metadata is there but does not parse (a superblock write the power loss
+/// tore: its checksum fails).
+struct Probed {
+    cands: Vec<Candidate>,
+    metadata: Vec<Option<Metadata>>,
+    torn: Vec<usize>,
 }
 
 /// Probe every present disk; disks that hold no readable metadata or that
 /// are left out are not offered.
-fn candidates(disks: &[SimDisk], names: &[String]) -> (Vec<Candidate>, Vec<Option<Metadata>>) {
+fn candidates(disks: &[SimDisk], names: &[String]) -> Probed {
     let mut cands = Vec::new();
     let mut metadata = vec![None; disks.len()];
+    let mut torn = Vec::new();
     for (i, d) in disks.iter().enumerate() {
         if !d.is_present() {
             continue;
@@ -165,8 +182,13 @@ fn candidates(disks: &[SimDisk], names: &[String]) -> (Vec<Candidate>, Vec<Optio
             d.read(offset, buf)
                 .map_err(|e| std::io::Error::other(e.to_string()))
         };
-        let Ok(m) = probe(d.len_bytes(), &mut read) else {
-            continue;
+        let m = match probe(d.len_bytes(), &mut read) {
+            Ok(m) => m,
+            Err(ProbeError::Format(_)) => {
+                torn.push(i);
+                continue;
+            }
+            Err(_) => continue,
         };
         if let Some(info) = m.infos().into_iter().next() {
             cands.push(Candidate {
@@ -177,14 +199,22 @@ fn candidates(disks: &[SimDisk], names: &[String]) -> (Vec<Candidate>, Vec<Optio
             metadata[i] = Some(m);
         }
     }
-    (cands, metadata)
+    Probed {
+        cands,
+        metadata,
+        torn,
+    }
 }
 
 /// Start the array the disks hold. A member assembly calls stale is left
 /// out, as mdadm leaves out-of-date members out of an assembly.
 pub fn start(disks: Vec<SimDisk>, rng: &mut Rng, force: bool) -> Result<Started, String> {
     let names = member_names(disks.len());
-    let (mut cands, mut metadata) = candidates(&disks, &names);
+    let Probed {
+        mut cands,
+        mut metadata,
+        torn,
+    } = candidates(&disks, &names);
     if std::env::var_os("UMD_SIM_TRACE").is_some() {
         for c in &cands {
             let a = &c.info.array;
@@ -208,6 +238,11 @@ pub fn start(disks: Vec<SimDisk>, rng: &mut Rng, force: bool) -> Result<Started,
                     .ok_or("stale member not offered")?;
                 metadata[cands[at].index] = None;
                 cands.remove(at);
+            }
+            Err(e @ AssembleError::TooFewMembers { .. }) if !torn.is_empty() => {
+                let torn: Vec<&str> = torn.iter().map(|&i| names[i].as_str()).collect();
+                let why = format!("assemble: {e}; superblock torn on {}", torn.join(", "));
+                return Ok(Started::Torn { why });
             }
             Err(e) => return Err(format!("assemble: {e}")),
         }
@@ -349,7 +384,7 @@ fn start_external(
 /// they agree: one array, the same events, the same clean state and roster.
 pub fn check_metadata_agrees(disks: &[SimDisk], role_members: &[usize]) -> Result<(), String> {
     let names = member_names(disks.len());
-    let (cands, _) = candidates(disks, &names);
+    let cands = candidates(disks, &names).cands;
     let mut first: Option<&Candidate> = None;
     // A disk that is gone cannot be read; assembly will find it missing.
     for &m in role_members.iter().filter(|&&m| disks[m].is_present()) {
@@ -376,28 +411,11 @@ pub fn check_metadata_agrees(disks: &[SimDisk], role_members: &[usize]) -> Resul
     Ok(())
 }
 
-/// Present disks whose metadata is there but does not parse (a
-/// superblock write the power loss tore: its checksum fails).
-#[must_use]
-pub fn torn_superblocks(disks: &[SimDisk]) -> Vec<usize> {
-    (0..disks.len())
-        .filter(|&i| disks[i].is_present())
-        .filter(|&i| {
-            let d = &disks[i];
-            let mut read = |offset: u64, buf: &mut [u8]| {
-                d.read(offset, buf)
-                    .map_err(|e| std::io::Error::other(e.to_string()))
-            };
-            matches!(probe(d.len_bytes(), &mut read), Err(ProbeError::Format(_)))
-        })
-        .collect()
-}
-
 /// Whether the freshest superblock among the present disks records member
 /// `member` (created as device number `member`) as faulty.
 #[must_use]
 pub fn recorded_faulty(disks: &[SimDisk], member: usize) -> bool {
-    let (cands, _) = candidates(disks, &member_names(disks.len()));
+    let cands = candidates(disks, &member_names(disks.len())).cands;
     // Its own identity (native: the device number; DDF: its refnum), read
     // from its media even while it is gone.
     let media = disks[member].media();

@@ -62,8 +62,8 @@ fn grow(
     let outcome = reshape::grow(&mut io, members, [9; 16], MEMBER_BYTES, 1, &mut growing);
     let mut disks = std::mem::take(&mut io.disks);
     match outcome {
-        Ok(Some(())) => return (disks, Ended::Grown),
-        Ok(None) => panic!("the array cannot grow"),
+        Ok(true) => return (disks, Ended::Grown),
+        Ok(false) => panic!("the array cannot grow"),
         Err(GrowStop::Fault(Fault::Crash)) => {}
         Err(e) => panic!("grow: {e:?}"),
     }
@@ -113,9 +113,8 @@ fn crash_points(level: i32, raid_disks: u32) {
     // Without a crash: the number of member writes the grow makes.
     let mut io = Members::new(disks.clone(), Rng::new(1));
     let mut growing = None;
-    reshape::grow(&mut io, &members, [9; 16], MEMBER_BYTES, 1, &mut growing)
-        .expect("grow")
-        .expect("grows");
+    let grown = reshape::grow(&mut io, &members, [9; 16], MEMBER_BYTES, 1, &mut growing);
+    assert!(grown.expect("grow"), "the array grows");
     let writes = io.writes_done;
     assert!(writes > 20, "a grow of many windows: {writes} writes");
     check(std::mem::take(&mut io.disks), &data, sectors, data_members);

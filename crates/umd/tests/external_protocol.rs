@@ -224,6 +224,16 @@ fn clean_refused_while_a_write_is_in_flight() {
     finish(write, SETTLE);
 }
 
+/// A clean external raid1 whose first member is failed while the manager
+/// is paused (nothing records the failure yet); returns that member.
+fn fail_with_the_manager_paused(f: &Fixture) -> String {
+    f.make_clean();
+    let member = first_member(&f.run);
+    f.mon().pause();
+    set(&f.run, &format!("0/dev-{member}/state"), "faulty").expect("fail member");
+    member
+}
+
 /// §8.12, §8.13, §8.27: a failed member of an external raid1 is
 /// `faulty,blocked`, the array `write-pending`, writes wait, `remove` is
 /// refused while it holds its slot (promptly: removal never blocks the
@@ -234,10 +244,7 @@ fn member_failure_is_recorded_before_writes_go_on() {
     let Some(f) = Fixture::new("raid1", &[]) else {
         return;
     };
-    f.make_clean();
-    let member = first_member(&f.run);
-    f.mon().pause();
-    set(&f.run, &format!("0/dev-{member}/state"), "faulty").expect("fail member");
+    let member = fail_with_the_manager_paused(&f);
     assert_eq!(
         get(&f.run, &format!("0/dev-{member}/state")),
         "faulty,blocked"
@@ -274,10 +281,7 @@ fn a_flush_waits_until_a_member_failed_by_hand_is_recorded() {
     let Some(f) = Fixture::new("raid1", &[]) else {
         return;
     };
-    f.make_clean();
-    let member = first_member(&f.run);
-    f.mon().pause();
-    set(&f.run, &format!("0/dev-{member}/state"), "faulty").expect("fail member");
+    fail_with_the_manager_paused(&f);
     let mut flush = qemu_io(&f.run, &f.export, "flush", false);
     assert!(
         still_blocked(&mut flush, BLOCKED),

@@ -99,6 +99,19 @@ fn filled(dir: &TempDir, level: &str, seed: u64) -> (Vec<std::path::PathBuf>, Ve
     (members, data)
 }
 
+/// After a stop: the superblocks record all three members in sync, and
+/// offline, where each member is read directly, the array reads `data`
+/// (a rewrite holds the right bytes).
+fn all_in_sync_and_whole(members: &[std::path::PathBuf], data: &[u8], level: &str) {
+    let state = examine_field(&mdadm_examine(&members[0]), "Array State");
+    assert_eq!(
+        state.as_deref().map(|s| &s[..3]),
+        Some("AAA"),
+        "raid{level}"
+    );
+    assert!(support::cat(members) == data, "raid{level}: offline read");
+}
+
 /// The member the array reads from at chunks 0 and 3: m1 holds data there
 /// in raid5's left-symmetric layout over 3 members; raid1 reads the first
 /// mirror.
@@ -150,14 +163,7 @@ fn read_errors_are_repaired_and_the_member_stays() {
             "raid{level}: the repair is logged"
         );
         run.stop();
-        let state = examine_field(&mdadm_examine(&members[0]), "Array State");
-        assert_eq!(
-            state.as_deref().map(|s| &s[..3]),
-            Some("AAA"),
-            "raid{level}"
-        );
-        // Offline, the member is read directly: the rewrite holds the right bytes.
-        assert!(support::cat(&members) == data, "raid{level}: offline read");
+        all_in_sync_and_whole(&members, &data, level);
     }
 }
 
@@ -197,13 +203,7 @@ fn a_check_rewrites_unreadable_blocks_and_the_member_stays() {
         assert_eq!(run.get("dev-m1.img/errors"), errors, "raid{level}: healed");
         assert!(copy_out(&dir, &run) == data, "raid{level}: data differs");
         run.stop();
-        let state = examine_field(&mdadm_examine(&members[0]), "Array State");
-        assert_eq!(
-            state.as_deref().map(|s| &s[..3]),
-            Some("AAA"),
-            "raid{level}"
-        );
-        assert!(support::cat(&members) == data, "raid{level}: offline read");
+        all_in_sync_and_whole(&members, &data, level);
     }
 }
 

@@ -1,5 +1,5 @@
-//! md's hot add to a running array with native 1.x metadata: which
-//! superblock a device being added gets, and how it joins the engine.
+//! md's hot add to a running array with native metadata (1.x or 0.90):
+//! which superblock a device being added gets, and how it joins the engine.
 //!
 //! Why one place: the real host (`umd manage --add`, the `new_dev` store)
 //! and the simulator's operator both add devices, and they must decide

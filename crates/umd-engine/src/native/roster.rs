@@ -133,11 +133,6 @@ impl NativeMetadata {
                 set_role(sb, dev, sb1::ROLE_SPARE);
             }
         }
-        if let Some(at) = self.bitmap_offset_bytes(member) {
-            if let Some(bitmap) = self.bitmap.as_mut() {
-                bitmap.add_member(member, at);
-            }
-        }
         let MemberSb::V1(added) = self.members[member].as_ref().expect("just added") else {
             unreachable!("the template is 1.x");
         };
@@ -187,11 +182,6 @@ impl NativeMetadata {
             sb.dev_number = self.free_dev_number(sb.raid_disks);
         }
         self.place(member, sb);
-        if let Some(at) = self.bitmap_offset_bytes(member) {
-            if let Some(bitmap) = self.bitmap.as_mut() {
-                bitmap.add_member(member, at);
-            }
-        }
         Ok(())
     }
 
@@ -214,7 +204,8 @@ impl NativeMetadata {
         self.place_sb(member, MemberSb::V1(Box::new(sb)));
     }
 
-    /// Put `sb` (either kind) in as member `member`, working.
+    /// Put `sb` (either kind) in as member `member`, working, with its
+    /// place in the internal bitmap if the array has one.
     pub(super) fn place_sb(&mut self, member: usize, sb: MemberSb) {
         if self.members.len() <= member {
             self.members.resize(member + 1, None);
@@ -223,6 +214,11 @@ impl NativeMetadata {
         self.members[member] = Some(sb);
         self.faulty[member] = false;
         assert!(self.members[member].is_some(), "placed");
+        if let Some(at) = self.bitmap_offset_bytes(member) {
+            if let Some(bitmap) = self.bitmap.as_mut() {
+                bitmap.add_member(member, at);
+            }
+        }
     }
 
     /// Undo [`NativeMetadata::add_spare`] for `member` (the engine refused

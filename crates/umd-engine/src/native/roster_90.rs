@@ -132,6 +132,18 @@ impl NativeMetadata {
         }
     }
 
+    /// The superblock a new or returning 0.90 member is checked against
+    /// or copies: the first present 0.90 member that has not failed.
+    fn template_90(&self) -> Option<&Superblock0> {
+        self.members
+            .iter()
+            .enumerate()
+            .find_map(|(m, sb)| match sb {
+                Some(MemberSb::V0 { sb, .. }) if !self.faulty[m] => Some(sb.as_ref()),
+                _ => None,
+            })
+    }
+
     /// md's re-add test for a 0.90 device being added whose superblock is
     /// `sb`: it names this array (UUID, level, layout, chunk), its own
     /// descriptor was in sync in a data slot, and its events are no older
@@ -140,10 +152,7 @@ impl NativeMetadata {
     #[must_use]
     pub fn re_add_role_90(&self, sb: &Superblock0) -> Option<u32> {
         let bitmap = self.bitmap.as_ref()?;
-        let template = self.members.iter().enumerate().find_map(|(m, t)| match t {
-            Some(MemberSb::V0 { sb, .. }) if !self.faulty[m] => Some(sb.as_ref()),
-            _ => None,
-        })?;
+        let template = self.template_90()?;
         let same = sb.uuid() == template.uuid()
             && sb.level == template.level
             && sb.layout == template.layout
@@ -174,11 +183,6 @@ impl NativeMetadata {
                 offset_bytes,
             },
         );
-        if let Some(at) = self.bitmap_offset_bytes(member) {
-            if let Some(bitmap) = self.bitmap.as_mut() {
-                bitmap.add_member(member, at);
-            }
-        }
         Ok(())
     }
 
@@ -193,13 +197,7 @@ impl NativeMetadata {
         dev_bytes: u64,
     ) -> Result<NewMember, EngineError> {
         let template = self
-            .members
-            .iter()
-            .enumerate()
-            .find_map(|(m, sb)| match sb {
-                Some(MemberSb::V0 { sb, .. }) if !self.faulty[m] => Some(sb.as_ref()),
-                _ => None,
-            })
+            .template_90()
             .ok_or_else(|| inval("no working member to copy the superblock from".to_owned()))?;
         let dev_sectors = dev_bytes / SECTOR_BYTES;
         let super_offset = sb0::super_offset_sectors(dev_sectors)
@@ -247,11 +245,6 @@ impl NativeMetadata {
                 offset_bytes: super_offset * SECTOR_BYTES,
             },
         );
-        if let Some(at) = self.bitmap_offset_bytes(member) {
-            if let Some(bitmap) = self.bitmap.as_mut() {
-                bitmap.add_member(member, at);
-            }
-        }
         Ok(NewMember {
             data_offset_sectors: 0,
             size_sectors: super_offset,

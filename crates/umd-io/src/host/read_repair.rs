@@ -23,7 +23,7 @@
 use super::ctx::{member_of, IoCtx};
 use super::sync_worker::MIRROR_REGION_SECTORS;
 use super::Shared;
-use crate::member_file::IoError;
+use crate::member_file::{IoError, MemberFile};
 use umd_engine::array::ReadErrorVerdict;
 
 /// One member extent whose read failed: where it is on the member and
@@ -63,15 +63,8 @@ pub(super) fn repair(shared: &Shared, ctx: &IoCtx, failed: FailedRead) -> Repair
     else {
         return Repair::Fail;
     };
-    {
-        let now = shared.now();
-        let mut core = shared.core();
-        let verdict = core.array.read_error(&name, now);
-        drop(core);
-        if verdict == ReadErrorVerdict::Fail {
-            tracing::error!(member = %name, "read error beyond max_read_errors or not repairable");
-            return Repair::Fail;
-        }
+    if !may_repair(shared, &name) {
+        return Repair::Fail;
     }
     let _guard = lock_extent(shared, failed.logical_sector, failed.len_sectors);
     let len = (failed.len_sectors * 512) as usize;
@@ -82,31 +75,55 @@ pub(super) fn repair(shared: &Shared, ctx: &IoCtx, failed: FailedRead) -> Repair
     let Some(file) = shared.file(member_of(shared, failed.role)) else {
         return Repair::Fail;
     };
-    let at = failed.device_sector * 512;
-    if let Err(e) = file.write_all_at(at, &good) {
+    if let Err(e) = rewrite_verified(file, failed.device_sector * 512, &good) {
         tracing::error!(error = %e, member = %name, "rewriting a read error failed");
         return Repair::Fail;
     }
-    let mut back = vec![0u8; len];
-    if let Err(e) = file.read_exact_at(at, &mut back) {
-        tracing::error!(error = %e, member = %name, "a rewritten read error reads badly again");
-        return Repair::Fail;
-    }
-    if back != good {
-        tracing::error!(member = %name, "a rewritten read error reads back different data");
-        return Repair::Fail;
-    }
-    let now_sectors = failed.len_sectors;
-    let mut core = shared.core();
-    core.array.read_error_corrected(&name, now_sectors);
-    shared.settle(core, false);
-    tracing::warn!(
-        member = %name,
-        sector = failed.device_sector,
-        sectors = failed.len_sectors,
-        "read error corrected"
+    corrected(
+        shared,
+        &name,
+        failed.device_sector,
+        failed.len_sectors,
+        "read error corrected",
     );
     Repair::Repaired
+}
+
+/// Count a read error of member `name` (`Array::read_error`); whether it
+/// may be repaired. Past `max_read_errors`, or without redundancy, the
+/// caller fails the member instead.
+pub(super) fn may_repair(shared: &Shared, name: &str) -> bool {
+    let now = shared.now();
+    let verdict = shared.core().array.read_error(name, now);
+    if verdict == ReadErrorVerdict::Fail {
+        tracing::error!(member = %name, "read error beyond max_read_errors or not repairable");
+    }
+    verdict == ReadErrorVerdict::Repair
+}
+
+/// Write `good` to `file` at byte `at`, read it back and compare: the
+/// rewrite of an unreadable block holds only if it reads back as written.
+pub(super) fn rewrite_verified(file: &MemberFile, at: u64, good: &[u8]) -> Result<(), IoError> {
+    file.write_all_at(at, good)?;
+    let mut back = vec![0u8; good.len()];
+    file.read_exact_at(at, &mut back)?;
+    if back != good {
+        return Err(IoError {
+            path: file.path().to_owned(),
+            op: "read back",
+            offset: Some(at),
+            source: std::io::Error::other("reads back different data"),
+        });
+    }
+    Ok(())
+}
+
+/// A rewrite held: count it in `dev-NAME/errors` and log `what`.
+pub(super) fn corrected(shared: &Shared, name: &str, sector: u64, sectors: u64, what: &str) {
+    let mut core = shared.core();
+    core.array.read_error_corrected(name, sectors);
+    shared.settle(core, false);
+    tracing::warn!(member = %name, sector, sectors, "{what}");
 }
 
 /// Hold what writes to the extent hold: its stripes on parity levels, its

@@ -23,10 +23,10 @@
 //! rebuild names that member instead. The caller then reads the window once
 //! more. Buffers are allocated here: this is the error path.
 
+use super::read_repair::{corrected, may_repair, rewrite_verified};
 use super::Shared;
 use crate::member_file::{IoError, MemberFile};
 use std::path::PathBuf;
-use umd_engine::array::ReadErrorVerdict;
 use umd_engine::resync::{SyncPlanner, SyncWindow, SYNC_BLOCK_SECTORS};
 use umd_engine::write::{BufRef, PlannedIo};
 
@@ -55,20 +55,16 @@ pub(super) fn rewrite_unreadable(
         let Err(e) = file.read_exact_at(block.device_sector * 512, buf) else {
             continue;
         };
-        let verdict = shared.core().array.read_error(name, shared.now());
-        if verdict == ReadErrorVerdict::Fail {
-            tracing::error!(member = %name, "sync read error beyond max_read_errors or not repairable");
+        if !may_repair(shared, name) {
             return Err((role, e));
         }
         rewrite_block(shared, planner, role, block.position, block.len_sectors)?;
-        let mut core = shared.core();
-        core.array.read_error_corrected(name, block.len_sectors);
-        shared.settle(core, false);
-        tracing::warn!(
-            member = %name,
-            sector = block.device_sector,
-            sectors = block.len_sectors,
-            "sync read error corrected"
+        corrected(
+            shared,
+            name,
+            block.device_sector,
+            block.len_sectors,
+            "sync read error corrected",
         );
         rewritten += block.len_sectors;
     }
@@ -106,18 +102,8 @@ fn rewrite_block(
         let file = file_of(shared, role)?;
         for w in &writes {
             assert_eq!(w.role, role, "a rewrite writes only the failing role");
-            let at = w.device_sector * 512;
             let good = scratch_of(&mut scratch, w);
-            file.write_all_at(at, good).map_err(|e| (role, e))?;
-            let mut back = vec![0u8; good.len()];
-            file.read_exact_at(at, &mut back).map_err(|e| (role, e))?;
-            if back != good {
-                let path = file.path().to_owned();
-                return Err((
-                    role,
-                    unreadable(path, "read back", Some(at), "reads back different data"),
-                ));
-            }
+            rewrite_verified(file, w.device_sector * 512, good).map_err(|e| (role, e))?;
         }
         done += window.len;
     }

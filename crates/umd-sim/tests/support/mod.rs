@@ -12,7 +12,7 @@ use umd_sim::world::{self, ArraySpec, Started};
 pub(crate) fn running(disks: Vec<SimDisk>, rng: &mut Rng, force: bool) -> Box<SimHost> {
     match world::start(disks, rng, force) {
         Ok(Started::Running(h)) => h,
-        Ok(Started::Refused { why, .. }) => panic!("refused: {why}"),
+        Ok(Started::Refused { why, .. } | Started::Torn { why }) => panic!("refused: {why}"),
         Err(e) => panic!("start: {e}"),
     }
 }
