@@ -572,7 +572,12 @@ fn native_arrays_need_no_manager() {
     finish(qemu_io(&run, "", "write -P 0x21 0 4k", false), SETTLE);
     expect_event(&events, "array_state", "active");
     expect_event(&events, "array_state", "clean");
-    let text = mdadm_examine(&members[0]);
+    // The event is the engine's transition; the md thread writes the clean
+    // superblock right after it.
+    let text = eventually("the clean superblock", || {
+        let text = mdadm_examine(&members[0]);
+        (text.contains("State : clean"), text)
+    });
     assert!(text.contains("State : clean"), "{text}");
 }
 
