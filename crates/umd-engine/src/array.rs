@@ -27,6 +27,7 @@ use crate::time::{Duration, Time};
 #[cfg(test)]
 mod bad_blocks_tests;
 mod read_errors;
+mod replace;
 mod spares;
 mod sync;
 mod sync_speed;
@@ -587,6 +588,7 @@ impl Array {
                 .sb_flags
                 .insert(SbFlags::DEVS.union(SbFlags::PENDING));
             self.push_event(ArrayEvent::MemberFailed { name: name.clone() });
+            self.promote_replacement(index);
             self.stop_sync_thread();
             self.recovery_needed = true;
         }
@@ -728,6 +730,17 @@ fn member_from_config(c: MemberConfig) -> Member {
     };
     let mut flags = MemberFlags::default();
     flags.set(MemberFlags::WRITE_MOSTLY, c.write_mostly);
+    // A replacement recovers until it holds its slot (md never keeps one
+    // in sync beside the member it replaces).
+    let replacement = c.replacement && c.slot.is_some() && health != MemberHealth::Faulty;
+    flags.set(MemberFlags::REPLACEMENT, replacement);
+    let health = if replacement && health == MemberHealth::InSync {
+        MemberHealth::OutOfSync {
+            recovery_offset_sectors: 0,
+        }
+    } else {
+        health
+    };
     Member {
         name: c.name,
         slot: c.slot,

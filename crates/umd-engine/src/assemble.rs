@@ -92,6 +92,9 @@ pub struct Assembly {
     pub array_sectors: u64,
     /// `members[role]`: the device holding that role, or `None` if missing.
     pub members: Vec<Option<ActiveMember>>,
+    /// `replacements[role]`: the device being filled as that role's
+    /// replacement (md's hot replace, resumed from its checkpoint), if any.
+    pub replacements: Vec<Option<ActiveMember>>,
     /// Spares offered with the members.
     pub spares: Vec<SpareMember>,
     /// The freshest events count.
@@ -116,11 +119,22 @@ impl Assembly {
             .collect()
     }
 
+    /// The caller's device index by role, then by replacement id
+    /// ([`MemberMap::replacement_of`]): what a host maps planned I/O with.
+    #[must_use]
+    pub fn role_members(&self) -> Vec<Option<usize>> {
+        self.members
+            .iter()
+            .chain(&self.replacements)
+            .map(|m| m.as_ref().map(|m| m.index))
+            .collect()
+    }
+
     /// The per-role view the read planner needs (the old shape's offsets
     /// during a reshape).
     #[must_use]
     pub fn member_map(&self) -> MemberMap {
-        MemberMap::new(
+        let mut map = MemberMap::new(
             self.members
                 .iter()
                 .map(|m| {
@@ -128,7 +142,14 @@ impl Assembly {
                         .map(|m| (m.data_offset_sectors, m.recovery_offset_sectors))
                 })
                 .collect(),
-        )
+        );
+        for (role, r) in self.replacements.iter().enumerate() {
+            if let Some(r) = r {
+                let id = map.replacement_of(role as u32);
+                map.set_role(id, (r.data_offset_sectors, r.recovery_offset_sectors));
+            }
+        }
+        map
     }
 
     /// The per-role view of the new shape during a reshape: roles at their
@@ -272,7 +293,15 @@ pub fn assemble(
     check_consistent(candidates, fresh)?;
     check_reshape_agrees(candidates, fresh)?;
     let mut warnings = Vec::new();
-    let (members, spares) = assign_roles(candidates, fresh, &mut warnings)?;
+    let (members, mut replacements, spares) = assign_roles(candidates, fresh, &mut warnings)?;
+    if array.reshape.is_some() {
+        for r in replacements.iter_mut().filter_map(Option::take) {
+            warnings.push(format!(
+                "{}: a replacement during a reshape, not used (add it again once the reshape is done)",
+                r.name
+            ));
+        }
+    }
     let level = Level::from_md(array.level).ok_or(AssembleError::Geometry(
         LayoutError::UnsupportedLevel(array.level),
     ))?;
@@ -311,6 +340,7 @@ pub fn assemble(
         geometry,
         array_sectors,
         members,
+        replacements,
         spares,
         events: array.events,
         clean,
@@ -448,16 +478,26 @@ fn check_consistent(candidates: &[Candidate], fresh: &Candidate) -> Result<(), A
     Ok(())
 }
 
+/// Members by role, replacements by role, spares.
+type Roles = (
+    Vec<Option<ActiveMember>>,
+    Vec<Option<ActiveMember>>,
+    Vec<SpareMember>,
+);
+
 /// Give each candidate the role the freshest roster assigns to its dev_id;
-/// md-format spares are kept as spares.
+/// md-format spares are kept as spares. A device whose own superblock says
+/// it is its role's replacement is one (md's hot replace); with no member
+/// left in that role it takes the role, as md moves it there.
 fn assign_roles(
     candidates: &[Candidate],
     fresh: &Candidate,
     warnings: &mut Vec<String>,
-) -> Result<(Vec<Option<ActiveMember>>, Vec<SpareMember>), AssembleError> {
+) -> Result<Roles, AssembleError> {
     let array = &fresh.info.array;
     let raid_disks = array.raid_disks as usize;
     let mut members: Vec<Option<ActiveMember>> = vec![None; raid_disks];
+    let mut replacements: Vec<Option<ActiveMember>> = vec![None; raid_disks];
     let mut spares = Vec::new();
     for c in candidates {
         let dev = &c.info.device;
@@ -529,13 +569,19 @@ fn assign_roles(
             } => own.or(recovery_offset_sectors),
             _ => recovery_offset_sectors,
         };
-        if let Some(other) = &members[role_index] {
+        // A replacement is never taken as whole: at worst it is copied again.
+        let (table, recovery) = if dev.replacement {
+            (&mut replacements, Some(recovery.unwrap_or(0)))
+        } else {
+            (&mut members, recovery)
+        };
+        if let Some(other) = &table[role_index] {
             return Err(AssembleError::DuplicateRole {
                 role,
                 members: (other.name.clone(), c.name.clone()),
             });
         }
-        members[role_index] = Some(ActiveMember {
+        table[role_index] = Some(ActiveMember {
             index: c.index,
             name: c.name.clone(),
             data_offset_sectors: dev.data_offset_sectors,
@@ -551,7 +597,18 @@ fn assign_roles(
                 .unwrap_or(dev.data_offset_sectors),
         });
     }
-    Ok((members, spares))
+    for (role, (member, replacement)) in members.iter_mut().zip(&mut replacements).enumerate() {
+        if member.is_none() {
+            if let Some(r) = replacement.take() {
+                warnings.push(format!(
+                    "{}: the replacement of role {role}, whose member is missing: it takes the role and recovers",
+                    r.name
+                ));
+                *member = Some(r);
+            }
+        }
+    }
+    Ok((members, replacements, spares))
 }
 
 fn slot_word(slot: SlotState) -> &'static str {

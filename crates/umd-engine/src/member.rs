@@ -153,6 +153,8 @@ pub(crate) enum StateStore {
     Unblocked,
     /// `re-add`: needs the spare machinery.
     ReAdd,
+    /// `want_replacement`: the array decides whether it can, and starts it.
+    WantReplacement,
 }
 
 impl Member {
@@ -279,6 +281,13 @@ impl Member {
         true
     }
 
+    /// Whether the member is the replacement of its slot's member (md's
+    /// `Replacement`): written, recovered, never read.
+    #[must_use]
+    pub fn is_replacement(&self) -> bool {
+        self.flags.contains(MemberFlags::REPLACEMENT)
+    }
+
     /// Whether the member fills its slot with current data (counts as working).
     #[must_use]
     pub fn is_working(&self) -> bool {
@@ -398,7 +407,7 @@ impl Member {
             }
             "write_error" => self.set_flag(MemberFlags::WRITE_ERROR, true),
             "-write_error" => self.set_flag(MemberFlags::WRITE_ERROR, false),
-            "want_replacement" if slotted => self.set_flag(MemberFlags::WANT_REPLACEMENT, true),
+            "want_replacement" if slotted && running => StateStore::WantReplacement,
             "-want_replacement" => self.set_flag(MemberFlags::WANT_REPLACEMENT, false),
             "replacement" | "-replacement" => {
                 if running {

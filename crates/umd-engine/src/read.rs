@@ -17,10 +17,18 @@ use umd_layout::geometry::{Copy, Geometry, Level, StripeLayout, Target};
 use umd_layout::parity;
 
 /// Where each role's data lives and up to where it is valid.
+///
+/// A role may also have a replacement (md's hot replace): a second member
+/// being filled with the role's data while the first still serves it. It is
+/// addressed as the role id `role_count() + role` (see
+/// [`Self::replacement_of`]), so a planned I/O names it like any role: reads
+/// never use it, writes to its role are written to it too, and recovery fills
+/// it from the role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberMap {
     /// `roles[role]` = `(data_offset_sectors, valid_below_sectors)`, or `None`
-    /// when the role has no usable member.
+    /// when the role has no usable member; the second half holds the
+    /// replacements.
     roles: Vec<Option<(u64, Option<u64>)>>,
     /// Bad ranges `(role, first member sector, sectors)`: never read (md's
     /// `is_badblock`); usually empty.
@@ -28,13 +36,25 @@ pub struct MemberMap {
 }
 
 impl MemberMap {
-    /// A map from per-role `(data_offset, recovery_offset)` pairs.
+    /// A map from per-role `(data_offset, recovery_offset)` pairs, with no
+    /// replacements.
     #[must_use]
-    pub fn new(roles: Vec<Option<(u64, Option<u64>)>>) -> Self {
+    pub fn new(mut roles: Vec<Option<(u64, Option<u64>)>>) -> Self {
+        roles.resize(roles.len() * 2, None);
         Self {
             roles,
             bad: Vec::new(),
         }
+    }
+
+    /// The role id that addresses `role`'s replacement.
+    #[must_use]
+    pub fn replacement_of(&self, role: u32) -> u32 {
+        assert!(
+            (role as usize) < self.role_count(),
+            "role {role} out of range"
+        );
+        role + self.role_count() as u32
     }
 
     /// Member sectors `[start, start + len)` of `role` (from its data
@@ -54,7 +74,8 @@ impl MemberMap {
     }
 
     /// `role`'s member from now on: `(data offset, valid below)`; `None`
-    /// valid-below means fully in sync. `role` must be within the map.
+    /// valid-below means fully in sync. `role` must be within the map (a
+    /// replacement's id included).
     pub fn set_role(&mut self, role: u32, member: (u64, Option<u64>)) {
         let slot = self
             .roles
@@ -76,10 +97,10 @@ impl MemberMap {
         self.roles.get(role as usize).copied().flatten()
     }
 
-    /// Number of roles.
+    /// Number of roles (replacements not counted).
     #[must_use]
     pub fn role_count(&self) -> usize {
-        self.roles.len()
+        self.roles.len() / 2
     }
 
     /// Whether `role` can supply member sectors `[dev_sector, dev_sector + len)`.

@@ -121,6 +121,9 @@ enum Kind {
     },
     /// Recovery, raid1/10: scratch block 0 = the source, written to `targets`.
     RecoverMirror,
+    /// Recovery, raid4/5/6, with nothing lost: only replacements to fill,
+    /// each from its role's block as read (laid out as `RecoverParity`).
+    RecoverCopy,
     /// Recovery impossible here: more blocks lost than the level survives.
     Lost,
 }
@@ -500,19 +503,21 @@ impl SyncPlanner {
                 offset_bytes: block * wbytes,
             },
         };
-        let blocks = layout
-            .data_roles
-            .iter()
-            .enumerate()
-            .map(|(j, &role)| (if raid6 { layout.q_slots[j] as usize } else { j }, role))
-            .chain([(slots, layout.p_role)])
-            .chain(layout.q_role.map(|q| (slots + 1, q)));
+        let blocks = || {
+            layout
+                .data_roles
+                .iter()
+                .enumerate()
+                .map(move |(j, &role)| (if raid6 { layout.q_slots[j] as usize } else { j }, role))
+                .chain([(slots, layout.p_role)])
+                .chain(layout.q_role.map(|q| (slots + 1, q)))
+        };
         let mut missing = [0usize; 2];
         let mut missing_count = 0usize;
         let mut lost = 0usize;
         window.slot_used.clear();
         window.slot_used.resize(slots, false);
-        for (block, role) in blocks {
+        for (block, role) in blocks() {
             if block < slots {
                 window.slot_used[block] = true;
             }
@@ -529,8 +534,28 @@ impl SyncPlanner {
                 window.targets.push(io(role, block));
             }
         }
+        // A replacement not yet filled here gets its role's block: read, or
+        // rebuilt with the missing ones.
+        for (block, role) in blocks() {
+            let Some(to) = self.roles.replacement(role) else {
+                continue;
+            };
+            if !self.roles.usable(to, position, len) {
+                window.targets.push(io(to, block));
+            }
+        }
         if window.targets.is_empty() {
             window.reads.clear();
+            return;
+        }
+        if lost == 0 {
+            // Only replacements to fill: copy their roles' blocks, nothing
+            // to rebuild, so the other roles need not be read.
+            window
+                .reads
+                .retain(|r| window.targets.iter().any(|t| t.buf == r.buf));
+            window.kind = Kind::RecoverCopy;
+            window.scratch_bytes = (slots + parity) * wbytes;
             return;
         }
         if lost > parity {
@@ -572,13 +597,19 @@ impl SyncPlanner {
         let targets = window.copies.iter().filter(|c| {
             self.roles.present(c.role) && !self.roles.usable(c.role, c.dev_sector, len)
         });
-        let io = |c: &Copy| PlannedIo {
-            role: c.role,
-            device_sector: self.roles.data_offset(c.role) + c.dev_sector,
+        let io = |role: u32, c: &Copy| PlannedIo {
+            role,
+            device_sector: self.roles.data_offset(role) + c.dev_sector,
             len_sectors: len,
             buf: BufRef::Scratch { offset_bytes: 0 },
         };
-        window.targets.extend(targets.map(io));
+        window.targets.extend(targets.map(|c| io(c.role, c)));
+        // Replacements not yet filled here get the copy too.
+        let replacements = window.copies.iter().filter_map(|c| {
+            let to = self.roles.replacement(c.role)?;
+            (!self.roles.usable(to, c.dev_sector, len)).then(|| io(to, c))
+        });
+        window.targets.extend(replacements);
         if window.targets.is_empty() {
             return;
         }
@@ -587,7 +618,7 @@ impl SyncPlanner {
             window.kind = Kind::Lost;
             return;
         };
-        window.reads.push(io(source));
+        window.reads.push(io(source.role, source));
         window.kind = Kind::RecoverMirror;
         window.scratch_bytes = len as usize * SECTOR_BYTES;
     }
@@ -604,7 +635,7 @@ impl SyncPlanner {
         let wbytes = window.len as usize * SECTOR_BYTES;
         match window.kind {
             Kind::Skip | Kind::Lost => return,
-            Kind::RecoverMirror => {}
+            Kind::RecoverMirror | Kind::RecoverCopy => {}
             Kind::RecoverParity {
                 slots,
                 parity,
@@ -621,6 +652,8 @@ impl SyncPlanner {
                 unreachable!("finish_recover on a resync window")
             }
         }
+        // The targets name the replacements to fill themselves (a role
+        // being rebuilt is not in sync, so it is never being replaced).
         writes.extend_from_slice(&window.targets);
         assert!(
             !window.targets.is_empty(),
@@ -637,6 +670,21 @@ impl SyncPlanner {
     /// append it to `located` and repair only it. Returns the mismatched
     /// sectors, counted as the module doc says, in every mode.
     pub fn finish(
+        &self,
+        window: &SyncWindow,
+        mode: SyncMode,
+        scratch: &mut [u8],
+        writes: &mut Vec<PlannedIo>,
+        located: &mut Vec<LocatedMismatch>,
+    ) -> u64 {
+        let writes_before = writes.len();
+        let mismatched = self.finish_window(window, mode, scratch, writes, located);
+        self.roles.add_replacement_writes(writes, writes_before);
+        mismatched
+    }
+
+    /// [`Self::finish`] but for the replacements' writes.
+    fn finish_window(
         &self,
         window: &SyncWindow,
         mode: SyncMode,
@@ -712,7 +760,7 @@ impl SyncPlanner {
                 let target = std::iter::once((&io, (slots + k) * wbytes));
                 Self::compare(window, computed, read, fix.then_some(&target), writes)
             }
-            Kind::RecoverParity { .. } | Kind::RecoverMirror | Kind::Lost => {
+            Kind::RecoverParity { .. } | Kind::RecoverMirror | Kind::RecoverCopy | Kind::Lost => {
                 unreachable!("finish on a recovery window")
             }
             Kind::Mirror => {
@@ -820,29 +868,76 @@ fn push_fix<'a>(
     }
 }
 
-/// Per-role data offsets and validity, as [`MemberMap`] holds them.
+/// Per-role data offsets and validity, as [`MemberMap`] holds them, and the
+/// replacements' (ids `base + role`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Roles {
-    roles: Vec<Option<(u64, Option<u64>)>>,
+    entries: Vec<Option<(u64, Option<u64>)>>,
+    /// Roles of the array; `entries` holds twice as many.
+    base: usize,
+    /// Whether any role has a replacement (the common case skips the search).
+    replacing: bool,
 }
 
 impl Roles {
-    /// The table of `map`, `raid_disks` entries long (absent entries = missing).
+    /// The table of `map`, `raid_disks` entries long (absent entries =
+    /// missing), then as many for the replacements.
     pub(crate) fn from_map(map: &MemberMap, raid_disks: u32) -> Self {
-        let count = map.role_count().max(raid_disks as usize);
-        let roles: Vec<_> = (0..count as u32).map(|r| map.role(r)).collect();
-        assert!(roles.len() >= raid_disks as usize, "one entry per role");
-        Self { roles }
+        let base = map.role_count().max(raid_disks as usize);
+        let mut entries: Vec<_> = (0..base as u32).map(|r| map.role(r)).collect();
+        entries.extend((0..map.role_count() as u32).map(|r| map.role(map.replacement_of(r))));
+        entries.resize(base * 2, None);
+        let replacing = entries[base..].iter().any(Option::is_some);
+        Self {
+            entries,
+            base,
+            replacing,
+        }
+    }
+
+    /// Whether any role has a replacement.
+    pub(crate) fn replacing(&self) -> bool {
+        self.replacing
+    }
+
+    /// The id of `role`'s replacement, if it has one.
+    pub(crate) fn replacement(&self, role: u32) -> Option<u32> {
+        let id = self.base + role as usize;
+        (self.replacing && role < self.base as u32 && matches!(self.entries.get(id), Some(Some(_))))
+            .then_some(id as u32)
+    }
+
+    /// md writes everything a replaced role is written to its replacement
+    /// too: append, for each write of `writes[from..]` to a role being
+    /// replaced, the same write to the replacement (at its own data offset).
+    /// Writes past the replacement's checkpoint are harmless: recovery
+    /// copies the same bytes there later.
+    pub(crate) fn add_replacement_writes(&self, writes: &mut Vec<PlannedIo>, from: usize) {
+        if !self.replacing {
+            return;
+        }
+        for i in from..writes.len() {
+            let w = writes[i];
+            let Some(to) = self.replacement(w.role) else {
+                continue;
+            };
+            let member_sector = w.device_sector - self.data_offset(w.role);
+            writes.push(PlannedIo {
+                role: to,
+                device_sector: self.data_offset(to) + member_sector,
+                ..w
+            });
+        }
     }
 
     /// Whether `role` has a member at all (it may still be recovering).
     pub(crate) fn present(&self, role: u32) -> bool {
-        matches!(self.roles.get(role as usize), Some(Some(_)))
+        matches!(self.entries.get(role as usize), Some(Some(_)))
     }
 
     /// Whether `role` holds valid member sectors `[dev_sector, dev_sector + len_sectors)`.
     pub(crate) fn usable(&self, role: u32, dev_sector: u64, len_sectors: u64) -> bool {
-        match self.roles.get(role as usize) {
+        match self.entries.get(role as usize) {
             Some(Some((_, None))) => true,
             Some(Some((_, Some(valid_below)))) => dev_sector + len_sectors <= *valid_below,
             _ => false,
@@ -851,14 +946,14 @@ impl Roles {
 
     /// The recovery checkpoints of the roles that are recovering.
     pub(crate) fn checkpoints(&self) -> impl Iterator<Item = u64> + '_ {
-        self.roles
+        self.entries
             .iter()
             .filter_map(|r| r.and_then(|(_, valid_below)| valid_below))
     }
 
     /// Data offset of a present role.
     pub(crate) fn data_offset(&self, role: u32) -> u64 {
-        match self.roles.get(role as usize) {
+        match self.entries.get(role as usize) {
             Some(Some((offset, _))) => *offset,
             _ => unreachable!("data_offset of a missing role {role}"),
         }
@@ -866,14 +961,14 @@ impl Roles {
 
     /// Treat a present `role` as holding nothing valid (recovering from 0).
     pub(crate) fn mark_stale(&mut self, role: u32) {
-        if let Some(Some((_, valid_below))) = self.roles.get_mut(role as usize) {
+        if let Some(Some((_, valid_below))) = self.entries.get_mut(role as usize) {
             *valid_below = Some(0);
         }
     }
 
     /// Forget `role`'s member.
     pub(crate) fn mark_failed(&mut self, role: u32) {
-        if let Some(slot) = self.roles.get_mut(role as usize) {
+        if let Some(slot) = self.entries.get_mut(role as usize) {
             *slot = None;
         }
     }

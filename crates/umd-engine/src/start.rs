@@ -193,7 +193,22 @@ pub fn array_config(
             in_sync: m.recovery_offset_sectors.is_none(),
             faulty: false,
             write_mostly: false,
+            replacement: false,
             recovery_offset_sectors: m.recovery_offset_sectors,
+        });
+    }
+    for (role, r) in assembly.replacements.iter().enumerate() {
+        let Some(r) = r else { continue };
+        members[r.index] = Some(MemberConfig {
+            name: member_names[r.index].clone(),
+            slot: Some(role as u32),
+            data_offset_sectors: r.data_offset_sectors,
+            size_sectors: array.component_sectors,
+            in_sync: false,
+            faulty: false,
+            write_mostly: false,
+            recovery_offset_sectors: r.recovery_offset_sectors,
+            replacement: true,
         });
     }
     for s in &assembly.spares {

@@ -247,6 +247,7 @@ impl WritePlanner {
                 _ => self.plan_extent(at, end, plan)?,
             };
         }
+        self.roles.add_replacement_writes(&mut plan.writes, 0);
         assert!(!plan.writes.is_empty(), "a write plan writes something");
         assert!(
             plan.reads.iter().all(|r| match r.buf {

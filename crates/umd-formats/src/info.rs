@@ -180,6 +180,9 @@ pub struct DeviceSide {
     pub super_offset_sectors: u64,
     /// Per-device UUID where the format has one.
     pub device_uuid: Option<[u8; 16]>,
+    /// md's hot replace (1.x `MD_FEATURE_REPLACEMENT`): the device is being
+    /// filled as the replacement of the one holding the same role.
+    pub replacement: bool,
 }
 
 /// Everything assembly needs from one member for one array.

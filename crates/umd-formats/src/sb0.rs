@@ -525,6 +525,7 @@ impl Superblock0 {
                 data_sectors: sb_at,
                 super_offset_sectors: sb_at,
                 device_uuid: None,
+                replacement: false,
             },
         }
     }

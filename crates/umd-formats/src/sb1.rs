@@ -675,6 +675,7 @@ impl Superblock1 {
                 data_sectors: self.data_size,
                 super_offset_sectors: self.super_offset,
                 device_uuid: Some(self.device_uuid),
+                replacement: fm & FEATURE_REPLACEMENT != 0,
             },
         }
     }

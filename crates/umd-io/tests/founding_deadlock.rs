@@ -77,6 +77,7 @@ fn host(tag: &str, allow_write: AllowWrite) -> (Scratch, Arc<ArrayHost>) {
             in_sync: true,
             faulty: false,
             write_mostly: false,
+            replacement: false,
             recovery_offset_sectors: None,
         })
         .collect();

@@ -52,6 +52,7 @@ fn external_clean_raid5() -> Array {
         in_sync: true,
         faulty: false,
         write_mostly: false,
+        replacement: false,
         recovery_offset_sectors: None,
     };
     let mut a = Array::new(ArrayConfig {

@@ -63,6 +63,7 @@ fn host() -> (Scratch, Arc<ArrayHost>) {
             in_sync: true,
             faulty: false,
             write_mostly: false,
+            replacement: false,
             recovery_offset_sectors: None,
         })
         .collect();

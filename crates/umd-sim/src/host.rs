@@ -660,7 +660,7 @@ impl SimHost {
         result
     }
 
-    /// Flush every member that holds a role.
+    /// Flush every member that holds a role, replacements included.
     pub(crate) fn flush_members(&mut self) -> Result<(), Stop> {
         Ok(self.flush_roles()?)
     }
@@ -732,10 +732,10 @@ impl SimHost {
 }
 
 impl SimHost {
-    /// Members holding a role that is in use.
+    /// Members holding a role that is in use (replacements not counted).
     #[must_use]
     pub fn role_members(&self) -> Vec<usize> {
-        (0..self.role_members.len())
+        (0..self.member_map.role_count())
             .filter(|&r| self.member_map.is_present(r as u32))
             .filter_map(|r| self.role_members[r])
             .collect()

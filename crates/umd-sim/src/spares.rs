@@ -113,7 +113,7 @@ impl SimHost {
     /// the array has now (a recovering member adds none yet).
     #[must_use]
     pub fn in_sync_members(&self) -> Vec<usize> {
-        (0..self.role_members.len())
+        (0..self.member_map.role_count())
             .filter(|&r| matches!(self.member_map.role(r as u32), Some((_, None))))
             .filter_map(|r| self.role_members[r])
             .collect()
@@ -140,16 +140,37 @@ impl SimHost {
                 slot,
                 data_offset_sectors,
                 recovery_offset_sectors,
+                replacement,
             } => {
                 let member = self.names.iter().position(|n| *n == name);
-                let (Some(member), Some(role)) = (member, self.role_members.get_mut(slot as usize))
-                else {
+                let in_geometry = (slot as usize) < self.member_map.role_count();
+                let (Some(member), true) = (member, in_geometry) else {
                     // The real host logs and skips it too.
                     return;
                 };
-                *role = Some(member);
+                let shadow = self.member_map.replacement_of(slot);
+                if !replacement && self.role_members[shadow as usize] == Some(member) {
+                    self.role_members[shadow as usize] = None;
+                    self.member_map.mark_missing(shadow);
+                }
+                let role = if replacement { shadow } else { slot };
+                self.role_members[role as usize] = Some(member);
                 self.member_map
-                    .set_role(slot, (data_offset_sectors, Some(recovery_offset_sectors)));
+                    .set_role(role, (data_offset_sectors, Some(recovery_offset_sectors)));
+            }
+            ArrayEvent::MemberInSync {
+                slot,
+                replaced: Some(_),
+                ..
+            } => {
+                // The replacement is whole and holds the slot from now on.
+                let shadow = self.member_map.replacement_of(slot);
+                let Some((offset, _)) = self.member_map.role(shadow) else {
+                    return;
+                };
+                self.role_members[slot as usize] = self.role_members[shadow as usize].take();
+                self.member_map.set_role(slot, (offset, None));
+                self.member_map.mark_missing(shadow);
             }
             ArrayEvent::MemberInSync { slot, .. } => {
                 let Some((offset, _)) = self.member_map.role(slot) else {

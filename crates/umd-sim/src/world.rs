@@ -322,11 +322,7 @@ fn run_host(
     keeper: Keeper,
     rng: &mut Rng,
 ) -> Result<Started, String> {
-    let role_members = assembly
-        .members
-        .iter()
-        .map(|m| m.as_ref().map(|m| m.index))
-        .collect();
+    let role_members = assembly.role_members();
     let (native, manager, start) = match keeper {
         Keeper::Native(n) => (Some(*n), None, Ro::ReadWrite),
         Keeper::Manager(m) => (None, Some(m), Ro::ReadOnly),

@@ -151,9 +151,11 @@ impl Array {
             };
             self.take_slot(i, slot);
         }
+        self.activate_replacements();
     }
 
-    /// Member `i` (a spare) fills `slot` and starts recovering into it.
+    /// Member `i` (a spare) fills `slot` (as its replacement if flagged so)
+    /// and starts recovering into it.
     pub(crate) fn take_slot(&mut self, i: usize, slot: u32) {
         assert!(self.members[i].slot.is_none(), "a spare has no slot");
         assert!(
@@ -170,6 +172,7 @@ impl Array {
             slot,
             data_offset_sectors: m.data_offset_sectors,
             recovery_offset_sectors: 0,
+            replacement: m.is_replacement(),
         };
         let attr = format!("dev-{}/state", m.name);
         self.push_event(event);
@@ -239,6 +242,7 @@ mod tests {
             in_sync: slot.is_some(),
             faulty: false,
             write_mostly: false,
+            replacement: false,
             recovery_offset_sectors: None,
         }
     }
@@ -281,6 +285,7 @@ mod tests {
             slot: 2,
             data_offset_sectors: 2048,
             recovery_offset_sectors: 0,
+            replacement: false,
         }));
         assert!(got.contains(&ArrayEvent::StartSync(SyncAction::Recover)));
         assert_eq!(a.sync_request(), Some(SyncAction::Recover));
@@ -297,6 +302,7 @@ mod tests {
         assert!(got.contains(&ArrayEvent::MemberInSync {
             name: "sdc".to_owned(),
             slot: 2,
+            replaced: None,
         }));
         assert_eq!(a.degraded(), 0);
         assert_eq!(a.show("dev-sdc/state").ok().as_deref(), Some("in_sync"));

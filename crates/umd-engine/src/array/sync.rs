@@ -214,7 +214,8 @@ impl Array {
 
     fn finish_recovery(&mut self, done_sectors: u64, completed: bool) {
         let mut in_sync = Vec::new();
-        for m in &mut self.members {
+        for i in 0..self.members.len() {
+            let m = &mut self.members[i];
             let (
                 Some(slot),
                 MemberHealth::OutOfSync {
@@ -228,9 +229,16 @@ impl Array {
                 m.health = MemberHealth::InSync;
                 m.flags
                     .set(crate::member::MemberFlags::BITMAP_RECOVERY, false);
+                let name = m.name.clone();
+                let replaced = if m.is_replacement() {
+                    self.replacement_done(i)
+                } else {
+                    None
+                };
                 in_sync.push(ArrayEvent::MemberInSync {
-                    name: m.name.clone(),
+                    name,
                     slot,
+                    replaced,
                 });
             } else {
                 m.health = MemberHealth::OutOfSync {
@@ -266,12 +274,7 @@ impl Array {
     /// `None` if no member holds the role any more.
     pub fn sync_located(&mut self, role: u32, sectors: u64) -> Option<String> {
         assert!(sectors > 0, "a located block has sectors");
-        let name = self
-            .members
-            .iter()
-            .find(|m| m.slot == Some(role))?
-            .name
-            .clone();
+        let name = self.members[self.holder_of(role)?].name.clone();
         match self.sync.located.iter_mut().find(|(n, _)| *n == name) {
             Some((_, count)) => *count += sectors,
             None => self.sync.located.push((name.clone(), sectors)),

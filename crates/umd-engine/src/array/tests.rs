@@ -23,6 +23,7 @@ fn member(name: &str, slot: u32) -> MemberConfig {
         in_sync: true,
         faulty: false,
         write_mostly: false,
+        replacement: false,
         recovery_offset_sectors: None,
     }
 }

@@ -46,6 +46,9 @@ pub struct MemberConfig {
     pub write_mostly: bool,
     /// Recovery checkpoint of a slotted member that is not in sync.
     pub recovery_offset_sectors: Option<u64>,
+    /// md's `Replacement`: the replacement of the member in `slot`
+    /// (recovering; it holds the slot once whole).
+    pub replacement: bool,
 }
 
 impl MemberConfig {
@@ -63,6 +66,7 @@ impl MemberConfig {
             faulty: false,
             write_mostly: false,
             recovery_offset_sectors: None,
+            replacement: false,
         }
     }
 }
@@ -160,6 +164,10 @@ pub enum ArrayEvent {
         data_offset_sectors: u64,
         /// Below this it already holds current data.
         recovery_offset_sectors: u64,
+        /// It fills the slot as the replacement of the member there (md's
+        /// hot replace): written with the slot, never read. False also
+        /// when a replacement takes over the slot of a member that failed.
+        replacement: bool,
     },
     /// A recovering member finished: it is in sync and may be read.
     MemberInSync {
@@ -167,6 +175,9 @@ pub enum ArrayEvent {
         name: String,
         /// Its slot.
         slot: u32,
+        /// It was the slot's replacement and now holds the slot; this is
+        /// the member it replaced, failed from now on.
+        replaced: Option<String>,
     },
 }
 

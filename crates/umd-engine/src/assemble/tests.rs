@@ -50,6 +50,7 @@ fn raid5_member(index: usize, dev_id: u32, role: u32, events: u64) -> Candidate 
                 data_sectors: 4096,
                 super_offset_sectors: 8,
                 device_uuid: None,
+                replacement: false,
             },
         },
     }

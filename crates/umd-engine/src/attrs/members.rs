@@ -150,6 +150,7 @@ impl Array {
                     format!("dev-{name}/state: re-add"),
                 ))
             }
+            StateStore::WantReplacement => self.want_replacement(i)?,
         }
         self.notify(&format!("dev-{name}/state"));
         Ok(())

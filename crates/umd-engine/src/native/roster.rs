@@ -38,6 +38,9 @@ pub struct RosterEntry {
     /// md's `corrected_errors`, recorded as `cnt_corrected_read` (never
     /// below what the superblock already holds).
     pub corrected_errors: u64,
+    /// md's `Replacement`: the slot's replacement, recorded in its own
+    /// superblock as `MD_FEATURE_REPLACEMENT` (its role is the slot's).
+    pub replacement: bool,
 }
 
 /// Every member `array` has, as the superblocks record them; `index_of`
@@ -58,6 +61,7 @@ pub fn roster_of(
                 health: m.health(),
                 write_mostly: m.flags().contains(MemberFlags::WRITE_MOSTLY),
                 corrected_errors: m.corrected_errors(),
+                replacement: m.is_replacement(),
             })
         })
         .collect()
@@ -287,6 +291,11 @@ impl NativeMetadata {
             let role = entry.slot.map_or(sb1::ROLE_SPARE, |s| {
                 u16::try_from(s).unwrap_or(sb1::ROLE_SPARE)
             });
+            if entry.replacement && entry.slot.is_some() {
+                own.feature_map |= sb1::FEATURE_REPLACEMENT;
+            } else {
+                own.feature_map &= !sb1::FEATURE_REPLACEMENT;
+            }
             if let (
                 Some(_),
                 MemberHealth::OutOfSync {
@@ -392,6 +401,7 @@ pub(in crate::native) mod tests {
             health: MemberHealth::InSync,
             write_mostly: false,
             corrected_errors: 0,
+            replacement: false,
         };
         vec![working(0), working(1), other]
     }
@@ -408,6 +418,7 @@ pub(in crate::native) mod tests {
             health: MemberHealth::InSync,
             write_mostly: false,
             corrected_errors: 0,
+            replacement: false,
         });
         md.record_roster(&[roster[0], roster[2]]);
         let mut out = Vec::new();
@@ -473,7 +484,8 @@ pub(in crate::native) mod tests {
         assert_eq!(spare.role(), sb1::ROLE_SPARE);
         assert_eq!(spare.events, old.events);
 
-        // Activated into slot 2 and half rebuilt: role 2 with a checkpoint.
+        // Slot 2's replacement, half copied: role 2 with a checkpoint and
+        // the replacement bit (md's super_1_sync).
         let recovering = MemberHealth::OutOfSync {
             recovery_offset_sectors: 4096,
         };
@@ -483,6 +495,7 @@ pub(in crate::native) mod tests {
             health: recovering,
             write_mostly: true,
             corrected_errors: 8,
+            replacement: true,
         }));
         let mut out = Vec::new();
         md.update(&update(), &mut out);
@@ -492,6 +505,12 @@ pub(in crate::native) mod tests {
         assert_eq!(spare.recovery_offset, 4096);
         assert_eq!(spare.cnt_corrected_read, 8);
         assert_eq!(spare.devflags & DEVFLAG_WRITE_MOSTLY, DEVFLAG_WRITE_MOSTLY);
+        assert_ne!(spare.feature_map & sb1::FEATURE_REPLACEMENT, 0);
+        assert_eq!(
+            v1(&out, 1).feature_map & sb1::FEATURE_REPLACEMENT,
+            0,
+            "its own only"
+        );
 
         md.record_roster(&with_working(RosterEntry {
             member: 3,
@@ -499,6 +518,7 @@ pub(in crate::native) mod tests {
             health: MemberHealth::InSync,
             write_mostly: false,
             corrected_errors: 0,
+            replacement: false,
         }));
         let mut out = Vec::new();
         md.update(&update(), &mut out);
@@ -507,6 +527,11 @@ pub(in crate::native) mod tests {
             spare.feature_map & sb1::FEATURE_RECOVERY_OFFSET,
             0,
             "in sync"
+        );
+        assert_eq!(
+            spare.feature_map & sb1::FEATURE_REPLACEMENT,
+            0,
+            "holds its slot"
         );
         assert_eq!(spare.role(), 2);
         assert_eq!(spare.cnt_corrected_read, 8, "a count is never lowered");

@@ -333,11 +333,13 @@ pub fn parity_at(parity: &PlannedIo) -> usize {
 impl WritePlanner {
     /// Describe logical `[sector, sector + len_sectors)` as a piece of one
     /// raid4/5 stripe whose every role is usable. False (the piece is not
-    /// gathered) for other levels, a piece crossing a stripe, or a stripe with
-    /// a missing or recovering role.
+    /// gathered) for other levels, a piece crossing a stripe, a stripe with
+    /// a missing or recovering role, or while a role is being replaced (a
+    /// gathered write names one member per role).
     pub fn gather_piece(&self, sector: u64, len_sectors: u64, piece: &mut GatherPiece) -> bool {
         let level = self.geometry.level();
-        if !matches!(level, Level::Raid4 | Level::Raid5) || len_sectors == 0 {
+        let replacing = self.roles.replacing();
+        if !matches!(level, Level::Raid4 | Level::Raid5) || len_sectors == 0 || replacing {
             return false;
         }
         assert!(

@@ -14,7 +14,9 @@ const SECTOR: usize = SECTOR_BYTES;
 pub(crate) struct Model {
     pub(crate) geometry: Geometry,
     pub(crate) members: Vec<Vec<u8>>,
-    /// Per role: None = missing, else (data offset, recovery offset).
+    /// Per role: None = missing, else (data offset, recovery offset); a
+    /// test may append one entry per role for replacements (ids
+    /// `raid_disks + role`, with their images appended to `members`).
     pub(crate) roles: Vec<Option<(u64, Option<u64>)>>,
 }
 
@@ -37,7 +39,14 @@ impl Model {
     }
 
     pub(crate) fn map(&self) -> MemberMap {
-        MemberMap::new(self.roles.clone())
+        let n = self.geometry.raid_disks() as usize;
+        let mut map = MemberMap::new(self.roles[..n].to_vec());
+        for (id, entry) in self.roles.iter().enumerate().skip(n) {
+            if let Some(entry) = entry {
+                map.set_role(id as u32, *entry);
+            }
+        }
+        map
     }
 
     fn check_usable(&self, io: &PlannedIo, reading: bool) {
@@ -57,6 +66,10 @@ impl Model {
     /// Read into `scratch` every planned read.
     pub(crate) fn do_reads(&self, reads: &[PlannedIo], scratch: &mut [u8]) {
         for io in reads {
+            assert!(
+                io.role < self.geometry.raid_disks(),
+                "a replacement is never read"
+            );
             self.check_usable(io, true);
             let BufRef::Scratch { offset_bytes } = io.buf else {
                 panic!("read into data")

@@ -117,6 +117,7 @@ impl Ddf {
             data_sectors: config.blocks,
             super_offset_sectors: self.active.lba(),
             device_uuid: None,
+            replacement: false,
         };
         assert!(
             role_base + (position as u32) < md.raid_disks,

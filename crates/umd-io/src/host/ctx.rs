@@ -218,9 +218,11 @@ impl IoCtx {
         write: bool,
         data: &[u8],
     ) -> Result<(), (u32, IoError)> {
-        // Scratch ranges of one plan are disjoint (the planner's contract);
-        // visiting them by increasing offset lets us split scratch into
-        // separate mutable slices without copying.
+        // Reads' scratch ranges of one plan are disjoint (the planner's
+        // contract); visiting them by increasing offset lets us split
+        // scratch into separate mutable slices without copying. Writes only
+        // borrow scratch, and two may share bytes (a role's and its
+        // replacement's).
         self.order.clear();
         self.order.extend(0..ios.len());
         self.order.sort_unstable_by_key(|&i| match ios[i].buf {
@@ -228,6 +230,27 @@ impl IoCtx {
             BufRef::Scratch { offset_bytes } => (1, offset_bytes),
         });
         let mut ops = recycle(std::mem::take(&mut self.ops_store));
+        if write {
+            let scratch: &[u8] = &self.scratch[..];
+            for &i in &self.order {
+                let io = &ios[i];
+                let len = (io.len_sectors * 512) as usize;
+                let (BufRef::Data { offset_bytes: at } | BufRef::Scratch { offset_bytes: at }) =
+                    io.buf;
+                let from = match io.buf {
+                    BufRef::Data { .. } => data,
+                    BufRef::Scratch { .. } => scratch,
+                };
+                ops.push(Op::Write {
+                    member: member_of(shared, io.role),
+                    offset_bytes: io.device_sector * 512,
+                    buf: &from[at..at + len],
+                });
+            }
+            let outcome = self.io.run(shared, &mut ops);
+            self.ops_store = recycle(ops);
+            return outcome.map_err(|(op_index, e)| (ios[self.order[op_index]].role, e));
+        }
         let mut scratch_rest: &mut [u8] = &mut self.scratch[..];
         let mut scratch_base = 0usize;
         for &i in &self.order {
@@ -236,14 +259,7 @@ impl IoCtx {
             let offset_bytes = io.device_sector * 512;
             let len = (io.len_sectors * 512) as usize;
             match io.buf {
-                BufRef::Data { offset_bytes: at } => {
-                    assert!(write, "the write planner reads only into scratch");
-                    ops.push(Op::Write {
-                        member,
-                        offset_bytes,
-                        buf: &data[at..at + len],
-                    });
-                }
+                BufRef::Data { .. } => unreachable!("the planners read only into scratch"),
                 BufRef::Scratch { offset_bytes: at } => {
                     assert!(at >= scratch_base, "scratch ranges overlap in one plan");
                     let rest = std::mem::take(&mut scratch_rest);
@@ -251,18 +267,10 @@ impl IoCtx {
                     let (this, after) = tail.split_at_mut(len);
                     scratch_rest = after;
                     scratch_base = at + len;
-                    ops.push(if write {
-                        Op::Write {
-                            member,
-                            offset_bytes,
-                            buf: this,
-                        }
-                    } else {
-                        Op::Read {
-                            member,
-                            offset_bytes,
-                            buf: this,
-                        }
+                    ops.push(Op::Read {
+                        member,
+                        offset_bytes,
+                        buf: this,
                     });
                 }
             }

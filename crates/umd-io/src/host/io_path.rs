@@ -633,8 +633,10 @@ pub(super) fn sync_members(shared: &Shared, ctx: &mut IoCtx) -> Result<(), HostE
     let result = loop {
         ctx.refresh(shared);
         working.clear();
+        // Roles, then their replacements: what was written to a replacement
+        // below its checkpoint must survive a crash too.
         working.extend(
-            (0..shared.geometry.raid_disks())
+            (0..shared.geometry.raid_disks() * 2)
                 .filter(|&role| ctx.read_planner.members().is_present(role))
                 .filter_map(|role| shared.role_member(role).map(|m| (role, m))),
         );

@@ -27,7 +27,8 @@ pub(crate) const NO_MEMBER: usize = usize::MAX;
 pub(crate) const SPARE_SLOTS: usize = 32;
 
 /// The shared tables for `files` and `names` (by member index) and
-/// `role_members` (by role), with room for [`SPARE_SLOTS`] more members.
+/// `role_members` (by role, then by replacement id), with room for
+/// [`SPARE_SLOTS`] more members.
 pub(crate) fn tables(
     files: Vec<Option<MemberFile>>,
     names: Vec<String>,
@@ -75,7 +76,7 @@ impl Shared {
             .position(|n| n.get().is_some_and(|n| n == name))
     }
 
-    /// The member holding `role`, if any.
+    /// The member holding `role` (a replacement's id included), if any.
     pub(crate) fn role_member(&self, role: u32) -> Option<usize> {
         let m = self
             .role_members
@@ -94,23 +95,42 @@ impl Shared {
                     slot,
                     data_offset_sectors,
                     recovery_offset_sectors,
+                    replacement,
                 } => {
-                    let (Some(member), Some(role)) = (
-                        self.member_index(&name),
-                        self.role_members.get(slot as usize),
-                    ) else {
+                    let in_geometry = (slot as usize) < core.member_map.role_count();
+                    let (Some(member), true) = (self.member_index(&name), in_geometry) else {
                         tracing::warn!(member = %name, slot, "activated outside the running geometry; not served");
                         continue;
                     };
-                    role.store(member, Ordering::Release);
+                    let shadow = core.member_map.replacement_of(slot);
+                    let role = if replacement { shadow } else { slot };
+                    if !replacement && self.role_member(shadow) == Some(member) {
+                        // A replacement takes over the slot of a member that
+                        // failed: no longer written as a copy.
+                        self.role_members[shadow as usize].store(NO_MEMBER, Ordering::Release);
+                        core.member_map.mark_missing(shadow);
+                    }
+                    self.role_members[role as usize].store(member, Ordering::Release);
                     core.member_map
-                        .set_role(slot, (data_offset_sectors, Some(recovery_offset_sectors)));
+                        .set_role(role, (data_offset_sectors, Some(recovery_offset_sectors)));
                     core.roles_by_name.retain(|(n, _)| *n != name);
-                    core.roles_by_name.push((name, slot));
+                    core.roles_by_name.push((name, role));
                     core.members_generation += 1;
-                    tracing::info!(slot, "spare activated; recovery follows");
+                    if replacement {
+                        tracing::info!(slot, "replacement activated; copying the slot onto it");
+                    } else {
+                        tracing::info!(slot, "spare activated; recovery follows");
+                    }
                 }
-                ArrayEvent::MemberInSync { name, slot } => {
+                ArrayEvent::MemberInSync {
+                    name,
+                    slot,
+                    replaced,
+                } => {
+                    if let Some(old) = &replaced {
+                        self.replacement_in_place(core, &name, slot, old);
+                        continue;
+                    }
                     let Some(offset) = core.member_map.role(slot).map(|(o, _)| o) else {
                         continue;
                     };
@@ -126,6 +146,27 @@ impl Shared {
                 other => unreachable!("not a membership event: {other:?}"),
             }
         }
+    }
+
+    /// The replacement `name` of `slot` is whole: it holds the slot from
+    /// now on and `old` no longer does (one role-map change, under `core`,
+    /// so no plan sees the slot without a member).
+    fn replacement_in_place(&self, core: &mut Core, name: &str, slot: u32, old: &str) {
+        let shadow = core.member_map.replacement_of(slot);
+        let (Some(member), Some((offset, _))) =
+            (self.member_index(name), core.member_map.role(shadow))
+        else {
+            tracing::warn!(member = %name, slot, "a replacement the host does not serve");
+            return;
+        };
+        self.role_members[slot as usize].store(member, Ordering::Release);
+        self.role_members[shadow as usize].store(NO_MEMBER, Ordering::Release);
+        core.member_map.set_role(slot, (offset, None));
+        core.member_map.mark_missing(shadow);
+        core.roles_by_name.retain(|(n, _)| n != name && n != old);
+        core.roles_by_name.push((name.to_owned(), slot));
+        core.members_generation += 1;
+        tracing::info!(member = %name, replaced = %old, slot, "replacement in sync; it holds the slot");
     }
 
     /// md's hot add (`new_dev`): open `path` and add it. With native 1.x

@@ -86,7 +86,9 @@ pub struct HostParts {
     pub files: Vec<Option<MemberFile>>,
     /// Member names as the attributes show them (`dev-NAME/...`), by member index.
     pub member_names: Vec<String>,
-    /// `role_members[role]` = member index holding that role.
+    /// `role_members[role]` = member index holding that role; then, at
+    /// `MemberMap::replacement_of(role)`, its replacement's (may be left
+    /// out when there is none).
     pub role_members: Vec<Option<usize>>,
     /// The array's shape.
     pub geometry: Geometry,
@@ -409,6 +411,11 @@ impl ArrayHost {
             allow_write,
         } = parts;
         assert_eq!(files.len(), member_names.len(), "one name per member");
+        // Roles, then replacements (`MemberMap::replacement_of`); a caller
+        // with no replacements may leave the second half out.
+        let mut role_members = role_members;
+        assert!(role_members.len() <= 2 * member_map.role_count());
+        role_members.resize(2 * member_map.role_count(), None);
         let origin = Instant::now();
         array.run(start, Time(0))?;
         let stripes_max = u64::from(array.stripe_cache_size());

@@ -261,10 +261,7 @@ fn start_subarray(
     };
     let config = array_config(&assembly, fresh, &sub_names, metadata, None);
     let redundant = matches!(config.level, 1 | 4 | 5 | 6 | 10);
-    let mut role_members = vec![None; assembly.members.len()];
-    for (role, m) in assembly.members.iter().enumerate() {
-        role_members[role] = m.as_ref().map(|m| m.index);
-    }
+    let role_members = assembly.role_members();
     let parts = HostParts {
         files,
         member_names: sub_names,

@@ -1,5 +1,5 @@
-//! `umd manage`: fail, remove or add members of a running array, as
-//! `mdadm --manage` does, through the array's control socket.
+//! `umd manage`: fail, remove, add or replace members of a running array,
+//! as `mdadm --manage` does, through the array's control socket.
 //!
 //! Why a verb of its own: each action is one md attribute store, but the
 //! order and the waiting are mdadm's. `--fail` writes `faulty` to the
@@ -7,7 +7,10 @@
 //! until its md thread has taken a failed member out of its slot, so it is
 //! retried for a bounded time while the member is faulty; `--add` writes
 //! the file's absolute path to `new_dev` (the server opens it), after which
-//! the array activates the spare and rebuilds onto it by itself.
+//! the array activates the spare and rebuilds onto it by itself;
+//! `--replace` writes `want_replacement` (after adding `--with`'s file as
+//! the spare to copy onto), and the array copies the member onto a spare
+//! while the member goes on serving, then fails it.
 
 use super::ctl::choose_socket;
 use std::path::{Path, PathBuf};
@@ -25,7 +28,7 @@ const REMOVE_RETRY: Duration = Duration::from_millis(50);
 /// Arguments of `umd manage`.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("action").required(true)
-    .args(["fail", "remove", "add"])))]
+    .args(["fail", "remove", "add", "replace"])))]
 pub(crate) struct ManageArgs {
     /// The array: its control socket, or an array name in the run
     /// directory; by default the only array running.
@@ -39,6 +42,14 @@ pub(crate) struct ManageArgs {
     /// Add a device or image file as a spare (rebuilt onto when a slot is free).
     #[arg(long, value_name = "FILE")]
     add: Option<PathBuf>,
+    /// Copy a working member onto a spare while it keeps serving, then fail
+    /// it (md's hot replace): the array never loses redundancy on the way.
+    #[arg(long, value_name = "DEV")]
+    replace: Option<PathBuf>,
+    /// With --replace: the spare to copy onto (a file, added first if it is
+    /// not a member yet).
+    #[arg(long, value_name = "FILE", requires = "replace")]
+    with: Option<PathBuf>,
 }
 
 #[allow(clippy::needless_pass_by_value)] // clap hands each verb its arguments by value
@@ -56,15 +67,108 @@ pub(crate) fn run(args: ManageArgs) -> Result<ExitCode, String> {
         eprintln!("umd manage: removed {name}");
     }
     if let Some(file) = &args.add {
-        let absolute =
-            std::fs::canonicalize(file).map_err(|e| format!("--add {}: {e}", file.display()))?;
-        let value = absolute
-            .to_str()
-            .ok_or_else(|| format!("--add {}: not a UTF-8 path", absolute.display()))?;
-        store(&mut session, "new_dev", value)?;
-        eprintln!("umd manage: added {}", absolute.display());
+        add(&mut session, file, "--add")?;
+    }
+    if let Some(dev) = &args.replace {
+        replace(&mut session, dev, args.with.as_deref())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `new_dev` <- the file's absolute path; returns the member's name.
+fn add(session: &mut Session, file: &Path, flag: &str) -> Result<String, String> {
+    let absolute =
+        std::fs::canonicalize(file).map_err(|e| format!("{flag} {}: {e}", file.display()))?;
+    let value = absolute
+        .to_str()
+        .ok_or_else(|| format!("{flag} {}: not a UTF-8 path", absolute.display()))?;
+    store(session, "new_dev", value)?;
+    eprintln!("umd manage: added {}", absolute.display());
+    member_name(session, &absolute)
+}
+
+/// md's hot replace of `dev`, onto `with` if given (module doc).
+fn replace(session: &mut Session, dev: &Path, with: Option<&Path>) -> Result<(), String> {
+    let name = member_name(session, dev)?;
+    let state_of = |session: &mut Session, member: &str| {
+        session
+            .get(&format!("dev-{member}/state"))
+            .map_err(|e| format!("dev-{member}/state: {e}"))
+    };
+    let state = state_of(session, &name)?;
+    if !state.split(',').any(|w| w == "in_sync") {
+        return Err(format!(
+            "{name}: {state}: only a working member is replaced (a failed one is rebuilt by --add)"
+        ));
+    }
+    if let Some(file) = with {
+        // The array takes the first idle spare: the one named must be the
+        // only one.
+        let spares = idle_spares(session)?;
+        let wanted = match file.file_name().map(|n| n.to_string_lossy().into_owned()) {
+            Some(n) if spares.contains(&n) => n,
+            _ => add(session, file, "--with")?,
+        };
+        let others: Vec<_> = idle_spares(session)?
+            .into_iter()
+            .filter(|s| *s != wanted)
+            .collect();
+        if !others.is_empty() {
+            return Err(format!(
+                "--with {wanted}: other spares wait too ({}), and the array copies onto the first; remove them or leave out --with",
+                others.join(", ")
+            ));
+        }
+    }
+    store(session, &format!("dev-{name}/state"), "want_replacement")?;
+    let slot = session
+        .get(&format!("dev-{name}/slot"))
+        .map_err(|e| format!("dev-{name}/slot: {e}"))?;
+    let mut onto = None;
+    for member in members(session)? {
+        let replacing = state_of(session, &member)?
+            .split(',')
+            .any(|w| w == "replacement");
+        if replacing && session.get(&format!("dev-{member}/slot")).ok() == Some(slot.clone()) {
+            onto = Some(member);
+        }
+    }
+    match onto {
+        Some(spare) => eprintln!(
+            "umd manage: copying {name} onto {spare}; {name} fails once the copy is whole (umd status shows progress)"
+        ),
+        None => eprintln!(
+            "umd manage: {name} wants a replacement; the copy starts once a spare is added (--add), or once the sync running now ends"
+        ),
+    }
+    Ok(())
+}
+
+/// The array's members' names, from the attribute list.
+fn members(session: &mut Session) -> Result<Vec<String>, String> {
+    let attrs = session.list().map_err(|e| format!("list: {e}"))?;
+    Ok(attrs
+        .iter()
+        .filter_map(|a| a.strip_prefix("dev-")?.strip_suffix("/state"))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Members with no slot that have not failed.
+fn idle_spares(session: &mut Session) -> Result<Vec<String>, String> {
+    let mut spares = Vec::new();
+    for member in members(session)? {
+        let slot = session
+            .get(&format!("dev-{member}/slot"))
+            .unwrap_or_default();
+        let state = session
+            .get(&format!("dev-{member}/state"))
+            .unwrap_or_default();
+        if slot == "none" && !state.split(',').any(|w| w == "faulty") {
+            spares.push(member);
+        }
+    }
+    Ok(spares)
 }
 
 /// The control socket for `array` (module doc).

@@ -393,10 +393,7 @@ fn open_opened(
     }
     let metadata = MetadataKind::Native { version };
     let config = start::array_config(&assembly, fresh, &member_names, metadata, bitmap_config);
-    let mut role_members = vec![None; assembly.members.len()];
-    for (role, m) in assembly.members.iter().enumerate() {
-        role_members[role] = m.as_ref().map(|m| m.index);
-    }
+    let role_members = assembly.role_members();
     let files: Vec<Option<MemberFile>> = opened.into_iter().map(|o| Some(o.file)).collect();
     let parts = HostParts {
         files,

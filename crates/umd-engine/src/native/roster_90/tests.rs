@@ -15,6 +15,7 @@ fn entry(member: usize, slot: Option<u32>, health: MemberHealth) -> RosterEntry 
         health,
         write_mostly: false,
         corrected_errors: 0,
+        replacement: false,
     }
 }
 
