@@ -326,6 +326,14 @@ pub fn assemble(
         ));
     }
     let clean = array.clean && array.resync_offset_sectors == u64::MAX;
+    if !clean {
+        // Writes in flight at an unclean stop may have reached the role but
+        // not its replacement, or the other way round, below the copy's
+        // checkpoint; the resync compares the roles only. Copy it all again.
+        for r in replacements.iter_mut().flatten() {
+            r.recovery_offset_sectors = Some(0);
+        }
+    }
     if !clean && level.parity_members() > 0 && members.iter().any(Option::is_none) {
         warnings.push(
             "the array was not shut down cleanly and is degraded: stripes being written at the \

@@ -66,7 +66,7 @@ pub fn dirty_degraded_refusal(assembly: &Assembly) -> Option<String> {
 }
 
 /// The metadata the running array keeps up to date: that of the members
-/// the assembly put in the array, and of spares; a member it left out
+/// the assembly put in the array (replacements included), and of spares; a member it left out
 /// (faulty in the freshest roster, or stale) is no longer part of the array
 /// and its superblock is never written again. Were it rewritten with the
 /// array's events, it would look current at the next assembly, stale data
@@ -81,6 +81,7 @@ pub fn members_in_array(
         let in_array = assembly
             .members
             .iter()
+            .chain(&assembly.replacements)
             .flatten()
             .any(|m| m.index == c.index);
         let spare = c.info.device.slot == SlotState::Spare;

@@ -131,6 +131,8 @@ pub struct SimHost {
     pub read_errors_rewritten: u32,
     /// Metadata writes that failed on a member (the member was failed).
     pub metadata_write_failures: u32,
+    /// Replacements whose copy completed.
+    pub replacements_done: u32,
     /// Native: the members the last durable superblock write recorded in
     /// sync in a slot. A recovery finished in memory adds no redundancy
     /// until it is recorded: a power loss before that brings the member
@@ -184,6 +186,7 @@ impl SimHost {
             failures_seen: 0,
             read_errors_rewritten: 0,
             metadata_write_failures: 0,
+            replacements_done: 0,
             recorded_in_sync: Vec::new(),
         };
         // What the disks say before anything is written: the members the
@@ -218,6 +221,15 @@ impl SimHost {
     /// Drain the engine's events into the host's flags (style R8).
     pub(crate) fn drain_events(&mut self) {
         while let Some(event) = self.array.poll_event() {
+            let membership = !matches!(
+                event,
+                ArrayEvent::Notify(_)
+                    | ArrayEvent::UpdateSuperblock
+                    | ArrayEvent::StripeCacheResize(_)
+            );
+            if membership && std::env::var_os("UMD_SIM_TRACE").is_some() {
+                eprintln!("event: {event:?}");
+            }
             match event {
                 ArrayEvent::UpdateSuperblock => self.superblock_due = true,
                 ArrayEvent::StartSync(_) | ArrayEvent::Run => self.sync_kick = true,
@@ -289,12 +301,16 @@ impl SimHost {
         if *replans > REPLANS_MAX {
             return Err(Stop::Failed(format!("role {role}: too many failures")));
         }
-        self.store_faulty(self.member_of(role))
+        let failed = self.member_of(role);
+        self.store_faulty(failed)
             .map_err(|e| Stop::Failed(format!("role {role} not failed: {e}")))?;
         self.failures_seen += 1;
-        // Planners follow the map even if the event was already handled.
-        self.read_planner.mark_failed(role);
-        self.write_planner.mark_failed(role);
+        // Planners follow the map even if the event was already handled,
+        // unless a replacement took the role over (the real host's rule).
+        if self.role_members[role as usize] == Some(failed) {
+            self.read_planner.mark_failed(role);
+            self.write_planner.mark_failed(role);
+        }
         Ok(())
     }
 

@@ -67,6 +67,7 @@ pub fn enumeration_options(
     // Nothing fails, so a spare would only wait.
     opts.spare_percent = 0;
     opts.grow_percent = 0;
+    opts.replace_percent = 0;
     opts
 }
 

@@ -58,6 +58,11 @@ pub struct Options {
     /// without a bitmap; at most one grow per run). Drawn apart, so a
     /// seed's workload is the same until the array grows.
     pub grow_percent: u64,
+    /// Percent chance per operation, while the array is whole and nothing
+    /// is being replaced, of the replace action (`umd manage --replace`,
+    /// native 1.x). Drawn apart, so a seed's workload is the same until a
+    /// member is replaced.
+    pub replace_percent: u64,
 }
 
 impl Options {
@@ -107,6 +112,7 @@ impl Options {
             stripe_cache_percent: 0,
             spare_percent: Rng::new(seed ^ 0x05ba_4e5e_ed00_0007).range(0, 12),
             grow_percent: Rng::new(seed ^ 0x06c0_3e5e_ed00_0009).range(0, 4),
+            replace_percent: Rng::new(seed ^ 0x07e9_1ace_ed00_000b).range(0, 6),
         }
     }
 
@@ -125,6 +131,7 @@ impl Options {
         // grows native arrays only.
         opts.spare_percent = 0;
         opts.grow_percent = 0;
+        opts.replace_percent = 0;
         opts.array.member_bytes = DDF_RESERVED_BYTES + (4 << 20);
         opts.manager_interleave_percent = rng.range(0, 50);
         opts.stripe_cache_percent = if opts.array.level == 1 {

@@ -79,6 +79,10 @@ pub struct Outcome {
     pub grows: u32,
     /// Of those, resumed after a power loss mid-grow.
     pub grows_resumed: u32,
+    /// Members asked to be replaced (`umd manage --replace`).
+    pub replacements_asked: u32,
+    /// Replacements whose copy completed, the old member failed.
+    pub replacements_done: u32,
     /// Runs on native 0.90 superblocks.
     pub runs_090: u32,
     /// Runs ended because a power loss tore a member's superblock while
@@ -111,6 +115,8 @@ impl Outcome {
         self.metadata_write_failures += o.metadata_write_failures;
         self.grows += o.grows;
         self.grows_resumed += o.grows_resumed;
+        self.replacements_asked += o.replacements_asked;
+        self.replacements_done += o.replacements_done;
         self.runs_090 += o.runs_090;
         self.torn_superblock_stops += o.torn_superblock_stops;
     }
@@ -137,6 +143,8 @@ struct Sim {
     grow_rng: Rng,
     /// The disks of a grow under way: a power loss resumes it first.
     growing: Option<Vec<usize>>,
+    /// Draws the replace action, apart from `rng` (as `spare_rng`).
+    replace_rng: Rng,
 }
 
 /// Run `seed` with the options it derives (`level` pins the level).
@@ -178,6 +186,7 @@ pub fn run(seed: u64, opts: &Options, crash_after: Option<u64>) -> Result<Outcom
         failed_by_hand: Vec::new(),
         grow_rng: Rng::new(seed ^ 0x06c0_3e00_0000_9a0d),
         growing: None,
+        replace_rng: Rng::new(seed ^ 0x07e9_1ace_0000_0b0d),
     };
     sim.arm();
     for _ in 0..opts.ops {
@@ -223,6 +232,8 @@ impl Sim {
         self.host.read_errors_rewritten = 0;
         self.out.metadata_write_failures += self.host.metadata_write_failures;
         self.host.metadata_write_failures = 0;
+        self.out.replacements_done += self.host.replacements_done;
+        self.host.replacements_done = 0;
         if self.out.crash_points == 0 {
             self.out.crash_points = writes;
         }
@@ -242,6 +253,10 @@ impl Sim {
         if self.spare_due() {
             let result = self.spare();
             return self.after_step(u64::MAX, result);
+        }
+        if self.replace_due() {
+            let result = self.replace();
+            return self.after_step(u64::MAX - 2, result);
         }
         let roll = self.rng.below(100);
         let writes = self.opts.write_percent;
@@ -479,6 +494,48 @@ impl Sim {
         self.host.add_spare(disk, uuid)?;
         self.out.spares_added += 1;
 
+        Ok(())
+    }
+
+    /// Whether this operation is the replace action: a native 1.x array,
+    /// whole, no member faulted or being replaced, no sync due. Draws only
+    /// from `replace_rng`.
+    fn replace_due(&mut self) -> bool {
+        if self.opts.replace_percent == 0
+            || self.opts.array.v090
+            || self.host.array.is_external()
+            || self.out.spares_added >= SPARES_MAX
+        {
+            return false;
+        }
+        let quiet = self.host.array.degraded() == 0
+            && self.faulted.is_empty()
+            && !self.host.array.members().iter().any(umd_engine::member::Member::is_replacement)
+            && self.host.array.sync_request().is_none();
+        quiet && self.replace_rng.chance(self.opts.replace_percent)
+    }
+
+    /// `umd manage --replace MEMBER --with NEW`: a blank disk joins as a
+    /// spare (unless one waits already) and a member in sync asks for a
+    /// replacement; the engine copies it onto the spare with the sync
+    /// thread's next steps while writes go on, then fails it.
+    fn replace(&mut self) -> Result<(), Stop> {
+        let in_sync = self.host.recorded_in_sync_members();
+        if in_sync.is_empty() {
+            return Ok(());
+        }
+        let member = in_sync[self.replace_rng.below(in_sync.len() as u64) as usize];
+        if self.host.idle_spares() == 0 {
+            let mut uuid = [0u8; 16];
+            for b in &mut uuid {
+                *b = self.replace_rng.below(256) as u8;
+            }
+            let disk = SimDisk::new(self.opts.array.member_bytes);
+            self.host.add_spare(disk, uuid)?;
+            self.out.spares_added += 1;
+        }
+        self.host.want_replacement(member)?;
+        self.out.replacements_asked += 1;
         Ok(())
     }
 

@@ -29,6 +29,18 @@ impl SimHost {
             .map_err(|e| Stop::Failed(format!("fail {}: {e}", self.names[member])))
     }
 
+    /// `dev-NAME/state` <- `want_replacement`, as `umd manage --replace`
+    /// stores it: with a spare waiting, the engine makes it the member's
+    /// replacement at once.
+    pub fn want_replacement(&mut self, member: usize) -> Result<(), Stop> {
+        let name = self.names[member].clone();
+        let stored = self
+            .array
+            .store(&format!("dev-{name}/state"), "want_replacement", self.now);
+        self.drain_events();
+        stored.map_err(|e| Stop::Failed(format!("replace {name}: {e}")))
+    }
+
     /// md's `remove` of every member the engine failed, as `umd manage
     /// --remove failed` stores it. Returns the members removed; one the
     /// engine still holds (md: blocked, or a sync using it) stays.
@@ -150,7 +162,8 @@ impl SimHost {
                 };
                 let shadow = self.member_map.replacement_of(slot);
                 if !replacement && self.role_members[shadow as usize] == Some(member) {
-                    self.role_members[shadow as usize] = None;
+                    // The entry stays (the real host's rule): a plan made
+                    // before this still finds the member.
                     self.member_map.mark_missing(shadow);
                 }
                 let role = if replacement { shadow } else { slot };
@@ -168,9 +181,10 @@ impl SimHost {
                 let Some((offset, _)) = self.member_map.role(shadow) else {
                     return;
                 };
-                self.role_members[slot as usize] = self.role_members[shadow as usize].take();
+                self.role_members[slot as usize] = self.role_members[shadow as usize];
                 self.member_map.set_role(slot, (offset, None));
                 self.member_map.mark_missing(shadow);
+                self.replacements_done += 1;
             }
             ArrayEvent::MemberInSync { slot, .. } => {
                 let Some((offset, _)) = self.member_map.role(slot) else {

@@ -1,7 +1,7 @@
 //! The seed budget of `cargo test`: a few hundred seeded runs across
 //! raid1, raid5 and raid6, each with its own swarm of options (shape,
 //! bitmap, 1.2 or 0.90 superblocks, operation mix, faults, crashes, spares,
-//! a grow). The same levels again with
+//! hot replaces, a grow). The same levels again with
 //! external metadata: a DDF container subarray (created as `umd create
 //! --metadata ddf` creates it) run by the simulated manager, which runs
 //! `umd mon`'s own decision code and DDF handler; fewer seeds, as each
@@ -42,6 +42,10 @@ fn seeds(level: i32, external: bool) -> Outcome {
         assert!(
             total.runs_090 > 0,
             "no seed ran on 0.90 superblocks: {total:?}"
+        );
+        assert!(
+            total.replacements_done > 0 && total.replacements_asked >= total.replacements_done,
+            "no hot replace finished: {total:?}"
         );
     }
     if external {

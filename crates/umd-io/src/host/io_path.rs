@@ -250,12 +250,18 @@ pub(super) fn member_failed(
     tracing::error!(error = %e, role, "member I/O failed; failing the member");
     // The engine's MemberFailed event (applied by `settle`) takes the role
     // out of the shared member map; this context's planners follow here.
-    if !fail_member(shared, member_of(shared, role)) {
+    let failed = member_of(shared, role);
+    if !fail_member(shared, failed) {
         // md refuses to fail the last working member: the error stands.
         return Err(io_failed(e));
     }
-    ctx.read_planner.mark_failed(role);
-    ctx.write_planner.mark_failed(role);
+    ctx.refresh(shared);
+    // Unless a replacement took the role over (then it is written from now
+    // on), the role has no member left.
+    if shared.role_member(role) == Some(failed) {
+        ctx.read_planner.mark_failed(role);
+        ctx.write_planner.mark_failed(role);
+    }
     Ok(())
 }
 
@@ -476,6 +482,14 @@ fn write_piece(
             )),
             None => None,
         };
+        // The plan was made before the lock: if the members changed since
+        // (a spare or a replacement activated), the copy of this region may
+        // already have run and the plan may miss the new member. Plan again.
+        if guard.is_some() && shared.core().members_generation != ctx.generation {
+            drop(guard);
+            ctx.refresh(shared);
+            continue;
+        }
         bitmap_start(shared, sector, len, span)?;
         let plan = std::mem::take(&mut ctx.write_plan);
         ctx.ensure_scratch(plan.scratch_bytes);

@@ -106,8 +106,9 @@ impl Shared {
                     let role = if replacement { shadow } else { slot };
                     if !replacement && self.role_member(shadow) == Some(member) {
                         // A replacement takes over the slot of a member that
-                        // failed: no longer written as a copy.
-                        self.role_members[shadow as usize].store(NO_MEMBER, Ordering::Release);
+                        // failed: no longer written as a copy. Its table
+                        // entry stays (entries only ever name a member, so a
+                        // plan made before this still finds one).
                         core.member_map.mark_missing(shadow);
                     }
                     self.role_members[role as usize].store(member, Ordering::Release);
@@ -159,8 +160,9 @@ impl Shared {
             tracing::warn!(member = %name, slot, "a replacement the host does not serve");
             return;
         };
+        // The replacement's entry stays, as a failed member's does: a plan
+        // made before this still finds the member it names.
         self.role_members[slot as usize].store(member, Ordering::Release);
-        self.role_members[shadow as usize].store(NO_MEMBER, Ordering::Release);
         core.member_map.set_role(slot, (offset, None));
         core.member_map.mark_missing(shadow);
         core.roles_by_name.retain(|(n, _)| n != name && n != old);

@@ -82,7 +82,7 @@ pub(crate) fn run(shared: &Shared) {
         core.sync_running = true;
         core.sync_abort = false;
         shared.settle(core, true);
-        tracing::info!(?action, ranges = ranges.len(), total, "sync started");
+        tracing::info!(?action, start, ranges = ranges.len(), total, "sync started");
         let (mismatches, completed) = sync_ranges(shared, &planner, mode, &ranges);
         finish(shared, action, mode, &ranges, mismatches, completed);
     }
