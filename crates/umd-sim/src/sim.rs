@@ -510,7 +510,12 @@ impl Sim {
         }
         let quiet = self.host.array.degraded() == 0
             && self.faulted.is_empty()
-            && !self.host.array.members().iter().any(umd_engine::member::Member::is_replacement)
+            && !self
+                .host
+                .array
+                .members()
+                .iter()
+                .any(umd_engine::member::Member::is_replacement)
             && self.host.array.sync_request().is_none();
         quiet && self.replace_rng.chance(self.opts.replace_percent)
     }

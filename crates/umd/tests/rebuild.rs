@@ -13,8 +13,9 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::fio_load::{finish, fio_verify};
 use support::nbd_data::data_offset_sectors;
 use support::{
     create, examine_field, mdadm_examine, pseudo_random, require_tool, run_ok, sparse_members,
@@ -41,24 +42,7 @@ const FIO_BYTES: &str = "24M";
 const REBUILD_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn fio(run: &Running, verify_only: bool) -> Command {
-    let mut cmd = Command::new("fio");
-    cmd.args([
-        "--name=rebuild",
-        "--ioengine=nbd",
-        &format!("--uri={}", run.uri()),
-        "--rw=randwrite",
-        "--bs=4k",
-        &format!("--size={FIO_BYTES}"),
-        "--iodepth=8",
-        "--verify=crc32c",
-        "--verify_state_save=0",
-        "--verify_fatal=1",
-        "--randseed=1234",
-    ]);
-    if verify_only {
-        cmd.arg("--verify_only");
-    }
-    cmd
+    fio_verify(run, "rebuild", FIO_BYTES, 1234, verify_only)
 }
 
 fn manage(run: &Running, args: &[&str]) {
@@ -80,16 +64,6 @@ fn wait_rebuilt(run: &Running) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn finish(child: Child, what: &str) {
-    let out = child.wait_with_output().expect("fio runs");
-    assert!(
-        out.status.success(),
-        "fio {what}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// One case: `level` over `active` members plus one spare per lost member.

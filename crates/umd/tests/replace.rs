@@ -11,8 +11,9 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+use support::fio_load::{finish, fio_verify};
 use support::{
     create, examine_field, mdadm_examine, require_tool, run_ok, sparse_members, Running, TempDir,
 };
@@ -25,35 +26,7 @@ const FIO_BYTES: &str = "16M";
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 fn fio(run: &Running, verify_only: bool) -> Command {
-    let mut cmd = Command::new("fio");
-    cmd.args([
-        "--name=replace",
-        "--ioengine=nbd",
-        &format!("--uri={}", run.uri()),
-        "--rw=randwrite",
-        "--bs=4k",
-        &format!("--size={FIO_BYTES}"),
-        "--iodepth=8",
-        "--verify=crc32c",
-        "--verify_state_save=0",
-        "--verify_fatal=1",
-        "--randseed=4321",
-    ]);
-    if verify_only {
-        cmd.arg("--verify_only");
-    }
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd
-}
-
-fn finish(child: std::process::Child, what: &str) {
-    let out = child.wait_with_output().expect("fio runs");
-    assert!(
-        out.status.success(),
-        "fio {what}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    fio_verify(run, "replace", FIO_BYTES, 4321, verify_only)
 }
 
 fn path_str(path: &Path) -> &str {
@@ -246,6 +219,22 @@ fn recorded_recovery_offset(member: &Path) -> Option<u64> {
         .ok()
 }
 
+/// `--replace member --with spare`, slowed down, until the copy's first
+/// checkpoint is on the spare as mdadm reads it.
+fn copy_under_way(run: &Running, member: &str, spare: &Path) {
+    run.set("sync_speed_max", "4000").expect("speed limit");
+    run.manage(&["--replace", member, "--with", path_str(spare)])
+        .expect("--replace");
+    let deadline = Instant::now() + TIMEOUT;
+    while recorded_recovery_offset(spare).unwrap_or(0) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint reaches the replacement"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_replacement_stopped_midway_resumes_from_its_checkpoint() {
     for tool in ["nbdcopy", "mdadm"] {
@@ -274,17 +263,7 @@ fn a_replacement_stopped_midway_resumes_from_its_checkpoint() {
             .arg(dir.path().join("data.bin"))
             .arg(run.uri()),
     );
-    run.set("sync_speed_max", "4000").expect("speed limit");
-    run.manage(&["--replace", "m1.img", "--with", path_str(spare)])
-        .expect("--replace");
-    let deadline = Instant::now() + TIMEOUT;
-    while recorded_recovery_offset(spare).unwrap_or(0) == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "no checkpoint reaches the replacement"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    copy_under_way(&run, "m1.img", spare);
     run.stop();
     // mdadm, as a second opinion, reads a replacement of role 1 part done.
     let text = mdadm_examine(spare);
@@ -379,17 +358,7 @@ fn a_replacement_killed_midway_copies_again_and_loses_nothing() {
         ],
     );
     let run = Running::start(dir.path(), active);
-    run.set("sync_speed_max", "4000").expect("speed limit");
-    run.manage(&["--replace", "m0.img", "--with", path_str(spare)])
-        .expect("--replace");
-    let deadline = Instant::now() + TIMEOUT;
-    while recorded_recovery_offset(spare).unwrap_or(0) == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "no checkpoint reaches the replacement"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    copy_under_way(&run, "m0.img", spare);
     // Written while the copy runs, flushed, then the process dies dirty.
     let data = support::pseudo_random(8 << 20, 23);
     std::fs::write(dir.path().join("data.bin"), &data).expect("data");
@@ -400,6 +369,7 @@ fn a_replacement_killed_midway_copies_again_and_loses_nothing() {
     );
     run.kill9();
     let run = Running::start(dir.path(), &members);
+    let deadline = Instant::now() + TIMEOUT;
     let state = run.get("dev-m2.img/state");
     assert!(
         state.contains("replacement") || state == "in_sync",

@@ -159,25 +159,12 @@ impl Array {
 #[cfg(test)]
 mod tests {
     use crate::array::{
-        Array, ArrayConfig, ArrayEvent, MemberConfig, MetadataKind, Ro, SyncAction,
-        DEFAULT_SAFEMODE_DELAY,
+        Array, ArrayConfig, ArrayEvent, MetadataKind, Ro, SyncAction, DEFAULT_SAFEMODE_DELAY,
     };
     use crate::errno::Errno;
     use crate::time::Time;
 
-    fn member(name: &str, slot: Option<u32>) -> MemberConfig {
-        MemberConfig {
-            name: name.to_owned(),
-            slot,
-            data_offset_sectors: 2048,
-            size_sectors: 4096,
-            in_sync: slot.is_some(),
-            faulty: false,
-            write_mostly: false,
-            replacement: false,
-            recovery_offset_sectors: None,
-        }
-    }
+    use crate::array::tests::member_config as member;
 
     /// A running, whole raid `level` of 3 slots and metadata `version`.
     fn whole(level: i32, version: &str) -> Array {

@@ -233,19 +233,7 @@ mod tests {
     use crate::array::{ArrayConfig, SyncAction, DEFAULT_SAFEMODE_DELAY};
     use crate::time::Time;
 
-    fn member(name: &str, slot: Option<u32>) -> MemberConfig {
-        MemberConfig {
-            name: name.to_owned(),
-            slot,
-            data_offset_sectors: 2048,
-            size_sectors: 4096,
-            in_sync: slot.is_some(),
-            faulty: false,
-            write_mostly: false,
-            replacement: false,
-            recovery_offset_sectors: None,
-        }
-    }
+    use crate::array::tests::member_config as member;
 
     /// A running raid5 of 3 slots whose slot 2 is empty.
     fn degraded(metadata: MetadataKind) -> Array {

@@ -15,12 +15,18 @@ fn ms(n: u64) -> Time {
 }
 
 fn member(name: &str, slot: u32) -> MemberConfig {
+    member_config(name, Some(slot))
+}
+
+/// The member the engine tests use: 4096 sectors from sector 2048, in sync
+/// when it has a slot, a spare otherwise.
+pub(super) fn member_config(name: &str, slot: Option<u32>) -> MemberConfig {
     MemberConfig {
         name: name.to_owned(),
-        slot: Some(slot),
+        slot,
         data_offset_sectors: 2048,
         size_sectors: 4096,
-        in_sync: true,
+        in_sync: slot.is_some(),
         faulty: false,
         write_mostly: false,
         replacement: false,

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod external;
+pub(crate) mod fio_load;
 pub(crate) mod nbd_data;
 pub(crate) mod raid6;
 
