@@ -733,14 +733,12 @@ fn member_from_config(c: MemberConfig) -> Member {
     // A replacement recovers until it holds its slot (md never keeps one
     // in sync beside the member it replaces).
     let replacement = c.replacement && c.slot.is_some() && health != MemberHealth::Faulty;
+    assert!(
+        !(replacement && health == MemberHealth::InSync),
+        "dev-{}: a replacement in sync beside the member it replaces",
+        c.name
+    );
     flags.set(MemberFlags::REPLACEMENT, replacement);
-    let health = if replacement && health == MemberHealth::InSync {
-        MemberHealth::OutOfSync {
-            recovery_offset_sectors: 0,
-        }
-    } else {
-        health
-    };
     Member {
         name: c.name,
         slot: c.slot,

@@ -487,7 +487,7 @@ fn check_consistent(candidates: &[Candidate], fresh: &Candidate) -> Result<(), A
 }
 
 /// Members by role, replacements by role, spares.
-type Roles = (
+type Assigned = (
     Vec<Option<ActiveMember>>,
     Vec<Option<ActiveMember>>,
     Vec<SpareMember>,
@@ -501,7 +501,7 @@ fn assign_roles(
     candidates: &[Candidate],
     fresh: &Candidate,
     warnings: &mut Vec<String>,
-) -> Result<Roles, AssembleError> {
+) -> Result<Assigned, AssembleError> {
     let array = &fresh.info.array;
     let raid_disks = array.raid_disks as usize;
     let mut members: Vec<Option<ActiveMember>> = vec![None; raid_disks];

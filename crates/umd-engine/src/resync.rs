@@ -503,23 +503,30 @@ impl SyncPlanner {
                 offset_bytes: block * wbytes,
             },
         };
-        let blocks = || {
-            layout
-                .data_roles
-                .iter()
-                .enumerate()
-                .map(move |(j, &role)| (if raid6 { layout.q_slots[j] as usize } else { j }, role))
-                .chain([(slots, layout.p_role)])
-                .chain(layout.q_role.map(|q| (slots + 1, q)))
-        };
+        let blocks = layout
+            .data_roles
+            .iter()
+            .enumerate()
+            .map(|(j, &role)| (if raid6 { layout.q_slots[j] as usize } else { j }, role))
+            .chain([(slots, layout.p_role)])
+            .chain(layout.q_role.map(|q| (slots + 1, q)));
         let mut missing = [0usize; 2];
         let mut missing_count = 0usize;
         let mut lost = 0usize;
         window.slot_used.clear();
         window.slot_used.resize(slots, false);
-        for (block, role) in blocks() {
+        for (block, role) in blocks {
             if block < slots {
                 window.slot_used[block] = true;
+            }
+            // A replacement not yet filled here gets its role's block: read,
+            // or rebuilt with the missing ones.
+            let unfilled = self
+                .roles
+                .replacement(role)
+                .filter(|&to| !self.roles.usable(to, position, len));
+            if let Some(to) = unfilled {
+                window.targets.push(io(to, block));
             }
             if self.roles.usable(role, position, len) {
                 window.reads.push(io(role, block));
@@ -532,16 +539,6 @@ impl SyncPlanner {
             }
             if self.roles.present(role) {
                 window.targets.push(io(role, block));
-            }
-        }
-        // A replacement not yet filled here gets its role's block: read, or
-        // rebuilt with the missing ones.
-        for (block, role) in blocks() {
-            let Some(to) = self.roles.replacement(role) else {
-                continue;
-            };
-            if !self.roles.usable(to, position, len) {
-                window.targets.push(io(to, block));
             }
         }
         if window.targets.is_empty() {
@@ -888,6 +885,11 @@ impl Roles {
         entries.extend((0..map.role_count() as u32).map(|r| map.role(map.replacement_of(r))));
         entries.resize(base * 2, None);
         let replacing = entries[base..].iter().any(Option::is_some);
+        // Ids `base + role` are the map's ids only when it covers every role.
+        assert!(
+            !replacing || base == map.role_count(),
+            "replacements in a map short of raid_disks"
+        );
         Self {
             entries,
             base,

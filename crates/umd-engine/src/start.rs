@@ -184,33 +184,24 @@ pub fn array_config(
     // those mdadm adds: one left out (stale, recorded faulty) is not, and
     // may be added back later like any other device.
     let mut members: Vec<Option<MemberConfig>> = vec![None; member_names.len()];
-    for (role, m) in assembly.members.iter().enumerate() {
-        let Some(m) = m else { continue };
-        members[m.index] = Some(MemberConfig {
-            name: member_names[m.index].clone(),
-            slot: Some(role as u32),
-            data_offset_sectors: m.data_offset_sectors,
-            size_sectors: array.component_sectors,
-            in_sync: m.recovery_offset_sectors.is_none(),
-            faulty: false,
-            write_mostly: false,
-            replacement: false,
-            recovery_offset_sectors: m.recovery_offset_sectors,
-        });
-    }
-    for (role, r) in assembly.replacements.iter().enumerate() {
-        let Some(r) = r else { continue };
-        members[r.index] = Some(MemberConfig {
-            name: member_names[r.index].clone(),
-            slot: Some(role as u32),
-            data_offset_sectors: r.data_offset_sectors,
-            size_sectors: array.component_sectors,
-            in_sync: false,
-            faulty: false,
-            write_mostly: false,
-            recovery_offset_sectors: r.recovery_offset_sectors,
-            replacement: true,
-        });
+    // The roles' members, then their replacements (never in sync: assembly
+    // gives each a checkpoint).
+    let tables = [(&assembly.members, false), (&assembly.replacements, true)];
+    for (table, replacement) in tables {
+        for (role, m) in table.iter().enumerate() {
+            let Some(m) = m else { continue };
+            members[m.index] = Some(MemberConfig {
+                name: member_names[m.index].clone(),
+                slot: Some(role as u32),
+                data_offset_sectors: m.data_offset_sectors,
+                size_sectors: array.component_sectors,
+                in_sync: m.recovery_offset_sectors.is_none(),
+                faulty: false,
+                write_mostly: false,
+                replacement,
+                recovery_offset_sectors: m.recovery_offset_sectors,
+            });
+        }
     }
     for s in &assembly.spares {
         members[s.index] = Some(MemberConfig::spare(

@@ -39,6 +39,11 @@ impl Rng {
         lo + self.below(hi - lo + 1)
     }
 
+    /// 16 random bytes (a UUID), one draw per byte.
+    pub fn uuid(&mut self) -> [u8; 16] {
+        std::array::from_fn(|_| self.below(256) as u8)
+    }
+
     /// True with probability `percent` / 100.
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent

@@ -469,10 +469,7 @@ impl Sim {
         let names = world::member_names(self.host.io.disks.len());
         self.faulted
             .retain(|&m| !removed.iter().any(|r| *r == names[m]));
-        let mut uuid = [0u8; 16];
-        for b in &mut uuid {
-            *b = self.spare_rng.below(256) as u8;
-        }
+        let uuid = self.spare_rng.uuid();
         // A member failed by hand and no longer in the array (removed now,
         // or left out by a start) may come back, as an operator re-adds a
         // disk after a transient fault.
@@ -531,10 +528,7 @@ impl Sim {
         }
         let member = in_sync[self.replace_rng.below(in_sync.len() as u64) as usize];
         if self.host.idle_spares() == 0 {
-            let mut uuid = [0u8; 16];
-            for b in &mut uuid {
-                *b = self.replace_rng.below(256) as u8;
-            }
+            let uuid = self.replace_rng.uuid();
             let disk = SimDisk::new(self.opts.array.member_bytes);
             self.host.add_spare(disk, uuid)?;
             self.out.spares_added += 1;
@@ -573,10 +567,7 @@ impl Sim {
             Ok(()) | Err(Stop::Failed(_)) => {}
             Err(Stop::Crash) => return Err(Stop::Crash),
         }
-        let mut uuid = [0u8; 16];
-        for b in &mut uuid {
-            *b = self.grow_rng.below(256) as u8;
-        }
+        let uuid = self.grow_rng.uuid();
         if members.len() == self.host.array.raid_disks() as usize && self.host.array.degraded() == 0
         {
             let now = self.host.now.0 / 1_000_000_000;

@@ -64,10 +64,7 @@ pub fn create(spec: &ArraySpec, rng: &mut Rng) -> Result<Vec<SimDisk>, String> {
         return create_ddf(spec, rng);
     }
     let n = spec.raid_disks as usize;
-    let mut uuid = [0u8; 16];
-    for b in &mut uuid {
-        *b = rng.below(256) as u8;
-    }
+    let uuid = rng.uuid();
     let device_uuids = (0..n)
         .map(|i| {
             let mut u = uuid;

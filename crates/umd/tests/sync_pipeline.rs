@@ -14,8 +14,9 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+use support::fio_load::fio_verify_at_depth;
 use support::nbd_data::{copy_in, data_offset_sectors, export_size};
 use support::{
     create, examine_field, mdadm_examine, pseudo_random, require_tool, sparse_members, Running,
@@ -48,25 +49,8 @@ const PASS_TIMEOUT: Duration = Duration::from_secs(180);
 /// fio writing 4 KiB blocks at random over the whole export, then (or with
 /// `verify_only`, only) verifying every block it wrote.
 fn fio(run: &Running, size_bytes: usize, seed: u32, verify_only: bool) -> Command {
-    let mut cmd = Command::new("fio");
-    cmd.args([
-        "--name=race",
-        "--ioengine=nbd",
-        &format!("--uri={}", run.uri()),
-        "--rw=randwrite",
-        "--bs=4k",
-        &format!("--size={}", size_bytes / (1 << 20) * (1 << 20)),
-        "--iodepth=16",
-        "--verify=crc32c",
-        "--verify_state_save=0",
-        "--verify_fatal=1",
-        &format!("--randseed={seed}"),
-    ]);
-    if verify_only {
-        cmd.arg("--verify_only");
-    }
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd
+    let size = (size_bytes / (1 << 20) * (1 << 20)).to_string();
+    fio_verify_at_depth(run, "race", &size, u64::from(seed), 16, verify_only)
 }
 
 fn fio_ok(cmd: &mut Command, what: &str) {

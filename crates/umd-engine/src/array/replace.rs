@@ -18,7 +18,7 @@
 //! reads. Every write of its role is written to it too (the planners' part,
 //! `read::MemberMap`), and recovery fills the rest.
 
-use crate::array::{Array, ArrayEvent, MetadataKind, Ro};
+use crate::array::{Array, MetadataKind, Ro};
 use crate::errno::{EngineError, Errno};
 use crate::member::{MemberFlags, MemberHealth};
 use crate::state::SbFlags;
@@ -86,10 +86,7 @@ impl Array {
             if !wanted || self.replacement_in(slot).is_some() {
                 continue;
             }
-            let spare = self.members.iter().position(|m| {
-                m.slot.is_none() && !m.is_faulty() && m.size_sectors >= self.component_sectors
-            });
-            let Some(i) = spare else {
+            let Some(i) = self.idle_spare() else {
                 return;
             };
             self.members[i].flags.set(MemberFlags::REPLACEMENT, true);
@@ -132,27 +129,8 @@ impl Array {
         let Some(i) = self.replacement_in(slot) else {
             return;
         };
-        let m = &mut self.members[i];
-        m.flags.set(MemberFlags::REPLACEMENT, false);
-        let recovery_offset_sectors = match m.health {
-            MemberHealth::OutOfSync {
-                recovery_offset_sectors,
-            } => recovery_offset_sectors,
-            MemberHealth::InSync | MemberHealth::Faulty => {
-                unreachable!("a replacement recovers until it takes its slot")
-            }
-        };
-        let event = ArrayEvent::MemberActivated {
-            name: m.name.clone(),
-            slot,
-            data_offset_sectors: m.data_offset_sectors,
-            recovery_offset_sectors,
-            replacement: false,
-        };
-        let attr = format!("dev-{}/state", m.name);
-        self.push_event(event);
-        self.notify(&attr);
-        self.recovery_needed = true;
+        self.members[i].flags.set(MemberFlags::REPLACEMENT, false);
+        self.announce_activation(i);
     }
 }
 

@@ -143,15 +143,20 @@ impl Array {
             if self.members.iter().any(|m| m.slot == Some(slot)) {
                 continue;
             }
-            let spare = self.members.iter().position(|m| {
-                m.slot.is_none() && !m.is_faulty() && m.size_sectors >= self.component_sectors
-            });
-            let Some(i) = spare else {
+            let Some(i) = self.idle_spare() else {
                 return;
             };
             self.take_slot(i, slot);
         }
         self.activate_replacements();
+    }
+
+    /// A spare that can take a slot: none of its own, not failed, large
+    /// enough.
+    pub(crate) fn idle_spare(&self) -> Option<usize> {
+        self.members.iter().position(|m| {
+            m.slot.is_none() && !m.is_faulty() && m.size_sectors >= self.component_sectors
+        })
     }
 
     /// Member `i` (a spare) fills `slot` (as its replacement if flagged so)
@@ -167,11 +172,28 @@ impl Array {
         m.health = MemberHealth::OutOfSync {
             recovery_offset_sectors: 0,
         };
+        self.announce_activation(i);
+    }
+
+    /// Member `i` just took its slot (a spare, or a replacement taking over
+    /// from a member that failed) and recovers from its checkpoint: the
+    /// host learns where writes go now, and the superblocks record it.
+    pub(crate) fn announce_activation(&mut self, i: usize) {
+        let m = &self.members[i];
+        let (
+            Some(slot),
+            MemberHealth::OutOfSync {
+                recovery_offset_sectors,
+            },
+        ) = (m.slot, m.health)
+        else {
+            unreachable!("an activated member has a slot and recovers")
+        };
         let event = ArrayEvent::MemberActivated {
             name: m.name.clone(),
             slot,
             data_offset_sectors: m.data_offset_sectors,
-            recovery_offset_sectors: 0,
+            recovery_offset_sectors,
             replacement: m.is_replacement(),
         };
         let attr = format!("dev-{}/state", m.name);

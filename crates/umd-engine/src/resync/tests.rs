@@ -3,7 +3,7 @@
 //! mirrors equal, without changing what the array reads.
 
 use super::*;
-use crate::write::tests::{spec, tolerance, Model, SHAPES};
+use crate::write::tests::{spec, tolerance, write_once, Model, SHAPES};
 use proptest::prelude::*;
 
 /// Run `mode` over the whole sync range; returns the mismatch count.
@@ -299,12 +299,7 @@ proptest! {
             let len = len.min(array - start);
             let mut data = vec![vec![0u8; len as usize * 512]];
             fill(&mut data, start ^ u64::from(seed));
-            let mut plan = crate::write::WritePlan::default();
-            planner.plan(start, len, u64::MAX, &mut plan).expect("whole array");
-            let mut scratch = vec![0u8; plan.scratch_bytes];
-            model.do_reads(&plan.reads, &mut scratch);
-            planner.compute(&plan, &data[0], &mut scratch);
-            model.do_writes(&plan.writes, &data[0], &scratch);
+            write_once(model, &planner, start, &data[0], u64::MAX);
         };
         let (before, after) = writes.split_at(writes.len() / 2);
         for &w in before {

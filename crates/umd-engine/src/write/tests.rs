@@ -263,7 +263,15 @@ pub(crate) fn tolerance(g: &Geometry) -> usize {
     }
 }
 
-fn write_once(model: &mut Model, planner: &WritePlanner, at: u64, data: &[u8], unsynced: u64) {
+/// Plan, read, compute and write `data` at logical sector `at` through
+/// `planner` into `model`.
+pub(crate) fn write_once(
+    model: &mut Model,
+    planner: &WritePlanner,
+    at: u64,
+    data: &[u8],
+    unsynced: u64,
+) {
     let mut plan = WritePlan::default();
     let len = (data.len() / SECTOR) as u64;
     planner

@@ -235,11 +235,9 @@ impl IoCtx {
             for &i in &self.order {
                 let io = &ios[i];
                 let len = (io.len_sectors * 512) as usize;
-                let (BufRef::Data { offset_bytes: at } | BufRef::Scratch { offset_bytes: at }) =
-                    io.buf;
-                let from = match io.buf {
-                    BufRef::Data { .. } => data,
-                    BufRef::Scratch { .. } => scratch,
+                let (from, at) = match io.buf {
+                    BufRef::Data { offset_bytes } => (data, offset_bytes),
+                    BufRef::Scratch { offset_bytes } => (scratch, offset_bytes),
                 };
                 ops.push(Op::Write {
                     member: member_of(shared, io.role),

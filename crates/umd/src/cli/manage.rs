@@ -96,7 +96,7 @@ fn replace(session: &mut Session, dev: &Path, with: Option<&Path>) -> Result<(),
             .map_err(|e| format!("dev-{member}/state: {e}"))
     };
     let state = state_of(session, &name)?;
-    if !state.split(',').any(|w| w == "in_sync") {
+    if !has_word(&state, "in_sync") {
         return Err(format!(
             "{name}: {state}: only a working member is replaced (a failed one is rebuilt by --add)"
         ));
@@ -109,10 +109,7 @@ fn replace(session: &mut Session, dev: &Path, with: Option<&Path>) -> Result<(),
             Some(n) if spares.contains(&n) => n,
             _ => add(session, file, "--with")?,
         };
-        let others: Vec<_> = idle_spares(session)?
-            .into_iter()
-            .filter(|s| *s != wanted)
-            .collect();
+        let others: Vec<_> = spares.into_iter().filter(|s| *s != wanted).collect();
         if !others.is_empty() {
             return Err(format!(
                 "--with {wanted}: other spares wait too ({}), and the array copies onto the first; remove them or leave out --with",
@@ -126,9 +123,7 @@ fn replace(session: &mut Session, dev: &Path, with: Option<&Path>) -> Result<(),
         .map_err(|e| format!("dev-{name}/slot: {e}"))?;
     let mut onto = None;
     for member in members(session)? {
-        let replacing = state_of(session, &member)?
-            .split(',')
-            .any(|w| w == "replacement");
+        let replacing = has_word(&state_of(session, &member)?, "replacement");
         if replacing && session.get(&format!("dev-{member}/slot")).ok() == Some(slot.clone()) {
             onto = Some(member);
         }
@@ -142,6 +137,11 @@ fn replace(session: &mut Session, dev: &Path, with: Option<&Path>) -> Result<(),
         ),
     }
     Ok(())
+}
+
+/// Whether md's comma list `state` (`dev-NAME/state`) holds `word`.
+fn has_word(state: &str, word: &str) -> bool {
+    state.split(',').any(|w| w == word)
 }
 
 /// The array's members' names, from the attribute list.
@@ -164,7 +164,7 @@ fn idle_spares(session: &mut Session) -> Result<Vec<String>, String> {
         let state = session
             .get(&format!("dev-{member}/state"))
             .unwrap_or_default();
-        if slot == "none" && !state.split(',').any(|w| w == "faulty") {
+        if slot == "none" && !has_word(&state, "faulty") {
             spares.push(member);
         }
     }
@@ -222,7 +222,7 @@ fn remove(session: &mut Session, name: &str) -> Result<(), String> {
             Ok(()) => return Ok(()),
             Err(ClientError::Engine(e)) if e.errno == Errno::EBUSY => {
                 let state = session.get(&attr).unwrap_or_default();
-                if !state.split(',').any(|w| w == "faulty") {
+                if !has_word(&state, "faulty") {
                     return Err(format!(
                         "{name}: EBUSY: an active member ({state}); fail it first with --fail"
                     ));

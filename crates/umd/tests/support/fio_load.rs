@@ -7,13 +7,25 @@ use super::Running;
 use std::process::{Child, Command, Stdio};
 
 /// fio writing `size` (e.g. "16M") at the array's start with a seeded
-/// pattern and verifying it; `verify_only` reads and checks the blocks a
-/// run with the same name, size and seed wrote.
+/// pattern, 8 requests in flight, and verifying it; `verify_only` reads and
+/// checks the blocks a run with the same name, size and seed wrote.
 pub(crate) fn fio_verify(
     run: &Running,
     name: &str,
     size: &str,
     seed: u64,
+    verify_only: bool,
+) -> Command {
+    fio_verify_at_depth(run, name, size, seed, 8, verify_only)
+}
+
+/// [`fio_verify`] with `iodepth` requests in flight.
+pub(crate) fn fio_verify_at_depth(
+    run: &Running,
+    name: &str,
+    size: &str,
+    seed: u64,
+    iodepth: u32,
     verify_only: bool,
 ) -> Command {
     let mut cmd = Command::new("fio");
@@ -24,7 +36,7 @@ pub(crate) fn fio_verify(
         "--rw=randwrite",
         "--bs=4k",
         &format!("--size={size}"),
-        "--iodepth=8",
+        &format!("--iodepth={iodepth}"),
         "--verify=crc32c",
         "--verify_state_save=0",
         "--verify_fatal=1",
