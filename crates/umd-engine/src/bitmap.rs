@@ -510,6 +510,7 @@ impl WriteIntentBitmap {
                         member,
                         offset_bytes: offset + start as u64,
                         bytes: bytes.to_vec(),
+                        phase: 0,
                     });
                 }
             }

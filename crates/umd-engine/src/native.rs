@@ -51,6 +51,11 @@ pub struct MetadataWrite {
     pub offset_bytes: u64,
     /// The bytes; a whole number of 512-byte sectors.
     pub bytes: Vec<u8>,
+    /// Order within one update: a write of a later phase is issued only
+    /// once every write of the earlier phases is durable (DDF opens,
+    /// writes and closes each header copy in turn). Native superblocks and
+    /// bitmaps are one block per member: phase 0.
+    pub phase: u8,
 }
 
 /// What changed since the last update (md's mddev state at md_update_sb).
@@ -355,6 +360,7 @@ impl NativeMetadata {
                         member: m,
                         offset_bytes: *offset_bytes,
                         bytes: bytes_90(sb),
+                        phase: 0,
                     }
                 }
                 MemberSb::V1(sb) => {
@@ -364,6 +370,7 @@ impl NativeMetadata {
                         member: m,
                         offset_bytes,
                         bytes: bytes_1(sb),
+                        phase: 0,
                     }
                 }
             });

@@ -24,8 +24,13 @@
 //! they share) into `umd-engine` touches every user of `umd::mon`; the
 //! library dependency gives the simulator the same code without that.
 //!
-//! Not driven yet: spare activation (`Monitor::activate_spares`) and the
-//! failure propagation between subarrays (one subarray is simulated).
+//! Spares: the container's global spares are loaded with the members, and
+//! after each pass's acknowledgements the manager activates them into
+//! slots without a member, in `Monitor::activate_spares`'s order (the shared
+//! `umd::mon::spare_plan`): freeze, add and place each in the engine, write
+//! the metadata that records it rebuilding (crash points), only then
+//! `recover`. Not driven: the failure propagation between subarrays (one
+//! subarray is simulated).
 
 use crate::host::{SimHost, Stop};
 use crate::members::Fault;
@@ -33,6 +38,7 @@ use umd::mon::ddf::DdfHandler;
 use umd::mon::decide::{decide, Acts, Observed, Tracked};
 use umd::mon::disks::{write_metadata, MetadataSink};
 use umd::mon::handler::MetadataHandler;
+use umd::mon::spare_plan::{missing_slots, placement_writes};
 use umd_engine::array::Array;
 use umd_engine::native::MetadataWrite;
 
@@ -48,8 +54,13 @@ pub struct SimManager {
     members: Vec<String>,
     /// `disk_members[d]`: the simulated member holding the handler's disk `d`.
     disk_members: Vec<usize>,
+    /// Handler disks that were global spares at the load and have not
+    /// been activated since.
+    spares: Vec<usize>,
     /// Passes made.
     pub passes: u64,
+    /// Spares activated into a slot (the metadata recording them written).
+    pub spares_activated: u64,
     /// Passes whose metadata write failed (nothing acknowledged).
     pub failed_passes: u64,
     /// `active` acknowledgements of a write-pending.
@@ -64,16 +75,21 @@ pub struct SimManager {
 impl SimManager {
     /// Load the container from `devices` (`(member index, size, read)`), as
     /// `umd mon` loads it from the container's disks, to watch subarray
-    /// `index` of an engine whose members are `members`.
+    /// `index` of an engine whose members are `members`; the devices of
+    /// members `spares` are the container's global spares.
     pub fn load<R>(
         devices: Vec<(usize, u64, R)>,
         index: u32,
         members: Vec<String>,
+        spares: &[usize],
     ) -> Result<SimManager, String>
     where
         R: FnMut(u64, &mut [u8]) -> std::io::Result<()>,
     {
-        let disk_members = devices.iter().map(|d| d.0).collect();
+        let disk_members: Vec<usize> = devices.iter().map(|d| d.0).collect();
+        let spares = (0..disk_members.len())
+            .filter(|&d| spares.contains(&disk_members[d]))
+            .collect();
         let handler = DdfHandler::load(devices.into_iter().map(|(_, size, read)| (size, read)))
             .map_err(|e| format!("manager: {e}"))?
             .with_clock(Box::new(|| CLOCK_UNIX_S));
@@ -82,7 +98,9 @@ impl SimManager {
             tracked: Tracked::new(index),
             members,
             disk_members,
+            spares,
             passes: 0,
+            spares_activated: 0,
             failed_passes: 0,
             dirty_acks: 0,
             unblocks: 0,
@@ -164,7 +182,7 @@ impl SimManager {
             if !self.write(host, &earlier)? {
                 self.failed_passes += 1;
             }
-            return Ok(());
+            return self.activate_spares(host);
         }
         // Nothing is acknowledged unless the metadata is on disk.
         if !writes.is_empty() && !self.write(host, &writes)? {
@@ -172,7 +190,70 @@ impl SimManager {
             return Ok(());
         }
         self.act(host, &acts);
-        Ok(())
+        self.activate_spares(host)
+    }
+
+    /// Global spares not yet activated whose disks are still there.
+    #[must_use]
+    pub fn spares_waiting(&self, host: &SimHost) -> usize {
+        self.spares
+            .iter()
+            .filter(|&&d| host.io.disks[self.disk_members[d]].is_present())
+            .count()
+    }
+
+    /// `Monitor::activate_spares` for the one subarray (module doc): the
+    /// handler chooses for the slots without a member and records its
+    /// choice; the engine is frozen, given each disk and its place, and
+    /// told to `recover` only once that metadata is durable. A metadata
+    /// write that reached no disk leaves the array frozen, as the real
+    /// monitor's failed pass does.
+    fn activate_spares(&mut self, host: &mut SimHost) -> Result<(), Stop> {
+        let array = &host.array;
+        let missing = missing_slots(
+            self.tracked.prev_state,
+            |attr| array.show(attr).ok(),
+            &self.members,
+        );
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let chosen = self.handler.activate_spare(self.tracked.index, &missing);
+        if chosen.is_empty() {
+            return Ok(());
+        }
+        let store = |host: &mut SimHost, attr: &str, value: &str| {
+            let stored = host.array.store(attr, value, host.now);
+            host.drain();
+            stored.map_err(|e| Stop::Failed(format!("spare activation: {attr} {value}: {e}")))
+        };
+        store(host, "sync_action", "frozen")?;
+        let mut added = Vec::with_capacity(chosen.len());
+        for a in &chosen {
+            let member = self.disk_members[a.disk];
+            let name = host.add_external_member(member)?;
+            for (attr, value) in placement_writes(a, &name) {
+                store(host, &attr, &value)?;
+            }
+            if trace() {
+                eprintln!("manager: spare {name} activated into slot {}", a.slot);
+            }
+            self.spares.retain(|&d| d != a.disk);
+            added.push(name);
+        }
+        let mut writes = Vec::new();
+        self.handler.sync_metadata(&mut writes);
+        if !self.write(host, &writes)? {
+            self.failed_passes += 1;
+            return Ok(());
+        }
+        self.spares_activated += added.len() as u64;
+        for name in added {
+            if !self.members.contains(&name) {
+                self.members.push(name);
+            }
+        }
+        store(host, "sync_action", "recover")
     }
 }
 

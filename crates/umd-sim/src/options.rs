@@ -94,6 +94,7 @@ impl Options {
                 external: false,
                 // Drawn apart, so the other draws stay as they were.
                 v090: Rng::new(seed ^ 0x0090_5eed_0000_0090).chance(20),
+                container_spares: 0,
             },
             ops: rng.range(40, 160) as u32,
             write_percent: rng.range(30, 70),
@@ -127,8 +128,11 @@ impl Options {
         opts.array.external = true;
         opts.array.v090 = false;
         opts.array.bitmap_chunk_kib = None;
-        // The simulated manager does not activate spares yet, and umd
+        // The operator's spare and replace actions are native (umd adds no
+        // disk to a running container): external seeds get the container's
+        // global spares instead, drawn apart so the workload stays. umd
         // grows native arrays only.
+        opts.array.container_spares = Rng::new(seed ^ 0x0ddf_5a4e_5eed_0003).below(3) as u32;
         opts.spare_percent = 0;
         opts.grow_percent = 0;
         opts.replace_percent = 0;

@@ -27,6 +27,9 @@ use umd_engine::time::Duration;
 /// Steps the liveness phase may take before it is a failure.
 const LIVENESS_STEPS_MAX: u32 = 100_000;
 
+/// Passes of the md thread and the manager the final checks allow for a
+/// waiting spare to be activated.
+const SPARE_PASSES_MAX: usize = 8;
 /// Blank disks one run adds as spares at most.
 const SPARES_MAX: u32 = 4;
 
@@ -60,6 +63,11 @@ pub struct Outcome {
     pub unblocks: u64,
     /// Blank disks added as spares (native).
     pub spares_added: u32,
+    /// External: the container's global spares the manager activated into
+    /// a slot (the metadata recording them durable).
+    pub container_spares_activated: u64,
+    /// External: runs whose container had global spares.
+    pub runs_with_container_spares: u32,
     /// Failed members removed to make room for them.
     pub members_removed: u32,
     /// Members failed by hand (`umd manage --fail`; the disk stays good).
@@ -107,6 +115,8 @@ impl Outcome {
         self.dirty_acks += o.dirty_acks;
         self.unblocks += o.unblocks;
         self.spares_added += o.spares_added;
+        self.container_spares_activated += o.container_spares_activated;
+        self.runs_with_container_spares += o.runs_with_container_spares;
         self.members_removed += o.members_removed;
         self.failed_by_hand += o.failed_by_hand;
         self.added_back += o.added_back;
@@ -178,6 +188,7 @@ pub fn run(seed: u64, opts: &Options, crash_after: Option<u64>) -> Result<Outcom
         next_id: 1,
         out: Outcome {
             runs_090: u32::from(opts.array.v090),
+            runs_with_container_spares: u32::from(opts.array.container_spares > 0),
             ..Outcome::default()
         },
         faulted: Vec::new(),
@@ -240,6 +251,7 @@ impl Sim {
         if let Some(m) = self.host.manager() {
             self.out.dirty_acks += m.dirty_acks;
             self.out.unblocks += m.unblocks;
+            self.out.container_spares_activated += m.spares_activated;
         }
     }
 
@@ -703,9 +715,35 @@ impl Sim {
     /// finds nothing to repair.
     fn liveness(&mut self) -> Result<(), Stop> {
         self.settle_syncs()?;
-        let slotless =
-            (self.host.array.raid_disks() as usize).saturating_sub(self.host.role_members().len());
-        if slotless > 0 && self.host.idle_spares() > 0 && !self.host.array.is_broken() {
+        let slotless = |host: &SimHost| {
+            (host.array.raid_disks() as usize).saturating_sub(host.role_members().len())
+        };
+        // A spare takes a few passes to be activated: the failed member
+        // leaves its slot (md thread), the manager removes it, and only
+        // then chooses a spare; the recovery follows.
+        for _ in 0..SPARE_PASSES_MAX {
+            if slotless(&self.host) == 0 || self.host.idle_spares() == 0 {
+                break;
+            }
+            self.host.md_pass()?;
+            self.host.manager_pass()?;
+            self.settle_syncs()?;
+        }
+        let slotless = slotless(&self.host);
+        // A subarray its manager keeps read-auto (nothing written since the
+        // start) takes no spare until its first write makes it writable,
+        // as mdmon activates spares only into writable arrays (and md
+        // starts no recovery in read-auto for external metadata).
+        let read_auto = self
+            .host
+            .array
+            .show("array_state")
+            .is_ok_and(|s| s == "read-auto");
+        if slotless > 0
+            && self.host.idle_spares() > 0
+            && !self.host.array.is_broken()
+            && !(self.host.array.is_external() && read_auto)
+        {
             return Err(Stop::Failed(format!(
                 "{slotless} role(s) without a member while {} spare(s) wait",
                 self.host.idle_spares()
@@ -796,12 +834,16 @@ impl Sim {
 
         self.check_all(false).map_err(Stop::Failed)?;
         self.host.now = self.host.now + Duration::from_ms(1000);
-        match self.host.shutdown() {
+        // Whole and in sync: every role's member recovered (a spare's
+        // rebuild included), which the metadata must say after the stop.
+        let whole = self.host.array.degraded() == 0;
+        let stopped_whole = match self.host.shutdown() {
+            Ok(()) => whole,
             // The final flush failed on a member that vanished unnoticed:
             // the real host reports it and stops; the disks say the rest.
-            Ok(()) | Err(Stop::Failed(_)) => {}
+            Err(Stop::Failed(_)) => false,
             Err(Stop::Crash) => return Err(Stop::Crash),
-        }
+        };
         let roles = self.host.role_members();
         world::check_metadata_agrees(&self.host.io.disks, &roles).map_err(Stop::Failed)?;
         self.host_replaced();
@@ -818,6 +860,13 @@ impl Sim {
         if sync.is_some_and(|a| a != SyncAction::Recover) {
             return Err(Stop::Failed(format!(
                 "a cleanly stopped array needs a {sync:?}"
+            )));
+        }
+        let in_sync = self.host.in_sync_members().len();
+        let roles = self.host.array.raid_disks() as usize;
+        if stopped_whole && in_sync < roles {
+            return Err(Stop::Failed(format!(
+                "every member was in sync at the stop, but the metadata records {in_sync} of {roles} in sync"
             )));
         }
         self.check_all(false).map_err(Stop::Failed)

@@ -11,13 +11,13 @@
 //! the crash the array must start again from the disks with the recovery
 //! resumed, nothing acknowledged lost and the rosters agreeing.
 //!
-//! Native metadata only: with external metadata the manager activates
-//! spares, which the simulated manager does not do yet (docs/simulation.md,
-//! known gaps).
+//! The operator's actions are native only: with external metadata the
+//! container's spares are there from the start and the manager activates
+//! them (`manager.rs`); this file only gives the engine the disk.
 
 use crate::disk::SimDisk;
 use crate::host::{SimHost, Stop};
-use umd_engine::array::ArrayEvent;
+use umd_engine::array::{ArrayEvent, MemberConfig};
 use umd_engine::member::MemberHealth;
 use umd_engine::native::{hot_add, own_superblock, roster_of, NewDevice};
 
@@ -111,9 +111,28 @@ impl SimHost {
         Ok(role)
     }
 
-    /// Spares that hold no slot and have not failed.
+    /// With external metadata, the manager's `new_dev`: the container disk
+    /// of member `member` joins the engine as a spare with no place yet
+    /// (the manager sets its offset, size and slot next), as the real
+    /// host's `add_member` adds it. Returns its name.
+    pub fn add_external_member(&mut self, member: usize) -> Result<String, Stop> {
+        let name = self.names[member].clone();
+        let added = self
+            .array
+            .add_member(MemberConfig::spare(name.clone(), 0, 0));
+        self.drain_events();
+        added.map_err(|e| Stop::Failed(format!("new_dev {name}: {e}")))?;
+        Ok(name)
+    }
+
+    /// Spares that hold no slot and have not failed; with external
+    /// metadata, the container's global spares the manager has not
+    /// activated yet.
     #[must_use]
     pub fn idle_spares(&self) -> usize {
+        if let Some(manager) = &self.manager {
+            return manager.spares_waiting(self);
+        }
         self.array
             .members()
             .iter()

@@ -19,6 +19,7 @@ use umd_engine::create::ddf::{plan_ddf_create, DdfCreateSpec, DdfMember};
 use umd_engine::create::{plan_create, CreateSpec, MemberWrite};
 use umd_engine::native::NativeMetadata;
 use umd_engine::{assemble, start, AssembleError, AssembleOptions, Candidate};
+use umd_formats::ddf::{Ddf, PD_STATE_FAILED, PD_STATE_MISSING};
 use umd_formats::info::SlotState;
 use umd_formats::probe::{probe, Metadata, ProbeError};
 
@@ -43,6 +44,11 @@ pub struct ArraySpec {
     /// Native superblocks 0.90 (at the end of each member, descriptor
     /// tables) instead of 1.2.
     pub v090: bool,
+    /// External metadata: disks of the container beyond the subarray's
+    /// members, global spares the manager activates into a slot that
+    /// lost its member (`umd create -l container` on every disk, then the
+    /// subarray on the first `raid_disks`).
+    pub container_spares: u32,
 }
 
 /// What DDF keeps at the end of every member for its metadata (the data
@@ -95,8 +101,9 @@ pub fn create(spec: &ArraySpec, rng: &mut Rng) -> Result<Vec<SimDisk>, String> {
 
 /// New disks holding `writes` (per member), durably.
 fn written(spec: &ArraySpec, members: &[Vec<MemberWrite>]) -> Result<Vec<SimDisk>, String> {
-    let n = spec.raid_disks as usize;
-    let mut disks: Vec<SimDisk> = (0..n).map(|_| SimDisk::new(spec.member_bytes)).collect();
+    let mut disks: Vec<SimDisk> = (0..members.len())
+        .map(|_| SimDisk::new(spec.member_bytes))
+        .collect();
     for (disk, writes) in disks.iter_mut().zip(members) {
         for w in writes {
             disk.write(w.offset_bytes, &w.bytes)
@@ -107,33 +114,69 @@ fn written(spec: &ArraySpec, members: &[Vec<MemberWrite>]) -> Result<Vec<SimDisk
     Ok(disks)
 }
 
-/// Disks holding a new DDF container with one virtual disk over every
-/// member, as `umd create --metadata ddf` writes it (durably).
+/// Disks holding a new DDF container with one virtual disk over the first
+/// `raid_disks` members, as `umd create --metadata ddf` writes it (durably):
+/// in one step when the container has no spares, else the container over
+/// every disk first and the virtual disk in it, as `umd create -l container`
+/// and then `umd create -l N` on the members make it.
 fn create_ddf(spec: &ArraySpec, rng: &mut Rng) -> Result<Vec<SimDisk>, String> {
     let n = spec.raid_disks as usize;
-    let plan = plan_ddf_create(&DdfCreateSpec {
-        level: Some(spec.level),
-        raid_disks: spec.raid_disks,
-        chunk_kib: (spec.level != 1).then_some(spec.chunk_kib),
+    let total = n + spec.container_spares as usize;
+    let names = member_names(total);
+    let member = |name: &String, container: Option<Ddf>| DdfMember {
+        name: name.clone(),
+        dev_bytes: spec.member_bytes as u64,
+        container,
+        stale_superblocks: Vec::new(),
+    };
+    let ddf_spec = |level: Option<i32>, members: Vec<DdfMember>, seed: u64| DdfCreateSpec {
+        level,
+        raid_disks: members.len() as u32,
+        chunk_kib: level.filter(|&l| l != 1).map(|_| spec.chunk_kib),
         layout: None,
         size_kib: None,
-        name: Some("sim".into()),
+        name: level.map(|_| "sim".into()),
         assume_clean: spec.assume_clean,
-        members: member_names(n)
-            .into_iter()
-            .map(|name| DdfMember {
-                name,
-                dev_bytes: spec.member_bytes as u64,
-                container: None,
-                stale_superblocks: Vec::new(),
-            })
-            .collect(),
-        seed: rng.next_u64(),
+        members,
+        seed,
         now_unix_s: 1_700_000_000,
         hostname: "sim".into(),
-    })
-    .map_err(|e| format!("create: {}", e.message))?;
-    written(spec, &plan.members)
+    };
+    let create =
+        |s: &DdfCreateSpec| plan_ddf_create(s).map_err(|e| format!("create: {}", e.message));
+    let seed = rng.next_u64();
+    if total == n {
+        let members = names.iter().map(|name| member(name, None)).collect();
+        return written(
+            spec,
+            &create(&ddf_spec(Some(spec.level), members, seed))?.members,
+        );
+    }
+    let bare = names.iter().map(|name| member(name, None)).collect();
+    let mut disks = written(spec, &create(&ddf_spec(None, bare, seed))?.members)?;
+    let mut members = Vec::with_capacity(n);
+    for (name, disk) in names.iter().zip(&disks) {
+        let mut read = |offset: u64, buf: &mut [u8]| {
+            disk.read(offset, buf)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        };
+        match probe(disk.len_bytes(), &mut read) {
+            Ok(Metadata::Ddf(ddf)) => members.push(member(name, Some(*ddf))),
+            other => return Err(format!("create: {name} holds no container: {other:?}")),
+        }
+        if members.len() == n {
+            break;
+        }
+    }
+    let vd = create(&ddf_spec(Some(spec.level), members, seed.rotate_left(17)))?;
+    for (disk, writes) in disks.iter_mut().zip(&vd.members) {
+        for w in writes {
+            disk.write(w.offset_bytes, &w.bytes)
+                .map_err(|e| format!("create: {e}"))?;
+        }
+        disk.flush().map_err(|e| format!("create: {e}"))?;
+    }
+    Ok(disks)
 }
 
 /// What starting the disks gave.
@@ -277,7 +320,9 @@ pub fn start(disks: Vec<SimDisk>, rng: &mut Rng, force: bool) -> Result<Started,
             },
             None,
         );
-        return start_external(disks, &ddf_disks, names, &assembly, Array::new(config), rng);
+        let spares = container_spares(&disks, &ddf_disks, &metadata);
+        let array = Array::new(config);
+        return start_external(disks, &ddf_disks, &spares, names, &assembly, array, rng);
     }
     let metadata = start::members_in_array(&assembly, &cands, metadata);
     let mut native = NativeMetadata::load(metadata).map_err(|e| format!("superblocks: {e}"))?;
@@ -348,6 +393,7 @@ fn run_host(
 fn start_external(
     disks: Vec<SimDisk>,
     ddf_disks: &[usize],
+    spares: &[usize],
     names: Vec<String>,
     assembly: &Assembly,
     array: Array,
@@ -360,6 +406,7 @@ fn start_external(
         .collect();
     let devices = ddf_disks
         .iter()
+        .chain(spares)
         .map(|&i| {
             let disk = &disks[i];
             let read = move |offset: u64, buf: &mut [u8]| {
@@ -369,8 +416,55 @@ fn start_external(
             (i, disk.len_bytes(), read)
         })
         .collect();
-    let manager = SimManager::load(devices, 0, engine_members)?;
+    let manager = SimManager::load(devices, 0, engine_members, spares)?;
     run_host(disks, names, assembly, array, Keeper::Manager(manager), rng)
+}
+
+/// The container's global spares among the disks the assembly did not take:
+/// present disks whose DDF metadata belongs to the members' container and
+/// which the members' freshest metadata lists as spares, neither failed nor
+/// missing (as `umd mon` is given every disk of the container; a disk that
+/// was a member and left is not a spare, and its metadata is never written
+/// again).
+fn container_spares(
+    disks: &[SimDisk],
+    members: &[usize],
+    metadata: &[Option<Metadata>],
+) -> Vec<usize> {
+    let fresh = members
+        .iter()
+        .filter_map(|&m| match &metadata[m] {
+            Some(Metadata::Ddf(d)) => Some(d),
+            _ => None,
+        })
+        .max_by_key(|d| d.header().seq());
+    let Some(fresh) = fresh else {
+        return Vec::new();
+    };
+    let listed_spare = |refnum: u32| {
+        fresh.phys_disks().iter().any(|pd| {
+            pd.refnum == refnum
+                && pd.is_spare()
+                && pd.state & (PD_STATE_FAILED | PD_STATE_MISSING) == 0
+        })
+    };
+    (0..disks.len())
+        .filter(|i| !members.contains(i) && disks[*i].is_present())
+        .filter(|&i| {
+            let disk = &disks[i];
+            let mut read = |offset: u64, buf: &mut [u8]| {
+                disk.read(offset, buf)
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            };
+            match probe(disk.len_bytes(), &mut read) {
+                Ok(Metadata::Ddf(d)) => {
+                    d.container_guid() == fresh.container_guid()
+                        && listed_spare(d.disk_data().refnum)
+                }
+                _ => false,
+            }
+        })
+        .collect()
 }
 
 /// Every present disk holding a role carries a valid superblock, and

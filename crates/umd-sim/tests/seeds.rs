@@ -58,6 +58,11 @@ fn seeds(level: i32, external: bool) -> Outcome {
             total.unblocks > 0,
             "no failure recorded and unblocked: {total:?}"
         );
+        // Some containers had spares, and the manager put them to work.
+        assert!(
+            total.runs_with_container_spares > 0 && total.container_spares_activated > 0,
+            "no container spare activated: {total:?}"
+        );
     }
     total
 }

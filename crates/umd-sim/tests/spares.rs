@@ -24,6 +24,7 @@ fn raid5() -> ArraySpec {
         member_bytes: MEMBER_BYTES,
         external: false,
         v090: false,
+        container_spares: 0,
     }
 }
 

@@ -325,6 +325,25 @@ impl Container {
         out
     }
 
+    /// As [`Container::write`], as an update a power loss may cut anywhere:
+    /// the blocks in phases ([`Ddf::write_update`]), each phase over every
+    /// device, to be written only once every earlier phase is durable on
+    /// every device.
+    pub fn write_update(&mut self, seq: u32, timestamp: u32) -> Vec<Vec<DeviceWrite>> {
+        self.seq = seq;
+        let mut phases: Vec<Vec<DeviceWrite>> = Vec::new();
+        for disk in 0..self.devices.len() {
+            self.project(disk, timestamp);
+            for (p, blocks) in self.devices[disk].write_update().into_iter().enumerate() {
+                if phases.len() <= p {
+                    phases.push(Vec::new());
+                }
+                phases[p].extend(blocks.into_iter().map(|(o, b)| (disk, o, b)));
+            }
+        }
+        phases
+    }
+
     fn project(&mut self, disk: usize, timestamp: u32) {
         let refnum = self.devices[disk].disk_data().refnum;
         let wanted: Vec<&Bvd> = self

@@ -3,8 +3,9 @@
 //!
 //! Follows mdadm's `load_super_ddf`: devices of 32 MiB or less, or of a size not
 //! a multiple of 512, carry no DDF; the anchor is the last sector; the primary
-//! copy is used unless the secondary is newer and closed (or the primary is
-//! unusable). Unlike mdadm we verify every section's CRC, and if the chosen
+//! copy is used unless the secondary is newer and closed, or the primary is
+//! open (an update cut short) and the secondary closed, or the primary is
+//! unusable. Unlike mdadm we verify every section's CRC, and if the chosen
 //! copy's sections are bad but the other copy is good, we use the other copy and
 //! record a note saying so.
 
@@ -243,16 +244,16 @@ fn load_copy(
 
 type Copy = Result<Header, FormatError>;
 
-/// mdadm's choice (`load_ddf_headers`): the secondary wins if the primary is
-/// unusable, or is older while the secondary is closed, or is as new but open
-/// while the secondary is closed.
+/// Which copy to use: the secondary wins if the primary is unusable, or is
+/// open while the secondary is closed, or is older while the secondary is
+/// closed. mdadm's `load_ddf_headers` keeps an open primary that is newer
+/// than a closed secondary; umd does not: an open copy is one whose update
+/// a power loss may have cut between its header and its sections, while a
+/// closed one was whole when it was closed (`write.rs`, `Ddf::write_update`).
 fn order_copies(primary: Copy, secondary: Option<Copy>) -> (Copy, Option<Copy>) {
     let prefer_secondary = match (&primary, &secondary) {
         (Err(_), Some(Ok(_))) => true,
-        (Ok(p), Some(Ok(s))) => {
-            (p.seq() < s.seq() && s.openflag() == 0)
-                || (p.seq() == s.seq() && p.openflag() != 0 && s.openflag() == 0)
-        }
+        (Ok(p), Some(Ok(s))) => s.openflag() == 0 && (p.openflag() != 0 || p.seq() < s.seq()),
         _ => false,
     };
     match (prefer_secondary, secondary) {

@@ -20,6 +20,10 @@ use super::records::{self, Controller, DiskData, PhysDisk, VirtDisk};
 use super::Ddf;
 use crate::SECTOR_BYTES;
 
+/// The open flag of a copy being updated (mdadm writes 1; any non-zero value
+/// means open).
+const UPDATE_OPENFLAG: u8 = 1;
+
 /// Where each typed record sat when loaded: a rewrite must put it back there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Positions {
@@ -99,6 +103,60 @@ impl Ddf {
         }
     }
 
+    /// The writes of a metadata update of this device, in phases: each
+    /// phase may be written only once every earlier one is durable.
+    ///
+    /// Why phases: a copy is a header and five sections in separate blocks,
+    /// and no section carries the header's sequence number, so a copy
+    /// written in one go and cut by a power loss can be a new header over
+    /// old sections or the reverse, which nothing can tell from a whole
+    /// copy. DDF's open flag is the remedy: each copy is opened (its header
+    /// with the open flag set, durable first), its sections written, and
+    /// only then closed; the secondary is opened only once the primary is
+    /// closed. At every moment one copy is closed and whole, and the reader
+    /// prefers a closed copy to an open one (`load.rs`). The closed blocks
+    /// are those of [`Ddf::write_metadata`].
+    ///
+    /// Phases: primary opened; primary sections; primary closed and
+    /// secondary opened; secondary sections; secondary closed and the
+    /// anchor. A device with one copy: opened; sections; closed and the
+    /// anchor.
+    ///
+    /// # Panics
+    /// As [`Ddf::write_metadata`].
+    #[must_use]
+    pub fn write_update(&self) -> Vec<Vec<(u64, Vec<u8>)>> {
+        let copies = self.copies_to_write();
+        let opened = |h: &Header| {
+            let mut open = h.clone();
+            open.set_openflag(UPDATE_OPENFLAG);
+            (h.lba() * SECTOR_BYTES, open.sealed_bytes())
+        };
+        let closed = |h: &Header| (h.lba() * SECTOR_BYTES, h.sealed_bytes());
+        let mut phases: Vec<Vec<(u64, Vec<u8>)>> = vec![Vec::new()];
+        for header in copies {
+            phases
+                .last_mut()
+                .expect("there is always a current phase")
+                .push(opened(header));
+            let mut sections = Vec::new();
+            self.write_copy(header, &mut sections);
+            let closing = sections.pop().expect("a copy ends with its header");
+            assert_eq!(
+                closing,
+                closed(header),
+                "the copy's header is its last block"
+            );
+            phases.push(sections);
+            phases.push(vec![closing]);
+        }
+        phases
+            .last_mut()
+            .expect("there is always a current phase")
+            .push((self.kept.anchor_offset, self.anchor.sealed_bytes()));
+        phases
+    }
+
     /// Every metadata structure of this device as (device byte offset, bytes),
     /// each CRC recomputed: for the primary then the secondary copy, its
     /// controller data, physical and virtual disk records, each VD
@@ -112,12 +170,7 @@ impl Ddf {
     /// element lists disagree with `prim_elmnt_count`: caller bugs.
     #[must_use]
     pub fn write_metadata(&self) -> Vec<(u64, Vec<u8>)> {
-        self.check_positions();
-        let mut copies: Vec<&Header> = Some(&self.active)
-            .into_iter()
-            .chain(self.kept.other.as_ref())
-            .collect();
-        copies.sort_by_key(|h| h.header_type() != HeaderType::Primary);
+        let copies = self.copies_to_write();
         let mut out = Vec::new();
         for header in copies {
             self.write_copy(header, &mut out);
@@ -129,6 +182,18 @@ impl Ddf {
             "every structure is whole sectors"
         );
         out
+    }
+
+    /// The header copies in the order they are written (primary first),
+    /// once the records are checked to sit where they were loaded.
+    fn copies_to_write(&self) -> Vec<&Header> {
+        self.check_positions();
+        let mut copies: Vec<&Header> = Some(&self.active)
+            .into_iter()
+            .chain(self.kept.other.as_ref())
+            .collect();
+        copies.sort_by_key(|h| h.header_type() != HeaderType::Primary);
+        copies
     }
 
     /// The whole config section: every record resealed over its kept slot,

@@ -99,14 +99,15 @@ pub trait MetadataSink {
 /// writes that completed before this record: a clean mark or a resync
 /// checkpoint must never reach stable storage ahead of the data it vouches
 /// for, `umd_engine::durability::metadata_preflush`, as md writes its own
-/// metadata with a preflush), then write every block (`member` = disk
-/// index), then make each written disk durable. A disk whose write or sync
-/// fails is skipped from then on (it
-/// has failed; its metadata is stale and the others record it so), and
-/// the rest are still written: a failed disk must not keep the dirty mark
-/// off the working ones, since the handler hands each change out once.
-/// Fails (the caller must acknowledge nothing) only if no disk holds the
-/// metadata durably.
+/// metadata with a preflush), then write the blocks phase by phase
+/// (`member` = disk index), making each disk written in a phase durable
+/// before the next phase starts (DDF's open, write, close of each copy,
+/// `Ddf::write_update`). A disk whose write or sync fails is skipped from
+/// then on (it has failed; its metadata is stale and the others record it
+/// so), and the rest are still written: a failed disk must not keep the
+/// dirty mark off the working ones, since the handler hands each change out
+/// once. Fails (the caller must acknowledge nothing) only if no disk holds
+/// the metadata durably.
 pub fn write_metadata(sink: &mut dyn MetadataSink, writes: &[MetadataWrite]) -> Result<(), String> {
     let n = sink.disks();
     let mut touched = vec![false; n];
@@ -123,29 +124,35 @@ pub fn write_metadata(sink: &mut dyn MetadataSink, writes: &[MetadataWrite]) -> 
             }
         }
     }
-    for w in writes {
-        assert!(
-            w.bytes.len() % 512 == 0,
-            "metadata writes are whole sectors"
-        );
-        if failed[w.member].is_some() {
-            continue;
+    let phases = writes.iter().map(|w| w.phase).max().map_or(0, |p| p + 1);
+    for phase in 0..phases {
+        let mut written = vec![false; n];
+        for w in writes.iter().filter(|w| w.phase == phase) {
+            assert!(
+                w.bytes.len() % 512 == 0,
+                "metadata writes are whole sectors"
+            );
+            if failed[w.member].is_some() {
+                continue;
+            }
+            touched[w.member] = true;
+            written[w.member] = true;
+            if let Err(e) = sink.write(w.member, w.offset_bytes, &w.bytes) {
+                failed[w.member] = Some(format!("{}: {e}", sink.name(w.member)));
+            }
         }
-        touched[w.member] = true;
-        if let Err(e) = sink.write(w.member, w.offset_bytes, &w.bytes) {
-            failed[w.member] = Some(format!("{}: {e}", sink.name(w.member)));
+        for disk in 0..n {
+            if !written[disk] || failed[disk].is_some() {
+                continue;
+            }
+            if let Err(e) = sink.sync(disk) {
+                failed[disk] = Some(format!("{}: {e}", sink.name(disk)));
+            }
         }
     }
-    let mut durable = 0;
-    for disk in 0..n {
-        if !touched[disk] || failed[disk].is_some() {
-            continue;
-        }
-        match sink.sync(disk) {
-            Ok(()) => durable += 1,
-            Err(e) => failed[disk] = Some(format!("{}: {e}", sink.name(disk))),
-        }
-    }
+    let durable = (0..n)
+        .filter(|&d| touched[d] && failed[d].is_none())
+        .count();
     let failures: Vec<String> = failed.into_iter().flatten().collect();
     if durable == 0 && !failures.is_empty() {
         return Err(failures.join("; "));
@@ -194,6 +201,7 @@ mod tests {
             member,
             offset_bytes,
             bytes: vec![0; 512],
+            phase: 0,
         }
     }
 

@@ -7,7 +7,8 @@
 //!
 //! Files: `handler.rs` is the interface a metadata format implements, `ddf/`
 //! the DDF implementation; `decide.rs` the per-subarray decisions of one
-//! pass (pure); `monitor.rs` the loop that observes, records, writes and
+//! pass (pure); `spare_plan.rs` when a subarray takes spares and how they
+//! are placed (pure); `monitor.rs` the loop that observes, records, writes and
 //! acknowledges; `disks.rs` the container's disks as the manager writes them;
 //! `socket/` how tools reach a running manager (mdmon's control socket).
 
@@ -19,6 +20,7 @@ pub mod fuzz;
 pub mod handler;
 pub mod monitor;
 pub mod socket;
+pub mod spare_plan;
 
 use disks::Disks;
 use handler::MetadataHandler;

@@ -15,6 +15,7 @@
 use super::decide::{decide, Acts, Observed, Tracked};
 use super::disks::Disks;
 use super::handler::MetadataHandler;
+use super::spare_plan::{missing_slots, placement_writes};
 use crate::control::client::{self, ClientError, Session};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -347,32 +348,15 @@ impl Monitor {
     /// then start the recovery (`recover`).
     fn activate_spares(&mut self, i: usize) -> Result<(), String> {
         let prefix = self.subs[i].prefix.clone();
-        let writable = matches!(
+        let session = &mut self.session;
+        let missing = missing_slots(
             self.subs[i].tracked.prev_state,
-            Some(ArrayStateWord::Clean | ArrayStateWord::Active | ArrayStateWord::ActiveIdle)
+            |attr| session.get(&format!("{prefix}{attr}")).ok(),
+            &self.subs[i].members,
         );
-        if !writable {
+        if missing.is_empty() {
             return Ok(());
         }
-        let mut get = |attr: &str| {
-            self.session
-                .get(&format!("{prefix}{attr}"))
-                .unwrap_or_default()
-        };
-        let degraded: u32 = get("degraded").parse().unwrap_or(0);
-        let idle = get("sync_action") == "idle";
-        let blocked_marker = get("metadata_version").starts_with("external:-");
-        let raid_disks: u32 = get("raid_disks").parse().unwrap_or(0);
-        if degraded == 0 || !idle || blocked_marker {
-            return Ok(());
-        }
-        let mut taken = Vec::new();
-        for name in self.subs[i].members.clone() {
-            if let Ok(slot) = self.session.get(&format!("{prefix}dev-{name}/slot")) {
-                taken.extend(slot.parse::<u32>().ok());
-            }
-        }
-        let missing: Vec<u32> = (0..raid_disks).filter(|s| !taken.contains(s)).collect();
         let index = self.subs[i].tracked.index;
         let chosen = self.handler.activate_spare(index, &missing);
         if chosen.is_empty() {
@@ -386,11 +370,10 @@ impl Monitor {
         set(format!("{prefix}sync_action"), "frozen".to_owned())?;
         for a in &chosen {
             let disk = &self.disks.list()[a.disk];
-            let dev = format!("{prefix}dev-{}", disk.name);
             set(format!("{prefix}new_dev"), disk.path.display().to_string())?;
-            set(format!("{dev}/offset"), a.data_offset_sectors.to_string())?;
-            set(format!("{dev}/size"), (a.size_sectors / 2).to_string())?;
-            set(format!("{dev}/slot"), a.slot.to_string())?;
+            for (attr, value) in placement_writes(a, &disk.name) {
+                set(format!("{prefix}{attr}"), value)?;
+            }
             tracing::info!(subarray = index, disk = %disk.name, slot = a.slot, "spare activated");
         }
         let mut writes = Vec::new();

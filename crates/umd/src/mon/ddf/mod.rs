@@ -417,12 +417,17 @@ impl MetadataHandler for DdfHandler {
         self.pending = false;
         let now = self.now_ddf();
         let before = out.len();
-        for (member, offset_bytes, bytes) in self.container.write(self.seq, now) {
-            out.push(MetadataWrite {
-                member,
-                offset_bytes,
-                bytes,
-            });
+        let phases = self.container.write_update(self.seq, now);
+        for (phase, writes) in phases.into_iter().enumerate() {
+            let phase = u8::try_from(phase).expect("an update has a handful of phases");
+            for (member, offset_bytes, bytes) in writes {
+                out.push(MetadataWrite {
+                    member,
+                    offset_bytes,
+                    bytes,
+                    phase,
+                });
+            }
         }
         assert!(out.len() > before, "every device gets its metadata");
         debug!(
