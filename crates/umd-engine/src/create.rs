@@ -25,6 +25,7 @@ use umd_layout::geometry::{Geometry, GeometrySpec, Level, Raid0Layout};
 
 mod bitmap_plan;
 pub mod ddf;
+pub mod ddf_add;
 mod ddf_vd;
 mod layout_names;
 mod ppl_plan;

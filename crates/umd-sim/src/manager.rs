@@ -193,6 +193,30 @@ impl SimManager {
         self.activate_spares(host)
     }
 
+    /// `umd manage CONTAINER --add`: the blank disk of member `member` is
+    /// given to the container; the handler records it a global spare,
+    /// written to every disk with the next pass (the real manager takes it
+    /// at its next pass too, `Monitor::take_new_disks`).
+    pub fn add_disk(&mut self, host: &SimHost, member: usize, seed: u64) -> Result<(), String> {
+        let disk = &host.io.disks[member];
+        let mut read = |offset: u64, buf: &mut [u8]| {
+            disk.read(offset, buf)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        };
+        let name = &host.names[member];
+        let index = self
+            .handler
+            .add_disk(name, disk.len_bytes(), &mut read, seed)?;
+        assert_eq!(
+            index,
+            self.disk_members.len(),
+            "disks are numbered in order"
+        );
+        self.disk_members.push(member);
+        self.spares.push(index);
+        Ok(())
+    }
+
     /// Global spares not yet activated whose disks are still there.
     #[must_use]
     pub fn spares_waiting(&self, host: &SimHost) -> usize {

@@ -128,12 +128,12 @@ impl Options {
         opts.array.external = true;
         opts.array.v090 = false;
         opts.array.bitmap_chunk_kib = None;
-        // The operator's spare and replace actions are native (umd adds no
-        // disk to a running container): external seeds get the container's
-        // global spares instead, drawn apart so the workload stays. umd
-        // grows native arrays only.
+        // The container's global spares made with it, drawn apart so the
+        // workload stays; the spare action (`spare_percent`, as drawn for
+        // native seeds) gives the running container blank disks. The
+        // replace action is native 1.x only, and umd grows native arrays
+        // only.
         opts.array.container_spares = Rng::new(seed ^ 0x0ddf_5a4e_5eed_0003).below(3) as u32;
-        opts.spare_percent = 0;
         opts.grow_percent = 0;
         opts.replace_percent = 0;
         opts.array.member_bytes = DDF_RESERVED_BYTES + (4 << 20);

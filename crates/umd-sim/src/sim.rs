@@ -451,14 +451,11 @@ impl Sim {
         Ok(())
     }
 
-    /// Whether this operation is the spare action: native arrays only,
-    /// at `spare_percent` while degraded and a quarter of it otherwise,
-    /// while the run may add spares. Draws only from `spare_rng`.
+    /// Whether this operation is the spare action: at `spare_percent`
+    /// while degraded and a quarter of it otherwise, while the run may add
+    /// spares. Draws only from `spare_rng`.
     fn spare_due(&mut self) -> bool {
-        if self.opts.spare_percent == 0
-            || self.out.spares_added >= SPARES_MAX
-            || self.host.array.is_external()
-        {
+        if self.opts.spare_percent == 0 || self.out.spares_added >= SPARES_MAX {
             return false;
         }
         let percent = if self.host.array.degraded() > 0 {
@@ -474,6 +471,9 @@ impl Sim {
     /// The engine activates it into a free slot and the recovery runs with
     /// the sync thread's next steps.
     fn spare(&mut self) -> Result<(), Stop> {
+        if self.host.array.is_external() {
+            return self.container_spare();
+        }
         let removed = self.host.remove_failed();
         self.out.members_removed += removed.len() as u32;
         // A removed member's disk is out of the array: its faults no
@@ -503,6 +503,22 @@ impl Sim {
         self.host.add_spare(disk, uuid)?;
         self.out.spares_added += 1;
 
+        Ok(())
+    }
+
+    /// `umd manage CONTAINER --add NEW` (external metadata): a blank disk is
+    /// given to the container unless a spare waits already; the manager
+    /// writes it as a global spare with its next pass and activates it into
+    /// a slot that lost its member. Failed members are removed by the
+    /// manager itself, as mdmon removes them.
+    fn container_spare(&mut self) -> Result<(), Stop> {
+        if self.host.idle_spares() > 0 {
+            return Ok(());
+        }
+        let uuid = self.spare_rng.uuid();
+        let disk = SimDisk::new(self.opts.array.member_bytes);
+        self.host.add_spare(disk, uuid)?;
+        self.out.spares_added += 1;
         Ok(())
     }
 

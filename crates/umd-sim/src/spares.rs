@@ -11,9 +11,10 @@
 //! the crash the array must start again from the disks with the recovery
 //! resumed, nothing acknowledged lost and the rosters agreeing.
 //!
-//! The operator's actions are native only: with external metadata the
-//! container's spares are there from the start and the manager activates
-//! them (`manager.rs`); this file only gives the engine the disk.
+//! With external metadata the operator gives a blank disk to the container
+//! (`umd manage CONTAINER --add`); the manager records it a global spare and
+//! activates it (`manager.rs`), as it does the spares made with the
+//! container; this file gives the engine the disk the manager chose.
 
 use crate::disk::SimDisk;
 use crate::host::{SimHost, Stop};
@@ -65,14 +66,25 @@ impl SimHost {
         removed
     }
 
-    /// md's hot add of a blank `disk` (native 1.x metadata): it joins the
-    /// world as a new member and gets a spare superblock (see
-    /// [`SimHost::add_back`]). Returns the new member's index.
+    /// md's hot add of a blank `disk`: it joins the world as a new member
+    /// and gets a spare superblock (native, see [`SimHost::add_back`]), or
+    /// is given to the container, whose manager records it a global spare
+    /// (external). Returns the new member's index.
     pub fn add_spare(&mut self, disk: SimDisk, device_uuid: [u8; 16]) -> Result<usize, Stop> {
         let index = self.io.disks.len();
         self.io.disks.push(disk);
         self.names.push(format!("sim{index}"));
-        if let Err(e) = self.add_back(index, device_uuid) {
+        let added = match self.manager.take() {
+            // External: the disk goes to the container, through its manager.
+            Some(mut manager) => {
+                let seed = u64::from_le_bytes(device_uuid[..8].try_into().expect("8 bytes"));
+                let added = manager.add_disk(self, index, seed);
+                self.manager = Some(manager);
+                added.map_err(|e| Stop::Failed(format!("add sim{index} to the container: {e}")))
+            }
+            None => self.add_back(index, device_uuid).map(|_| ()),
+        };
+        if let Err(e) = added {
             self.io.disks.pop();
             self.names.pop();
             return Err(e);

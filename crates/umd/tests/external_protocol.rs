@@ -1027,33 +1027,160 @@ fn a_spare_is_activated_and_rebuilt() {
         .collect();
     assert_eq!(members.len(), 2, "{members:?}");
     let failed = &members[0];
-    let spare = disks[2]
-        .file_name()
-        .expect("name")
-        .to_string_lossy()
-        .into_owned();
-    set(&run, &format!("0/dev-{failed}/state"), "faulty").expect("fail");
-    // Rebuilt onto the spare.
+    fail_and_rebuild(
+        &run,
+        failed,
+        &file_name(&disks[2]),
+        "read -P 0x6c 0 1M",
+        &disks[2],
+    );
+}
+
+/// Fail `failed` in subarray 0 of `run`, wait until `spare` is rebuilt into
+/// its slot, read the data back through the export (`read_back`, a
+/// qemu-io command), and require a check pass to find the copies agreeing
+/// and mdadm to read the virtual disk optimal on `spare_path`.
+fn fail_and_rebuild(
+    run: &Running,
+    failed: &str,
+    spare: &str,
+    read_back: &str,
+    spare_path: &std::path::Path,
+) {
+    set(run, &format!("0/dev-{failed}/state"), "faulty").expect("fail");
     eventually("the spare rebuilt", || {
-        let state = support::external::get_opt(&run, &format!("0/dev-{spare}/state"));
-        let idle = get(&run, "0/sync_action") == "idle";
+        let state = support::external::get_opt(run, &format!("0/dev-{spare}/state"));
+        let idle = get(run, "0/sync_action") == "idle";
         (state.as_deref() == Some("in_sync") && idle, state)
     });
-    assert_eq!(get(&run, "0/degraded"), "0");
-    let slot = get(&run, &format!("0/dev-{spare}/slot"));
+    assert_eq!(get(run, "0/degraded"), "0");
+    let slot = get(run, &format!("0/dev-{spare}/slot"));
     assert!(slot.parse::<u32>().is_ok(), "spare slot {slot}");
     // The data is there, and the copies agree.
-    finish(qemu_io(&run, "m1", "read -P 0x6c 0 1M", true), SETTLE);
-    set(&run, "0/sync_action", "check").expect("check");
-    wait_for(&run, "0/sync_action", "idle");
-    assert_eq!(get(&run, "0/mismatch_cnt"), "0");
+    finish(qemu_io(run, "m1", read_back, true), SETTLE);
+    set(run, "0/sync_action", "check").expect("check");
+    wait_for(run, "0/sync_action", "idle");
+    assert_eq!(get(run, "0/mismatch_cnt"), "0");
     eventually("mdadm reads the VD optimal", || {
-        let text = mdadm_examine(&disks[2]);
+        let text = mdadm_examine(spare_path);
         let optimal = text
             .lines()
             .any(|l| l.contains("state[0]") && l.contains("Optimal"));
         (optimal, text)
     });
+}
+
+/// A member's name: its file's.
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .expect("a file")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `umd manage --add` to a running container (mdadm `--add` to a DDF
+/// container): a file holding md metadata and a file too small for DDF are
+/// refused with the reason; a blank disk is written by the manager as a
+/// global spare of the container (mdadm reads it so), and when a member
+/// fails the manager activates it and the data is rebuilt onto it.
+#[test]
+fn a_disk_added_to_a_running_container_becomes_its_spare() {
+    require_tool("qemu-io");
+    let dir = TempDir::new("ext-add");
+    let disks = support::sparse_members(dir.path(), 2, 64);
+    support::umd_ok(&[
+        "create",
+        "-e",
+        "ddf",
+        "-l",
+        "1",
+        "-n",
+        "2",
+        "--size",
+        "8192",
+        "--name",
+        "m1",
+        &disks[0].display().to_string(),
+        &disks[1].display().to_string(),
+    ]);
+    let run = serve(&dir, &disks, &[]);
+    let _mon = Mon::start(&run, "1", &[]);
+    wait_for(&run, "0/sync_action", "idle");
+    finish(qemu_io(&run, "m1", "write -P 0x3d 0 2M", false), SETTLE);
+    let manage = |file: &std::path::Path| {
+        support::umd()
+            .env("UMD_RUN_DIR", &run.run_dir)
+            .arg("manage")
+            .arg(&run.control)
+            .arg("--add")
+            .arg(file)
+            .output()
+            .expect("umd manage")
+    };
+    let blank = |name: &str, mib: u64| {
+        let p = dir.path().join(name);
+        std::fs::File::create(&p)
+            .and_then(|f| f.set_len(mib << 20))
+            .expect("blank file");
+        p
+    };
+    // Refused: md metadata on it, named; nothing written to it.
+    let md_pair = [blank("md0.img", 64), blank("md1.img", 64)];
+    let md = md_pair[0].clone();
+    support::umd_ok(&[
+        "create",
+        "-l",
+        "1",
+        "-n",
+        "2",
+        "-e",
+        "1.2",
+        "--assume-clean",
+        &md_pair[0].display().to_string(),
+        &md_pair[1].display().to_string(),
+    ]);
+    let before = std::fs::read(&md).expect("read md.img");
+    let out = manage(&md);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("md 1.x metadata"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read(&md).expect("read") == before,
+        "a refused disk is not written"
+    );
+    // Refused by the manager: too small for DDF's 32 MiB of metadata.
+    let small = blank("small.img", 16);
+    let out = manage(&small);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("did not take it"),
+        "{err}"
+    );
+    // A blank disk becomes the container's global spare.
+    let new = blank("new.img", 64);
+    let out = manage(&new);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.contains("as a global spare"),
+        "{err}"
+    );
+    let text = mdadm_examine(&new);
+    assert!(text.contains("Global-Spare"), "{text}");
+    assert_eq!(
+        get(&run, "disks").split_whitespace().count(),
+        4,
+        "three taken, one refused but listed"
+    );
+    // A member fails: the new disk takes its slot and is rebuilt.
+    fail_and_rebuild(
+        &run,
+        &file_name(&disks[0]),
+        &file_name(&new),
+        "read -P 0x3d 0 2M",
+        &new,
+    );
 }
 
 /// §8.26: bad blocks. A write error on a member whose manager keeps its

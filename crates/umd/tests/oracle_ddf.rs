@@ -15,9 +15,11 @@
 //! the raid5 marked dirty (a crash while writing), a raid6 member failed, and
 //! in the spare container the second raid1 member failed, the spare activated
 //! into its slot and recorded in sync after its data was copied (a finished
-//! rebuild). Boot 2: mdadm must resync the raid5 (and nothing else), run the
+//! rebuild), and a blank disk was added to that container as a running
+//! manager takes one (`umd manage CONTAINER --add`). Boot 2: mdadm must resync the raid5 (and nothing else), run the
 //! raid6 degraded without the failed disk, and run the raid1 on its first disk
-//! and the former spare; every hash must be unchanged.
+//! and the former spare, with the added disk in its container; every hash
+//! must be unchanged.
 //!
 //! The kernel, mdadm and mdmon are the reference. Without the harness this test
 //! fails, naming what is missing; it skips only when `UMD_SKIP_ORACLE=1` is set.
@@ -130,6 +132,8 @@ struct Seen {
 #[derive(Debug, Default)]
 struct Boot {
     arrays: BTreeMap<String, Seen>,
+    /// Each container md device's disks (guest names).
+    containers: Vec<Vec<String>>,
     resynced: Vec<String>,
     mdmon: bool,
     mdmon_exit: bool,
@@ -158,6 +162,14 @@ fn parse_boot(out: &str) -> Boot {
                 }
                 boot.arrays.insert(name, seen);
             }
+            Some("@@container") => {
+                let devs = words
+                    .nth(1)
+                    .and_then(|kv| kv.strip_prefix("devs="))
+                    .expect("devs=");
+                boot.containers
+                    .push(devs.split(',').map(str::to_string).collect());
+            }
             Some("@@resynced") => boot.resynced.push(words.next().expect("md").to_string()),
             Some("@@mdmon") => boot.mdmon = words.next() == Some("yes"),
             Some("@@mdmon-exit") => boot.mdmon_exit = words.next() == Some("yes"),
@@ -173,6 +185,9 @@ struct Disks {
     by_container: BTreeMap<&'static str, Vec<PathBuf>>,
     /// Every image in md-vm order (the data disk last).
     order: Vec<PathBuf>,
+    /// A blank image, given to the spare container between the boots as a
+    /// running manager takes a disk (`umd manage --add`).
+    added: PathBuf,
 }
 
 impl Disks {
@@ -214,6 +229,11 @@ fn make_disks(dir: &Path) -> Disks {
         order.extend(paths.iter().cloned());
         by_container.insert(spec.name, paths);
     }
+    let added = dir.join("added.img");
+    File::create(&added)
+        .and_then(|f| f.set_len(MEMBER_MIB << 20))
+        .expect("blank image");
+    order.push(added.clone());
     let data = dir.join("data.img");
     fs::write(&data, pseudo_random(DATA_BYTES, DATA_SEED)).expect("data disk");
     order.push(data);
@@ -221,6 +241,7 @@ fn make_disks(dir: &Path) -> Disks {
         dir: dir.to_path_buf(),
         by_container,
         order,
+        added,
     }
 }
 
@@ -449,7 +470,16 @@ fn edit_between_boots(disks: &Disks) -> (String, Vec<String>) {
         .write_all_at(&buf, 0)
         .expect("write");
     h.set_disk(rs, 1, IN_SYNC);
-    sync_to(&mut h, f);
+    // And a blank disk joins the container, as a running manager takes one.
+    let blank = File::open(&disks.added).expect("open");
+    let mut read = |offset: u64, buf: &mut [u8]| blank.read_exact_at(buf, offset);
+    let at = h
+        .add_disk("added", MEMBER_MIB << 20, &mut read, 0x00dd_5eed)
+        .expect("a blank disk is taken");
+    assert_eq!(at, f.len());
+    let mut paths = f.to_vec();
+    paths.push(disks.added.clone());
+    sync_to(&mut h, &paths);
     let mut rs_devs = vec![disks.guest_name(&f[0]), disks.guest_name(&f[2])];
     rs_devs.sort();
     (disks.guest_name(&b[failed]), rs_devs)
@@ -495,7 +525,19 @@ fn check_boot2(disks: &Disks, first: &Boot, b: &Boot, failed_r6: &str, rs_devs: 
         field(&text, "state[0]").as_deref(),
         Some("Partially Optimal, Consistent")
     );
+    // Linux takes the disk umd added into the container, beside the rebuilt
+    // raid1's disks.
     let f = disks.members("f");
+    let (added, first_f) = (disks.guest_name(&disks.added), disks.guest_name(&f[0]));
+    assert!(
+        b.containers
+            .iter()
+            .any(|devs| devs.contains(&added) && devs.contains(&first_f)),
+        "the added disk is in the spare container: {:?}",
+        b.containers
+    );
+    let text = mdadm_examine(&disks.added);
+    assert!(text.contains("Global-Spare"), "{text}");
     let ours = umd_cat_of("rs", &[f[0].clone(), f[2].clone()]);
     assert_eq!(
         sha256_hex(&ours),

@@ -104,7 +104,7 @@ pub struct DdfCreatePlan {
 }
 
 /// A small deterministic generator (splitmix64) for identifiers.
-pub(super) struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
     pub(super) fn next_u64(&mut self) -> u64 {
@@ -138,7 +138,7 @@ pub(super) fn header_guid(rng: &mut Rng, now_unix_s: u64) -> [u8; GUID_LEN] {
 
 /// A disk GUID as mdadm's `add_to_super_ddf` makes it: vendor, the date as
 /// YYYYMMDD (umd uses UTC; mdadm local time), eight random bytes.
-fn disk_guid(rng: &mut Rng, now_unix_s: u64) -> [u8; GUID_LEN] {
+pub(super) fn disk_guid(rng: &mut Rng, now_unix_s: u64) -> [u8; GUID_LEN] {
     let (y, m, d) = civil_date(now_unix_s);
     let date = format!("{:04}{m:02}{d:02}", y % 10000);
     let mut g = [0u8; GUID_LEN];
@@ -182,7 +182,7 @@ fn controller_for(hostname: &str) -> Controller {
 }
 
 /// A refnum no other disk has and that does not mean "no disk".
-fn fresh_refnum(rng: &mut Rng, taken: &[u32]) -> u32 {
+pub(super) fn fresh_refnum(rng: &mut Rng, taken: &[u32]) -> u32 {
     // Each draw collides with probability < n / 2^32; the bound is a guard.
     for _ in 0..1000 {
         let r = rng.next_u32();

@@ -155,6 +155,50 @@ impl Container {
         })
     }
 
+    /// Take a new device into the container (mdadm's `add_to_super_ddf` on a
+    /// loaded container): its own entry joins the physical disk table, and
+    /// the next [`Container::write`] writes every device's tables with it.
+    /// Returns its device index. Refused if it belongs to another container,
+    /// shares a refnum or a table index with a disk already listed, or
+    /// carries no entry for itself.
+    pub fn add_device(&mut self, device: Ddf) -> Result<usize, ContainerError> {
+        let disk = self.devices.len();
+        let guid = self.devices.first().map(Ddf::container_guid);
+        if guid.is_some_and(|g| g != device.container_guid()) {
+            return Err(ContainerError::Foreign { disk, first: 0 });
+        }
+        let me = device.disk_data().clone();
+        let entry = device
+            .phys_disks()
+            .iter()
+            .find(|p| p.guid == me.guid && p.refnum == me.refnum)
+            .cloned()
+            .ok_or(ContainerError::NotInTable {
+                disk,
+                refnum: me.refnum,
+            })?;
+        if let Some(other) = self
+            .phys
+            .iter()
+            .position(|p| p.refnum == me.refnum || p.guid == me.guid || p.index == entry.index)
+        {
+            let other = self
+                .devices
+                .iter()
+                .position(|d| d.disk_data().refnum == self.phys[other].refnum)
+                .unwrap_or(other);
+            return Err(ContainerError::SameDisk {
+                disk,
+                other,
+                refnum: me.refnum,
+            });
+        }
+        self.phys.push(entry);
+        self.phys.sort_by_key(|p| p.index);
+        self.devices.push(device);
+        Ok(disk)
+    }
+
     /// Each device's own metadata, as last loaded or written.
     #[must_use]
     pub fn devices(&self) -> &[Ddf] {

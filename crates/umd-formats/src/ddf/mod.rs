@@ -102,6 +102,26 @@ impl Ddf {
     pub fn controller(&self) -> &Controller {
         &self.controller
     }
+    /// The controller record's vendor bytes as stored (mdadm keeps the home
+    /// host there): what a disk added to the container copies.
+    #[must_use]
+    pub fn controller_vendor_data(&self) -> &[u8] {
+        records::controller_vendor_data(&self.kept.sections.controller)
+    }
+    /// The table capacities of this device's header copy: physical disk
+    /// entries, virtual disk entries, configuration records per disk, and
+    /// elements per basic VD. A disk added to a container must have the
+    /// same, or the tables could not be shared.
+    #[must_use]
+    pub fn table_capacities(&self) -> [u32; 4] {
+        let h = &self.active;
+        [
+            u32::from(h.max_pd_entries()),
+            u32::from(h.max_vd_entries()),
+            u32::from(h.max_partitions()),
+            u32::from(h.max_primary_element_entries()),
+        ]
+    }
     /// Used entries of the physical disk table, in table order.
     #[must_use]
     pub fn phys_disks(&self) -> &[PhysDisk] {

@@ -622,6 +622,12 @@ pub(crate) fn new_table(table: Table, section_bytes: usize, max: u16) -> Vec<u8>
 /// mdadm's controller data (`init_super_ddf`): the given GUID, PCI ids
 /// DEAD:BEEF:0:0, product "What Is My PID??", and `vendor_data` (mdadm puts
 /// the home host there, NUL-terminated) followed by 0xff.
+/// The vendor bytes of a stored controller record.
+pub(crate) fn controller_vendor_data(record: &[u8]) -> &[u8] {
+    let at = offset_of!(RawController, vendor_data);
+    &record[at..ONE_SECTOR]
+}
+
 pub(crate) fn new_controller(c: &Controller, vendor_data: &[u8]) -> Vec<u8> {
     let mut out = vec![FILL; ONE_SECTOR];
     let raw = RawController::mut_from_bytes(&mut out).expect("one sector");

@@ -7,7 +7,9 @@
 //! until its md thread has taken a failed member out of its slot, so it is
 //! retried for a bounded time while the member is faulty; `--add` writes
 //! the file's absolute path to `new_dev` (the server opens it), after which
-//! the array activates the spare and rebuilds onto it by itself;
+//! the array activates the spare and rebuilds onto it by itself (given to a
+//! DDF container, a blank file becomes a global spare that the container's
+//! manager writes and activates);
 //! `--replace` writes `want_replacement` (after adding `--with`'s file as
 //! the spare to copy onto), and the array copies the member onto a spare
 //! while the member goes on serving, then fails it.
@@ -18,7 +20,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use umd::control::client::{ClientError, Session};
 use umd::control::paths;
+use umd::mon::socket::client::ping_monitor;
+use umd::mon::socket::{MonFiles, CLIENT_TIMEOUT_DEFAULT};
 use umd_engine::Errno;
+use umd_formats::probe::{Metadata, ProbeError};
+use umd_io::MemberFile;
 
 /// How long `--remove` waits for a failed member to leave its slot.
 const REMOVE_WAIT: Duration = Duration::from_secs(5);
@@ -67,7 +73,11 @@ pub(crate) fn run(args: ManageArgs) -> Result<ExitCode, String> {
         eprintln!("umd manage: removed {name}");
     }
     if let Some(file) = &args.add {
-        add(&mut session, file, "--add")?;
+        if session.get("level").is_ok_and(|l| l == "container") {
+            add_to_container(&mut session, file)?;
+        } else {
+            add(&mut session, file, "--add")?;
+        }
     }
     if let Some(dev) = &args.replace {
         replace(&mut session, dev, args.with.as_deref())?;
@@ -85,6 +95,86 @@ fn add(session: &mut Session, file: &Path, flag: &str) -> Result<String, String>
     store(session, "new_dev", value)?;
     eprintln!("umd manage: added {}", absolute.display());
     member_name(session, &absolute)
+}
+
+/// `--add` to a container (`mdadm --add` to a DDF container): the file is
+/// checked blank, given to the container (`new_dev`), and the manager is
+/// pinged to take it; a pass later its metadata must name it a disk of the
+/// container (a global spare, which the manager activates into a subarray
+/// that lost a member).
+fn add_to_container(session: &mut Session, file: &Path) -> Result<(), String> {
+    let absolute =
+        std::fs::canonicalize(file).map_err(|e| format!("--add {}: {e}", file.display()))?;
+    let value = absolute
+        .to_str()
+        .ok_or_else(|| format!("--add {}: not a UTF-8 path", absolute.display()))?;
+    let shown = absolute.display().to_string();
+    if let Some(what) = metadata_on(&absolute)? {
+        return Err(format!(
+            "--add {shown}: it holds {what}; a container takes only blank disks (erase it first)"
+        ));
+    }
+    let container = super::mon::container_name(session)?;
+    store(session, "new_dev", value)?;
+    let mon = MonFiles::socket_path_in(&MonFiles::default_dir(), &container);
+    if let Err(e) = ping_monitor(&mon, CLIENT_TIMEOUT_DEFAULT) {
+        eprintln!(
+            "umd manage: {shown} given to {container}, whose manager did not answer ({e}); \
+             it becomes a spare once `umd mon` runs"
+        );
+        return Ok(());
+    }
+    match metadata_on(&absolute)? {
+        Some(_) if container_disk(&absolute, session)? => {
+            eprintln!("umd manage: added {shown} to {container} as a global spare");
+            Ok(())
+        }
+        _ => Err(format!(
+            "--add {shown}: the manager of {container} did not take it (its log says why)"
+        )),
+    }
+}
+
+/// What RAID metadata the file holds, if any.
+fn metadata_on(path: &Path) -> Result<Option<&'static str>, String> {
+    let file = MemberFile::open_read_only(path).map_err(|e| e.to_string())?;
+    let mut read =
+        |offset: u64, buf: &mut [u8]| file.read_exact_at(offset, buf).map_err(|e| e.source);
+    match umd_formats::probe::probe(file.len_bytes(), &mut read) {
+        Ok(Metadata::V0_90(_)) => Ok(Some("md 0.90 metadata")),
+        Ok(Metadata::V1(_)) => Ok(Some("md 1.x metadata")),
+        Ok(Metadata::Ddf(_)) => Ok(Some("DDF metadata")),
+        Ok(_) => Ok(Some("RAID metadata")),
+        Err(ProbeError::NotFound) => Ok(None),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Whether the DDF on `path` is the container's whose disks `session` lists
+/// (it carries the container GUID of a disk already in it).
+fn container_disk(path: &Path, session: &mut Session) -> Result<bool, String> {
+    let guid_of = |p: &Path| -> Result<Option<[u8; 24]>, String> {
+        let file = MemberFile::open_read_only(p).map_err(|e| e.to_string())?;
+        let mut read =
+            |offset: u64, buf: &mut [u8]| file.read_exact_at(offset, buf).map_err(|e| e.source);
+        Ok(umd_formats::ddf::probe(file.len_bytes(), &mut read)
+            .ok()
+            .flatten()
+            .map(|d| d.container_guid()))
+    };
+    let Some(mine) = guid_of(path)? else {
+        return Ok(false);
+    };
+    let disks = session.get("disks").map_err(|e| format!("disks: {e}"))?;
+    for name in disks.split_whitespace() {
+        let Ok(block) = session.get(&format!("dev-{name}/block")) else {
+            continue;
+        };
+        if Path::new(&block) != path && guid_of(Path::new(&block))? == Some(mine) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// md's hot replace of `dev`, onto `with` if given (module doc).

@@ -100,6 +100,9 @@ pub(crate) fn run(args: MonArgs) -> Result<ExitCode, String> {
     spawn_signal_thread(shared.clone(), Arc::downgrade(&handle))?;
     // Loaded only now: after a takeover, the old manager has written its
     // last metadata and is gone.
+    // A disk given to the container while no manager ran holds no DDF yet:
+    // it is offered to the handler at the first pass, as a new disk.
+    list.retain(|(_, path)| holds_ddf(path));
     let disks = Disks::open(&list)?;
     let handler = load_handler(format, &disks)?;
     let monitor = Monitor::new(&args.control, handler, disks, shared)?;
@@ -114,9 +117,23 @@ pub(crate) fn run(args: MonArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether the device at `path` carries DDF metadata (unreadable counts as
+/// yes: loading it then names the error).
+fn holds_ddf(path: &std::path::Path) -> bool {
+    let Ok(file) = umd_io::MemberFile::open_read_only(path) else {
+        return true;
+    };
+    let mut read =
+        |offset: u64, buf: &mut [u8]| file.read_exact_at(offset, buf).map_err(|e| e.source);
+    !matches!(
+        umd_formats::ddf::probe(file.len_bytes(), &mut read),
+        Ok(None)
+    )
+}
+
 /// The container's name: what its subarrays' `metadata_version` says after
 /// `external:/` (or `external:-`).
-fn container_name(session: &mut Session) -> Result<String, String> {
+pub(crate) fn container_name(session: &mut Session) -> Result<String, String> {
     let subarrays = session.get("subarrays").map_err(|e| e.to_string())?;
     let first = subarrays
         .split_whitespace()

@@ -237,9 +237,11 @@ fn serve_container(args: &RunArgs, container: &RunningContainer) -> Result<ExitC
             (s.index.to_string(), tree)
         })
         .collect();
-    let tree = ContainerTree::new(container.format, disks, subtrees);
-    let control = ControlServer::bind(&control_path, Arc::new(tree))
+    let tree = Arc::new(ContainerTree::new(container.format, disks, subtrees));
+    let control = ControlServer::bind(&control_path, tree.clone())
         .map_err(|e| format!("{}: control socket: {e}", control_path.display()))?;
+    let notifier = control.notifier();
+    tree.set_notifier(Box::new(move |attr| notifier.notify(attr)));
     for s in &container.subarrays {
         let notifier = control.notifier();
         let prefix = s.index.to_string();

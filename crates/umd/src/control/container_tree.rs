@@ -14,13 +14,25 @@
 //! (umd's: the subarray indices, space-separated) and per disk
 //! `dev-NAME/block` (its path, where md has a symlink to the block device),
 //! `dev-NAME/size` (KiB), `dev-NAME/slot` (`none`) and `dev-NAME/state`
-//! (`spare`: a container holds disks, it uses none). They are fixed while the
-//! process runs.
+//! (`spare`: a container holds disks, it uses none), and `disks` (umd's: the
+//! disk names, space-separated). Storing a path in `new_dev` gives the
+//! container another disk, as `mdadm --add` to a container binds one: it is
+//! listed at once and the metadata manager, woken by `disks`, writes the
+//! container's metadata onto it (a blank disk becomes a global spare) or
+//! refuses it in its log. The rest is fixed while the process runs.
+//!
+//! Locks: `disks` guards the disk list and is a leaf: nothing else is taken
+//! while it is held (the notifier is called after it is released).
 
 use super::AttrTree;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use umd_engine::{EngineError, Errno};
+use umd_io::MemberFile;
+
+/// Tells watchers that a container attribute changed (the control server's
+/// notifier, given once the server exists).
+pub(crate) type ContainerNotify = Box<dyn Fn(&str) + Send + Sync>;
 
 /// One disk of the container as its attributes show it.
 #[derive(Debug, Clone)]
@@ -36,15 +48,22 @@ pub struct ContainerDiskAttrs {
 /// Serves a container and its subarrays.
 pub struct ContainerTree {
     format: String,
-    disks: Vec<ContainerDiskAttrs>,
+    disks: Mutex<Vec<ContainerDiskAttrs>>,
     subarrays: Vec<(String, Arc<dyn AttrTree>)>,
+    notify: OnceLock<ContainerNotify>,
 }
 
 /// Each disk's attributes.
 const DISK_ATTRS: [&str; 4] = ["block", "size", "slot", "state"];
 
 /// The container-level attribute names (besides `dev-NAME/*`).
-const CONTAINER_ATTRS: [&str; 4] = ["metadata_version", "level", "array_state", "subarrays"];
+const CONTAINER_ATTRS: [&str; 5] = [
+    "metadata_version",
+    "level",
+    "array_state",
+    "subarrays",
+    "disks",
+];
 
 impl ContainerTree {
     /// A container of `format` (`ddf`) with its disks and subarrays, each
@@ -63,9 +82,73 @@ impl ContainerTree {
         );
         Self {
             format: format.to_owned(),
-            disks,
+            disks: Mutex::new(disks),
             subarrays,
+            notify: OnceLock::new(),
         }
+    }
+
+    /// Announce container attribute changes through `notify` from now on
+    /// (once; later calls are ignored).
+    pub fn set_notifier(&self, notify: ContainerNotify) {
+        let _ = self.notify.set(notify);
+    }
+
+    fn disks(&self) -> MutexGuard<'_, Vec<ContainerDiskAttrs>> {
+        self.disks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `new_dev`: list the device at `path` as a disk of the container, named
+    /// after its file. Refused if it cannot be opened read-write, or if its
+    /// name or the device is the container's already.
+    fn add_disk(&self, path: &str) -> Result<(), EngineError> {
+        let given = Path::new(path.trim());
+        let path = std::fs::canonicalize(given).map_err(|e| {
+            EngineError::new(Errno::ENOENT, format!("new_dev: {}: {e}", given.display()))
+        })?;
+        let file = MemberFile::open_read_write(&path)
+            .map_err(|e| EngineError::new(Errno::EINVAL, format!("new_dev: {e}")))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| {
+                EngineError::new(
+                    Errno::EINVAL,
+                    format!("new_dev: {}: no file name", path.display()),
+                )
+            })?;
+        {
+            let mut disks = self.disks();
+            if let Some(d) = disks.iter().find(|d| d.path == path) {
+                return Err(EngineError::new(
+                    Errno::EEXIST,
+                    format!(
+                        "new_dev: {} is already the container's disk {}",
+                        path.display(),
+                        d.name
+                    ),
+                ));
+            }
+            if disks.iter().any(|d| d.name == name) {
+                return Err(EngineError::new(
+                    Errno::EEXIST,
+                    format!(
+                        "new_dev: {}: the container has a disk named {name} already \
+                         (disks are named after their files)",
+                        path.display()
+                    ),
+                ));
+            }
+            disks.push(ContainerDiskAttrs {
+                name,
+                path,
+                size_kib: file.len_bytes() / 1024,
+            });
+        }
+        if let Some(notify) = self.notify.get() {
+            notify("disks");
+        }
+        Ok(())
     }
 
     /// The subarray tree `prefix` names, and the rest of the attribute name.
@@ -86,16 +169,18 @@ impl ContainerTree {
                 let list: Vec<&str> = self.subarrays.iter().map(|(n, _)| n.as_str()).collect();
                 return Ok(list.join(" "));
             }
+            "disks" => {
+                let disks = self.disks();
+                let list: Vec<&str> = disks.iter().map(|d| d.name.as_str()).collect();
+                return Ok(list.join(" "));
+            }
             _ => {}
         }
         let missing = || EngineError::new(Errno::ENOENT, format!("{name}: no such attribute"));
         let rest = name.strip_prefix("dev-").ok_or_else(missing)?;
         let (disk, field) = rest.rsplit_once('/').ok_or_else(missing)?;
-        let d = self
-            .disks
-            .iter()
-            .find(|d| d.name == disk)
-            .ok_or_else(missing)?;
+        let disks = self.disks();
+        let d = disks.iter().find(|d| d.name == disk).ok_or_else(missing)?;
         match field {
             "block" => Ok(d.path.display().to_string()),
             "size" => Ok(d.size_kib.to_string()),
@@ -118,6 +203,9 @@ impl AttrTree for ContainerTree {
         if let Some((tree, rest)) = self.route(name) {
             return tree.set(rest, value);
         }
+        if name == "new_dev" {
+            return self.add_disk(value);
+        }
         self.own(name)?;
         Err(EngineError::new(
             Errno::EBUSY,
@@ -127,7 +215,7 @@ impl AttrTree for ContainerTree {
 
     fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = CONTAINER_ATTRS.iter().map(|a| (*a).to_owned()).collect();
-        for d in &self.disks {
+        for d in self.disks().iter() {
             for field in DISK_ATTRS {
                 names.push(format!("dev-{}/{field}", d.name));
             }
@@ -143,7 +231,6 @@ impl AttrTree for ContainerTree {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
-    use std::sync::Mutex;
 
     struct Map(Mutex<BTreeMap<String, String>>);
 
@@ -151,7 +238,7 @@ mod tests {
         fn get(&self, name: &str) -> Result<String, EngineError> {
             self.0
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or_else(PoisonError::into_inner)
                 .get(name)
                 .cloned()
                 .ok_or_else(|| EngineError::new(Errno::ENOENT, name.to_owned()))
@@ -159,14 +246,14 @@ mod tests {
         fn set(&self, name: &str, value: &str) -> Result<(), EngineError> {
             self.0
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or_else(PoisonError::into_inner)
                 .insert(name.to_owned(), value.to_owned());
             Ok(())
         }
         fn names(&self) -> Vec<String> {
             self.0
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or_else(PoisonError::into_inner)
                 .keys()
                 .cloned()
                 .collect()
@@ -216,6 +303,51 @@ mod tests {
             t.get("dev-d9/block").map_err(|e| e.errno),
             Err(Errno::ENOENT)
         );
+    }
+
+    #[test]
+    fn new_dev_lists_a_disk_and_tells_the_watchers() {
+        let dir = std::env::temp_dir().join(format!("umd-ctree-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("spare.img");
+        std::fs::File::create(&file)
+            .and_then(|f| f.set_len(40 << 20))
+            .expect("file");
+        let t = tree();
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let sink = told.clone();
+        t.set_notifier(Box::new(move |a| {
+            sink.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(a.to_owned());
+        }));
+        assert_eq!(t.get("disks").ok().as_deref(), Some("d0"));
+        t.set("new_dev", &file.display().to_string())
+            .expect("added");
+        assert_eq!(t.get("disks").ok().as_deref(), Some("d0 spare.img"));
+        assert_eq!(
+            t.get("dev-spare.img/size").ok().as_deref(),
+            Some("40960"),
+            "KiB"
+        );
+        let block = t.get("dev-spare.img/block").expect("block");
+        assert_eq!(
+            std::fs::canonicalize(&file).ok(),
+            Some(PathBuf::from(block))
+        );
+        assert!(t.names().contains(&"dev-spare.img/state".to_owned()));
+        assert_eq!(
+            told.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_slice(),
+            ["disks".to_owned()]
+        );
+        // The same file again, and a file that is not there.
+        let again = t.set("new_dev", &file.display().to_string());
+        assert_eq!(again.map_err(|e| e.errno), Err(Errno::EEXIST));
+        let gone = t.set("new_dev", &dir.join("nothing.img").display().to_string());
+        assert_eq!(gone.map_err(|e| e.errno), Err(Errno::ENOENT));
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
     #[test]

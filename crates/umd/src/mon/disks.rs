@@ -45,6 +45,12 @@ impl Disks {
         Ok(Self { disks })
     }
 
+    /// A disk given to the container while the manager runs; it takes the
+    /// next index (the handler's numbering, `MetadataHandler::add_disk`).
+    pub fn add(&mut self, disk: Disk) {
+        self.disks.push(disk);
+    }
+
     /// The disks, in order.
     #[must_use]
     pub fn list(&self) -> &[Disk] {

@@ -133,6 +133,21 @@ pub trait MetadataHandler: Send {
     /// rebuilding into that slot. Returns what was chosen (possibly nothing).
     fn activate_spare(&mut self, index: u32, missing: &[u32]) -> Vec<SpareAssignment>;
 
+    /// A disk given to the container while it runs (mdadm `--add` to a
+    /// container): `read` reads the device of `dev_bytes` bytes, `name`
+    /// names it in messages, `seed` draws its identifiers. A blank disk is
+    /// recorded as a global spare of the container (written with the next
+    /// [`MetadataHandler::sync_metadata`], to it and every other disk) and
+    /// gets the next disk index; a disk holding any RAID metadata is
+    /// refused, naming what it holds, so nothing on it is overwritten.
+    fn add_disk(
+        &mut self,
+        name: &str,
+        dev_bytes: u64,
+        read: &mut umd_formats::probe::ReadAt<'_>,
+        seed: u64,
+    ) -> Result<usize, String>;
+
     /// mdadm's `sync_metadata`: the blocks to write so the disks hold what
     /// was recorded since the last call (`member` = container disk index),
     /// or nothing if nothing changed. The caller writes them all and makes

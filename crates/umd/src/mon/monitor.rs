@@ -13,7 +13,7 @@
 //! finishes.
 
 use super::decide::{decide, Acts, Observed, Tracked};
-use super::disks::Disks;
+use super::disks::{Disk, Disks};
 use super::handler::MetadataHandler;
 use super::spare_plan::{missing_slots, placement_writes};
 use crate::control::client::{self, ClientError, Session};
@@ -22,6 +22,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use umd_engine::array::ArrayStateWord;
 use umd_engine::Errno;
+use umd_io::MemberFile;
 
 /// Longest time between passes with no notification: a safety net only,
 /// since every state the manager acts on is notified.
@@ -31,6 +32,20 @@ const PASS_INTERVAL_MAX: Duration = Duration::from_secs(5);
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// mdmon's shutdown `safe_mode_delay` (1 ms): arrays go clean at once.
 const SHUTDOWN_SAFE_MODE_DELAY: &str = "0.001";
+
+/// A seed for a new disk's identifiers: from the system's random source,
+/// else the clock (identifiers need only be unlikely to collide).
+fn random_seed() -> u64 {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    let drawn = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    match drawn {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    }
+}
 
 /// Why the loop should stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +157,8 @@ pub struct Monitor {
     disks: Disks,
     subs: Vec<Sub>,
     shared: Arc<MonShared>,
+    /// Disks given to the container that the handler refused (logged once).
+    refused: Vec<String>,
 }
 
 impl Monitor {
@@ -190,12 +207,13 @@ impl Monitor {
             disks,
             subs,
             shared,
+            refused: Vec::new(),
         })
     }
 
     /// The attributes whose changes wake the loop.
     fn watched(&self) -> Vec<String> {
-        let mut attrs = Vec::new();
+        let mut attrs = vec!["disks".to_owned()];
         for s in &self.subs {
             for a in ["array_state", "sync_action", "sync_completed", "degraded"] {
                 attrs.push(format!("{}{a}", s.prefix));
@@ -313,6 +331,7 @@ impl Monitor {
 
     /// One pass over every subarray (module doc).
     fn pass(&mut self) -> Result<(), String> {
+        self.take_new_disks();
         let mut planned: Vec<(usize, Acts)> = Vec::new();
         for i in 0..self.subs.len() {
             if !self.subs[i].tracked.monitored {
@@ -338,6 +357,58 @@ impl Monitor {
                 self.activate_spares(i)?;
             }
         }
+        Ok(())
+    }
+
+    /// Disks given to the container since the last pass (`new_dev`, as
+    /// `umd manage --add` stores it; mdmon's `manage_container`): each is
+    /// opened and offered to the handler, which records a blank one as a
+    /// global spare, written with this pass's metadata to it and every other
+    /// disk. One the handler refuses (it holds metadata, or is too small) is
+    /// logged once and left alone.
+    fn take_new_disks(&mut self) {
+        let Ok(list) = self.session.get("disks") else {
+            return;
+        };
+        for name in list.split_whitespace() {
+            let known = self.disks.list().iter().any(|d| d.name == name);
+            if known || self.refused.iter().any(|r| r == name) {
+                continue;
+            }
+            match self.take_disk(name) {
+                Ok(()) => {
+                    tracing::info!(disk = name, "disk added to the container as a global spare");
+                }
+                Err(e) => {
+                    tracing::warn!(disk = name, error = %e, "disk given to the container not taken");
+                    self.refused.push(name.to_owned());
+                }
+            }
+        }
+    }
+
+    fn take_disk(&mut self, name: &str) -> Result<(), String> {
+        let path = self
+            .session
+            .get(&format!("dev-{name}/block"))
+            .map_err(|e| format!("dev-{name}/block: {e}"))?;
+        let path = PathBuf::from(path);
+        let file = MemberFile::open_read_write(&path).map_err(|e| e.to_string())?;
+        let mut read =
+            |offset: u64, buf: &mut [u8]| file.read_exact_at(offset, buf).map_err(|e| e.source);
+        let index = self
+            .handler
+            .add_disk(name, file.len_bytes(), &mut read, random_seed())?;
+        assert_eq!(
+            index,
+            self.disks.list().len(),
+            "the handler numbers disks as the monitor holds them"
+        );
+        self.disks.add(Disk {
+            name: name.to_owned(),
+            path,
+            file,
+        });
         Ok(())
     }
 

@@ -9,6 +9,7 @@
 # Output, one line per array, parsed by oracle_ddf.rs:
 #   @@array NAME k=K md=MDX level=L size=BYTES degraded=N devs=vda,vdb sha=HEX
 # (K: the array's number, in the order the arrays were written)
+#   @@container MDX devs=vda,vdb   (a container md device and its disks)
 #   @@resynced MDX        (the kernel ran a resync of MDX in this boot)
 #   @@mdmon yes|no        (mdmon was running once arrays were assembled)
 #   @@mdmon-exit yes|no   (mdmon exited after the containers stopped)
@@ -72,6 +73,15 @@ for a in $arrays; do
     echo "@@array $name k=$k md=$md level=$(cat $b/md/level) size=$(blockdev --getsize64 /dev/$md)" \
          "degraded=$(cat $b/md/degraded 2>/dev/null || echo 0) devs=$devs sha=$sum"
     k=$((k + 1))
+done
+for b in /sys/block/md*; do
+    # A container's metadata_version is external:FORMAT; its arrays' is
+    # external:/CONTAINER/N.
+    case "$(cat $b/md/metadata_version 2>/dev/null)" in
+        external:[!/-]*) ;;
+        *) continue ;;
+    esac
+    echo "@@container ${b##*/} devs=$(ls $b/slaves | sort | tr '\n' ',' | sed 's/,$//')"
 done
 dmesg | sed -n 's/.*md: resync of RAID array \(md[0-9]*\).*/@@resynced \1/p' | sort -u
 t hashed

@@ -47,6 +47,7 @@ use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::debug;
+use umd_engine::create::ddf_add::plan_ddf_add;
 use umd_engine::native::MetadataWrite;
 use umd_formats::ddf::container::{Container, ContainerError};
 use umd_formats::ddf::level;
@@ -55,7 +56,7 @@ use umd_formats::ddf::{
     PD_STATE_REBUILDING, VD_INIT_FULL, VD_INIT_MASK, VD_INIT_NOT, VD_INIT_QUICK,
     VD_STATE_INCONSISTENT, VD_STATE_MASK,
 };
-use umd_formats::probe::ProbeError;
+use umd_formats::probe::{Metadata, ProbeError, ReadAt};
 
 use super::handler::{
     Consistency, DiskState, MetadataHandler, SpareAssignment, Subarray, RESYNC_NONE,
@@ -408,6 +409,41 @@ impl MetadataHandler for DdfHandler {
 
     fn activate_spare(&mut self, index: u32, missing: &[u32]) -> Vec<SpareAssignment> {
         spare::activate(self, index, missing)
+    }
+
+    fn add_disk(
+        &mut self,
+        name: &str,
+        dev_bytes: u64,
+        read: &mut ReadAt<'_>,
+        seed: u64,
+    ) -> Result<usize, String> {
+        match umd_formats::probe::probe(dev_bytes, read) {
+            Err(ProbeError::NotFound) => {}
+            Ok(found) => {
+                let what = match found {
+                    Metadata::V0_90(_) => "md 0.90",
+                    Metadata::V1(_) => "md 1.x",
+                    Metadata::Ddf(_) => "DDF",
+                    _ => "RAID",
+                };
+                return Err(format!(
+                    "{name} holds {what} metadata; umd adds only blank disks to a container \
+                     (erase it first)"
+                ));
+            }
+            Err(e) => return Err(format!("{name}: {e}")),
+        }
+        let now = (self.clock)();
+        let device =
+            plan_ddf_add(&self.container, name, dev_bytes, seed, now).map_err(|e| e.message)?;
+        let disk = self
+            .container
+            .add_device(device)
+            .map_err(|e| format!("{name}: {e}"))?;
+        debug!(disk, name, "disk added to the container as a global spare");
+        self.mark_changed(None);
+        Ok(disk)
     }
 
     fn sync_metadata(&mut self, out: &mut Vec<MetadataWrite>) {

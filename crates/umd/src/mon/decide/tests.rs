@@ -39,6 +39,15 @@ impl MetadataHandler for Recorder {
     fn activate_spare(&mut self, _index: u32, _missing: &[u32]) -> Vec<SpareAssignment> {
         Vec::new()
     }
+    fn add_disk(
+        &mut self,
+        name: &str,
+        _dev_bytes: u64,
+        _read: &mut umd_formats::probe::ReadAt<'_>,
+        _seed: u64,
+    ) -> Result<usize, String> {
+        Err(format!("{name}: not in this test"))
+    }
     fn sync_metadata(&mut self, _out: &mut Vec<MetadataWrite>) {}
 }
 
