@@ -2,7 +2,14 @@
 # Real-process soak: `umd run` under fio verify load through NBD, killed -9
 # at random moments and restarted, with members failed and re-added.
 #
-#   bench/soak.sh [--seconds S] [--level 1|4|5|6|10] [--seed N]
+#   bench/soak.sh [--seconds S] [--level 1|4|5|6|10] [--seed N] [--metadata native|ddf]
+#
+# --metadata ddf: the array is a virtual disk of a DDF container made with
+# one more disk, a global spare; `umd run` starts `umd mon`, the manager. A
+# kill -9 takes the engine down and its manager leaves after it; the restart
+# starts both. A failed member is rebuilt onto the global spare by the
+# manager, and a fresh blank disk is then given to the running container
+# (`umd manage --add`) as the next round's spare.
 #
 # Each round:
 #   1. fio writes a fresh pattern over region A (the first half of the export)
@@ -34,14 +41,17 @@ cd "$(dirname "$0")/.."
 SECONDS_TOTAL=120
 LEVEL=5
 SEED=${SOAK_SEED:-$RANDOM}
+METADATA=native
 while [[ $# -gt 0 ]]; do
     case $1 in
     --seconds) SECONDS_TOTAL=$2; shift 2 ;;
     --level) LEVEL=$2; shift 2 ;;
     --seed) SEED=$2; shift 2 ;;
-    *) echo "usage: $0 [--seconds S] [--level L] [--seed N]" >&2; exit 2 ;;
+    --metadata) METADATA=$2; shift 2 ;;
+    *) echo "usage: $0 [--seconds S] [--level L] [--seed N] [--metadata native|ddf]" >&2; exit 2 ;;
     esac
 done
+[[ $METADATA == native || $METADATA == ddf ]] || { echo "soak: --metadata native|ddf" >&2; exit 2; }
 RANDOM=$SEED
 
 for tool in fio nbdinfo numfmt; do
@@ -58,6 +68,8 @@ case $LEVEL in
 *) echo "soak: level must be 1, 4, 5, 6 or 10" >&2; exit 2 ;;
 esac
 MEMBER_MIB=${SOAK_MEMBER_MIB:-64}
+# DDF keeps 32 MiB of metadata at the end of every disk.
+[[ $METADATA == ddf ]] && MEMBER_MIB=${SOAK_MEMBER_MIB:-96}
 
 DIR=/dev/shm/umd-soak-$$
 mkdir -p "$DIR"
@@ -77,14 +89,29 @@ for ((i = 0; i < N; i++)); do
 done
 chunk=(--chunk 64)
 [[ $LEVEL == 1 ]] && chunk=()
-"$UMD" create --level "$LEVEL" --raid-devices "$N" "${chunk[@]}" --bitmap internal \
-    "${MEMBERS[@]}" >"$DIR/create.log" 2>&1 || { cat "$DIR/create.log" >&2; exit 1; }
+# DISKS: what `umd run` is given (DDF: the container's disks, spare included).
+# P: the array's attribute prefix on the control socket. URI: the export.
+if [[ $METADATA == ddf ]]; then
+    truncate -s "${MEMBER_MIB}M" "$DIR/s0"
+    DISKS=("${MEMBERS[@]}" "$DIR/s0")
+    {
+        "$UMD" create --metadata ddf --level container --raid-devices $((N + 1)) "${DISKS[@]}" &&
+            "$UMD" create --metadata ddf --level "$LEVEL" --raid-devices "$N" "${chunk[@]}" \
+                --name soak "${MEMBERS[@]}"
+    } >"$DIR/create.log" 2>&1 || { cat "$DIR/create.log" >&2; exit 1; }
+    P=0/ URI="nbd+unix:///soak?socket=$SOCK"
+else
+    DISKS=("${MEMBERS[@]}")
+    "$UMD" create --level "$LEVEL" --raid-devices "$N" "${chunk[@]}" --bitmap internal \
+        "${MEMBERS[@]}" >"$DIR/create.log" 2>&1 || { cat "$DIR/create.log" >&2; exit 1; }
+    P="" URI="nbd+unix:///?socket=$SOCK"
+fi
 
 ctl() { "$UMD" ctl --control "$CTL" "$@"; }
 
 start_umd() {
     rm -f "$SOCK" "$CTL"
-    "$UMD" run --nbd "unix:$SOCK" --control "$CTL" "${MEMBERS[@]}" >>"$LOG" 2>&1 &
+    "$UMD" run --nbd "unix:$SOCK" --control "$CTL" "${DISKS[@]}" >>"$LOG" 2>&1 &
     PID=$!
     for ((i = 0; i < 400; i++)); do
         [[ -S $SOCK && -S $CTL ]] && return 0
@@ -99,7 +126,7 @@ start_umd() {
 wait_idle() {
     local i
     for ((i = 0; i < 6000; i++)); do
-        [[ $(ctl get sync_action) == idle ]] && return 0
+        [[ $(ctl get "${P}sync_action") == idle ]] && return 0
         sleep 0.1
     done
     echo "soak: sync did not finish in 10 minutes" >&2
@@ -107,7 +134,7 @@ wait_idle() {
 }
 
 fio_nbd() {
-    fio --name=soak --ioengine=nbd --uri="nbd+unix:///?socket=$SOCK" \
+    fio --name=soak --ioengine=nbd --uri="$URI" \
         --output-format=terse --terse-version=3 "$@"
 }
 
@@ -116,9 +143,9 @@ have_manage=0
 
 start_umd
 wait_idle
-size=$(nbdinfo --size "nbd+unix:///?socket=$SOCK")
+size=$(nbdinfo --size "$URI")
 half=$(((size / 2) / (1024 * 1024) * (1024 * 1024)))
-echo "soak: level $LEVEL on $N x ${MEMBER_MIB} MiB, export $((size / 1048576)) MiB, seed $SEED, ${SECONDS_TOTAL}s"
+echo "soak: level $LEVEL ($METADATA) on $N x ${MEMBER_MIB} MiB, export $((size / 1048576)) MiB, seed $SEED, ${SECONDS_TOTAL}s"
 
 rounds=0 kills=0 fails=0 verified=0 failures=0
 deadline=$((SECONDS + SECONDS_TOTAL))
@@ -150,6 +177,37 @@ while ((SECONDS < deadline)); do
         wait "$fio_pid" 2>/dev/null || true
         kills=$((kills + 1))
         start_umd
+    elif [[ $METADATA == ddf ]]; then
+        victim=${MEMBERS[$((RANDOM % N))]}
+        ctl set "${P}dev-${victim##*/}/state" faulty >/dev/null 2>&1
+        sleep 0.3
+        kill "$fio_pid" 2>/dev/null || true
+        wait "$fio_pid" 2>/dev/null || true
+        # The manager rebuilds onto the spare; the failed disk leaves, and a
+        # fresh blank disk joins the running container as the next spare.
+        wait_idle || { failures=$((failures + 1)); break; }
+        spare=""
+        for d in "${DISKS[@]}"; do
+            [[ $(ctl get "${P}dev-${d##*/}/state" 2>/dev/null) == in_sync ]] || continue
+            [[ " ${MEMBERS[*]} " == *" $d "* ]] || spare=$d
+        done
+        if [[ -z $spare ]]; then
+            echo "round $rounds: the spare was not rebuilt into ${victim##*/}'s slot" >&2
+            failures=$((failures + 1))
+            break
+        fi
+        for i in "${!MEMBERS[@]}"; do
+            [[ ${MEMBERS[$i]} == "$victim" ]] && MEMBERS[i]=$spare
+        done
+        fresh=$DIR/s$rounds
+        truncate -s "${MEMBER_MIB}M" "$fresh"
+        if ! "$UMD" manage "$CTL" --add "$fresh" >>"$LOG" 2>&1; then
+            echo "round $rounds: the container did not take a blank disk" >&2
+            failures=$((failures + 1))
+            break
+        fi
+        DISKS=("${MEMBERS[@]}" "$fresh")
+        fails=$((fails + 1))
     else
         victim=$((RANDOM % N))
         "$UMD" manage "$CTL" --fail "m$victim" >/dev/null 2>&1
@@ -174,10 +232,10 @@ while ((SECONDS < deadline)); do
     # 4. After the resync or rebuild, parity and mirrors agree.
     wait_idle || { failures=$((failures + 1)); break; }
     if [[ $LEVEL != 0 ]]; then
-        ctl set sync_action check
+        ctl set "${P}sync_action" check
         sleep 0.2
         wait_idle
-        mm=$(ctl get mismatch_cnt)
+        mm=$(ctl get "${P}mismatch_cnt")
         if [[ $mm != 0 ]]; then
             failures=$((failures + 1))
             echo "round $rounds ($fault): mismatch_cnt $mm after resync" >&2

@@ -1174,6 +1174,17 @@ fn a_disk_added_to_a_running_container_becomes_its_spare() {
         "three taken, one refused but listed"
     );
     // A member fails: the new disk takes its slot and is rebuilt.
+    // The container's own socket takes only --add.
+    let out = support::umd()
+        .env("UMD_RUN_DIR", &run.run_dir)
+        .arg("manage")
+        .arg(&run.control)
+        .arg("--fail")
+        .arg(&disks[0])
+        .output()
+        .expect("umd manage");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("only --add"), "{err}");
     fail_and_rebuild(
         &run,
         &file_name(&disks[0]),

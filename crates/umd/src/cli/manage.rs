@@ -62,6 +62,16 @@ pub(crate) struct ManageArgs {
 pub(crate) fn run(args: ManageArgs) -> Result<ExitCode, String> {
     let path = socket_path(args.array.as_deref())?;
     let mut session = Session::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let container = session.get("level").is_ok_and(|l| l == "container");
+    if container && (args.fail.is_some() || args.remove.is_some() || args.replace.is_some()) {
+        return Err(format!(
+            "{}: a container: only --add acts on it (a disk for the container); a subarray's \
+             members are failed, removed or replaced through its attributes, e.g. \
+             `umd ctl --control {} set 0/dev-NAME/state faulty`",
+            path.display(),
+            path.display()
+        ));
+    }
     if let Some(dev) = &args.fail {
         let name = member_name(&mut session, dev)?;
         store(&mut session, &format!("dev-{name}/state"), "faulty")?;
@@ -73,7 +83,7 @@ pub(crate) fn run(args: ManageArgs) -> Result<ExitCode, String> {
         eprintln!("umd manage: removed {name}");
     }
     if let Some(file) = &args.add {
-        if session.get("level").is_ok_and(|l| l == "container") {
+        if container {
             add_to_container(&mut session, file)?;
         } else {
             add(&mut session, file, "--add")?;
