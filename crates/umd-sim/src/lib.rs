@@ -85,6 +85,20 @@ pub fn external_enumeration_options(seed: u64, level: Option<i32>, ops: u32) -> 
     opts
 }
 
+/// Options for crash-point enumeration of a rebuild onto a DDF container's
+/// global spare: as [`external_enumeration_options`], with one spare made
+/// with the container and the first member in sync failed by hand at
+/// operation `fail_at` (`ops` in all), so the manager's activation, the
+/// metadata recording the spare rebuilding, the recovery with writes going
+/// on, and the metadata recording it in sync are all crash points.
+#[must_use]
+pub fn spare_enumeration_options(seed: u64, level: Option<i32>, ops: u32, fail_at: u32) -> Options {
+    let mut opts = external_enumeration_options(seed, level, ops);
+    opts.array.container_spares = 1;
+    opts.fail_at_op = Some(fail_at);
+    opts
+}
+
 /// Crash after every member write of `opts`' workload in turn; returns the
 /// number of crash points, or the first that failed.
 pub fn enumerate_crash_points(seed: u64, opts: &Options) -> Result<u64, String> {

@@ -8,6 +8,10 @@
 //!  --external true: the array is a DDF subarray run by the simulated manager)
 //! umd-sim --crash-points SEED [--ops N] [--level L] [--bitmap true|false] [--external true]
 //!                                                 crash after every member write in turn
+//! umd-sim --crash-points SEED --spare-rebuild K [--ops N] [--level L]
+//!                                                 the same, for a DDF subarray whose first
+//!                                                 member fails at op K and is rebuilt onto
+//!                                                 the container's spare
 //! ```
 //!
 //! Each failing seed is printed with the one command that replays it.
@@ -15,8 +19,8 @@
 use std::process::ExitCode;
 use std::time::Instant;
 use umd_sim::{
-    enumerate_crash_points, enumeration_options, external_enumeration_options, run, Options,
-    Outcome,
+    enumerate_crash_points, enumeration_options, external_enumeration_options, run,
+    spare_enumeration_options, Options, Outcome,
 };
 
 struct Args {
@@ -30,6 +34,7 @@ struct Args {
     latent: bool,
     bitmap: Option<bool>,
     external: bool,
+    spare_rebuild: Option<u32>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -44,6 +49,7 @@ fn parse() -> Result<Args, String> {
         latent: false,
         bitmap: None,
         external: false,
+        spare_rebuild: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -60,6 +66,9 @@ fn parse() -> Result<Args, String> {
             "--replay" => a.replay = Some(value()?),
             "--crash-points" => a.crash_points = Some(value()?),
             "--ops" => a.ops = u32::try_from(value()?).map_err(|e| e.to_string())?,
+            "--spare-rebuild" => {
+                a.spare_rebuild = Some(u32::try_from(value()?).map_err(|e| e.to_string())?);
+            }
             "--latent" => a.latent = true,
             "--bitmap" => {
                 let v = it.next().ok_or("--bitmap needs true or false")?;
@@ -210,7 +219,9 @@ fn main() -> ExitCode {
 }
 
 fn enumerate(seed: u64, args: &Args) -> ExitCode {
-    let mut opts = if args.external {
+    let mut opts = if let Some(fail_at) = args.spare_rebuild {
+        spare_enumeration_options(seed, args.level, args.ops, fail_at)
+    } else if args.external {
         external_enumeration_options(seed, args.level, args.ops)
     } else {
         enumeration_options(seed, args.level, args.bitmap, args.ops)

@@ -63,6 +63,11 @@ pub struct Options {
     /// native 1.x). Drawn apart, so a seed's workload is the same until a
     /// member is replaced.
     pub replace_percent: u64,
+    /// Crash-point enumeration of a rebuild: at this operation the first
+    /// member in sync is failed by hand (`umd manage --fail`), once, so a
+    /// waiting spare is activated and rebuilt with every member write of
+    /// it a crash point. `None` in random runs.
+    pub fail_at_op: Option<u32>,
 }
 
 impl Options {
@@ -114,6 +119,7 @@ impl Options {
             spare_percent: Rng::new(seed ^ 0x05ba_4e5e_ed00_0007).range(0, 12),
             grow_percent: Rng::new(seed ^ 0x06c0_3e5e_ed00_0009).range(0, 4),
             replace_percent: Rng::new(seed ^ 0x07e9_1ace_ed00_000b).range(0, 6),
+            fail_at_op: None,
         }
     }
 

@@ -258,6 +258,10 @@ impl Sim {
     /// One operation; `Ok(false)`: the run ended early (a refused start).
     fn step(&mut self) -> Result<bool, String> {
         self.host.now = self.host.now + Duration(self.rng.below(20_000_000));
+        if self.opts.fail_at_op == Some(self.out.ops) {
+            let result = self.fail_first_in_sync();
+            return self.after_step(u64::MAX - 3, result);
+        }
         if self.grow_due() {
             let result = self.grow();
             return self.after_step(u64::MAX - 1, result);
@@ -449,6 +453,18 @@ impl Sim {
             }
         }
         Ok(())
+    }
+
+    /// `umd manage --fail` of the first member in sync (`fail_at_op`): the
+    /// scripted failure a rebuild's crash-point enumeration starts from.
+    fn fail_first_in_sync(&mut self) -> Result<(), Stop> {
+        let Some(&member) = self.host.recorded_in_sync_members().first() else {
+            return Ok(());
+        };
+        self.faulted.push(member);
+        self.out.faults += 1;
+        self.out.failed_by_hand += 1;
+        self.host.fail_by_hand(member)
     }
 
     /// Whether this operation is the spare action: at `spare_percent`

@@ -3,9 +3,14 @@
 //! and raid6, native with and without an internal bitmap, and external (a
 //! DDF subarray run by the simulated manager, whose metadata writes are
 //! crash points too; DDF has no internal bitmap); every crash is followed
-//! by a restart from the disks, the resync, and the checks.
+//! by a restart from the disks, the resync, and the checks. A rebuild is
+//! enumerated too: a DDF subarray's member fails by hand and the manager
+//! rebuilds it onto the container's global spare.
 
-use umd_sim::{enumerate_crash_points, enumeration_options, external_enumeration_options};
+use umd_sim::{
+    enumerate_crash_points, enumeration_options, external_enumeration_options, run,
+    spare_enumeration_options,
+};
 
 /// Seeds enumerated per level and bitmap setting.
 pub const SEEDS: u64 = 3;
@@ -28,6 +33,48 @@ fn enumerate(level: i32, bitmap: bool) {
         }
     }
     assert!(points > 10 * SEEDS, "only {points} crash points");
+}
+
+/// Operations in each enumerated rebuild, and the one at which the member
+/// fails (the rest run while the spare is activated and rebuilt).
+pub const SPARE_OPS: u32 = 8;
+/// See [`SPARE_OPS`].
+pub const SPARE_FAIL_AT: u32 = 2;
+
+/// A DDF subarray loses a member at op [`SPARE_FAIL_AT`]; the manager
+/// activates the container's spare and the recovery runs while writes go
+/// on. Without a crash the spare must be activated; then the power fails
+/// after every member write in turn (the activation's metadata, the
+/// recovery's writes, the metadata recording it in sync).
+fn enumerate_spare_rebuild(level: i32, seed: u64) {
+    let opts = spare_enumeration_options(seed, Some(level), SPARE_OPS, SPARE_FAIL_AT);
+    let whole = run(seed, &opts, None).expect("the workload passes without a crash");
+    assert!(
+        whole.container_spares_activated > 0,
+        "the failure did not bring the spare in: {whole:?}"
+    );
+    match enumerate_crash_points(seed, &opts) {
+        Ok(points) => assert!(points > 200, "only {points} crash points"),
+        Err(e) => panic!(
+            "raid{level} spare rebuild seed {seed}: {e}\n  replay: cargo run -p umd-sim \
+             --profile sim -- --crash-points {seed} --spare-rebuild {SPARE_FAIL_AT} --ops {SPARE_OPS} --level {level}"
+        ),
+    }
+}
+
+#[test]
+fn raid1_spare_rebuild_every_crash_point() {
+    enumerate_spare_rebuild(1, 1);
+}
+
+#[test]
+fn raid5_spare_rebuild_every_crash_point() {
+    enumerate_spare_rebuild(5, 1);
+}
+
+#[test]
+fn raid6_spare_rebuild_every_crash_point() {
+    enumerate_spare_rebuild(6, 1);
 }
 
 fn enumerate_external(level: i32, seeds: &[u64]) {

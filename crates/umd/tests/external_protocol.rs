@@ -1105,7 +1105,9 @@ fn a_disk_added_to_a_running_container_becomes_its_spare() {
     ]);
     let run = serve(&dir, &disks, &[]);
     let _mon = Mon::start(&run, "1", &[]);
+    // Writable once the manager took it over and its first resync ended.
     wait_for(&run, "0/sync_action", "idle");
+    wait_for(&run, "0/array_state", "clean");
     finish(qemu_io(&run, "m1", "write -P 0x3d 0 2M", false), SETTLE);
     let manage = |file: &std::path::Path| {
         support::umd()
