@@ -183,9 +183,13 @@ while ((SECONDS < deadline)); do
         sleep 0.3
         kill "$fio_pid" 2>/dev/null || true
         wait "$fio_pid" 2>/dev/null || true
-        # The manager rebuilds onto the spare; the failed disk leaves, and a
-        # fresh blank disk joins the running container as the next spare.
-        wait_idle || { failures=$((failures + 1)); break; }
+        # The manager rebuilds onto the spare (it activates it first: idle
+        # alone may come before that); the failed disk leaves, and a fresh
+        # blank disk joins the running container as the next spare.
+        for ((i = 0; i < 6000; i++)); do
+            [[ $(ctl get "${P}degraded") == 0 && $(ctl get "${P}sync_action") == idle ]] && break
+            sleep 0.1
+        done
         spare=""
         for d in "${DISKS[@]}"; do
             [[ $(ctl get "${P}dev-${d##*/}/state" 2>/dev/null) == in_sync ]] || continue
