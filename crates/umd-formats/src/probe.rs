@@ -26,6 +26,16 @@ pub enum Metadata {
 }
 
 impl Metadata {
+    /// The format's name, for messages: `md 0.90`, `md 1.x` or `DDF`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::V0_90(_) => "md 0.90",
+            Self::V1(_) => "md 1.x",
+            Self::Ddf(_) => "DDF",
+        }
+    }
+
     /// The normalized view: one entry per array this device belongs to
     /// (always one for md; one per virtual disk for DDF, none for a DDF
     /// device that is in no virtual disk).

@@ -104,6 +104,12 @@ fn written(spec: &ArraySpec, members: &[Vec<MemberWrite>]) -> Result<Vec<SimDisk
     let mut disks: Vec<SimDisk> = (0..members.len())
         .map(|_| SimDisk::new(spec.member_bytes))
         .collect();
+    apply(&mut disks, members)?;
+    Ok(disks)
+}
+
+/// `writes` (per member) onto `disks`, durably.
+fn apply(disks: &mut [SimDisk], members: &[Vec<MemberWrite>]) -> Result<(), String> {
     for (disk, writes) in disks.iter_mut().zip(members) {
         for w in writes {
             disk.write(w.offset_bytes, &w.bytes)
@@ -111,7 +117,7 @@ fn written(spec: &ArraySpec, members: &[Vec<MemberWrite>]) -> Result<Vec<SimDisk
         }
         disk.flush().map_err(|e| format!("create: {e}"))?;
     }
-    Ok(disks)
+    Ok(())
 }
 
 /// Disks holding a new DDF container with one virtual disk over the first
@@ -169,13 +175,7 @@ fn create_ddf(spec: &ArraySpec, rng: &mut Rng) -> Result<Vec<SimDisk>, String> {
         }
     }
     let vd = create(&ddf_spec(Some(spec.level), members, seed.rotate_left(17)))?;
-    for (disk, writes) in disks.iter_mut().zip(&vd.members) {
-        for w in writes {
-            disk.write(w.offset_bytes, &w.bytes)
-                .map_err(|e| format!("create: {e}"))?;
-        }
-        disk.flush().map_err(|e| format!("create: {e}"))?;
-    }
+    apply(&mut disks, &vd.members)?;
     Ok(disks)
 }
 

@@ -23,7 +23,7 @@ use umd::control::paths;
 use umd::mon::socket::client::ping_monitor;
 use umd::mon::socket::{MonFiles, CLIENT_TIMEOUT_DEFAULT};
 use umd_engine::Errno;
-use umd_formats::probe::{Metadata, ProbeError};
+use umd_formats::probe::ProbeError;
 use umd_io::MemberFile;
 
 /// How long `--remove` waits for a failed member to leave its slot.
@@ -121,7 +121,8 @@ fn add_to_container(session: &mut Session, file: &Path) -> Result<(), String> {
     let shown = absolute.display().to_string();
     if let Some(what) = metadata_on(&absolute)? {
         return Err(format!(
-            "--add {shown}: it holds {what}; a container takes only blank disks (erase it first)"
+            "--add {shown}: it holds {what} metadata; a container takes only blank disks \
+             (erase it first)"
         ));
     }
     let container = super::mon::container_name(session)?;
@@ -134,27 +135,23 @@ fn add_to_container(session: &mut Session, file: &Path) -> Result<(), String> {
         );
         return Ok(());
     }
-    match metadata_on(&absolute)? {
-        Some(_) if container_disk(&absolute, session)? => {
-            eprintln!("umd manage: added {shown} to {container} as a global spare");
-            Ok(())
-        }
-        _ => Err(format!(
+    if container_disk(&absolute, session)? {
+        eprintln!("umd manage: added {shown} to {container} as a global spare");
+        Ok(())
+    } else {
+        Err(format!(
             "--add {shown}: the manager of {container} did not take it (its log says why)"
-        )),
+        ))
     }
 }
 
-/// What RAID metadata the file holds, if any.
+/// Which RAID metadata the file holds, if any (`Metadata::kind`).
 fn metadata_on(path: &Path) -> Result<Option<&'static str>, String> {
     let file = MemberFile::open_read_only(path).map_err(|e| e.to_string())?;
     let mut read =
         |offset: u64, buf: &mut [u8]| file.read_exact_at(offset, buf).map_err(|e| e.source);
     match umd_formats::probe::probe(file.len_bytes(), &mut read) {
-        Ok(Metadata::V0_90(_)) => Ok(Some("md 0.90 metadata")),
-        Ok(Metadata::V1(_)) => Ok(Some("md 1.x metadata")),
-        Ok(Metadata::Ddf(_)) => Ok(Some("DDF metadata")),
-        Ok(_) => Ok(Some("RAID metadata")),
+        Ok(found) => Ok(Some(found.kind())),
         Err(ProbeError::NotFound) => Ok(None),
         Err(e) => Err(format!("{}: {e}", path.display())),
     }

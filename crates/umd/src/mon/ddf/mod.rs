@@ -56,7 +56,7 @@ use umd_formats::ddf::{
     PD_STATE_REBUILDING, VD_INIT_FULL, VD_INIT_MASK, VD_INIT_NOT, VD_INIT_QUICK,
     VD_STATE_INCONSISTENT, VD_STATE_MASK,
 };
-use umd_formats::probe::{Metadata, ProbeError, ReadAt};
+use umd_formats::probe::{ProbeError, ReadAt};
 
 use super::handler::{
     Consistency, DiskState, MetadataHandler, SpareAssignment, Subarray, RESYNC_NONE,
@@ -421,15 +421,10 @@ impl MetadataHandler for DdfHandler {
         match umd_formats::probe::probe(dev_bytes, read) {
             Err(ProbeError::NotFound) => {}
             Ok(found) => {
-                let what = match found {
-                    Metadata::V0_90(_) => "md 0.90",
-                    Metadata::V1(_) => "md 1.x",
-                    Metadata::Ddf(_) => "DDF",
-                    _ => "RAID",
-                };
                 return Err(format!(
-                    "{name} holds {what} metadata; umd adds only blank disks to a container \
-                     (erase it first)"
+                    "{name} holds {} metadata; umd adds only blank disks to a container \
+                     (erase it first)",
+                    found.kind()
                 ));
             }
             Err(e) => return Err(format!("{name}: {e}")),
