@@ -230,6 +230,18 @@ impl NativeMetadata {
         }
     }
 
+    /// The partial parity log area on `member`, if the member is present
+    /// and its superblock announces one (1.x with PPL).
+    #[must_use]
+    pub fn ppl_area(&self, member: usize) -> Option<crate::ppl::start::PplArea> {
+        match self.members.get(member)?.as_ref()? {
+            MemberSb::V0 { .. } => None,
+            MemberSb::V1(sb) => sb
+                .ppl_area()
+                .map(|(sector, sectors, _)| crate::ppl::start::PplArea { sector, sectors }),
+        }
+    }
+
     /// The bitmap's byte offset on every member, for `WriteIntentBitmap::new`.
     #[must_use]
     pub fn bitmap_offsets_bytes(&self) -> Vec<Option<u64>> {

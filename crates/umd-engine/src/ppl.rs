@@ -20,6 +20,8 @@
 //! more), every data chunk over a chunk of rows, each row only on the chunks
 //! that lie below `data_sector + data_size / 512`.
 
+pub mod start;
+
 use umd_formats::ppl::PplEntry;
 use umd_layout::geometry::{Copy, Geometry, Level, StripeLayout, Target};
 

@@ -10,7 +10,6 @@ pub mod batch;
 pub mod faults;
 pub mod host;
 pub mod member_file;
-pub mod ppl;
 #[allow(unsafe_code)]
 pub mod uring;
 

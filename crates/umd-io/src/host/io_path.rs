@@ -507,6 +507,7 @@ fn write_piece(
                 None
             }
             Err(LogFailed::Refused(why)) => {
+                tracing::error!(sector, len, %why, "write refused: its stripe cannot be logged");
                 ctx.write_plan = plan;
                 bitmap_end(shared, sector, len, span);
                 return Err(HostError::new(Errno::EIO, why));

@@ -208,7 +208,13 @@ impl Shared {
                     own_sb,
                     device_uuid,
                 };
-                hot_add(native, &mut core_ref.array, &roster, new)?
+                let re_add = hot_add(native, &mut core_ref.array, &roster, new)?;
+                // A PPL raid5 logs onto the new member as onto the others,
+                // in the area its new superblock announces.
+                if let (Some(ppl), Some(area)) = (self.ppl.get(), native.ppl_area(index)) {
+                    ppl.set_area(index, area);
+                }
+                re_add
             }
             None if external => {
                 // The manager sets offset and size next (md: offset before

@@ -508,7 +508,11 @@ impl ArrayHost {
         if self.shared.geometry.level() != Level::Raid5 {
             return;
         }
-        let _ = self.shared.ppl.set(ppl_log::PplLog::new(signature, areas));
+        let capacity = self.shared.files.len();
+        let _ = self
+            .shared
+            .ppl
+            .set(ppl_log::PplLog::new(signature, areas, capacity));
         self.shared.core().array.set_ppl(true);
     }
 

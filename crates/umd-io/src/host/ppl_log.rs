@@ -4,7 +4,7 @@
 //!
 //! Why the order holds: a crash after the unit is durable and before the
 //! writes end leaves a unit whose entries say which rows may be torn and
-//! what the untouched chunks XOR to; replay (`crate::ppl`) makes their
+//! what the untouched chunks XOR to; replay (`umd_engine::ppl::start`) makes their
 //! parity right for whatever landed. A crash before the unit is durable
 //! leaves the stripe untouched.
 //!
@@ -17,6 +17,11 @@
 //! durable before the record that covers them goes away, as md flushes
 //! before it reuses a log).
 //!
+//! A spare added while the array runs gets its area when it joins
+//! ([`PplLog::set_area`], set once, outside the slots' locks, so the add
+//! path may set it while it holds `core`); until then the table has room
+//! for it, as the member table has.
+//!
 //! Lock order: a slot is taken after the piece's `RangeLock` stripes and
 //! before `core`; a thread holds one slot at a time (PPL pieces are one
 //! stripe, with one parity member).
@@ -24,23 +29,14 @@
 use super::ctx::member_of;
 use super::Shared;
 use crate::member_file::IoError;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+pub use umd_engine::ppl::start::PplArea;
 use umd_engine::write::ppl::{PplRefused, PplUnit};
 use umd_engine::write::{WritePlan, WritePlanner};
 
-/// Where a member's PPL area is: absolute device sector and length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PplArea {
-    /// Absolute device sector of the area's first header.
-    pub sector: u64,
-    /// Sectors in the area.
-    pub sectors: u64,
-}
-
-/// A member's log: its area and the unit being built.
+/// A member's log: the unit being built.
 #[derive(Debug, Default)]
 pub(crate) struct LogSlot {
-    area: Option<PplArea>,
     generation: u64,
     /// The last unit's writes may still sit in the members' caches.
     unsynced: bool,
@@ -51,6 +47,9 @@ pub(crate) struct LogSlot {
 #[derive(Debug)]
 pub(crate) struct PplLog {
     signature: u32,
+    /// Each member's area, by member index (set once: at the start, or
+    /// when the member joins).
+    areas: Vec<OnceLock<PplArea>>,
     slots: Vec<Mutex<LogSlot>>,
 }
 
@@ -63,18 +62,35 @@ pub(crate) enum LogFailed {
 }
 
 impl PplLog {
-    /// Logs for `areas` (by member index; `None`: the member has no area).
-    pub(crate) fn new(signature: u32, areas: &[Option<PplArea>]) -> Self {
-        let slots = areas
-            .iter()
-            .map(|&area| {
-                Mutex::new(LogSlot {
-                    area,
-                    ..LogSlot::default()
-                })
+    /// Logs for `areas` (by member index; `None`: the member has no area),
+    /// with room for `capacity` members: one added later gets its area
+    /// with [`PplLog::set_area`].
+    pub(crate) fn new(signature: u32, areas: &[Option<PplArea>], capacity: usize) -> Self {
+        let n = capacity.max(areas.len());
+        let areas = (0..n)
+            .map(|member| {
+                let cell = OnceLock::new();
+                if let Some(area) = areas.get(member).copied().flatten() {
+                    let _ = cell.set(area);
+                }
+                cell
             })
             .collect();
-        Self { signature, slots }
+        let slots = (0..n).map(|_| Mutex::new(LogSlot::default())).collect();
+        Self {
+            signature,
+            areas,
+            slots,
+        }
+    }
+
+    /// A member joined (a spare added): its log is the area its superblock
+    /// announces. A member index is reused only by the same device coming
+    /// back, whose area is the one it had.
+    pub(crate) fn set_area(&self, member: usize, area: PplArea) {
+        if let Some(cell) = self.areas.get(member) {
+            let _ = cell.set(area);
+        }
     }
 
     /// After `plan`'s reads landed in `scratch`: log its partial parity on
@@ -101,7 +117,7 @@ impl PplLog {
             )));
         };
         let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(area) = slot.area else {
+        let Some(&area) = self.areas.get(member).and_then(OnceLock::get) else {
             return Err(LogFailed::Refused(format!(
                 "member {} has no PPL area",
                 name()
