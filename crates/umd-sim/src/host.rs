@@ -21,11 +21,13 @@
 
 use crate::manager::SimManager;
 use crate::members::{Fault, Members};
+use crate::ppl::{LogStop, SimPpl};
 use crate::rng::Rng;
 use umd_engine::array::{Array, ArrayEvent, Ro};
 use umd_engine::bitmap::WriteIntentBitmap;
 use umd_engine::durability;
 use umd_engine::native::{MetadataWrite, NativeMetadata};
+use umd_engine::ppl::start::PplStart;
 use umd_engine::read::{MemberMap, ReadPlan, ReadPlanner};
 use umd_engine::resync::SyncPlanner;
 use umd_engine::time::Time;
@@ -90,6 +92,8 @@ pub struct HostParts {
     pub start: Ro,
     /// The metadata manager (external metadata).
     pub manager: Option<SimManager>,
+    /// The logs of a PPL raid5, opened (replayed and reset) by the start.
+    pub ppl: Option<PplStart>,
 }
 
 /// The simulated host.
@@ -108,7 +112,11 @@ pub struct SimHost {
     pub array_sectors: u64,
     pub(crate) member_map: MemberMap,
     pub(crate) read_planner: ReadPlanner,
-    write_planner: WritePlanner,
+    pub(crate) write_planner: WritePlanner,
+    /// The partial parity log of a PPL raid5.
+    pub(crate) ppl: Option<SimPpl>,
+    /// Why a write could not be logged (a failure of the run).
+    pub(crate) ppl_refused: Option<String>,
     pub(crate) names: Vec<String>,
     pub(crate) role_members: Vec<Option<usize>>,
     /// Simulated time.
@@ -154,7 +162,11 @@ impl SimHost {
             native,
             start,
             manager,
+            ppl,
         } = parts;
+        if ppl.is_some() {
+            array.set_ppl(true);
+        }
         array
             .run(start, Time(0))
             .map_err(|e| Stop::Failed(e.to_string()))?;
@@ -171,6 +183,8 @@ impl SimHost {
             member_map,
             read_planner,
             write_planner,
+            ppl: ppl.as_ref().map(SimPpl::new),
+            ppl_refused: None,
             names,
             role_members,
             now: Time(0),
@@ -504,6 +518,20 @@ impl SimHost {
             self.scratch.clear();
             self.scratch.resize(plan.scratch_bytes, 0);
             let mut outcome = self.run_reads(&plan.reads);
+            // md's PPL: the stripe's log unit is durable before any of its
+            // data or parity writes.
+            if outcome.is_ok() {
+                match self.log_piece(&plan) {
+                    Ok(()) => {}
+                    Err(LogStop::Fault(f)) => outcome = Err(f),
+                    Err(LogStop::Refused(why)) => {
+                        self.wplan = plan;
+                        self.bitmap_end(range);
+                        self.ppl_refused = Some(why.clone());
+                        return Err(Stop::Failed(why));
+                    }
+                }
+            }
             if outcome.is_ok() {
                 self.write_planner.compute(&plan, data, &mut self.scratch);
                 self.sched_point()?;
@@ -681,7 +709,7 @@ impl SimHost {
         Ok(self.flush_roles()?)
     }
 
-    fn flush_roles(&mut self) -> Result<(), Fault> {
+    pub(crate) fn flush_roles(&mut self) -> Result<(), Fault> {
         for role in 0..self.role_members.len() {
             if let (Some(member), true) = (
                 self.role_members[role],
@@ -767,6 +795,12 @@ impl SimHost {
     #[must_use]
     pub fn data_offset(&self, role: u32) -> Option<u64> {
         self.member_map.role(role).map(|(offset, _)| offset)
+    }
+
+    /// The partial parity log of a PPL raid5.
+    #[must_use]
+    pub fn ppl(&self) -> Option<&SimPpl> {
+        self.ppl.as_ref()
     }
 
     /// The metadata manager (external metadata).

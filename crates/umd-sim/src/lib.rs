@@ -24,6 +24,7 @@ pub mod manager;
 pub mod members;
 pub mod model;
 pub mod options;
+pub mod ppl;
 mod read_errors;
 pub mod reshape;
 pub mod rng;
@@ -68,6 +69,26 @@ pub fn enumeration_options(
     opts.spare_percent = 0;
     opts.grow_percent = 0;
     opts.replace_percent = 0;
+    // PPL has its own enumeration (a bitmap excludes it).
+    opts.array.ppl = false;
+    opts.loss_at_crash_percent = 0;
+    opts
+}
+
+/// Options for crash-point enumeration of a raid5 with a partial parity
+/// log: as [`enumeration_options`] for raid5 without a bitmap, created in
+/// sync, and every crash also loses a member (drawn per crash point), so
+/// each restart is dirty and degraded and reads the lost member's chunks
+/// back through the replayed logs.
+#[must_use]
+pub fn ppl_enumeration_options(seed: u64, ops: u32) -> Options {
+    let mut opts = enumeration_options(seed, Some(5), Some(false), ops);
+    opts.array.v090 = false;
+    opts.array.ppl = true;
+    opts.array.assume_clean = true;
+    // Room for the 1 MiB log area besides the data.
+    opts.array.member_bytes = 2 * ENUMERATION_MEMBER_BYTES;
+    opts.loss_at_crash_percent = 100;
     opts
 }
 

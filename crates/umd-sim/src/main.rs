@@ -8,6 +8,10 @@
 //!  --external true: the array is a DDF subarray run by the simulated manager)
 //! umd-sim --crash-points SEED [--ops N] [--level L] [--bitmap true|false] [--external true]
 //!                                                 crash after every member write in turn
+//! umd-sim --crash-points SEED --ppl true [--ops N]
+//!                                                 the same, for a raid5 with a partial
+//!                                                 parity log that also loses a member
+//!                                                 at every crash
 //! umd-sim --crash-points SEED --spare-rebuild K [--ops N] [--level L]
 //!                                                 the same, for a DDF subarray whose first
 //!                                                 member fails at op K and is rebuilt onto
@@ -19,8 +23,8 @@
 use std::process::ExitCode;
 use std::time::Instant;
 use umd_sim::{
-    enumerate_crash_points, enumeration_options, external_enumeration_options, run,
-    spare_enumeration_options, Options, Outcome,
+    enumerate_crash_points, enumeration_options, external_enumeration_options,
+    ppl_enumeration_options, run, spare_enumeration_options, Options, Outcome,
 };
 
 struct Args {
@@ -35,6 +39,7 @@ struct Args {
     bitmap: Option<bool>,
     external: bool,
     spare_rebuild: Option<u32>,
+    ppl: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -50,6 +55,7 @@ fn parse() -> Result<Args, String> {
         bitmap: None,
         external: false,
         spare_rebuild: None,
+        ppl: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -73,6 +79,10 @@ fn parse() -> Result<Args, String> {
             "--bitmap" => {
                 let v = it.next().ok_or("--bitmap needs true or false")?;
                 a.bitmap = Some(v.parse().map_err(|e| format!("--bitmap: {e}"))?);
+            }
+            "--ppl" => {
+                let v = it.next().ok_or("--ppl needs true or false")?;
+                a.ppl = v.parse().map_err(|e| format!("--ppl: {e}"))?;
             }
             "--external" => {
                 let v = it.next().ok_or("--external needs true or false")?;
@@ -112,6 +122,11 @@ fn replay_command(seed: u64, args: &Args) -> String {
             "inject-ack-before-metadata",
             cfg!(feature = "inject-ack-before-metadata"),
         ),
+        (
+            "inject-grow-before-sync",
+            cfg!(feature = "inject-grow-before-sync"),
+        ),
+        ("inject-ppl-late-log", cfg!(feature = "inject-ppl-late-log")),
     ]
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
@@ -219,7 +234,9 @@ fn main() -> ExitCode {
 }
 
 fn enumerate(seed: u64, args: &Args) -> ExitCode {
-    let mut opts = if let Some(fail_at) = args.spare_rebuild {
+    let mut opts = if args.ppl {
+        ppl_enumeration_options(seed, args.ops)
+    } else if let Some(fail_at) = args.spare_rebuild {
         spare_enumeration_options(seed, args.level, args.ops, fail_at)
     } else if args.external {
         external_enumeration_options(seed, args.level, args.ops)

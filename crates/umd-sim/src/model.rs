@@ -11,6 +11,11 @@
 //! nothing else: an older value is lost durable data, an unknown value is
 //! data that was never written.
 
+/// The model's id for content that is no write's: a chunk of a lost member
+/// that a power loss left torn (see [`Model::check_after_crash`]). A sector
+/// taken as unknown must then keep reading as unknown bytes.
+pub const UNKNOWN: u64 = u64::MAX;
+
 /// Content of `sector` written by write `id` (id 0: zeroes).
 pub fn fill_sector(id: u64, sector: u64, out: &mut [u8]) {
     assert_eq!(out.len(), 512, "one sector");
@@ -113,6 +118,7 @@ impl Model {
     /// Check a sector read while nothing crashed since it was written.
     pub fn check_read(&self, sector: u64, got: Option<u64>) -> Result<(), String> {
         let s = &self.sectors[sector as usize];
+        let got = Some(got.unwrap_or(UNKNOWN));
         let newest = s.since.last().copied().unwrap_or(s.stable);
         match got {
             Some(id) if id == newest => Ok(()),
@@ -130,31 +136,51 @@ impl Model {
     }
 
     /// Check a sector read after a crash, then take it as the truth.
-    pub fn check_after_crash(&mut self, sector: u64, got: Option<u64>) -> Result<(), String> {
+    /// `lost_member`: the sector lies on a role whose member was missing or
+    /// not yet recovered when the array started again. Such a sector
+    /// written since its last durable point may read as anything: a stripe
+    /// torn by the crash rebuilds a lost member's chunk that the torn write
+    /// modified from parity that matches neither the old nor the new data
+    /// (an XOR of writes, which may even look like another write). md's PPL
+    /// restores the chunks a write left alone, never the ones it modified
+    /// (docs/simulation.md); durable sectors must still read back. Returns
+    /// whether the sector read back as no write it may hold (a torn chunk
+    /// of a lost member).
+    pub fn check_after_crash(
+        &mut self,
+        sector: u64,
+        got: Option<u64>,
+        lost_member: bool,
+    ) -> Result<bool, String> {
         let s = &mut self.sectors[sector as usize];
-        let ok = got.is_some_and(|id| id == s.stable || s.since.contains(&id));
-        if !ok {
+        let torn_lost = lost_member && !s.since.is_empty();
+        let got = got.unwrap_or(UNKNOWN);
+        let strict = got == s.stable || s.since.contains(&got);
+        if !strict && !torn_lost {
             let why = match got {
-                Some(id) if id < s.stable => "durable data lost",
-                Some(_) => "a write that was never issued there",
-                None => "data that was never written",
+                UNKNOWN => "data that was never written",
+                id if id < s.stable => "durable data lost",
+                _ => "a write that was never issued there",
             };
             return Err(format!(
                 "sector {sector} after a crash: read {} ({why}); durable {} then {:?}",
-                show(got),
+                show(Some(got)),
                 s.stable,
                 s.since
             ));
         }
-        s.stable = got.unwrap_or(0);
+        s.stable = got;
         s.since.clear();
         s.exact = true;
-        Ok(())
+        Ok(!strict)
     }
 }
 
 fn show(id: Option<u64>) -> String {
-    id.map_or_else(|| "unknown bytes".into(), |i| format!("write {i}"))
+    match id {
+        None | Some(UNKNOWN) => "unknown bytes".into(),
+        Some(i) => format!("write {i}"),
+    }
 }
 
 #[cfg(test)]
@@ -186,16 +212,45 @@ mod tests {
             "stale read without a crash"
         );
         assert!(
-            m.clone().check_after_crash(0, Some(1)).is_ok(),
+            m.clone().check_after_crash(0, Some(1), false).is_ok(),
             "unflushed lost"
         );
         assert!(
-            m.clone().check_after_crash(0, Some(0)).is_err(),
+            m.clone().check_after_crash(0, Some(0), false).is_err(),
             "flushed lost"
         );
-        assert!(m.check_after_crash(0, None).is_err(), "garbage");
+        assert!(
+            m.clone().check_after_crash(0, None, false).is_err(),
+            "garbage"
+        );
         m.issued(1, 1, 3);
         m.acknowledged(1, 1, true);
-        assert!(m.check_after_crash(1, Some(3)).is_ok());
+        assert!(m.check_after_crash(1, Some(3), false).is_ok());
+    }
+
+    #[test]
+    fn a_lost_member_may_lose_only_what_was_not_durable() {
+        let mut m = Model::new(2);
+        m.issued(0, 2, 1);
+        m.acknowledged(0, 2, true);
+        m.issued(0, 1, 2);
+        m.acknowledged(0, 1, false);
+        assert!(
+            m.clone().check_after_crash(1, None, true).is_err(),
+            "a durable sector of a lost member reads wrong"
+        );
+        assert!(
+            m.clone().check_after_crash(0, None, false).is_err(),
+            "garbage on a member that is there"
+        );
+        assert_eq!(m.check_after_crash(0, None, true), Ok(true));
+        assert!(
+            m.check_read(0, None).is_ok(),
+            "the torn chunk stays unknown"
+        );
+        assert!(m.check_read(0, Some(2)).is_err());
+        m.issued(0, 1, 4);
+        m.acknowledged(0, 1, true);
+        assert!(m.check_read(0, None).is_err(), "rewritten: known again");
     }
 }

@@ -68,6 +68,12 @@ pub struct Options {
     /// waiting spare is activated and rebuilt with every member write of
     /// it a crash point. `None` in random runs.
     pub fail_at_op: Option<u32>,
+    /// Percent chance that a power loss of the whole array, its parity in
+    /// sync, also loses a member: it restarts dirty and degraded, which a
+    /// raid5 with a partial parity log survives and any other parity array
+    /// refuses (md's rule). Drawn from its own generator; drawn for PPL
+    /// seeds only.
+    pub loss_at_crash_percent: u64,
 }
 
 impl Options {
@@ -88,7 +94,15 @@ impl Options {
         let bitmap_chunk_kib = rng
             .chance(50)
             .then(|| [64, 128, 256][rng.below(3) as usize]);
-        Self {
+        // Drawn apart, so the other draws stay as they were.
+        let v090 = Rng::new(seed ^ 0x0090_5eed_0000_0090).chance(20);
+        // md's partial parity log: raid5 on 1.x without a bitmap (md allows
+        // neither 0.90 nor both); drawn apart too.
+        let ppl = level == 5
+            && !v090
+            && bitmap_chunk_kib.is_none()
+            && Rng::new(seed ^ 0x0991_5eed_0000_0005).chance(60);
+        let mut opts = Self {
             array: ArraySpec {
                 level,
                 raid_disks,
@@ -97,9 +111,9 @@ impl Options {
                 assume_clean: rng.chance(50),
                 member_bytes: 4 << 20,
                 external: false,
-                // Drawn apart, so the other draws stay as they were.
-                v090: Rng::new(seed ^ 0x0090_5eed_0000_0090).chance(20),
+                v090,
                 container_spares: 0,
+                ppl,
             },
             ops: rng.range(40, 160) as u32,
             write_percent: rng.range(30, 70),
@@ -120,7 +134,16 @@ impl Options {
             grow_percent: Rng::new(seed ^ 0x06c0_3e5e_ed00_0009).range(0, 4),
             replace_percent: Rng::new(seed ^ 0x07e9_1ace_ed00_000b).range(0, 6),
             fail_at_op: None,
+            loss_at_crash_percent: 0,
+        };
+        if ppl {
+            opts.loss_at_crash_percent = 50;
+            // md replaces no member of a PPL array; umd grows none here
+            // (docs/simulation.md, known gaps).
+            opts.replace_percent = 0;
+            opts.grow_percent = 0;
         }
+        opts
     }
 
     /// The options of `seed` with the array a DDF container subarray run by
@@ -134,6 +157,7 @@ impl Options {
         opts.array.external = true;
         opts.array.v090 = false;
         opts.array.bitmap_chunk_kib = None;
+        opts.array.ppl = false;
         // The container's global spares made with it, drawn apart so the
         // workload stays; the spare action (`spare_percent`, as drawn for
         // native seeds) gives the running container blank disks. The

@@ -11,7 +11,10 @@
 //! - a `check` pass finds parity (or mirrors) consistent after the resync;
 //! - the superblocks of the members in the array parse and agree;
 //! - a dirty degraded raid5/6 does not start (md's rule), and a cleanly
-//!   stopped array comes back clean.
+//!   stopped array comes back clean;
+//! - a raid5 with a partial parity log (PPL) that loses a member at the
+//!   power loss starts dirty and degraded anyway, its logs replayed, and
+//!   every durable sector reads back, the lost member's rebuilt from parity.
 
 use crate::disk::{LossMode, SimDisk};
 use crate::host::{SimHost, Stop};
@@ -23,6 +26,7 @@ use crate::rng::Rng;
 use crate::world::{self, Started};
 use umd_engine::array::SyncAction;
 use umd_engine::time::Duration;
+use umd_layout::geometry::Target;
 
 /// Steps the liveness phase may take before it is a failure.
 const LIVENESS_STEPS_MAX: u32 = 100_000;
@@ -97,6 +101,22 @@ pub struct Outcome {
     /// another role was missing or still rebuilding: too few members to
     /// assemble, a double fault md does not survive either.
     pub torn_superblock_stops: u32,
+    /// Runs of a raid5 with a partial parity log.
+    pub ppl_runs: u32,
+    /// PPL log units written (each a crash point before its stripe).
+    pub ppl_units: u64,
+    /// Members lost at a power loss of a whole array (`loss_at_crash_percent`).
+    pub members_lost_at_crash: u32,
+    /// Starts of a dirty PPL raid5 that replayed its logs.
+    pub ppl_dirty_starts: u32,
+    /// Of those, degraded (md's write hole, closed by the logs).
+    pub ppl_dirty_degraded_starts: u32,
+    /// Log entries replayed.
+    pub ppl_entries_replayed: u64,
+    /// Sectors of a member lost at a crash that read back as no write
+    /// they may hold: written since their last durable point, in a stripe
+    /// the crash tore, on the lost member (md's PPL cannot restore them).
+    pub torn_sectors_of_lost_members: u64,
 }
 
 impl Outcome {
@@ -129,6 +149,13 @@ impl Outcome {
         self.replacements_done += o.replacements_done;
         self.runs_090 += o.runs_090;
         self.torn_superblock_stops += o.torn_superblock_stops;
+        self.ppl_runs += o.ppl_runs;
+        self.ppl_units += o.ppl_units;
+        self.members_lost_at_crash += o.members_lost_at_crash;
+        self.ppl_dirty_starts += o.ppl_dirty_starts;
+        self.ppl_dirty_degraded_starts += o.ppl_dirty_degraded_starts;
+        self.ppl_entries_replayed += o.ppl_entries_replayed;
+        self.torn_sectors_of_lost_members += o.torn_sectors_of_lost_members;
     }
 }
 
@@ -155,6 +182,13 @@ struct Sim {
     growing: Option<Vec<usize>>,
     /// Draws the replace action, apart from `rng` (as `spare_rng`).
     replace_rng: Rng,
+    /// Draws the loss of a member at a power loss (PPL arrays), apart from
+    /// `rng` (as `spare_rng`).
+    ppl_rng: Rng,
+    /// Roles that some start since the last check found missing or still
+    /// recovering after replaying a PPL raid5's logs (see
+    /// `Model::check_after_crash`); a spare may have rebuilt them since.
+    lost_roles: Vec<u32>,
 }
 
 /// Run `seed` with the options it derives (`level` pins the level).
@@ -189,6 +223,7 @@ pub fn run(seed: u64, opts: &Options, crash_after: Option<u64>) -> Result<Outcom
         out: Outcome {
             runs_090: u32::from(opts.array.v090),
             runs_with_container_spares: u32::from(opts.array.container_spares > 0),
+            ppl_runs: u32::from(opts.array.ppl),
             ..Outcome::default()
         },
         faulted: Vec::new(),
@@ -198,6 +233,9 @@ pub fn run(seed: u64, opts: &Options, crash_after: Option<u64>) -> Result<Outcom
         grow_rng: Rng::new(seed ^ 0x06c0_3e00_0000_9a0d),
         growing: None,
         replace_rng: Rng::new(seed ^ 0x07e9_1ace_0000_0b0d),
+        // Each enumerated crash point loses its own member.
+        ppl_rng: Rng::new(seed ^ 0x0991_1057_0000_0c0d ^ crash_after.unwrap_or(0)),
+        lost_roles: Vec::new(),
     };
     sim.arm();
     for _ in 0..opts.ops {
@@ -245,6 +283,10 @@ impl Sim {
         self.host.metadata_write_failures = 0;
         self.out.replacements_done += self.host.replacements_done;
         self.host.replacements_done = 0;
+        if let Some(p) = self.host.ppl.as_mut() {
+            self.out.ppl_units += p.units;
+            p.units = 0;
+        }
         if self.out.crash_points == 0 {
             self.out.crash_points = writes;
         }
@@ -302,6 +344,9 @@ impl Sim {
     /// Trace an operation, and crash after it when the seed says or it
     /// reached the crash point.
     fn after_step(&mut self, roll: u64, result: Result<(), Stop>) -> Result<bool, String> {
+        if let Some(why) = self.host.ppl_refused.take() {
+            return Err(format!("a write could not be logged: {why}"));
+        }
         if std::env::var_os("UMD_SIM_TRACE").is_some() {
             eprintln!(
                 "op {} roll {roll} -> {result:?} writes {} state {:?} sync {:?} degraded {}",
@@ -716,6 +761,7 @@ impl Sim {
                     disks[i].reappear();
                 }
             }
+            self.lose_at_crash(&mut disks);
             self.crash_after = None;
             let Some(disks) = self.resume_grow(disks)? else {
                 return Ok(false);
@@ -731,6 +777,7 @@ impl Sim {
                     return Ok(false);
                 }
             }
+            self.count_replay();
             self.model.grow(self.host.array_sectors);
             self.arm();
             match self.liveness() {
@@ -741,6 +788,49 @@ impl Sim {
         }
         self.check_all(true)?;
         Ok(true)
+    }
+
+    /// An array that was whole, its parity in sync, may lose a member at
+    /// the power loss (`loss_at_crash_percent`, drawn from `ppl_rng`): it
+    /// restarts dirty and degraded, md's write hole, which only a partial
+    /// parity log closes. The member's disk vanishes after the crash's
+    /// cache losses.
+    fn lose_at_crash(&mut self, disks: &mut [SimDisk]) {
+        let host = &self.host;
+        let whole = host.array.degraded() == 0
+            && self.faulted.is_empty()
+            && host.array.sync_position() == u64::MAX
+            && host.in_sync_members().len() == host.array.raid_disks() as usize;
+        if !whole || !self.ppl_rng.chance(self.opts.loss_at_crash_percent) {
+            return;
+        }
+        let members = host.role_members();
+        let member = members[self.ppl_rng.below(members.len() as u64) as usize];
+        if std::env::var_os("UMD_SIM_TRACE").is_some() {
+            eprintln!("crash: member {member} lost");
+        }
+        disks[member].vanish();
+        self.faulted.push(member);
+        self.out.faults += 1;
+        self.out.members_lost_at_crash += 1;
+    }
+
+    /// Count what the start's log replay did, and note the roles it found
+    /// missing or still recovering: their torn chunks may be lost.
+    fn count_replay(&mut self) {
+        let degraded = self.host.array.degraded() > 0;
+        let Some(p) = self.host.ppl().filter(|p| p.replayed_dirty) else {
+            return;
+        };
+        self.out.ppl_dirty_starts += 1;
+        self.out.ppl_dirty_degraded_starts += u32::from(degraded);
+        self.out.ppl_entries_replayed += p.replayed.entries as u64;
+        for r in 0..self.host.array.raid_disks() {
+            let in_sync = matches!(self.host.member_map.role(r), Some((_, None)));
+            if !in_sync && !self.lost_roles.contains(&r) {
+                self.lost_roles.push(r);
+            }
+        }
     }
 
     /// Every sync the array needs runs to its end; then a `check` pass
@@ -821,6 +911,9 @@ impl Sim {
     fn check_all(&mut self, after_crash: bool) -> Result<(), String> {
         let total = self.host.array_sectors;
         let step = 256u64;
+        // Anywhere but on these roles a torn stripe is a bug.
+        let lost = std::mem::take(&mut self.lost_roles);
+        let mut copies = Vec::new();
         let mut at = 0;
         while at < total {
             let len = step.min(total - at);
@@ -832,7 +925,13 @@ impl Sim {
                 let sector = at + i as u64;
                 let got = identify(sector, s);
                 if after_crash {
-                    self.model.check_after_crash(sector, got)?;
+                    let on_lost = !lost.is_empty()
+                        && {
+                            let e = self.host.geometry.locate(sector, &mut copies);
+                            matches!(e.target, Target::Striped { data, .. } if lost.contains(&data.role))
+                        };
+                    let torn = self.model.check_after_crash(sector, got, on_lost)?;
+                    self.out.torn_sectors_of_lost_members += u64::from(torn);
                 } else {
                     self.model.check_read(sector, got)?;
                 }

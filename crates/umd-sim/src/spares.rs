@@ -119,6 +119,11 @@ impl SimHost {
         };
         let role = hot_add(native, &mut self.array, &roster, new)
             .map_err(|e| Stop::Failed(format!("add {name}: {e}")))?;
+        // A PPL raid5 logs onto it in the area its new superblock announces.
+        let area = native.ppl_area(member);
+        if let Some(ppl) = self.ppl.as_mut() {
+            ppl.set_area(member, area);
+        }
         self.drain_events();
         Ok(role)
     }

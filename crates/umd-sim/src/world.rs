@@ -12,15 +12,17 @@ use crate::disk::SimDisk;
 use crate::host::{HostParts, SimHost};
 use crate::manager::SimManager;
 use crate::members::Members;
+use crate::ppl;
 use crate::rng::Rng;
 use umd_engine::array::{Array, MetadataKind, Ro};
 use umd_engine::assemble::Assembly;
 use umd_engine::create::ddf::{plan_ddf_create, DdfCreateSpec, DdfMember};
 use umd_engine::create::{plan_create, CreateSpec, MemberWrite};
 use umd_engine::native::NativeMetadata;
+use umd_engine::ppl::start::{open_logs, PplArea, PplStart};
 use umd_engine::{assemble, start, AssembleError, AssembleOptions, Candidate};
 use umd_formats::ddf::{Ddf, PD_STATE_FAILED, PD_STATE_MISSING};
-use umd_formats::info::SlotState;
+use umd_formats::info::{RosterEntry, SlotState};
 use umd_formats::probe::{probe, Metadata, ProbeError};
 
 /// The shape of a simulated array.
@@ -49,6 +51,10 @@ pub struct ArraySpec {
     /// lost its member (`umd create -l container` on every disk, then the
     /// subarray on the first `raid_disks`).
     pub container_spares: u32,
+    /// A partial parity log (md's `consistency_policy` `ppl`; native 1.2
+    /// raid5 without a bitmap): a dirty and degraded start replays it
+    /// instead of being refused.
+    pub ppl: bool,
 }
 
 /// What DDF keeps at the end of every member for its metadata (the data
@@ -86,7 +92,7 @@ pub fn create(spec: &ArraySpec, rng: &mut Rng) -> Result<Vec<SimDisk>, String> {
         metadata: if spec.v090 { "0.90" } else { "1.2" }.into(),
         bitmap: spec.bitmap_chunk_kib.is_some(),
         bitmap_chunk_kib: spec.bitmap_chunk_kib,
-        ppl: false,
+        ppl: spec.ppl,
         name: "sim".into(),
         assume_clean: spec.assume_clean,
         member_bytes: vec![Some(spec.member_bytes as u64); n],
@@ -248,7 +254,7 @@ fn candidates(disks: &[SimDisk], names: &[String]) -> Probed {
 
 /// Start the array the disks hold. A member assembly calls stale is left
 /// out, as mdadm leaves out-of-date members out of an assembly.
-pub fn start(disks: Vec<SimDisk>, rng: &mut Rng, force: bool) -> Result<Started, String> {
+pub fn start(mut disks: Vec<SimDisk>, rng: &mut Rng, force: bool) -> Result<Started, String> {
     let names = member_names(disks.len());
     let Probed {
         mut cands,
@@ -268,7 +274,7 @@ pub fn start(disks: Vec<SimDisk>, rng: &mut Rng, force: bool) -> Result<Started,
         .iter()
         .flatten()
         .any(|m| matches!(m, Metadata::Ddf(_)));
-    let assembly = loop {
+    let mut assembly = loop {
         match assemble(&cands, &AssembleOptions::default()) {
             Ok(a) => break a,
             Err(AssembleError::Stale { member, .. }) => {
@@ -296,7 +302,20 @@ pub fn start(disks: Vec<SimDisk>, rng: &mut Rng, force: bool) -> Result<Started,
             assembly.warnings
         );
     }
-    if let Some(why) = start::dirty_degraded_refusal(&assembly).filter(|_| !force) {
+    // A PPL raid5 replays its logs first (as `umd run`): a dirty and
+    // degraded one then starts, its logged stripes made consistent.
+    let areas = metadata
+        .iter()
+        .map(|m| m.as_ref().and_then(PplArea::of))
+        .collect();
+    let logs = open_logs(&mut assembly, areas, &mut ppl::Disks(&mut disks))?;
+    if std::env::var_os("UMD_SIM_TRACE").is_some() {
+        if let Some(l) = &logs {
+            eprintln!("start: ppl dirty {} {:?}", l.replayed_dirty, l.replayed);
+        }
+    }
+    let refusal = start::dirty_degraded_refusal(&assembly).filter(|_| !force && logs.is_none());
+    if let Some(why) = refusal {
         return Ok(Started::Refused { why, disks });
     }
     let fresh = cands
@@ -344,7 +363,14 @@ pub fn start(disks: Vec<SimDisk>, rng: &mut Rng, force: bool) -> Result<Started,
         bitmap_config,
     );
     let keeper = Keeper::Native(Box::new(native));
-    run_host(disks, names, &assembly, Array::new(config), keeper, rng)
+    run_host(
+        disks,
+        names,
+        &assembly,
+        Array::new(config),
+        (keeper, logs),
+        rng,
+    )
 }
 
 /// Who keeps the metadata of a started array.
@@ -361,7 +387,7 @@ fn run_host(
     names: Vec<String>,
     assembly: &Assembly,
     array: Array,
-    keeper: Keeper,
+    (keeper, ppl): (Keeper, Option<PplStart>),
     rng: &mut Rng,
 ) -> Result<Started, String> {
     let role_members = assembly.role_members();
@@ -380,6 +406,7 @@ fn run_host(
         native,
         start,
         manager,
+        ppl,
     };
     SimHost::start(parts, rng.fork())
         .map(|h| Started::Running(Box::new(h)))
@@ -417,7 +444,8 @@ fn start_external(
         })
         .collect();
     let manager = SimManager::load(devices, 0, engine_members, spares)?;
-    run_host(disks, names, assembly, array, Keeper::Manager(manager), rng)
+    let keeper = (Keeper::Manager(manager), None);
+    run_host(disks, names, assembly, array, keeper, rng)
 }
 
 /// The container's global spares among the disks the assembly did not take:
@@ -487,7 +515,7 @@ pub fn check_metadata_agrees(disks: &[SimDisk], role_members: &[usize]) -> Resul
         if a.uuid != b.uuid
             || a.events != b.events
             || a.resync_offset_sectors != b.resync_offset_sectors
-            || a.roster != b.roster
+            || in_array(&a.roster) != in_array(&b.roster)
         {
             return Err(format!(
                 "superblocks disagree: member {} events {} resync {:#x} roster {:?}, member {} events {} resync {:#x} roster {:?}",
@@ -496,6 +524,18 @@ pub fn check_metadata_agrees(disks: &[SimDisk], role_members: &[usize]) -> Resul
         }
     }
     Ok(())
+}
+
+/// The roster entries of devices in the array. A device recorded faulty
+/// and one a superblock does not list at all are equally out: md sizes
+/// each 1.x roster by that superblock's own `max_dev`, so a member caught
+/// up from an older superblock may not list a device the others record
+/// faulty (a replacement whose own superblock a power loss dropped).
+fn in_array(roster: &[RosterEntry]) -> Vec<&RosterEntry> {
+    roster
+        .iter()
+        .filter(|r| r.slot != SlotState::Faulty)
+        .collect()
 }
 
 /// Whether the freshest superblock among the present disks records member

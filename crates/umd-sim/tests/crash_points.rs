@@ -5,11 +5,12 @@
 //! crash points too; DDF has no internal bitmap); every crash is followed
 //! by a restart from the disks, the resync, and the checks. A rebuild is
 //! enumerated too: a DDF subarray's member fails by hand and the manager
-//! rebuilds it onto the container's global spare.
+//! rebuilds it onto the container's global spare. And a raid5 with a
+//! partial parity log loses a member at every crash point.
 
 use umd_sim::{
-    enumerate_crash_points, enumeration_options, external_enumeration_options, run,
-    spare_enumeration_options,
+    crash_points, enumerate_crash_points, enumeration_options, external_enumeration_options,
+    ppl_enumeration_options, run, spare_enumeration_options, Outcome,
 };
 
 /// Seeds enumerated per level and bitmap setting.
@@ -138,4 +139,56 @@ fn raid5_external_every_crash_point() {
 #[test]
 fn raid6_external_every_crash_point() {
     enumerate_external(6, &[1]);
+}
+
+/// Operations in each enumerated PPL workload.
+pub const PPL_OPS: u32 = 30;
+
+/// md's write hole, closed: a raid5 with a partial parity log loses a
+/// member at every crash point (each point its own member), so every
+/// restart is dirty and degraded. It must start without `--force`, replay
+/// its logs, and read back every durable sector, the lost member's rebuilt
+/// from the replayed parity. The same crashes without a log are refused,
+/// as md refuses them.
+#[test]
+fn raid5_ppl_every_crash_point_with_a_member_lost() {
+    let mut total = Outcome::default();
+    for seed in 0..SEEDS {
+        let opts = ppl_enumeration_options(seed, PPL_OPS);
+        let points = crash_points(seed, &opts).expect("the workload passes without a crash");
+        for k in 1..=points {
+            match run(seed, &opts, Some(k)) {
+                Ok(o) => total.add(&o),
+                Err(e) => panic!(
+                    "raid5 ppl seed {seed}, crash after member write {k}: {e}\n  replay: cargo run \
+                     -p umd-sim --profile sim -- --crash-points {seed} --ppl true --ops {PPL_OPS}"
+                ),
+            }
+        }
+    }
+    assert!(
+        total.ppl_dirty_degraded_starts > 100 && total.ppl_entries_replayed > 100,
+        "too few dirty degraded starts replayed: {total:?}"
+    );
+    assert_eq!(
+        total.refused_starts, 0,
+        "a PPL start was refused: {total:?}"
+    );
+    println!(
+        "{} crash points: {} dirty degraded starts, {} entries replayed, {} torn sectors of lost members",
+        total.crashes,
+        total.ppl_dirty_degraded_starts,
+        total.ppl_entries_replayed,
+        total.torn_sectors_of_lost_members
+    );
+    let mut without = ppl_enumeration_options(0, PPL_OPS);
+    without.array.ppl = false;
+    let points = crash_points(0, &without).expect("the workload passes without a crash");
+    let refused = (1..=points)
+        .filter(|&k| run(0, &without, Some(k)).is_ok_and(|o| o.refused_starts > 0))
+        .count();
+    assert!(
+        refused as u64 > points / 2,
+        "without a log, only {refused} of {points} dirty degraded starts were refused"
+    );
 }

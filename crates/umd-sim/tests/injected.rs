@@ -2,8 +2,8 @@
 //! ordering rule is broken on purpose, and the simulator must find a
 //! failing run within the budget of `cargo test`: the seeds of
 //! `tests/seeds.rs`, then the crash points `tests/crash_points.rs`
-//! enumerates (native, then external metadata; for the external rule,
-//! external first). Without a feature this file tests nothing.
+//! enumerates (native, PPL last, then external metadata; for the external
+//! rule, external first). Without a feature this file tests nothing.
 //!
 //! ```text
 //! cargo test -p umd-sim --profile sim --features inject-early-flush-ack --test injected -- --nocapture
@@ -14,7 +14,8 @@
     feature = "inject-write-before-dirty",
     feature = "inject-early-bitmap-clear",
     feature = "inject-grow-before-sync",
-    feature = "inject-ack-before-metadata"
+    feature = "inject-ack-before-metadata",
+    feature = "inject-ppl-late-log"
 ))]
 #[test]
 fn the_injected_bug_is_found_within_the_budget() {
@@ -36,7 +37,8 @@ fn the_injected_bug_is_found_within_the_budget() {
     feature = "inject-write-before-dirty",
     feature = "inject-early-bitmap-clear",
     feature = "inject-grow-before-sync",
-    feature = "inject-ack-before-metadata"
+    feature = "inject-ack-before-metadata",
+    feature = "inject-ppl-late-log"
 ))]
 fn first_failure(external: bool) -> Option<String> {
     let (seeds, kind) = if external {
@@ -80,6 +82,12 @@ fn first_failure(external: bool) -> Option<String> {
                     ));
                 }
             }
+        }
+    }
+    for seed in 0..3u64 {
+        let opts = umd_sim::ppl_enumeration_options(seed, 30);
+        if let Err(e) = umd_sim::enumerate_crash_points(seed, &opts) {
+            return Some(format!("crash points raid5 ppl seed {seed}: {e}"));
         }
     }
     None

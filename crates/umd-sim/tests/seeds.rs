@@ -1,7 +1,8 @@
 //! The seed budget of `cargo test`: a few hundred seeded runs across
 //! raid1, raid5 and raid6, each with its own swarm of options (shape,
 //! bitmap, 1.2 or 0.90 superblocks, operation mix, faults, crashes, spares,
-//! hot replaces, a grow). The same levels again with
+//! hot replaces, a grow; raid5 with a partial parity log, which may lose a
+//! member at a crash). The same levels again with
 //! external metadata: a DDF container subarray (created as `umd create
 //! --metadata ddf` creates it) run by the simulated manager, which runs
 //! `umd mon`'s own decision code and DDF handler; fewer seeds, as each
@@ -86,6 +87,16 @@ fn raid5_seeds() {
     assert!(
         o.refused_starts > 0,
         "dirty degraded starts never met: {o:?}"
+    );
+    // Seeds with a partial parity log lost members at crashes and started
+    // dirty and degraded anyway, their logs replayed.
+    assert!(
+        o.ppl_runs > 0 && o.members_lost_at_crash > 0 && o.ppl_entries_replayed > 0,
+        "no PPL raid5 lost a member at a crash: {o:?}"
+    );
+    assert!(
+        o.ppl_dirty_degraded_starts > 0,
+        "no PPL raid5 started dirty and degraded: {o:?}"
     );
 }
 

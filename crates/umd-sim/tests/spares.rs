@@ -25,6 +25,7 @@ fn raid5() -> ArraySpec {
         external: false,
         v090: false,
         container_spares: 0,
+        ppl: false,
     }
 }
 

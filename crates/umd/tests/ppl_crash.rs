@@ -48,6 +48,17 @@ fn assert_untouched_chunks(got: &[u8], before: &[u8], what: &str) {
     }
 }
 
+/// A `check` pass finds every stripe's parity right.
+fn assert_parity_checks_clean(run: &Running) {
+    run.set("sync_action", "check").expect("start a check");
+    run.wait_idle(TIMEOUT);
+    assert_eq!(
+        run.get("mismatch_cnt"),
+        "0",
+        "parity disagrees after replay"
+    );
+}
+
 fn copy_members(members: &[PathBuf], dir: &Path) -> Vec<PathBuf> {
     members
         .iter()
@@ -115,13 +126,7 @@ fn ppl_raid5_survives_kill9_and_a_missing_member() {
         "none",
         "replay leaves nothing to resync"
     );
-    run.set("sync_action", "check").expect("start a check");
-    run.wait_idle(TIMEOUT);
-    assert_eq!(
-        run.get("mismatch_cnt"),
-        "0",
-        "parity disagrees after replay"
-    );
+    assert_parity_checks_clean(&run);
     let got = read_all(&run, dir.path(), "after.bin");
     assert_untouched_chunks(&got, &before, "after replay");
     run.stop();
@@ -180,12 +185,6 @@ fn a_spare_added_to_a_running_ppl_raid5_takes_its_log() {
         log.contains("entries replayed, 0 mismatches"),
         "the logs were not replayed cleanly:\n{log}"
     );
-    run.set("sync_action", "check").expect("start a check");
-    run.wait_idle(TIMEOUT);
-    assert_eq!(
-        run.get("mismatch_cnt"),
-        "0",
-        "parity disagrees after replay"
-    );
+    assert_parity_checks_clean(&run);
     run.stop();
 }

@@ -15,11 +15,12 @@
 //! What is trusted: a member's newest unit (md's walk from the area start),
 //! only if its header checksum and signature match; an entry only if its
 //! partial parity matches its checksum, and only when every data chunk it
-//! modified is present and in sync. Anything else is counted as a mismatch
+//! modified is present and in sync there (a recovering member counts below
+//! its checkpoint, as md counts it). Anything else is counted as a mismatch
 //! and reported, naming the member and byte offset; the array then stays
 //! dirty so the usual resync runs where it can.
 
-use super::plan_replay;
+use super::{plan_replay, ReplayData};
 use crate::assemble::{ActiveMember, Assembly};
 use umd_formats::ppl::{crc32c, scan, signature, PplHeader, PPL_HEADER_BYTES};
 use umd_formats::probe::Metadata;
@@ -165,6 +166,9 @@ pub fn open_logs(
     }))
 }
 
+#[cfg(test)]
+mod tests;
+
 fn io_error(m: &LogMember<'_>, e: impl std::fmt::Display) -> String {
     format!("{}: partial parity log: {e}", m.member.name)
 }
@@ -222,12 +226,18 @@ fn replay_member(
                 continue;
             }
         };
-        let source = |role: u32| {
-            members
-                .iter()
-                .find(|m| m.role == role && m.member.recovery_offset_sectors.is_none())
+        // A chunk is read from its member if the member is in sync, or
+        // still recovering but already past the chunk's rows (md reads a
+        // recovering member below its checkpoint too).
+        let source = |d: &ReplayData| {
+            members.iter().find(|m| {
+                m.role == d.at.role
+                    && m.member
+                        .recovery_offset_sectors
+                        .is_none_or(|r| d.at.dev_sector + d.rows <= r)
+            })
         };
-        if plan.data.iter().any(|d| source(d.at.role).is_none()) {
+        if plan.data.iter().any(|d| source(d).is_none()) {
             out.notes.push(format!(
                 "{name}: PPL entry {i} at byte {entry_at}: a modified chunk's member is missing; its stripe is not replayed"
             ));
@@ -235,7 +245,7 @@ fn replay_member(
         }
         let mut data = Vec::with_capacity(plan.data.len());
         for d in &plan.data {
-            let m = source(d.at.role).ok_or("checked above")?;
+            let m = source(d).ok_or("checked above")?;
             let mut buf = vec![0u8; d.rows as usize * 512];
             let at = (m.member.data_offset_sectors + d.at.dev_sector) * 512;
             disks

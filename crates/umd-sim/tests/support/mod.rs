@@ -44,5 +44,6 @@ pub(crate) fn spec(level: i32, raid_disks: u32, member_bytes: usize) -> ArraySpe
         external: false,
         v090: false,
         container_spares: 0,
+        ppl: false,
     }
 }
