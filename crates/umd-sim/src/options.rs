@@ -138,10 +138,8 @@ impl Options {
         };
         if ppl {
             opts.loss_at_crash_percent = 50;
-            // md replaces no member of a PPL array; umd grows none here
-            // (docs/simulation.md, known gaps).
+            // md replaces no member of a PPL array.
             opts.replace_percent = 0;
-            opts.grow_percent = 0;
         }
         opts
     }
